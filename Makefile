@@ -1,0 +1,43 @@
+# Two commands for a newcomer: `make run` (demo on an embedded SQLite file) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test lint typecheck pytest bench migrations clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tracker needs Python 3.11 or newer")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/tracker migrate
+	$(BIN)/tracker demo --if-empty
+	$(BIN)/tracker serve
+
+lint: install
+	$(BIN)/ruff check tracker notifications tests
+	$(BIN)/ruff format --check tracker notifications tests
+
+typecheck: install
+	$(BIN)/mypy tracker notifications tests
+
+pytest: install
+	$(BIN)/python -m pytest
+
+test: lint typecheck pytest
+
+bench: install
+	$(BIN)/python -m tracker.bench
+
+# Regenerate migrations after a model change (commit the result).
+migrations: install
+	$(BIN)/tortoise makemigrations
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

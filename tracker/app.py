@@ -1,0 +1,96 @@
+"""The composition root: the only module that wires settings, database, web layer and scheduler."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from tortoise import Tortoise
+
+import tracker
+from tracker.clock import Clock, utc_now
+from tracker.db.config import tortoise_config
+from tracker.logs import RequestLogging
+from tracker.services.jobs import JobService
+from tracker.services.keys import Role
+from tracker.settings import Settings
+from tracker.web.auth import PUBLIC, ApiKeyMiddleware, requires
+from tracker.web.controllers.accounts import AccountController, ContactController
+from tracker.web.controllers.health import live, ready
+from tracker.web.controllers.jobs import JobController
+from tracker.web.controllers.keys import KeyController
+from tracker.web.controllers.workflows import WorkflowController
+from tracker.web.deps import DEPENDENCIES
+from tracker.web.problems import EXCEPTION_HANDLERS
+
+DOCS_PATH = "/schema"
+
+
+@asynccontextmanager
+async def database(app: Litestar) -> AsyncIterator[None]:
+    """Open the database for the app's whole life (global fallback: handlers run in other tasks)."""
+    settings: Settings = app.state.settings
+    await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
+    try:
+        yield
+    finally:
+        await Tortoise.close_connections()
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> Litestar:
+    settings = settings or Settings.from_env(os.environ)
+    metrics_public = settings.metrics_public
+
+    class MetricsController(PrometheusController):
+        opt = {PUBLIC: metrics_public}
+        guards = [] if metrics_public else [requires(Role.ADMIN)]
+        include_in_schema = False
+
+    auth = DefineMiddleware(
+        ApiKeyMiddleware,
+        exclude=[f"^{DOCS_PATH}"] if settings.api_docs_public else None,
+        exclude_from_auth_key=PUBLIC,
+        exclude_http_methods=["OPTIONS"],
+    )
+    app = Litestar(
+        route_handlers=[
+            live,
+            ready,
+            MetricsController,
+            WorkflowController,
+            AccountController,
+            ContactController,
+            JobController,
+            KeyController,
+        ],
+        dependencies=DEPENDENCIES,
+        middleware=[PrometheusConfig(app_name="tracker", group_path=True).middleware, auth],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.max_body_bytes,
+        lifespan=[database],
+        state=State({"settings": settings, "clock": clock, "job_service": JobService()}),
+        logging_config=None,
+        openapi_config=OpenAPIConfig(
+            title="tracker",
+            version=tracker.__version__,
+            description="Staff and integrator API of tracker: jobs, their stages, costs and estimates.",
+            path=DOCS_PATH,
+            render_plugins=[ScalarRenderPlugin()],
+            components=Components(
+                security_schemes={
+                    "apiKey": SecurityScheme(type="http", scheme="bearer", description="tracker API key")
+                }
+            ),
+            security=[{"apiKey": []}],
+        ),
+    )
+    app.asgi_handler = RequestLogging(app.asgi_handler)
+    return app

@@ -1,0 +1,160 @@
+"""The `tracker` command: serve, migrate, demo, keys (and the estimation commands)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import click
+
+from tracker.clock import utc_now
+from tracker.settings import Settings, SettingsError
+
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env(os.environ)
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+@click.group()
+def main() -> None:
+    """tracker: keeps customers informed about long-running work."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to listen on (default: TRACKER_HOST).")
+@click.option("--port", type=int, default=None, help="Port (default: TRACKER_PORT).")
+def serve(host: str | None, port: int | None) -> None:
+    """Serve the API (and, later, the customer pages) until stopped; SIGTERM drains requests first."""
+    import uvicorn
+
+    from tracker.app import create_app
+    from tracker.logs import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level, as_json=settings.log_json)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
+        proxy_headers=True,
+    )
+
+
+@main.command()
+def migrate() -> None:
+    """Apply the database migrations."""
+    from tracker.db.session import apply_migrations
+
+    _run(apply_migrations(_settings()))
+    click.echo("database is up to date")
+
+
+@main.command()
+@click.option("--if-empty", is_flag=True, help="Seed only when the database holds no workflow yet.")
+def demo(if_empty: bool) -> None:
+    """Seed the demo shop and print a fresh staff API key for it."""
+    from tracker import demo as demo_data
+    from tracker.db.session import open_database
+    from tracker.services import keys
+    from tracker.services.jobs import JobService
+
+    settings = _settings()
+
+    async def seed() -> str:
+        async with open_database(settings):
+            now = utc_now()
+            if not (if_empty and await demo_data.is_seeded()):
+                count = await demo_data.seed(JobService(), now=now)
+                click.echo(f"demo seeded: {count} jobs")
+            for old in await keys.list_keys():
+                if old.name == "demo" and old.revoked_at is None:
+                    await keys.revoke_key(old.id, now=now)
+            return (await keys.create_key("demo", "staff", now=now)).secret
+
+    secret = _run(seed())
+    base = settings.public_base_url.rstrip("/")
+    click.echo(
+        f"\n  staff API key (shown once): {secret}\n  API docs: {base}/schema\n"
+        f"  try: curl -H 'Authorization: Bearer {secret}' {base}/jobs\n"
+    )
+
+
+@main.group()
+def keys() -> None:
+    """Create, list and revoke API keys."""
+
+
+@keys.command("create")
+@click.option("--role", type=click.Choice(["admin", "staff", "integrator"]), required=True)
+@click.option("--name", required=True, help="Who or what uses the key.")
+def keys_create(role: str, name: str) -> None:
+    """Create a key; it is printed once and stored only as a hash."""
+    from tracker.db.session import open_database
+    from tracker.domain.errors import InvalidInput
+    from tracker.services import keys as key_service
+
+    async def create() -> key_service.IssuedKey:
+        async with open_database(_settings()):
+            return await key_service.create_key(name, role, now=utc_now())
+
+    try:
+        issued = _run(create())
+    except InvalidInput as error:
+        raise click.ClickException(error.detail) from None
+    click.echo(f"created key {issued.record.id} ({role}, {issued.record.name}); it is shown only now:")
+    click.echo(issued.secret)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List keys (never the keys themselves)."""
+    from tracker.db.session import open_database
+    from tracker.services import keys as key_service
+
+    async def fetch() -> list[Any]:
+        async with open_database(_settings()):
+            return await key_service.list_keys()
+
+    rows = _run(fetch())
+    click.echo(f"{'ID':>4}  {'ROLE':<10}  {'PREFIX':<12}  {'STATE':<8}  NAME")
+    for row in rows:
+        state = "revoked" if row.revoked_at else "active"
+        click.echo(f"{row.id:>4}  {row.role:<10}  {row.prefix:<12}  {state:<8}  {row.name}")
+
+
+@keys.command("revoke")
+@click.argument("key_id", type=int)
+def keys_revoke(key_id: int) -> None:
+    """Revoke a key by its id; requests with it fail from now on."""
+    from tracker.db.session import open_database
+    from tracker.domain.errors import NotFound
+    from tracker.services import keys as key_service
+
+    async def revoke() -> None:
+        async with open_database(_settings()):
+            await key_service.revoke_key(key_id, now=utc_now())
+
+    try:
+        _run(revoke())
+    except NotFound as error:
+        raise click.ClickException(error.detail) from None
+    click.echo(f"revoked key {key_id}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""Tortoise models: the persistence edge. Rules live in `tracker.domain`, not here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise import fields
+from tortoise.indexes import Index
+from tortoise.models import Model
+
+
+class ApiKey(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=100)
+    role = fields.CharField(max_length=16)
+    prefix = fields.CharField(max_length=16, unique=True)
+    secret_hash = fields.CharField(max_length=64)
+    created_at = fields.DatetimeField()
+    revoked_at = fields.DatetimeField(null=True)
+    last_used_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "api_key"
+
+
+class Workflow(Model):
+    """One version of a workflow. Editing a workflow adds a version and running jobs keep theirs."""
+
+    id = fields.IntField(primary_key=True)
+    key = fields.CharField(max_length=63)
+    version = fields.IntField()
+    name = fields.CharField(max_length=200)
+    currency = fields.CharField(max_length=3)
+    """Currency of the planned stage costs and of every job on this workflow."""
+    is_current = fields.BooleanField()
+    archived = fields.BooleanField(default=False)
+    calendar: fields.JSONField[Any] = fields.JSONField(null=True)
+    created_at = fields.DatetimeField()
+
+    stages: fields.ReverseRelation[Stage]
+
+    class Meta:
+        table = "workflow"
+        unique_together = (("key", "version"),)
+        indexes = (Index(fields=("key", "is_current")),)
+
+
+class Stage(Model):
+    id = fields.IntField(primary_key=True)
+    workflow: fields.ForeignKeyRelation[Workflow] = fields.ForeignKeyField(
+        "tracker.Workflow", related_name="stages", on_delete=fields.CASCADE
+    )
+    workflow_id: int
+    position = fields.IntField()
+    key = fields.CharField(max_length=63)
+    labels: fields.JSONField[dict[str, str]] = fields.JSONField()
+    optimistic_hours = fields.DecimalField(max_digits=10, decimal_places=2)
+    most_likely_hours = fields.DecimalField(max_digits=10, decimal_places=2)
+    pessimistic_hours = fields.DecimalField(max_digits=10, decimal_places=2)
+    planned_cost = fields.DecimalField(max_digits=18, decimal_places=4)
+    capacity = fields.IntField(null=True)
+    customer_visible = fields.BooleanField()
+
+    class Meta:
+        table = "stage"
+        unique_together = (("workflow", "key"), ("workflow", "position"))
+
+
+class Account(Model):
+    id = fields.IntField(primary_key=True)
+    kind = fields.CharField(max_length=16)
+    name = fields.CharField(max_length=200)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    contacts: fields.ReverseRelation[Contact]
+
+    class Meta:
+        table = "account"
+
+
+class Contact(Model):
+    id = fields.IntField(primary_key=True)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "tracker.Account", related_name="contacts", on_delete=fields.CASCADE
+    )
+    account_id: int
+    name = fields.CharField(max_length=200)
+    email = fields.CharField(max_length=254)
+    locale = fields.CharField(max_length=16)
+    time_zone = fields.CharField(max_length=64)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "contact"
+
+
+class Job(Model):
+    id = fields.IntField(primary_key=True)
+    reference = fields.CharField(max_length=64, unique=True)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "tracker.Account", related_name="jobs", on_delete=fields.RESTRICT
+    )
+    workflow: fields.ForeignKeyRelation[Workflow] = fields.ForeignKeyField(
+        "tracker.Workflow", related_name="jobs", on_delete=fields.RESTRICT
+    )
+    account_id: int
+    workflow_id: int
+    title = fields.CharField(max_length=300)
+    title_search = fields.CharField(max_length=400)
+    """Lower-cased reference and title, for case-insensitive search on every database."""
+    quote_amount = fields.DecimalField(max_digits=18, decimal_places=4)
+    currency = fields.CharField(max_length=3)
+    promised_on = fields.DateField(null=True)
+    status = fields.CharField(max_length=16)
+    stage_key = fields.CharField(max_length=63)
+    stage_entered_at = fields.DatetimeField()
+    version = fields.IntField()
+    public_token = fields.CharField(max_length=64, unique=True)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+    closed_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "job"
+        indexes = (
+            Index(fields=("status", "id")),
+            Index(fields=("stage_key", "id")),
+            Index(fields=("account_id", "id")),
+            Index(fields=("promised_on", "id")),
+            Index(fields=("updated_at", "id")),
+        )
+
+
+class StageVisit(Model):
+    id = fields.IntField(primary_key=True)
+    job: fields.ForeignKeyRelation[Job] = fields.ForeignKeyField(
+        "tracker.Job", related_name="visits", on_delete=fields.CASCADE
+    )
+    job_id: int
+    stage_key = fields.CharField(max_length=63)
+    entered_at = fields.DatetimeField()
+    left_at = fields.DatetimeField(null=True)
+    entered_by = fields.CharField(max_length=100)
+    left_by = fields.CharField(max_length=100, null=True)
+
+    class Meta:
+        table = "stage_visit"
+        indexes = (Index(fields=("job_id", "entered_at")), Index(fields=("stage_key", "left_at")))
+
+
+class CostEntry(Model):
+    id = fields.IntField(primary_key=True)
+    job: fields.ForeignKeyRelation[Job] = fields.ForeignKeyField(
+        "tracker.Job", related_name="costs", on_delete=fields.CASCADE
+    )
+    job_id: int
+    kind = fields.CharField(max_length=16)
+    amount = fields.DecimalField(max_digits=18, decimal_places=4)
+    currency = fields.CharField(max_length=3)
+    stage_key = fields.CharField(max_length=63)
+    note = fields.CharField(max_length=1000)
+    created_at = fields.DatetimeField()
+    created_by = fields.CharField(max_length=100)
+
+    class Meta:
+        table = "cost_entry"
+        indexes = (Index(fields=("job_id", "id")),)
+
+
+class Note(Model):
+    id = fields.IntField(primary_key=True)
+    job: fields.ForeignKeyRelation[Job] = fields.ForeignKeyField(
+        "tracker.Job", related_name="notes", on_delete=fields.CASCADE
+    )
+    job_id: int
+    visibility = fields.CharField(max_length=16)
+    body = fields.TextField()
+    created_at = fields.DatetimeField()
+    created_by = fields.CharField(max_length=100)
+
+    class Meta:
+        table = "note"
+        indexes = (Index(fields=("job_id", "id")),)
+
+
+class JobEvent(Model):
+    """Append-only log of everything that happened to a job (never updated, never deleted alone)."""
+
+    id = fields.BigIntField(primary_key=True)
+    job: fields.ForeignKeyRelation[Job] = fields.ForeignKeyField(
+        "tracker.Job", related_name="events", on_delete=fields.CASCADE
+    )
+    job_id: int
+    job_version = fields.IntField()
+    type = fields.CharField(max_length=32)
+    data: fields.JSONField[dict[str, Any]] = fields.JSONField()
+    actor = fields.CharField(max_length=100)
+    occurred_at = fields.DatetimeField()
+
+    class Meta:
+        table = "job_event"
+        indexes = (Index(fields=("job_id", "id")),)
+
+
+class IdempotencyRecord(Model):
+    """The first response to a POST carrying an `Idempotency-Key`, replayed on retries."""
+
+    id = fields.IntField(primary_key=True)
+    api_key_id = fields.IntField()
+    key = fields.CharField(max_length=200)
+    fingerprint = fields.CharField(max_length=64)
+    status_code = fields.IntField()
+    body = fields.TextField()
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "idempotency_record"
+        unique_together = (("api_key_id", "key"),)

@@ -1,0 +1,166 @@
+"""Accounts (an individual or an institution) and the contacts who hear about their jobs."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel import Locale, UnknownLocaleError
+from tortoise.transactions import in_transaction
+
+from tracker.db.models import Account, Contact, Job
+from tracker.domain.errors import Conflict, InvalidInput, NotFound
+
+EMAIL = re.compile(
+    r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+
+
+class AccountKind(StrEnum):
+    INDIVIDUAL = "individual"
+    INSTITUTIONAL = "institutional"
+
+
+@dataclass(frozen=True)
+class ContactFields:
+    name: str
+    email: str
+    locale: str
+    time_zone: str
+
+
+def _name(value: str, field: str) -> str:
+    text = value.strip()
+    if not text or len(text) > 200:
+        raise InvalidInput(field, "must be 1 to 200 characters")
+    return text
+
+
+def _kind(value: str) -> AccountKind:
+    try:
+        return AccountKind(value)
+    except ValueError:
+        raise InvalidInput("kind", "must be individual or institutional") from None
+
+
+def check_contact(fields: ContactFields) -> ContactFields:
+    email = fields.email.strip()
+    if len(email) > 254 or not EMAIL.match(email):
+        raise InvalidInput("email", "is not a valid email address")
+    try:
+        locale = str(Locale.parse(fields.locale.replace("-", "_")))
+    except (ValueError, UnknownLocaleError):
+        raise InvalidInput("locale", f"{fields.locale!r} is not a known locale") from None
+    try:
+        ZoneInfo(fields.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput("time_zone", f"{fields.time_zone!r} is not an IANA time zone") from None
+    return ContactFields(_name(fields.name, "name"), email, locale, fields.time_zone)
+
+
+async def get_account(account_id: int) -> Account:
+    account = await Account.get_or_none(id=account_id)
+    if account is None:
+        raise NotFound("account", account_id)
+    return account
+
+
+async def create_account(kind: str, name: str, contacts: list[ContactFields], *, now: datetime) -> Account:
+    account_kind = _kind(kind)
+    checked = [check_contact(c) for c in contacts]
+    if account_kind is AccountKind.INDIVIDUAL and len(checked) > 1:
+        raise InvalidInput("contacts", "an individual account has one contact")
+    async with in_transaction():
+        account = await Account.create(
+            kind=account_kind.value, name=_name(name, "name"), created_at=now, updated_at=now
+        )
+        for contact in checked:
+            await Contact.create(
+                account=account,
+                name=contact.name,
+                email=contact.email,
+                locale=contact.locale,
+                time_zone=contact.time_zone,
+                created_at=now,
+                updated_at=now,
+            )
+    return account
+
+
+async def update_account(account_id: int, *, name: str | None, kind: str | None, now: datetime) -> Account:
+    async with in_transaction():
+        account = await get_account(account_id)
+        if name is not None:
+            account.name = _name(name, "name")
+        if kind is not None:
+            new_kind = _kind(kind)
+            if new_kind is AccountKind.INDIVIDUAL and await Contact.filter(account_id=account_id).count() > 1:
+                raise Conflict(
+                    "the account has several contacts; an individual account has one",
+                    code="too_many_contacts",
+                )
+            account.kind = new_kind.value
+        account.updated_at = now
+        await account.save(update_fields=["name", "kind", "updated_at"])
+    return account
+
+
+async def delete_account(account_id: int) -> None:
+    async with in_transaction():
+        account = await get_account(account_id)
+        if await Job.exists(account_id=account_id):
+            raise Conflict("the account has jobs; it cannot be deleted", code="account_has_jobs")
+        await account.delete()
+
+
+async def list_accounts() -> list[Account]:
+    return await Account.all().order_by("id").prefetch_related("contacts")
+
+
+async def add_contact(account_id: int, fields: ContactFields, *, now: datetime) -> Contact:
+    checked = check_contact(fields)
+    async with in_transaction():
+        account = await get_account(account_id)
+        if account.kind == AccountKind.INDIVIDUAL and await Contact.exists(account_id=account_id):
+            raise Conflict("an individual account has one contact", code="individual_has_contact")
+        return await Contact.create(
+            account=account,
+            name=checked.name,
+            email=checked.email,
+            locale=checked.locale,
+            time_zone=checked.time_zone,
+            created_at=now,
+            updated_at=now,
+        )
+
+
+async def get_contact(contact_id: int) -> Contact:
+    contact = await Contact.get_or_none(id=contact_id)
+    if contact is None:
+        raise NotFound("contact", contact_id)
+    return contact
+
+
+async def update_contact(contact_id: int, changes: dict[str, str], *, now: datetime) -> Contact:
+    async with in_transaction():
+        contact = await get_contact(contact_id)
+        merged = ContactFields(
+            name=changes.get("name", contact.name),
+            email=changes.get("email", contact.email),
+            locale=changes.get("locale", contact.locale),
+            time_zone=changes.get("time_zone", contact.time_zone),
+        )
+        checked = check_contact(merged)
+        contact.name, contact.email = checked.name, checked.email
+        contact.locale, contact.time_zone = checked.locale, checked.time_zone
+        contact.updated_at = now
+        await contact.save()
+    return contact
+
+
+async def delete_contact(contact_id: int) -> None:
+    contact = await get_contact(contact_id)
+    await contact.delete()

@@ -1,0 +1,516 @@
+"""Jobs: creation, changes and stage transitions. Each call is one transaction.
+
+Every change to a job names the version the caller read. The write is a compare-and-set on that
+version (`UPDATE ... WHERE id = ? AND version = ?`), so of two staff advancing the same job at the same
+moment exactly one wins on every database, and the loser changes nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from tracker.db.models import Account, CostEntry, Job, JobEvent, Note, StageVisit, Workflow
+from tracker.domain import workflow as rules
+from tracker.domain.errors import Conflict, InvalidInput, NotFound, PreconditionRequired, StaleVersion
+from tracker.domain.money import Money, parse_amount
+from tracker.domain.workflow import JobPosition, JobStatus, Transition, TransitionKind
+from tracker.services.workflows import definition_of
+
+REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
+REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+MAX_TEXT = 10_000
+
+# Hook run inside each job's transaction after every change (the estimates issue plugs in here).
+AfterChange = Callable[[Job, datetime], Awaitable[None]]
+
+
+class CostKind(StrEnum):
+    LABOUR = "labour"
+    MATERIAL = "material"
+
+
+class NoteVisibility(StrEnum):
+    PUBLIC = "public"
+    INTERNAL = "internal"
+
+
+@dataclass(frozen=True)
+class ExpectedVersion:
+    """The job version the caller read, from `If-Match` or a `version` field (None: not sent)."""
+
+    version: int | None
+    from_header: bool = False
+
+    def check(self, current: int) -> None:
+        if self.version is None:
+            raise PreconditionRequired(
+                "changes to a job must name the version read: send If-Match with its ETag or a version field"
+            )
+        if self.version != current:
+            raise StaleVersion(current, from_header=self.from_header)
+
+
+@dataclass(frozen=True)
+class NewJob:
+    account_id: int
+    workflow_key: str
+    title: str
+    quote: Money
+    reference: str | None = None
+    promised_on: date | None = None
+    start_stage: str | None = None
+
+
+@dataclass(frozen=True)
+class JobChanges:
+    title: str | None = None
+    quote: Money | None = None
+    promised_on: date | None = None
+    clear_promised_on: bool = False
+    account_id: int | None = None
+
+
+@dataclass(frozen=True)
+class JobFilters:
+    status: tuple[JobStatus, ...] = ()
+    stage: str | None = None
+    account_id: int | None = None
+    workflow_key: str | None = None
+    promised_before: date | None = None
+    updated_since: datetime | None = None
+    text: str | None = None
+
+
+class JobSort(StrEnum):
+    CREATED = "created"
+    NEWEST = "-created"
+    UPDATED = "updated"
+    RECENTLY_UPDATED = "-updated"
+
+
+@dataclass(frozen=True)
+class JobPage:
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+@dataclass
+class JobService:
+    """Job use cases; `after_change` runs in the same transaction as every change."""
+
+    after_change: list[AfterChange] = field(default_factory=list)
+
+    async def _after(self, job: Job, now: datetime) -> None:
+        for hook in self.after_change:
+            await hook(job, now)
+
+    async def create(self, new: NewJob, *, actor: str, now: datetime) -> Job:
+        title = _title(new.title)
+        if new.reference is not None and not REFERENCE.match(new.reference):
+            raise InvalidInput("reference", "use letters, digits and . _ / - (at most 64)")
+        async with in_transaction():
+            workflow = await Workflow.get_or_none(key=new.workflow_key, is_current=True)
+            if workflow is None:
+                raise InvalidInput("workflow", f"no workflow has the key {new.workflow_key!r}")
+            if workflow.archived:
+                raise InvalidInput("workflow", f"workflow {new.workflow_key!r} is archived")
+            if not await Account.exists(id=new.account_id):
+                raise InvalidInput("account_id", f"account {new.account_id} does not exist")
+            if new.quote.currency != workflow.currency:
+                raise InvalidInput(
+                    "quote.currency", f"workflow {workflow.key!r} is priced in {workflow.currency}"
+                )
+            definition = await definition_of(workflow.id)
+            try:
+                position = rules.start(definition, new.start_stage)
+            except Conflict:
+                raise InvalidInput("start_stage", f"the workflow has no stage {new.start_stage!r}") from None
+            reference = new.reference or _generated_reference(now)
+            if await Job.exists(reference=reference):
+                raise Conflict(
+                    f"a job with reference {reference!r} exists already", code="duplicate_reference"
+                )
+            try:
+                job = await Job.create(
+                    reference=reference,
+                    account_id=new.account_id,
+                    workflow_id=workflow.id,
+                    title=title,
+                    title_search=_search_text(reference, title),
+                    quote_amount=new.quote.amount,
+                    currency=new.quote.currency,
+                    promised_on=new.promised_on,
+                    status=position.status.value,
+                    stage_key=position.stage_key,
+                    stage_entered_at=now,
+                    version=1,
+                    public_token=secrets.token_urlsafe(24),
+                    created_at=now,
+                    updated_at=now,
+                )
+            except IntegrityError:
+                raise Conflict(
+                    f"a job with reference {reference!r} exists already", code="duplicate_reference"
+                ) from None
+            await StageVisit.create(job=job, stage_key=position.stage_key, entered_at=now, entered_by=actor)
+            await JobEvent.create(
+                job=job,
+                job_version=1,
+                type="created",
+                actor=actor,
+                occurred_at=now,
+                data={
+                    "reference": reference,
+                    "workflow": {"key": workflow.key, "version": workflow.version},
+                    "stage": position.stage_key,
+                    "quote": new.quote.as_json(),
+                    "promised_on": new.promised_on.isoformat() if new.promised_on else None,
+                },
+            )
+            await self._after(job, now)
+        return job
+
+    async def update(
+        self, job_id: int, expected: ExpectedVersion, changes: JobChanges, *, actor: str, now: datetime
+    ) -> Job:
+        async with in_transaction():
+            job = await get_job(job_id)
+            expected.check(job.version)
+            updates: dict[str, Any] = {}
+            if changes.title is not None:
+                updates["title"] = _title(changes.title)
+                updates["title_search"] = _search_text(job.reference, updates["title"])
+            if changes.quote is not None:
+                if changes.quote.currency != job.currency:
+                    raise InvalidInput("quote.currency", f"the job is priced in {job.currency}")
+                updates["quote_amount"] = changes.quote.amount
+            if changes.clear_promised_on:
+                updates["promised_on"] = None
+            elif changes.promised_on is not None:
+                updates["promised_on"] = changes.promised_on
+            if changes.account_id is not None:
+                if not await Account.exists(id=changes.account_id):
+                    raise InvalidInput("account_id", f"account {changes.account_id} does not exist")
+                updates["account_id"] = changes.account_id
+            if not updates:
+                raise InvalidInput("body", "names no field to change")
+            data = {name: _jsonable(value) for name, value in updates.items() if name != "title_search"}
+            job = await _commit(job, updates, "updated", data, actor=actor, now=now)
+            await self._after(job, now)
+        return job
+
+    async def delete(self, job_id: int, expected: ExpectedVersion) -> None:
+        async with in_transaction():
+            job = await get_job(job_id)
+            expected.check(job.version)
+            if await Job.filter(id=job.id, version=job.version).delete() != 1:
+                raise StaleVersion(await _current_version(job.id), from_header=expected.from_header)
+
+    async def act(
+        self,
+        job_id: int,
+        expected: ExpectedVersion,
+        kind: TransitionKind,
+        *,
+        actor: str,
+        now: datetime,
+        stage: str | None = None,
+        reason: str | None = None,
+        force: bool = False,
+    ) -> Job:
+        async with in_transaction():
+            job = await get_job(job_id)
+            expected.check(job.version)
+            definition = await definition_of(job.workflow_id)
+            position = JobPosition(JobStatus(job.status), job.stage_key)
+            transition = _transition(kind, position, definition, stage=stage, reason=reason, force=force)
+            updates: dict[str, Any] = {
+                "status": transition.after.status.value,
+                "stage_key": transition.after.stage_key,
+            }
+            if transition.after.status in {JobStatus.COMPLETED, JobStatus.CANCELLED}:
+                updates["closed_at"] = now
+            elif transition.kind is TransitionKind.REOPEN:
+                updates["closed_at"] = None
+            if transition.opens_visit:
+                updates["stage_entered_at"] = now
+            data = {
+                "from": {"status": position.status.value, "stage": position.stage_key},
+                "to": {"status": transition.after.status.value, "stage": transition.after.stage_key},
+                "reason": transition.reason,
+                "forced": force and kind is TransitionKind.COMPLETE,
+            }
+            job = await _commit(job, updates, kind.value, data, actor=actor, now=now)
+            if transition.closes_visit:
+                await StageVisit.filter(job_id=job.id, left_at=None).update(left_at=now, left_by=actor)
+            if transition.opens_visit:
+                await StageVisit.create(
+                    job_id=job.id, stage_key=transition.after.stage_key, entered_at=now, entered_by=actor
+                )
+            await self._after(job, now)
+        return job
+
+    async def add_cost(
+        self,
+        job_id: int,
+        expected: ExpectedVersion,
+        *,
+        kind: str,
+        amount: Decimal | str,
+        currency: str | None,
+        note: str,
+        stage: str | None,
+        actor: str,
+        now: datetime,
+    ) -> tuple[Job, CostEntry]:
+        try:
+            cost_kind = CostKind(kind)
+        except ValueError:
+            raise InvalidInput("kind", "must be labour or material") from None
+        if len(note) > 1000:
+            raise InvalidInput("note", "must be at most 1000 characters")
+        async with in_transaction():
+            job = await get_job(job_id)
+            expected.check(job.version)
+            if currency is not None and currency != job.currency:
+                raise InvalidInput("currency", f"the job is priced in {job.currency}")
+            value = parse_amount(amount, job.currency, field="amount")
+            stage_key = stage or job.stage_key
+            definition = await definition_of(job.workflow_id)
+            if stage_key not in {s.key for s in definition.stages}:
+                raise InvalidInput("stage", f"the job's workflow has no stage {stage_key!r}")
+            job = await _commit(
+                job,
+                {},
+                "cost_added",
+                {
+                    "kind": cost_kind.value,
+                    "amount": str(value),
+                    "currency": job.currency,
+                    "stage": stage_key,
+                    "note": note,
+                },
+                actor=actor,
+                now=now,
+            )
+            entry = await CostEntry.create(
+                job_id=job.id,
+                kind=cost_kind.value,
+                amount=value,
+                currency=job.currency,
+                stage_key=stage_key,
+                note=note,
+                created_at=now,
+                created_by=actor,
+            )
+            await self._after(job, now)
+        return job, entry
+
+    async def add_note(
+        self, job_id: int, expected: ExpectedVersion, *, visibility: str, body: str, actor: str, now: datetime
+    ) -> tuple[Job, Note]:
+        try:
+            note_visibility = NoteVisibility(visibility)
+        except ValueError:
+            raise InvalidInput("visibility", "must be public or internal") from None
+        text = body.strip()
+        if not text or len(text) > MAX_TEXT:
+            raise InvalidInput("body", f"must be 1 to {MAX_TEXT} characters")
+        async with in_transaction():
+            job = await get_job(job_id)
+            expected.check(job.version)
+            job = await _commit(
+                job,
+                {},
+                "note_added",
+                {"visibility": note_visibility.value, "body": text},
+                actor=actor,
+                now=now,
+            )
+            note = await Note.create(
+                job_id=job.id, visibility=note_visibility.value, body=text, created_at=now, created_by=actor
+            )
+            await self._after(job, now)
+        return job, note
+
+
+def _transition(
+    kind: TransitionKind,
+    position: JobPosition,
+    definition: rules.WorkflowDefinition,
+    *,
+    stage: str | None,
+    reason: str | None,
+    force: bool,
+) -> Transition:
+    match kind:
+        case TransitionKind.ADVANCE:
+            return rules.advance(position, definition)
+        case TransitionKind.MOVE:
+            if stage is None:
+                raise InvalidInput("stage", "name the stage to move to")
+            return rules.move_to(position, definition, stage, reason)
+        case TransitionKind.HOLD:
+            return rules.hold(position, reason)
+        case TransitionKind.RESUME:
+            return rules.resume(position, reason)
+        case TransitionKind.COMPLETE:
+            return rules.complete(position, definition, force=force, reason=reason)
+        case TransitionKind.CANCEL:
+            return rules.cancel(position, reason)
+        case TransitionKind.REOPEN:
+            return rules.reopen(position, reason)
+
+
+async def _current_version(job_id: int) -> int:
+    job = await Job.get_or_none(id=job_id).only("id", "version")
+    if job is None:
+        raise NotFound("job", job_id)
+    return job.version
+
+
+async def _commit(
+    job: Job, updates: dict[str, Any], event_type: str, data: dict[str, Any], *, actor: str, now: datetime
+) -> Job:
+    """Write `updates` only if nobody changed the job since it was read, and log the event."""
+    new_version = job.version + 1
+    changed = await Job.filter(id=job.id, version=job.version).update(
+        **updates, version=new_version, updated_at=now
+    )
+    if changed != 1:
+        raise StaleVersion(await _current_version(job.id), from_header=False)
+    for name, value in updates.items():
+        setattr(job, name, value)
+    job.version, job.updated_at = new_version, now
+    await JobEvent.create(
+        job_id=job.id, job_version=new_version, type=event_type, data=data, actor=actor, occurred_at=now
+    )
+    return job
+
+
+async def get_job(job_id: int) -> Job:
+    job = await Job.get_or_none(id=job_id)
+    if job is None:
+        raise NotFound("job", job_id)
+    return job
+
+
+async def get_job_by_token(token: str) -> Job:
+    job = await Job.get_or_none(public_token=token)
+    if job is None:
+        raise NotFound("job", "for that link")
+    return job
+
+
+def _title(raw: str) -> str:
+    title = raw.strip()
+    if not title or len(title) > 300:
+        raise InvalidInput("title", "must be 1 to 300 characters")
+    return title
+
+
+def _search_text(reference: str, title: str) -> str:
+    return f"{reference} {title}".lower()[:400]
+
+
+def _generated_reference(now: datetime) -> str:
+    suffix = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
+    return f"J-{now:%Y}-{suffix}"
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _encode_cursor(sort: JobSort, job: Job) -> str:
+    value: object = job.id if sort in {JobSort.CREATED, JobSort.NEWEST} else job.updated_at.isoformat()
+    raw = json.dumps({"s": sort.value, "v": value, "i": job.id}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, sort: JobSort) -> tuple[object, int]:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if raw["s"] != sort.value:
+            raise InvalidInput("cursor", "was made for another sort order")
+        job_id = int(raw["i"])
+        value = job_id if sort in {JobSort.CREATED, JobSort.NEWEST} else datetime.fromisoformat(raw["v"])
+    except InvalidInput:
+        raise
+    except (ValueError, KeyError, TypeError):
+        raise InvalidInput("cursor", "is not a cursor this API gave out") from None
+    return value, job_id
+
+
+async def list_jobs(filters: JobFilters, *, sort: JobSort, limit: int, cursor: str | None) -> JobPage:
+    query = Job.all()
+    if filters.status:
+        query = query.filter(status__in=[s.value for s in filters.status])
+    if filters.stage is not None:
+        query = query.filter(stage_key=filters.stage)
+    if filters.account_id is not None:
+        query = query.filter(account_id=filters.account_id)
+    if filters.workflow_key is not None:
+        query = query.filter(workflow__key=filters.workflow_key)
+    if filters.promised_before is not None:
+        query = query.filter(promised_on__lt=filters.promised_before)
+    if filters.updated_since is not None:
+        query = query.filter(updated_at__gte=filters.updated_since)
+    if filters.text:
+        query = query.filter(title_search__contains=filters.text.strip().lower())
+    descending = sort in {JobSort.NEWEST, JobSort.RECENTLY_UPDATED}
+    column = "id" if sort in {JobSort.CREATED, JobSort.NEWEST} else "updated_at"
+    if cursor is not None:
+        value, last_id = _decode_cursor(cursor, sort)
+        if column == "id":
+            query = query.filter(id__lt=last_id) if descending else query.filter(id__gt=last_id)
+        elif descending:
+            query = query.filter(Q(updated_at__lt=value) | Q(updated_at=value, id__lt=last_id))
+        else:
+            query = query.filter(Q(updated_at__gt=value) | Q(updated_at=value, id__gt=last_id))
+    prefix = "-" if descending else ""
+    order = [f"{prefix}id"] if column == "id" else [f"{prefix}updated_at", f"{prefix}id"]
+    rows = await query.order_by(*order).limit(limit + 1)
+    has_more = len(rows) > limit
+    page = rows[:limit]
+    return JobPage(page, _encode_cursor(sort, page[-1]) if has_more and page else None)
+
+
+async def job_history(job_id: int, *, after: int | None, limit: int) -> list[JobEvent]:
+    await get_job(job_id)
+    query = JobEvent.filter(job_id=job_id)
+    if after is not None:
+        query = query.filter(id__gt=after)
+    return await query.order_by("id").limit(limit)
+
+
+async def job_visits(job_id: int) -> list[StageVisit]:
+    await get_job(job_id)
+    return await StageVisit.filter(job_id=job_id).order_by("id")
+
+
+async def job_costs(job_id: int) -> list[CostEntry]:
+    await get_job(job_id)
+    return await CostEntry.filter(job_id=job_id).order_by("id")
+
+
+async def job_notes(job_id: int) -> list[Note]:
+    await get_job(job_id)
+    return await Note.filter(job_id=job_id).order_by("id")

@@ -1,0 +1,188 @@
+"""Workflows: versioned stage definitions. A change adds a version; jobs keep the version they started on."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from tracker.db.models import Stage, Workflow
+from tracker.domain.errors import Conflict, InvalidInput, NotFound
+from tracker.domain.money import check_currency
+from tracker.domain.workflow import StageDefinition, ThreePointEstimate, WorkflowDefinition
+
+WORKFLOW_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class StoredWorkflow:
+    row: Workflow
+    definition: WorkflowDefinition
+
+
+@dataclass(frozen=True)
+class WorkflowVersion:
+    key: str
+    version: int
+    currency: str
+    definition: WorkflowDefinition
+
+
+# Workflow versions never change once written, so they can be cached for the life of the process.
+_versions: dict[int, WorkflowVersion] = {}
+
+
+def _definition_from_rows(workflow: Workflow, stages: list[Stage]) -> WorkflowDefinition:
+    return WorkflowDefinition(
+        name=workflow.name,
+        stages=tuple(
+            StageDefinition(
+                key=stage.key,
+                labels=dict(stage.labels),
+                duration=ThreePointEstimate(
+                    stage.optimistic_hours, stage.most_likely_hours, stage.pessimistic_hours
+                ),
+                planned_cost=stage.planned_cost,
+                capacity=stage.capacity,
+                customer_visible=stage.customer_visible,
+            )
+            for stage in sorted(stages, key=lambda s: s.position)
+        ),
+    )
+
+
+def forget_cached_versions() -> None:
+    """Drop the cache, for when the database under the process is replaced (tests)."""
+    _versions.clear()
+
+
+async def version_of(workflow_id: int) -> WorkflowVersion:
+    cached = _versions.get(workflow_id)
+    if cached is None:
+        workflow = await Workflow.get(id=workflow_id)
+        definition = _definition_from_rows(workflow, await Stage.filter(workflow_id=workflow_id))
+        cached = WorkflowVersion(workflow.key, workflow.version, workflow.currency, definition)
+        _versions[workflow_id] = cached
+    return cached
+
+
+async def definition_of(workflow_id: int) -> WorkflowDefinition:
+    return (await version_of(workflow_id)).definition
+
+
+async def _stored(workflow: Workflow) -> StoredWorkflow:
+    return StoredWorkflow(workflow, await definition_of(workflow.id))
+
+
+async def _write_version(
+    key: str,
+    version: int,
+    definition: WorkflowDefinition,
+    currency: str,
+    calendar: dict[str, Any] | None,
+    now: datetime,
+) -> Workflow:
+    workflow = await Workflow.create(
+        key=key,
+        version=version,
+        name=definition.name,
+        currency=currency,
+        is_current=True,
+        calendar=calendar,
+        created_at=now,
+    )
+    await Stage.bulk_create(
+        [
+            Stage(
+                workflow_id=workflow.id,
+                position=position,
+                key=stage.key,
+                labels=dict(stage.labels),
+                optimistic_hours=stage.duration.optimistic,
+                most_likely_hours=stage.duration.most_likely,
+                pessimistic_hours=stage.duration.pessimistic,
+                planned_cost=stage.planned_cost,
+                capacity=stage.capacity,
+                customer_visible=stage.customer_visible,
+            )
+            for position, stage in enumerate(definition.stages)
+        ]
+    )
+    return workflow
+
+
+async def create_workflow(
+    key: str,
+    definition: WorkflowDefinition,
+    currency: str,
+    *,
+    now: datetime,
+    calendar: dict[str, Any] | None = None,
+) -> StoredWorkflow:
+    if not WORKFLOW_KEY.match(key):
+        raise InvalidInput("key", "use lower-case letters, digits, - and _ (at most 63)")
+    async with in_transaction():
+        if await Workflow.exists(key=key):
+            raise Conflict(f"a workflow with key {key!r} exists already", code="duplicate_key")
+        workflow = await _write_version(key, 1, definition, check_currency(currency), calendar, now)
+    return await _stored(workflow)
+
+
+async def replace_workflow(
+    key: str,
+    definition: WorkflowDefinition,
+    currency: str,
+    *,
+    now: datetime,
+    calendar: dict[str, Any] | None = None,
+) -> StoredWorkflow:
+    """Publish a new version; jobs already running stay on the version they started with."""
+    async with in_transaction():
+        current = await _current(key)
+        if current.archived:
+            raise Conflict(f"workflow {key!r} is archived", code="archived")
+        await Workflow.filter(key=key).update(is_current=False)
+        workflow = await _write_version(
+            key, current.version + 1, definition, check_currency(currency), calendar, now
+        )
+    return await _stored(workflow)
+
+
+async def _current(key: str) -> Workflow:
+    workflow = await Workflow.get_or_none(key=key, is_current=True)
+    if workflow is None:
+        raise NotFound("workflow", key)
+    return workflow
+
+
+async def get_workflow(key: str, version: int | None = None) -> StoredWorkflow:
+    if version is None:
+        return await _stored(await _current(key))
+    workflow = await Workflow.get_or_none(key=key, version=version)
+    if workflow is None:
+        raise NotFound("workflow version", f"{key} v{version}")
+    return await _stored(workflow)
+
+
+async def list_workflows(*, include_archived: bool = False) -> list[StoredWorkflow]:
+    query = Workflow.filter(is_current=True)
+    if not include_archived:
+        query = query.filter(archived=False)
+    return [await _stored(workflow) for workflow in await query.order_by("key")]
+
+
+async def list_versions(key: str) -> list[StoredWorkflow]:
+    rows = await Workflow.filter(key=key).order_by("version")
+    if not rows:
+        raise NotFound("workflow", key)
+    return [await _stored(workflow) for workflow in rows]
+
+
+async def archive_workflow(key: str) -> None:
+    """Stop new jobs from using a workflow; its running jobs and their history stay."""
+    async with in_transaction():
+        await _current(key)
+        await Workflow.filter(key=key).update(archived=True)

@@ -1,0 +1,517 @@
+"""Staff API for jobs: CRUD, stage actions, costs, notes and history."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from tracker.domain.errors import InvalidInput
+from tracker.domain.money import Money
+from tracker.domain.workflow import JobStatus, TransitionKind
+from tracker.services import jobs as job_queries
+from tracker.services.jobs import JobChanges, JobFilters, JobService, JobSort, NewJob
+from tracker.services.keys import Principal, Role
+from tracker.settings import Settings
+from tracker.web import schemas as s, views
+from tracker.web.auth import requires
+from tracker.web.deps import IdempotencyKey, IfMatch, etag, expected_version
+from tracker.web.idempotency import idempotent
+
+STAFF = requires(Role.STAFF)
+READERS = requires(Role.STAFF, Role.INTEGRATOR)
+
+
+def _json(
+    value: msgspec.Struct, *, status: int = 200, headers: dict[str, str] | None = None
+) -> Response[bytes]:
+    return Response(
+        msgspec.json.encode(value), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def _statuses(raw: list[str] | None) -> tuple[JobStatus, ...]:
+    try:
+        return tuple(JobStatus(value) for value in raw or [])
+    except ValueError:
+        allowed = ", ".join(s.value for s in JobStatus)
+        raise InvalidInput("query.status", f"must be one of {allowed}") from None
+
+
+class JobController(Controller):
+    path = "/jobs"
+    tags = ["Jobs"]
+
+    @post(
+        guards=[STAFF],
+        operation_id="CreateJob",
+        status_code=HTTP_201_CREATED,
+        responses={201: ResponseSpec(s.JobOut)},
+    )
+    async def create_job(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[s.JobIn],
+        jobs: NamedDependency[JobService],
+        settings: NamedDependency[Settings],
+        principal: NamedDependency[Principal],
+        now: NamedDependency[datetime],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[bytes]:
+        async def produce() -> Response[bytes]:
+            job = await jobs.create(
+                NewJob(
+                    account_id=data.account_id,
+                    workflow_key=data.workflow,
+                    title=data.title,
+                    quote=Money.parse(data.quote.amount, data.quote.currency, field="quote"),
+                    reference=data.reference,
+                    promised_on=data.promised_on,
+                    start_stage=data.start_stage,
+                ),
+                actor=principal.actor,
+                now=now,
+            )
+            return _json(
+                await views.job_out(job, settings.public_base_url),
+                status=201,
+                headers={**etag(job.version), "Location": f"/jobs/{job.id}"},
+            )
+
+        return await idempotent(request, now, produce)
+
+    @get(guards=[READERS], operation_id="ListJobs")
+    async def list_jobs(
+        self,
+        settings: NamedDependency[Settings],
+        status: Annotated[
+            list[str] | None, QueryParameter(description="open, on_hold, completed, cancelled")
+        ] = None,
+        stage: Annotated[str | None, QueryParameter(max_length=63)] = None,
+        account_id: Annotated[int | None, QueryParameter()] = None,
+        workflow: Annotated[str | None, QueryParameter(max_length=63)] = None,
+        promised_before: Annotated[date | None, QueryParameter()] = None,
+        updated_since: Annotated[datetime | None, QueryParameter()] = None,
+        q: Annotated[
+            str | None, QueryParameter(max_length=200, description="Text in reference or title")
+        ] = None,
+        sort: Annotated[JobSort, QueryParameter()] = JobSort.NEWEST,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, QueryParameter(max_length=500)] = None,
+    ) -> s.JobList:
+        if updated_since is not None and updated_since.tzinfo is None:
+            raise InvalidInput("query.updated_since", "needs a time zone offset, such as Z or +01:00")
+        filters = JobFilters(
+            status=_statuses(status),
+            stage=stage,
+            account_id=account_id,
+            workflow_key=workflow,
+            promised_before=promised_before,
+            updated_since=updated_since,
+            text=q,
+        )
+        page = await job_queries.list_jobs(filters, sort=sort, limit=limit, cursor=cursor)
+        return s.JobList(
+            items=[await views.job_out(job, settings.public_base_url) for job in page.jobs],
+            next_cursor=page.next_cursor,
+        )
+
+    @get("/{job_id:int}", guards=[READERS], operation_id="GetJob", responses={200: ResponseSpec(s.JobOut)})
+    async def get_job(self, job_id: FromPath[int], settings: NamedDependency[Settings]) -> Response[bytes]:
+        job = await job_queries.get_job(job_id)
+        return _json(await views.job_out(job, settings.public_base_url), headers=etag(job.version))
+
+    @patch("/{job_id:int}", guards=[STAFF], operation_id="UpdateJob", responses={200: ResponseSpec(s.JobOut)})
+    async def update_job(
+        self,
+        job_id: FromPath[int],
+        data: JSONBody[s.JobUpdate],
+        jobs: NamedDependency[JobService],
+        settings: NamedDependency[Settings],
+        principal: NamedDependency[Principal],
+        now: NamedDependency[datetime],
+        if_match: IfMatch = None,
+    ) -> Response[bytes]:
+        quote = None
+        if not isinstance(data.quote, msgspec.UnsetType):
+            quote = Money.parse(data.quote.amount, data.quote.currency, field="quote")
+        promised = data.promised_on
+        changes = JobChanges(
+            title=None if isinstance(data.title, msgspec.UnsetType) else data.title,
+            quote=quote,
+            promised_on=promised if isinstance(promised, date) else None,
+            clear_promised_on=promised is None,
+            account_id=None if isinstance(data.account_id, msgspec.UnsetType) else data.account_id,
+        )
+        job = await jobs.update(
+            job_id, expected_version(if_match, data.version), changes, actor=principal.actor, now=now
+        )
+        return _json(await views.job_out(job, settings.public_base_url), headers=etag(job.version))
+
+    @delete("/{job_id:int}", guards=[STAFF], operation_id="DeleteJob", status_code=HTTP_204_NO_CONTENT)
+    async def delete_job(
+        self, job_id: FromPath[int], jobs: NamedDependency[JobService], if_match: IfMatch = None
+    ) -> None:
+        await jobs.delete(job_id, expected_version(if_match, None))
+
+    async def _act(
+        self,
+        request: Request[Any, Any, Any],
+        job_id: int,
+        kind: TransitionKind,
+        jobs: JobService,
+        settings: Settings,
+        principal: Principal,
+        now: datetime,
+        if_match: str | None,
+        body_version: int | None,
+        **params: Any,
+    ) -> Response[bytes]:
+        async def produce() -> Response[bytes]:
+            job = await jobs.act(
+                job_id,
+                expected_version(if_match, body_version),
+                kind,
+                actor=principal.actor,
+                now=now,
+                **params,
+            )
+            return _json(await views.job_out(job, settings.public_base_url), headers=etag(job.version))
+
+        return await idempotent(request, now, produce)
+
+    @post(
+        "/{job_id:int}/advance",
+        guards=[STAFF],
+        operation_id="AdvanceJob",
+        status_code=200,
+        responses={200: ResponseSpec(s.JobOut)},
+    )
+    async def advance(
+        self,
+        request: Request[Any, Any, Any],
+        job_id: FromPath[int],
+        jobs: NamedDependency[JobService],
+        settings: NamedDependency[Settings],
+        principal: NamedDependency[Principal],
+        now: NamedDependency[datetime],
+        data: JSONBody[s.VersionIn | None] = None,
+        if_match: IfMatch = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[bytes]:
+        """Move the job to the next stage of its workflow."""
+        return await self._act(
+            request,
+            job_id,
+            TransitionKind.ADVANCE,
+            jobs,
+            settings,
+            principal,
+            now,
+            if_match,
+            data.version if data else None,
+        )
+
+    @post(
+        "/{job_id:int}/move",
+        guards=[STAFF],
+        operation_id="MoveJob",
+        status_code=200,
+        responses={200: ResponseSpec(s.JobOut)},
+    )
+    async def move(
+        self,
+        request: Request[Any, Any, Any],
+        job_id: FromPath[int],
+        data: JSONBody[s.MoveIn],
+        jobs: NamedDependency[JobService],
+        settings: NamedDependency[Settings],
+        principal: NamedDependency[Principal],
+        now: NamedDependency[datetime],
+        if_match: IfMatch = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[bytes]:
+        """Skip ahead to a later stage or send the job back for rework, with a reason."""
+        return await self._act(
+            request,
+            job_id,
+            TransitionKind.MOVE,
+            jobs,
+            settings,
+            principal,
+            now,
+            if_match,
+            data.version,
+            stage=data.stage,
+            reason=data.reason,
+        )
+
+    @post(
+        "/{job_id:int}/hold",
+        guards=[STAFF],
+        operation_id="HoldJob",
+        status_code=200,
+        responses={200: ResponseSpec(s.JobOut)},
+    )
+    async def hold(
+        self,
+        request: Request[Any, Any, Any],
+        job_id: FromPath[int],
+        data: JSONBody[s.ReasonIn],
+        jobs: NamedDependency[JobService],
+        settings: NamedDependency[Settings],
+        principal: NamedDependency[Principal],
+        now: NamedDependency[datetime],
+        if_match: IfMatch = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[bytes]:
+        """Put the job on hold, with a reason; the clock stops until it resumes."""
+        return await self._act(
+            request,
+            job_id,
+            TransitionKind.HOLD,
+            jobs,
+            settings,
+            principal,
+            now,
+            if_match,
+            data.version,
+            reason=data.reason,
+        )
+
+    @post(
+        "/{job_id:int}/resume",
+        guards=[STAFF],
+        operation_id="ResumeJob",
+        status_code=200,
+        responses={200: ResponseSpec(s.JobOut)},
+    )
+    async def resume(
+        self,
+        request: Request[Any, Any, Any],
+        job_id: FromPath[int],
+        jobs: NamedDependency[JobService],
+        settings: NamedDependency[Settings],
+        principal: NamedDependency[Principal],
+        now: NamedDependency[datetime],
+        data: JSONBody[s.ReasonIn | None] = None,
+        if_match: IfMatch = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[bytes]:
+        return await self._act(
+            request,
+            job_id,
+            TransitionKind.RESUME,
+            jobs,
+            settings,
+            principal,
+            now,
+            if_match,
+            data.version if data else None,
+            reason=data.reason if data else None,
+        )
+
+    @post(
+        "/{job_id:int}/complete",
+        guards=[STAFF],
+        operation_id="CompleteJob",
+        status_code=200,
+        responses={200: ResponseSpec(s.JobOut)},
+    )
+    async def complete(
+        self,
+        request: Request[Any, Any, Any],
+        job_id: FromPath[int],
+        jobs: NamedDependency[JobService],
+        settings: NamedDependency[Settings],
+        principal: NamedDependency[Principal],
+        now: NamedDependency[datetime],
+        data: JSONBody[s.CompleteIn | None] = None,
+        if_match: IfMatch = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[bytes]:
+        """Complete the job from its last stage, or from an earlier one with `force` and a reason."""
+        body = data or s.CompleteIn()
+        return await self._act(
+            request,
+            job_id,
+            TransitionKind.COMPLETE,
+            jobs,
+            settings,
+            principal,
+            now,
+            if_match,
+            body.version,
+            force=body.force,
+            reason=body.reason,
+        )
+
+    @post(
+        "/{job_id:int}/cancel",
+        guards=[STAFF],
+        operation_id="CancelJob",
+        status_code=200,
+        responses={200: ResponseSpec(s.JobOut)},
+    )
+    async def cancel(
+        self,
+        request: Request[Any, Any, Any],
+        job_id: FromPath[int],
+        data: JSONBody[s.ReasonIn],
+        jobs: NamedDependency[JobService],
+        settings: NamedDependency[Settings],
+        principal: NamedDependency[Principal],
+        now: NamedDependency[datetime],
+        if_match: IfMatch = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[bytes]:
+        return await self._act(
+            request,
+            job_id,
+            TransitionKind.CANCEL,
+            jobs,
+            settings,
+            principal,
+            now,
+            if_match,
+            data.version,
+            reason=data.reason,
+        )
+
+    @post(
+        "/{job_id:int}/reopen",
+        guards=[STAFF],
+        operation_id="ReopenJob",
+        status_code=200,
+        responses={200: ResponseSpec(s.JobOut)},
+    )
+    async def reopen(
+        self,
+        request: Request[Any, Any, Any],
+        job_id: FromPath[int],
+        data: JSONBody[s.ReasonIn],
+        jobs: NamedDependency[JobService],
+        settings: NamedDependency[Settings],
+        principal: NamedDependency[Principal],
+        now: NamedDependency[datetime],
+        if_match: IfMatch = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[bytes]:
+        return await self._act(
+            request,
+            job_id,
+            TransitionKind.REOPEN,
+            jobs,
+            settings,
+            principal,
+            now,
+            if_match,
+            data.version,
+            reason=data.reason,
+        )
+
+    @post(
+        "/{job_id:int}/costs",
+        guards=[STAFF],
+        operation_id="AddCost",
+        status_code=HTTP_201_CREATED,
+        responses={201: ResponseSpec(s.CostAdded)},
+    )
+    async def add_cost(
+        self,
+        request: Request[Any, Any, Any],
+        job_id: FromPath[int],
+        data: JSONBody[s.CostIn],
+        jobs: NamedDependency[JobService],
+        settings: NamedDependency[Settings],
+        principal: NamedDependency[Principal],
+        now: NamedDependency[datetime],
+        if_match: IfMatch = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[bytes]:
+        async def produce() -> Response[bytes]:
+            job, entry = await jobs.add_cost(
+                job_id,
+                expected_version(if_match, data.version),
+                kind=data.kind,
+                amount=data.amount,
+                currency=data.currency,
+                note=data.note,
+                stage=data.stage,
+                actor=principal.actor,
+                now=now,
+            )
+            added = s.CostAdded(
+                job=await views.job_out(job, settings.public_base_url), cost=views.cost_out(entry)
+            )
+            return _json(added, status=201, headers=etag(job.version))
+
+        return await idempotent(request, now, produce)
+
+    @get("/{job_id:int}/costs", guards=[READERS], operation_id="ListCosts")
+    async def list_costs(self, job_id: FromPath[int]) -> list[s.CostOut]:
+        return [views.cost_out(entry) for entry in await job_queries.job_costs(job_id)]
+
+    @post(
+        "/{job_id:int}/notes",
+        guards=[STAFF],
+        operation_id="AddNote",
+        status_code=HTTP_201_CREATED,
+        responses={201: ResponseSpec(s.NoteAdded)},
+    )
+    async def add_note(
+        self,
+        request: Request[Any, Any, Any],
+        job_id: FromPath[int],
+        data: JSONBody[s.NoteIn],
+        jobs: NamedDependency[JobService],
+        settings: NamedDependency[Settings],
+        principal: NamedDependency[Principal],
+        now: NamedDependency[datetime],
+        if_match: IfMatch = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[bytes]:
+        async def produce() -> Response[bytes]:
+            job, note = await jobs.add_note(
+                job_id,
+                expected_version(if_match, data.version),
+                visibility=data.visibility,
+                body=data.body,
+                actor=principal.actor,
+                now=now,
+            )
+            added = s.NoteAdded(
+                job=await views.job_out(job, settings.public_base_url), note=views.note_out(note)
+            )
+            return _json(added, status=201, headers=etag(job.version))
+
+        return await idempotent(request, now, produce)
+
+    @get("/{job_id:int}/notes", guards=[READERS], operation_id="ListNotes")
+    async def list_notes(self, job_id: FromPath[int]) -> list[s.NoteOut]:
+        return [views.note_out(note) for note in await job_queries.job_notes(job_id)]
+
+    @get("/{job_id:int}/history", guards=[READERS], operation_id="JobHistory")
+    async def history(
+        self,
+        job_id: FromPath[int],
+        after: Annotated[int | None, QueryParameter(ge=0, description="Last event id seen")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+    ) -> s.HistoryOut:
+        """Everything that happened to the job, oldest first (an append-only log)."""
+        events = await job_queries.job_history(job_id, after=after, limit=limit)
+        return s.HistoryOut(
+            items=[views.event_out(e) for e in events],
+            next_after=events[-1].id if len(events) == limit else None,
+        )
+
+    @get("/{job_id:int}/visits", guards=[READERS], operation_id="JobVisits")
+    async def visits(self, job_id: FromPath[int]) -> list[s.VisitOut]:
+        """The stages the job entered and left, oldest first."""
+        return [views.visit_out(v) for v in await job_queries.job_visits(job_id)]

@@ -1,0 +1,98 @@
+"""Admin API for workflows; staff and integrators may read them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from litestar import Controller, delete, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from tracker.domain.money import check_currency, parse_amount
+from tracker.domain.workflow import StageDefinition, ThreePointEstimate, WorkflowDefinition
+from tracker.services import workflows
+from tracker.services.keys import Role
+from tracker.web import schemas as s, views
+from tracker.web.auth import requires
+
+
+def _definition(name: str, currency: str, stages: list[s.StageIn]) -> WorkflowDefinition:
+    code = check_currency(currency)
+    return WorkflowDefinition(
+        name=name,
+        stages=tuple(
+            StageDefinition(
+                key=stage.key,
+                labels=dict(stage.labels),
+                duration=ThreePointEstimate(
+                    stage.duration_hours.optimistic,
+                    stage.duration_hours.most_likely,
+                    stage.duration_hours.pessimistic,
+                ),
+                planned_cost=parse_amount(stage.planned_cost, code, field=f"stages[{index}].planned_cost"),
+                capacity=stage.capacity,
+                customer_visible=stage.customer_visible,
+            )
+            for index, stage in enumerate(stages)
+        ),
+    )
+
+
+class WorkflowController(Controller):
+    path = "/workflows"
+    tags = ["Workflows"]
+
+    @post(guards=[requires(Role.ADMIN)], operation_id="CreateWorkflow", status_code=HTTP_201_CREATED)
+    async def create_workflow(
+        self, data: JSONBody[s.WorkflowIn], now: NamedDependency[datetime]
+    ) -> s.WorkflowOut:
+        definition = _definition(data.name, data.currency, data.stages)
+        return views.workflow_out(
+            await workflows.create_workflow(data.key, definition, data.currency, now=now)
+        )
+
+    @get(guards=[requires(Role.STAFF, Role.INTEGRATOR)], operation_id="ListWorkflows")
+    async def list_workflows(
+        self, archived: Annotated[bool, QueryParameter()] = False
+    ) -> list[s.WorkflowOut]:
+        return [views.workflow_out(w) for w in await workflows.list_workflows(include_archived=archived)]
+
+    @get("/{key:str}", guards=[requires(Role.STAFF, Role.INTEGRATOR)], operation_id="GetWorkflow")
+    async def get_workflow(self, key: FromPath[str]) -> s.WorkflowOut:
+        return views.workflow_out(await workflows.get_workflow(key))
+
+    @put("/{key:str}", guards=[requires(Role.ADMIN)], operation_id="PublishWorkflowVersion")
+    async def publish_version(
+        self, key: FromPath[str], data: JSONBody[s.WorkflowVersionIn], now: NamedDependency[datetime]
+    ) -> s.WorkflowOut:
+        """Publish a new version of the workflow; running jobs keep the version they started on."""
+        definition = _definition(data.name, data.currency, data.stages)
+        return views.workflow_out(await workflows.replace_workflow(key, definition, data.currency, now=now))
+
+    @delete(
+        "/{key:str}",
+        guards=[requires(Role.ADMIN)],
+        operation_id="ArchiveWorkflow",
+        status_code=HTTP_204_NO_CONTENT,
+    )
+    async def archive_workflow(self, key: FromPath[str]) -> None:
+        """Archive the workflow: no new jobs may use it; existing jobs and history stay."""
+        await workflows.archive_workflow(key)
+
+    @get(
+        "/{key:str}/versions",
+        guards=[requires(Role.STAFF, Role.INTEGRATOR)],
+        operation_id="ListWorkflowVersions",
+    )
+    async def list_versions(self, key: FromPath[str]) -> list[s.WorkflowOut]:
+        return [views.workflow_out(w) for w in await workflows.list_versions(key)]
+
+    @get(
+        "/{key:str}/versions/{version:int}",
+        guards=[requires(Role.STAFF, Role.INTEGRATOR)],
+        operation_id="GetWorkflowVersion",
+    )
+    async def get_version(self, key: FromPath[str], version: FromPath[int]) -> s.WorkflowOut:
+        return views.workflow_out(await workflows.get_workflow(key, version))

@@ -1,0 +1,75 @@
+"""`Idempotency-Key` on POST: a retried request gets the first response and is not applied twice.
+
+The action and the stored response commit in one transaction. Two copies of a request racing each other
+both run, but only one can insert its record (unique per key and API key); the other rolls back whole and
+replays the winner's response.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from litestar import Request, Response
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from tracker.db.models import IdempotencyRecord
+from tracker.domain.errors import Conflict, InvalidInput
+from tracker.services.keys import Principal
+
+HEADER = "idempotency-key"
+MAX_KEY_LENGTH = 200
+
+
+async def _fingerprint(request: Request[Any, Any, Any]) -> str:
+    body = await request.body()
+    digest = hashlib.sha256()
+    for part in (request.method.encode(), request.url.path.encode(), body):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def _replay(record: IdempotencyRecord, fingerprint: str) -> Response[bytes]:
+    if record.fingerprint != fingerprint:
+        raise Conflict("this Idempotency-Key was used for a different request", code="idempotency_key_reused")
+    return Response(
+        record.body.encode(),
+        status_code=record.status_code,
+        media_type="application/json",
+        headers={"Idempotent-Replayed": "true"},
+    )
+
+
+async def idempotent(
+    request: Request[Any, Any, Any], now: datetime, produce: Callable[[], Awaitable[Response[bytes]]]
+) -> Response[bytes]:
+    key = request.headers.get(HEADER)
+    if key is None:
+        return await produce()
+    if not key.strip() or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise InvalidInput("header.Idempotency-Key", f"must be 1 to {MAX_KEY_LENGTH} printable characters")
+    principal = request.user
+    assert isinstance(principal, Principal)
+    fingerprint = await _fingerprint(request)
+    existing = await IdempotencyRecord.get_or_none(api_key_id=principal.key_id, key=key)
+    if existing is not None:
+        return _replay(existing, fingerprint)
+    try:
+        async with in_transaction():
+            response = await produce()
+            await IdempotencyRecord.create(
+                api_key_id=principal.key_id,
+                key=key,
+                fingerprint=fingerprint,
+                status_code=response.status_code,
+                body=bytes(response.content).decode(),
+                created_at=now,
+            )
+    except IntegrityError:
+        winner = await IdempotencyRecord.get(api_key_id=principal.key_id, key=key)
+        return _replay(winner, fingerprint)
+    return response

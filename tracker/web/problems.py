@@ -1,0 +1,150 @@
+"""Every error leaves as an RFC 9457 problem-details body; bad input names the field and the reason."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ExceptionHandlersMap
+
+from tracker.domain.errors import (
+    Conflict,
+    DomainError,
+    InvalidInput,
+    NotFound,
+    PreconditionRequired,
+    StaleVersion,
+)
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("tracker.web")
+
+TITLES = {
+    400: "Bad request",
+    401: "Authentication required",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    412: "Precondition failed",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    422: "Invalid input",
+    428: "Precondition required",
+    429: "Too many requests",
+    500: "Internal error",
+}
+FIELD_PATH = re.compile(r"at `\$((?:\.[A-Za-z_][\w]*|\[\d+\])*)`")
+UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+
+
+def problem(
+    request: Request[Any, Any, Any],
+    status: int,
+    detail: str,
+    *,
+    code: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {
+        "type": f"urn:tracker:problem:{code}" if code else "about:blank",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    if code:
+        body["code"] = code
+    if errors:
+        body["errors"] = errors
+    body.update(extra)
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_of(message: str, key: str | None) -> str:
+    """Turn msgspec's `at `$.quote.amount`` into `quote.amount`."""
+    match = FIELD_PATH.search(message)
+    path = match.group(1).lstrip(".") if match and match.group(1) else ""
+    unknown = UNKNOWN_FIELD.search(message)
+    if unknown:
+        path = f"{path}.{unknown.group(1)}" if path else unknown.group(1)
+    if path:
+        return path.replace(".[", "[")
+    return key if key and key != "data" else "body"
+
+
+def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
+    errors: list[dict[str, str]] = []
+    if isinstance(exc.extra, list):
+        for item in exc.extra:
+            if isinstance(item, dict):
+                message = str(item.get("message", ""))
+                key = item.get("key")
+                field = _field_of(message, str(key) if key else None)
+                source = item.get("source")
+                if source in {"query", "path", "header", "cookie"} and key:
+                    field = f"{source}.{key}"
+                errors.append({"field": field, "reason": FIELD_PATH.sub("", message).rstrip(" -")})
+    if not errors:
+        errors.append({"field": "body", "reason": exc.detail})
+    detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
+    return problem(
+        request, 422 if errors[0]["field"] != "body" else 400, detail, code="validation", errors=errors
+    )
+
+
+def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
+    if isinstance(exc, InvalidInput):
+        return problem(
+            request, 422, exc.detail, code="validation", errors=[{"field": exc.field, "reason": exc.reason}]
+        )
+    if isinstance(exc, NotFound):
+        return problem(request, 404, exc.detail, code="not_found")
+    if isinstance(exc, StaleVersion):
+        return problem(
+            request,
+            412 if exc.from_header else 409,
+            exc.detail,
+            code="stale_version",
+            current_version=exc.current,
+            headers={"ETag": f'"{exc.current}"'},
+        )
+    if isinstance(exc, PreconditionRequired):
+        return problem(request, 428, exc.detail, code="version_required")
+    if isinstance(exc, Conflict):
+        return problem(request, 409, exc.detail, code=exc.code)
+    return problem(request, 400, exc.detail)
+
+
+def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    detail = exc.detail if exc.detail and exc.detail != TITLES.get(status) else TITLES.get(status, "Error")
+    if status == 413:
+        detail = "the request body is larger than this server accepts"
+    headers = dict(exc.headers or {})
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="tracker"')
+    if status >= 500:
+        log.error("unhandled HTTP error", exc_info=exc)
+    return problem(request, status, detail, headers=headers or None)
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.error("unhandled error", exc_info=exc)
+    return problem(
+        request, HTTP_500_INTERNAL_SERVER_ERROR, "an unexpected error occurred; it has been logged"
+    )
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    ValidationException: _validation,
+    DomainError: _domain,
+    HTTPException: _http,
+    Exception: _unexpected,
+}

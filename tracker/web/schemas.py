@@ -1,0 +1,289 @@
+"""Wire schemas (msgspec Structs), one per direction, mapped explicitly from the models."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+Text = Annotated[str, Meta(max_length=10_000)]
+ShortText = Annotated[str, Meta(max_length=300)]
+Reason = Annotated[str, Meta(max_length=1000)]
+Version = Annotated[int, Meta(ge=1)]
+
+
+class Input(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Base of request bodies: an unknown field is an error, not silently dropped."""
+
+
+class Output(Struct, kw_only=True):
+    pass
+
+
+class MoneyIn(Input, kw_only=True):
+    amount: Decimal
+    currency: Annotated[str, Meta(min_length=3, max_length=3)]
+
+
+class MoneyOut(Output, kw_only=True):
+    amount: str
+    currency: str
+
+
+class DurationIn(Input, kw_only=True):
+    """Planned working hours: optimistic, most likely and pessimistic."""
+
+    optimistic: Decimal
+    most_likely: Decimal
+    pessimistic: Decimal
+
+
+class StageIn(Input, kw_only=True):
+    key: Annotated[str, Meta(max_length=63)]
+    labels: dict[Annotated[str, Meta(max_length=16)], ShortText]
+    duration_hours: DurationIn
+    planned_cost: Decimal
+    capacity: Annotated[int, Meta(ge=1)] | None = None
+    customer_visible: bool = True
+
+
+class WorkflowIn(Input, kw_only=True):
+    key: Annotated[str, Meta(max_length=63)]
+    name: ShortText
+    currency: Annotated[str, Meta(min_length=3, max_length=3)]
+    stages: Annotated[list[StageIn], Meta(min_length=1, max_length=100)]
+
+
+class WorkflowVersionIn(Input, kw_only=True):
+    name: ShortText
+    currency: Annotated[str, Meta(min_length=3, max_length=3)]
+    stages: Annotated[list[StageIn], Meta(min_length=1, max_length=100)]
+
+
+class DurationOut(Output, kw_only=True):
+    optimistic: str
+    most_likely: str
+    pessimistic: str
+
+
+class StageOut(Output, kw_only=True):
+    key: str
+    labels: dict[str, str]
+    duration_hours: DurationOut
+    planned_cost: MoneyOut
+    capacity: int | None
+    customer_visible: bool
+
+
+class WorkflowOut(Output, kw_only=True):
+    key: str
+    version: int
+    name: str
+    currency: str
+    current: bool
+    archived: bool
+    created_at: datetime
+    stages: list[StageOut]
+
+
+class ContactIn(Input, kw_only=True):
+    name: ShortText
+    email: Annotated[str, Meta(max_length=254)]
+    locale: Annotated[str, Meta(max_length=16)] = "en"
+    time_zone: Annotated[str, Meta(max_length=64)] = "UTC"
+
+
+class ContactUpdate(Input, kw_only=True):
+    name: ShortText | UnsetType = UNSET
+    email: Annotated[str, Meta(max_length=254)] | UnsetType = UNSET
+    locale: Annotated[str, Meta(max_length=16)] | UnsetType = UNSET
+    time_zone: Annotated[str, Meta(max_length=64)] | UnsetType = UNSET
+
+
+class ContactOut(Output, kw_only=True):
+    id: int
+    account_id: int
+    name: str
+    email: str
+    locale: str
+    time_zone: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class AccountIn(Input, kw_only=True):
+    kind: str
+    name: ShortText
+    contacts: Annotated[list[ContactIn], Meta(max_length=100)] = []
+
+
+class AccountUpdate(Input, kw_only=True):
+    kind: str | UnsetType = UNSET
+    name: ShortText | UnsetType = UNSET
+
+
+class AccountOut(Output, kw_only=True):
+    id: int
+    kind: str
+    name: str
+    contacts: list[ContactOut]
+    created_at: datetime
+    updated_at: datetime
+
+
+class JobIn(Input, kw_only=True):
+    account_id: int
+    workflow: Annotated[str, Meta(max_length=63)]
+    title: ShortText
+    quote: MoneyIn
+    reference: Annotated[str, Meta(max_length=64)] | None = None
+    promised_on: date | None = None
+    start_stage: Annotated[str, Meta(max_length=63)] | None = None
+
+
+class JobUpdate(Input, kw_only=True):
+    version: Version | None = None
+    title: ShortText | UnsetType = UNSET
+    quote: MoneyIn | UnsetType = UNSET
+    promised_on: date | UnsetType | None = UNSET
+    account_id: int | UnsetType = UNSET
+
+
+class VersionIn(Input, kw_only=True):
+    version: Version | None = None
+
+
+class ReasonIn(Input, kw_only=True):
+    version: Version | None = None
+    reason: Reason | None = None
+
+
+class MoveIn(Input, kw_only=True):
+    version: Version | None = None
+    stage: Annotated[str, Meta(max_length=63)]
+    reason: Reason
+
+
+class CompleteIn(Input, kw_only=True):
+    version: Version | None = None
+    force: bool = False
+    reason: Reason | None = None
+
+
+class CostIn(Input, kw_only=True):
+    version: Version | None = None
+    kind: str
+    amount: Decimal
+    currency: Annotated[str, Meta(min_length=3, max_length=3)] | None = None
+    note: Annotated[str, Meta(max_length=1000)] = ""
+    stage: Annotated[str, Meta(max_length=63)] | None = None
+
+
+class NoteIn(Input, kw_only=True):
+    version: Version | None = None
+    visibility: str = "internal"
+    body: Text
+
+
+class StageRef(Output, kw_only=True):
+    key: str
+    label: str
+    entered_at: datetime
+
+
+class WorkflowRef(Output, kw_only=True):
+    key: str
+    version: int
+
+
+class JobOut(Output, kw_only=True):
+    id: int
+    reference: str
+    account_id: int
+    workflow: WorkflowRef
+    title: str
+    quote: MoneyOut
+    promised_on: date | None
+    status: str
+    stage: StageRef
+    version: int
+    status_page_url: str
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+
+
+class JobList(Output, kw_only=True):
+    items: list[JobOut]
+    next_cursor: str | None
+
+
+class CostOut(Output, kw_only=True):
+    id: int
+    kind: str
+    amount: MoneyOut
+    stage: str
+    note: str
+    created_at: datetime
+    created_by: str
+
+
+class CostAdded(Output, kw_only=True):
+    job: JobOut
+    cost: CostOut
+
+
+class NoteOut(Output, kw_only=True):
+    id: int
+    visibility: str
+    body: str
+    created_at: datetime
+    created_by: str
+
+
+class NoteAdded(Output, kw_only=True):
+    job: JobOut
+    note: NoteOut
+
+
+class EventOut(Output, kw_only=True):
+    id: int
+    type: str
+    job_version: int
+    actor: str
+    occurred_at: datetime
+    data: dict[str, Any]
+
+
+class HistoryOut(Output, kw_only=True):
+    items: list[EventOut]
+    next_after: int | None
+
+
+class VisitOut(Output, kw_only=True):
+    stage: str
+    entered_at: datetime
+    left_at: datetime | None
+    entered_by: str
+    left_by: str | None
+
+
+class KeyIn(Input, kw_only=True):
+    name: Annotated[str, Meta(max_length=100)]
+    role: str
+
+
+class KeyOut(Output, kw_only=True):
+    id: int
+    name: str
+    role: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class IssuedKeyOut(KeyOut, kw_only=True):
+    secret: str
+    """The key itself. It is shown this once and cannot be read back."""

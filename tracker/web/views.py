@@ -1,0 +1,144 @@
+"""Map models to wire schemas."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from babel.numbers import get_currency_precision
+
+from tracker.db.models import Account, ApiKey, Contact, CostEntry, Job, JobEvent, Note, StageVisit
+from tracker.services.workflows import StoredWorkflow, version_of
+from tracker.web import schemas as s
+
+
+def money(amount: Decimal, currency: str) -> s.MoneyOut:
+    """Amounts are stored with four places; show them with the currency's own minor units."""
+    places = get_currency_precision(currency)
+    return s.MoneyOut(amount=str(amount.quantize(Decimal(1).scaleb(-places))), currency=currency)
+
+
+def workflow_out(stored: StoredWorkflow) -> s.WorkflowOut:
+    row = stored.row
+    return s.WorkflowOut(
+        key=row.key,
+        version=row.version,
+        name=row.name,
+        currency=row.currency,
+        current=row.is_current,
+        archived=row.archived,
+        created_at=row.created_at,
+        stages=[
+            s.StageOut(
+                key=stage.key,
+                labels=dict(stage.labels),
+                duration_hours=s.DurationOut(
+                    optimistic=str(stage.duration.optimistic),
+                    most_likely=str(stage.duration.most_likely),
+                    pessimistic=str(stage.duration.pessimistic),
+                ),
+                planned_cost=money(stage.planned_cost, row.currency),
+                capacity=stage.capacity,
+                customer_visible=stage.customer_visible,
+            )
+            for stage in stored.definition.stages
+        ],
+    )
+
+
+def contact_out(contact: Contact) -> s.ContactOut:
+    return s.ContactOut(
+        id=contact.id,
+        account_id=contact.account_id,
+        name=contact.name,
+        email=contact.email,
+        locale=contact.locale,
+        time_zone=contact.time_zone,
+        created_at=contact.created_at,
+        updated_at=contact.updated_at,
+    )
+
+
+def account_out(account: Account, contacts: list[Contact]) -> s.AccountOut:
+    return s.AccountOut(
+        id=account.id,
+        kind=account.kind,
+        name=account.name,
+        contacts=[contact_out(c) for c in contacts],
+        created_at=account.created_at,
+        updated_at=account.updated_at,
+    )
+
+
+async def job_out(job: Job, public_base_url: str) -> s.JobOut:
+    workflow = await version_of(job.workflow_id)
+    stage = workflow.definition.stage(job.stage_key)
+    return s.JobOut(
+        id=job.id,
+        reference=job.reference,
+        account_id=job.account_id,
+        workflow=s.WorkflowRef(key=workflow.key, version=workflow.version),
+        title=job.title,
+        quote=money(job.quote_amount, job.currency),
+        promised_on=job.promised_on,
+        status=job.status,
+        stage=s.StageRef(key=job.stage_key, label=stage.label("en"), entered_at=job.stage_entered_at),
+        version=job.version,
+        status_page_url=f"{public_base_url.rstrip('/')}/status/{job.public_token}",
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        closed_at=job.closed_at,
+    )
+
+
+def cost_out(entry: CostEntry) -> s.CostOut:
+    return s.CostOut(
+        id=entry.id,
+        kind=entry.kind,
+        amount=money(entry.amount, entry.currency),
+        stage=entry.stage_key,
+        note=entry.note,
+        created_at=entry.created_at,
+        created_by=entry.created_by,
+    )
+
+
+def note_out(note: Note) -> s.NoteOut:
+    return s.NoteOut(
+        id=note.id,
+        visibility=note.visibility,
+        body=note.body,
+        created_at=note.created_at,
+        created_by=note.created_by,
+    )
+
+
+def event_out(event: JobEvent) -> s.EventOut:
+    return s.EventOut(
+        id=event.id,
+        type=event.type,
+        job_version=event.job_version,
+        actor=event.actor,
+        occurred_at=event.occurred_at,
+        data=dict(event.data),
+    )
+
+
+def visit_out(visit: StageVisit) -> s.VisitOut:
+    return s.VisitOut(
+        stage=visit.stage_key,
+        entered_at=visit.entered_at,
+        left_at=visit.left_at,
+        entered_by=visit.entered_by,
+        left_by=visit.left_by,
+    )
+
+
+def key_out(key: ApiKey) -> s.KeyOut:
+    return s.KeyOut(
+        id=key.id,
+        name=key.name,
+        role=key.role,
+        prefix=key.prefix,
+        created_at=key.created_at,
+        revoked_at=key.revoked_at,
+    )
