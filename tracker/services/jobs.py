@@ -216,7 +216,8 @@ class JobService:
         async with in_transaction():
             job = await get_job(job_id)
             expected.check(job.version)
-            if await Job.filter(id=job.id, version=job.version).delete() != 1:
+            # The row count may include cascaded rows on SQLite, so test for none rather than one.
+            if not await Job.filter(id=job.id, version=job.version).delete():
                 raise StaleVersion(await _current_version(job.id), from_header=expected.from_header)
 
     async def act(

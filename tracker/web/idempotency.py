@@ -1,8 +1,8 @@
 """`Idempotency-Key` on POST: a retried request gets the first response and is not applied twice.
 
-The action and the stored response commit in one transaction. Two copies of a request racing each other
-both run, but only one can insert its record (unique per key and API key); the other rolls back whole and
-replays the winner's response.
+The action and the stored response commit in one transaction. Of two copies of a request racing each other
+only one can commit: the other either fails to insert its record (unique per key and API key) or finds the
+job already changed; either way it rolls back whole and replays the winner's response.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from tracker.db.models import IdempotencyRecord
-from tracker.domain.errors import Conflict, InvalidInput
+from tracker.domain.errors import Conflict, DomainError, InvalidInput
 from tracker.services.keys import Principal
 
 HEADER = "idempotency-key"
@@ -71,5 +71,11 @@ async def idempotent(
             )
     except IntegrityError:
         winner = await IdempotencyRecord.get(api_key_id=principal.key_id, key=key)
+        return _replay(winner, fingerprint)
+    except DomainError:
+        # A copy racing ours may have applied the action first, making ours stale: answer as it did.
+        winner = await IdempotencyRecord.get_or_none(api_key_id=principal.key_id, key=key)
+        if winner is None:
+            raise
         return _replay(winner, fingerprint)
     return response

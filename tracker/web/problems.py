@@ -39,7 +39,7 @@ TITLES = {
     500: "Internal error",
 }
 FIELD_PATH = re.compile(r"at `\$((?:\.[A-Za-z_][\w]*|\[\d+\])*)`")
-UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
 
 
 def problem(
@@ -71,7 +71,7 @@ def _field_of(message: str, key: str | None) -> str:
     """Turn msgspec's `at `$.quote.amount`` into `quote.amount`."""
     match = FIELD_PATH.search(message)
     path = match.group(1).lstrip(".") if match and match.group(1) else ""
-    unknown = UNKNOWN_FIELD.search(message)
+    unknown = NAMED_FIELD.search(message)
     if unknown:
         path = f"{path}.{unknown.group(1)}" if path else unknown.group(1)
     if path:
@@ -87,7 +87,7 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
                 message = str(item.get("message", ""))
                 key = item.get("key")
                 field = _field_of(message, str(key) if key else None)
-                source = item.get("source")
+                source = getattr(item.get("source"), "value", item.get("source"))
                 if source in {"query", "path", "header", "cookie"} and key:
                     field = f"{source}.{key}"
                 errors.append({"field": field, "reason": FIELD_PATH.sub("", message).rstrip(" -")})
