@@ -47,7 +47,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        """Build settings from `TRACKER_<FIELD>` variables; unknown or malformed values fail fast."""
+        """Build settings from `TRACKER_<FIELD>` variables; malformed values fail fast."""
         values: dict[str, Any] = {}
         for spec in fields(cls):
             name = f"TRACKER_{spec.name.upper()}"
@@ -72,7 +72,13 @@ class Settings:
 
     def validate(self) -> None:
         if not self.database_url.startswith(("sqlite://", "postgres://", "postgresql://", "asyncpg://")):
-            raise SettingsError("TRACKER_DATABASE_URL must start with sqlite:// or postgres://")
+            raise SettingsError(
+                "TRACKER_DATABASE_URL must start with sqlite:// or postgres:// (or postgresql://)"
+            )
+        if not 1 <= self.port <= 65535:
+            raise SettingsError("TRACKER_PORT must be between 1 and 65535")
+        if self.shutdown_grace_s < 0:
+            raise SettingsError("TRACKER_SHUTDOWN_GRACE_S must not be negative")
         if self.max_body_bytes <= 0:
             raise SettingsError("TRACKER_MAX_BODY_BYTES must be positive")
         for name in ("recompute_interval_s", "refit_interval_s", "recompute_batch_size"):

@@ -24,7 +24,19 @@ def _settings() -> Settings:
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coroutine)
+    """Run a command's coroutine; an unreachable or unmigrated database is a message, not a traceback."""
+    from tortoise.exceptions import OperationalError
+
+    try:
+        return asyncio.run(coroutine)
+    except OSError as error:  # refused connections; tortoise's DBConnectionError is an OSError too
+        raise click.ClickException(f"cannot connect to the database: {error}") from None
+    except OperationalError as error:
+        if type(error) is not OperationalError:  # integrity errors and the like are bugs: keep the trace
+            raise
+        raise click.ClickException(
+            f"the database refused the command: {error} (has `tracker migrate` been run?)"
+        ) from None
 
 
 @click.group()

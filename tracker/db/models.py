@@ -121,6 +121,22 @@ class Job(Model):
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
     closed_at = fields.DatetimeField(null=True)
+    held_since = fields.DatetimeField(null=True)
+    """When the job went on hold (None while it is not on hold): the estimate clock stops."""
+    stage_held_seconds = fields.FloatField(default=0.0, db_default=0.0)
+    """Working seconds spent on hold in the current stage visit, excluded from its elapsed time."""
+    stages_completed = fields.IntField(default=0, db_default=0)
+    """Stage visits the job has finished, repeats included (an input of the estimate)."""
+    actual_cost = fields.DecimalField(max_digits=18, decimal_places=4, default=0, db_default=0)
+    """Sum of the job's cost entries, kept with them in the same transaction."""
+    eta_p50 = fields.DatetimeField(null=True)
+    eta_p90 = fields.DatetimeField(null=True)
+    cost_p50 = fields.DecimalField(max_digits=18, decimal_places=4, null=True)
+    cost_p90 = fields.DecimalField(max_digits=18, decimal_places=4, null=True)
+    estimate_basis = fields.CharField(max_length=16, null=True)
+    estimated_at = fields.DatetimeField(null=True)
+    announced: fields.JSONField[dict[str, Any] | None] = fields.JSONField(null=True)
+    """The estimate customers were last told about, for deciding what changed enough to tell again."""
 
     class Meta:
         table = "job"
@@ -130,6 +146,7 @@ class Job(Model):
             Index(fields=("account_id", "id")),
             Index(fields=("promised_on", "id")),
             Index(fields=("updated_at", "id")),
+            Index(fields=("status", "estimated_at")),
         )
 
 
@@ -144,6 +161,8 @@ class StageVisit(Model):
     left_at = fields.DatetimeField(null=True)
     entered_by = fields.CharField(max_length=100)
     left_by = fields.CharField(max_length=100, null=True)
+    held_seconds = fields.FloatField(default=0.0, db_default=0.0)
+    """Working seconds the job spent on hold during this visit (not part of its duration)."""
 
     class Meta:
         table = "stage_visit"
@@ -202,6 +221,42 @@ class JobEvent(Model):
     class Meta:
         table = "job_event"
         indexes = (Index(fields=("job_id", "id")),)
+
+
+class JobEstimate(Model):
+    """One recomputed estimate of a job, kept when it differs from the one before."""
+
+    id = fields.BigIntField(primary_key=True)
+    job: fields.ForeignKeyRelation[Job] = fields.ForeignKeyField(
+        "tracker.Job", related_name="estimates", on_delete=fields.CASCADE
+    )
+    job_id: int
+    computed_at = fields.DatetimeField()
+    eta_p50 = fields.DatetimeField()
+    eta_p90 = fields.DatetimeField()
+    cost_p50 = fields.DecimalField(max_digits=18, decimal_places=4)
+    cost_p90 = fields.DecimalField(max_digits=18, decimal_places=4)
+    basis = fields.CharField(max_length=16)
+    overdue = fields.BooleanField()
+    detail: fields.JSONField[dict[str, Any]] = fields.JSONField()
+
+    class Meta:
+        table = "job_estimate"
+        indexes = (Index(fields=("job_id", "id")),)
+
+
+class HistoryFit(Model):
+    """The history model of one workflow, fitted by one process and read by all."""
+
+    id = fields.IntField(primary_key=True)
+    workflow_key = fields.CharField(max_length=63)
+    fitted_at = fields.DatetimeField()
+    payload = fields.BinaryField()
+    summary: fields.JSONField[dict[str, Any]] = fields.JSONField()
+
+    class Meta:
+        table = "history_fit"
+        indexes = (Index(fields=("workflow_key", "fitted_at")),)
 
 
 class IdempotencyRecord(Model):

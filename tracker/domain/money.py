@@ -34,7 +34,8 @@ def parse_amount(raw: str | Decimal, currency: str, *, field: str, allow_negativ
         raise InvalidInput(field, f"{currency} has {places} decimal places")
     if abs(amount) >= Decimal(10) ** (MAX_DIGITS - places):
         raise InvalidInput(field, "is too large")
-    return amount.quantize(Decimal(1).scaleb(-places))
+    # `+ 0` turns a negative zero into zero, so "-0" never shows as "-0.00".
+    return amount.quantize(Decimal(1).scaleb(-places)) + 0
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from tracker.domain.errors import IllegalTransition, InvalidInput
 
-STAGE_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+STAGE_KEY = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 MAX_REASON_LENGTH = 1000
 
 
@@ -44,6 +44,9 @@ class ThreePointEstimate:
     pessimistic: Decimal
 
     def __post_init__(self) -> None:
+        for name in ("optimistic", "most_likely", "pessimistic"):
+            if not getattr(self, name).is_finite():
+                raise InvalidInput(f"duration.{name}", "must be a finite number")
         if self.optimistic < 0:
             raise InvalidInput("duration.optimistic", "must not be negative")
         if not self.optimistic <= self.most_likely <= self.pessimistic:
@@ -85,13 +88,15 @@ class WorkflowDefinition:
         seen: set[str] = set()
         for index, stage in enumerate(self.stages):
             where = f"stages[{index}]"
-            if not STAGE_KEY.match(stage.key):
+            if not STAGE_KEY.fullmatch(stage.key):
                 raise InvalidInput(f"{where}.key", "use lower-case letters, digits, - and _ (at most 63)")
             if stage.key in seen:
                 raise InvalidInput(f"{where}.key", f"{stage.key!r} appears twice")
             seen.add(stage.key)
             if not stage.labels.get("en", "").strip():
                 raise InvalidInput(f"{where}.labels", "an English (en) label is required")
+            if not stage.planned_cost.is_finite():
+                raise InvalidInput(f"{where}.planned_cost", "must be a finite number")
             if stage.planned_cost < 0:
                 raise InvalidInput(f"{where}.planned_cost", "must not be negative")
             if stage.capacity is not None and stage.capacity < 1:
@@ -168,7 +173,8 @@ def _optional_reason(reason: str | None) -> str | None:
 
 def _require_open(position: JobPosition, action: str) -> None:
     if position.status is not JobStatus.OPEN:
-        hint = " (resume it first)" if position.status is JobStatus.ON_HOLD else ""
+        resumable = position.status is JobStatus.ON_HOLD and action != "put on hold"
+        hint = " (resume it first)" if resumable else ""
         raise IllegalTransition(
             f"cannot {action} a job that is {position.status.value}{hint}", code="job_not_open"
         )

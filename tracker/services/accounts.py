@@ -68,6 +68,14 @@ async def get_account(account_id: int) -> Account:
     return account
 
 
+async def _locked_account(account_id: int) -> Account:
+    """The account, its row locked until the transaction ends (contact count rules read then write)."""
+    account = await Account.select_for_update().get_or_none(id=account_id)
+    if account is None:
+        raise NotFound("account", account_id)
+    return account
+
+
 async def create_account(kind: str, name: str, contacts: list[ContactFields], *, now: datetime) -> Account:
     account_kind = _kind(kind)
     checked = [check_contact(c) for c in contacts]
@@ -92,7 +100,7 @@ async def create_account(kind: str, name: str, contacts: list[ContactFields], *,
 
 async def update_account(account_id: int, *, name: str | None, kind: str | None, now: datetime) -> Account:
     async with in_transaction():
-        account = await get_account(account_id)
+        account = await _locked_account(account_id)
         if name is not None:
             account.name = _name(name, "name")
         if kind is not None:
@@ -123,7 +131,7 @@ async def list_accounts() -> list[Account]:
 async def add_contact(account_id: int, fields: ContactFields, *, now: datetime) -> Contact:
     checked = check_contact(fields)
     async with in_transaction():
-        account = await get_account(account_id)
+        account = await _locked_account(account_id)
         if account.kind == AccountKind.INDIVIDUAL and await Contact.exists(account_id=account_id):
             raise Conflict("an individual account has one contact", code="individual_has_contact")
         return await Contact.create(

@@ -27,9 +27,10 @@ from tracker.domain import workflow as rules
 from tracker.domain.errors import Conflict, InvalidInput, NotFound, PreconditionRequired, StaleVersion
 from tracker.domain.money import Money, parse_amount
 from tracker.domain.workflow import JobPosition, JobStatus, Transition, TransitionKind
-from tracker.services.workflows import definition_of
+from tracker.estimates.calendar import BusinessCalendar
+from tracker.services.workflows import definition_of, version_of
 
-REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
+REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 MAX_TEXT = 10_000
 
@@ -119,7 +120,7 @@ class JobService:
 
     async def create(self, new: NewJob, *, actor: str, now: datetime) -> Job:
         title = _title(new.title)
-        if new.reference is not None and not REFERENCE.match(new.reference):
+        if new.reference is not None and not REFERENCE.fullmatch(new.reference):
             raise InvalidInput("reference", "use letters, digits and . _ / - (at most 64)")
         async with in_transaction():
             workflow = await Workflow.get_or_none(key=new.workflow_key, is_current=True)
@@ -235,12 +236,15 @@ class JobService:
         async with in_transaction():
             job = await get_job(job_id)
             expected.check(job.version)
-            definition = await definition_of(job.workflow_id)
+            workflow = await version_of(job.workflow_id)
             position = JobPosition(JobStatus(job.status), job.stage_key)
-            transition = _transition(kind, position, definition, stage=stage, reason=reason, force=force)
+            transition = _transition(
+                kind, position, workflow.definition, stage=stage, reason=reason, force=force
+            )
             updates: dict[str, Any] = {
                 "status": transition.after.status.value,
                 "stage_key": transition.after.stage_key,
+                **_hold_clock(job, transition, workflow.calendar, now),
             }
             if transition.after.status in {JobStatus.COMPLETED, JobStatus.CANCELLED}:
                 updates["closed_at"] = now
@@ -254,9 +258,16 @@ class JobService:
                 "reason": transition.reason,
                 "forced": force and kind is TransitionKind.COMPLETE,
             }
+            held_in_visit = updates.get("stage_held_seconds", job.stage_held_seconds)
+            if transition.closes_visit:
+                updates["stages_completed"] = job.stages_completed + 1
+            if transition.opens_visit:
+                updates["stage_held_seconds"] = 0.0
             job = await _commit(job, updates, kind.value, data, actor=actor, now=now)
             if transition.closes_visit:
-                await StageVisit.filter(job_id=job.id, left_at=None).update(left_at=now, left_by=actor)
+                await StageVisit.filter(job_id=job.id, left_at=None).update(
+                    left_at=now, left_by=actor, held_seconds=held_in_visit
+                )
             if transition.opens_visit:
                 await StageVisit.create(
                     job_id=job.id, stage_key=transition.after.stage_key, entered_at=now, entered_by=actor
@@ -295,7 +306,7 @@ class JobService:
                 raise InvalidInput("stage", f"the job's workflow has no stage {stage_key!r}")
             job = await _commit(
                 job,
-                {},
+                {"actual_cost": job.actual_cost + value},
                 "cost_added",
                 {
                     "kind": cost_kind.value,
@@ -346,6 +357,18 @@ class JobService:
             )
             await self._after(job, now)
         return job, note
+
+
+def _hold_clock(
+    job: Job, transition: Transition, calendar: BusinessCalendar, now: datetime
+) -> dict[str, Any]:
+    """Stop the estimate clock on hold; on leaving hold, add the working time held to the stage visit."""
+    if transition.after.status is JobStatus.ON_HOLD:
+        return {"held_since": now}
+    if job.held_since is None:
+        return {}
+    held = calendar.working_seconds_between(job.held_since, now)
+    return {"held_since": None, "stage_held_seconds": job.stage_held_seconds + held}
 
 
 def _transition(

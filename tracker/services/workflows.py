@@ -7,14 +7,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from tracker.db.models import Stage, Workflow
 from tracker.domain.errors import Conflict, InvalidInput, NotFound
 from tracker.domain.money import check_currency
 from tracker.domain.workflow import StageDefinition, ThreePointEstimate, WorkflowDefinition
+from tracker.estimates.calendar import BusinessCalendar
+from tracker.services.calendars import calendar_from_spec
 
-WORKFLOW_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+WORKFLOW_KEY = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+MAX_NAME_LENGTH = 200
+MAX_CAPACITY = 2_147_483_647
+"""The limits of the columns that hold a workflow's name and a stage's capacity."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,7 @@ class WorkflowVersion:
     version: int
     currency: str
     definition: WorkflowDefinition
+    calendar: BusinessCalendar
 
 
 # Workflow versions never change once written, so they can be cached for the life of the process.
@@ -64,7 +71,13 @@ async def version_of(workflow_id: int) -> WorkflowVersion:
     if cached is None:
         workflow = await Workflow.get(id=workflow_id)
         definition = _definition_from_rows(workflow, await Stage.filter(workflow_id=workflow_id))
-        cached = WorkflowVersion(workflow.key, workflow.version, workflow.currency, definition)
+        cached = WorkflowVersion(
+            workflow.key,
+            workflow.version,
+            workflow.currency,
+            definition,
+            calendar_from_spec(workflow.calendar),
+        )
         _versions[workflow_id] = cached
     return cached
 
@@ -75,6 +88,15 @@ async def definition_of(workflow_id: int) -> WorkflowDefinition:
 
 async def _stored(workflow: Workflow) -> StoredWorkflow:
     return StoredWorkflow(workflow, await definition_of(workflow.id))
+
+
+def _check_storable(definition: WorkflowDefinition) -> None:
+    """Refuse what the database columns cannot hold, as bad input rather than a database error."""
+    if len(definition.name) > MAX_NAME_LENGTH:
+        raise InvalidInput("name", f"must be at most {MAX_NAME_LENGTH} characters")
+    for index, stage in enumerate(definition.stages):
+        if stage.capacity is not None and stage.capacity > MAX_CAPACITY:
+            raise InvalidInput(f"stages[{index}].capacity", f"must be at most {MAX_CAPACITY}")
 
 
 async def _write_version(
@@ -122,12 +144,18 @@ async def create_workflow(
     now: datetime,
     calendar: dict[str, Any] | None = None,
 ) -> StoredWorkflow:
-    if not WORKFLOW_KEY.match(key):
+    if not WORKFLOW_KEY.fullmatch(key):
         raise InvalidInput("key", "use lower-case letters, digits, - and _ (at most 63)")
-    async with in_transaction():
-        if await Workflow.exists(key=key):
-            raise Conflict(f"a workflow with key {key!r} exists already", code="duplicate_key")
-        workflow = await _write_version(key, 1, definition, check_currency(currency), calendar, now)
+    _check_storable(definition)
+    duplicate = Conflict(f"a workflow with key {key!r} exists already", code="duplicate_key")
+    try:
+        async with in_transaction():
+            if await Workflow.exists(key=key):
+                raise duplicate
+            workflow = await _write_version(key, 1, definition, check_currency(currency), calendar, now)
+    except IntegrityError:
+        # Another request created the same key between the check and the insert.
+        raise duplicate from None
     return await _stored(workflow)
 
 
@@ -140,7 +168,9 @@ async def replace_workflow(
     calendar: dict[str, Any] | None = None,
 ) -> StoredWorkflow:
     """Publish a new version; jobs already running stay on the version they started with."""
+    _check_storable(definition)
     async with in_transaction():
+        await _lock(key)
         current = await _current(key)
         if current.archived:
             raise Conflict(f"workflow {key!r} is archived", code="archived")
@@ -149,6 +179,12 @@ async def replace_workflow(
             key, current.version + 1, definition, check_currency(currency), calendar, now
         )
     return await _stored(workflow)
+
+
+async def _lock(key: str) -> None:
+    """Serialise changes to one workflow: lock its first version, the one row every key keeps."""
+    if await Workflow.select_for_update().get_or_none(key=key, version=1) is None:
+        raise NotFound("workflow", key)
 
 
 async def _current(key: str) -> Workflow:
@@ -184,5 +220,6 @@ async def list_versions(key: str) -> list[StoredWorkflow]:
 async def archive_workflow(key: str) -> None:
     """Stop new jobs from using a workflow; its running jobs and their history stay."""
     async with in_transaction():
+        await _lock(key)
         await _current(key)
         await Workflow.filter(key=key).update(archived=True)

@@ -74,8 +74,8 @@ async def idempotent(
         return _replay(winner, fingerprint)
     except DomainError:
         # A copy racing ours may have applied the action first, making ours stale: answer as it did.
-        winner = await IdempotencyRecord.get_or_none(api_key_id=principal.key_id, key=key)
-        if winner is None:
+        first = await IdempotencyRecord.get_or_none(api_key_id=principal.key_id, key=key)
+        if first is None:
             raise
-        return _replay(winner, fingerprint)
+        return _replay(first, fingerprint)
     return response

@@ -68,15 +68,15 @@ def problem(
 
 
 def _field_of(message: str, key: str | None) -> str:
-    """Turn msgspec's `at `$.quote.amount`` into `quote.amount`."""
+    """The field a msgspec error is about: `quote.amount`, `stages[1].colour`, or `body`."""
     match = FIELD_PATH.search(message)
     path = match.group(1).lstrip(".") if match and match.group(1) else ""
-    unknown = NAMED_FIELD.search(message)
-    if unknown:
-        path = f"{path}.{unknown.group(1)}" if path else unknown.group(1)
-    if path:
-        return path.replace(".[", "[")
-    return key if key and key != "data" else "body"
+    if not path and key and key != "data":
+        path = key.removeprefix("$").lstrip(".")
+    named = NAMED_FIELD.search(message)
+    if named:
+        path = f"{path}.{named.group(1)}" if path else named.group(1)
+    return path.replace(".[", "[") if path else "body"
 
 
 def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated
 
 from litestar import Controller, delete, get, post, put
@@ -10,12 +11,35 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from tracker.domain.errors import InvalidInput
 from tracker.domain.money import check_currency, parse_amount
 from tracker.domain.workflow import StageDefinition, ThreePointEstimate, WorkflowDefinition
 from tracker.services import workflows
 from tracker.services.keys import Role
 from tracker.web import schemas as s, views
 from tracker.web.auth import requires
+
+HOURS_STEP = Decimal("0.01")
+MAX_HOURS = Decimal("99999999.99")
+"""Hours are stored with two decimal places and at most ten digits."""
+
+
+def _duration(hours: s.DurationIn, index: int) -> ThreePointEstimate:
+    """The estimate, with an error naming the field as the request spells it (`stages[1].duration_hours`)."""
+    for name in ("optimistic", "most_likely", "pessimistic"):
+        value: Decimal = getattr(hours, name)
+        field = f"stages[{index}].duration_hours.{name}"
+        if not value.is_finite():
+            raise InvalidInput(field, "must be a finite number")
+        if abs(value) > MAX_HOURS:
+            raise InvalidInput(field, f"must be at most {MAX_HOURS} hours")
+        if value != value.quantize(HOURS_STEP):
+            raise InvalidInput(field, "has more than two decimal places")
+    try:
+        return ThreePointEstimate(hours.optimistic, hours.most_likely, hours.pessimistic)
+    except InvalidInput as error:
+        field = error.field.replace("duration", f"stages[{index}].duration_hours", 1)
+        raise InvalidInput(field, error.reason) from None
 
 
 def _definition(name: str, currency: str, stages: list[s.StageIn]) -> WorkflowDefinition:
@@ -26,11 +50,7 @@ def _definition(name: str, currency: str, stages: list[s.StageIn]) -> WorkflowDe
             StageDefinition(
                 key=stage.key,
                 labels=dict(stage.labels),
-                duration=ThreePointEstimate(
-                    stage.duration_hours.optimistic,
-                    stage.duration_hours.most_likely,
-                    stage.duration_hours.pessimistic,
-                ),
+                duration=_duration(stage.duration_hours, index),
                 planned_cost=parse_amount(stage.planned_cost, code, field=f"stages[{index}].planned_cost"),
                 capacity=stage.capacity,
                 customer_visible=stage.customer_visible,
