@@ -1,0 +1,127 @@
+"""Backtest: no look-ahead, honest scores, prediction file, CLI, and the two real logs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tracker.cli.backtest import backtest_command
+from tracker.estimates.backtest import PREDICTION_HEADER, run_backtest
+from tracker.estimates.calendar import BusinessCalendar
+from tracker.estimates.eventlog import EventLog, read_log, write_csv
+from tracker.estimates.synthetic import generate_workload
+
+REAL_LOGS = Path(__file__).resolve().parents[3] / "shared" / "data" / "eventlogs"
+DAY = 86_400.0
+
+
+@pytest.fixture(scope="module")
+def log_synthetic() -> EventLog:
+    return generate_workload(3000, seed=5, arrivals_per_day=40).event_log(with_cost=True)
+
+
+def test_predictions_made_before_an_instant_ignore_everything_after_it(log_synthetic: EventLog) -> None:
+    cut = float(np.quantile(log_synthetic.time, 0.6))
+    later = log_synthetic.time >= cut
+    # Another future: everything after the cut happens 30 days later and in another order.
+    future = replace(log_synthetic, time=np.where(later, log_synthetic.time + 30 * DAY, log_synthetic.time))
+    future = EventLog.from_arrays(
+        future.case,
+        np.where(later, future.activity[::-1], future.activity),
+        future.time,
+        future.cost,
+        future.case_names,
+        future.activity_names,
+    )
+
+    actual = run_backtest(log_synthetic).predictions
+    other = run_backtest(future).predictions
+
+    before = actual.predicted_at < cut
+    assert before.sum() > 1000
+    assert np.array_equal(other.predicted_at[other.predicted_at < cut], actual.predicted_at[before])
+    assert np.array_equal(other.p50_end[other.predicted_at < cut], actual.p50_end[before])
+    assert np.array_equal(other.p90_end[other.predicted_at < cut], actual.p90_end[before])
+    assert not np.array_equal(other.p50_end, actual.p50_end)  # the future did change later estimates
+
+
+def test_on_a_known_process_p90_is_honest_and_p50_is_no_worse_than_the_baseline(
+    log_synthetic: EventLog,
+) -> None:
+    report = run_backtest(log_synthetic).report
+
+    assert report.predictions == log_synthetic.n_events - log_synthetic.n_cases
+    assert 0.85 <= report.p90_coverage <= 0.95
+    assert report.mae_days <= 1.02 * report.baseline_mae_days
+    assert report.cost is not None
+    assert report.cost.mae < report.cost.baseline_mae
+    assert 0.8 <= report.cost.p90_coverage <= 1.0
+
+
+def test_prediction_file_has_the_header_and_one_row_per_prediction(
+    tmp_path: Path, log_synthetic: EventLog
+) -> None:
+    small = EventLog.from_arrays(
+        log_synthetic.case[:400],
+        log_synthetic.activity[:400],
+        log_synthetic.time[:400],
+        None if log_synthetic.cost is None else log_synthetic.cost[:400],
+        log_synthetic.case_names,
+        log_synthetic.activity_names,
+    )
+    source, out = tmp_path / "log.csv", tmp_path / "predictions.csv"
+    write_csv(small, source)
+
+    result = CliRunner().invoke(
+        backtest_command, [str(source), "--cost", "Cost", "--predictions", str(out), "--json"]
+    )
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    with out.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert tuple(rows[0]) == (*PREDICTION_HEADER, "cost_so_far", "cost_p50", "cost_p90", "actual_cost")
+    assert len(rows) - 1 == report["predictions"] == small.n_events - small.n_cases
+    assert rows[1][2].endswith("Z") and rows[1][2] <= rows[1][3] <= rows[1][4]
+
+
+def test_cli_rejects_an_unknown_calendar(tmp_path: Path, log_synthetic: EventLog) -> None:
+    source = tmp_path / "log.csv"
+    write_csv(log_synthetic, source)
+
+    result = CliRunner().invoke(backtest_command, [str(source), "--calendar", "Narnia"])
+
+    assert result.exit_code == 2
+    assert "--calendar" in result.output
+
+
+def test_country_calendar_counts_only_working_time(log_synthetic: EventLog) -> None:
+    calendar = BusinessCalendar.for_country("FR")
+
+    result = run_backtest(log_synthetic, calendar=calendar, calendar_name="FR")
+
+    p = result.predictions
+    worked = calendar.working_seconds_between_many(p.predicted_at, p.p50_end)
+    assert np.all(p.p50_end >= p.predicted_at)
+    assert np.all(worked <= p.p50_end - p.predicted_at + 1e-6)
+    assert 0.8 <= result.report.p90_coverage <= 0.97
+
+
+@pytest.mark.skipif(not REAL_LOGS.is_dir(), reason="shared real event logs not present")
+@pytest.mark.parametrize("name", ["bpi12_w.csv", "BPI_Challenge_2012_W_Complete.xes.gz"])
+def test_real_log_beats_the_baseline_with_an_honest_p90(name: str) -> None:
+    started = time.perf_counter()
+
+    report = run_backtest(read_log(REAL_LOGS / name), name=name).report
+
+    assert report.cases == 9658
+    assert report.mae_days < report.baseline_mae_days
+    assert 0.85 <= report.p90_coverage <= 0.95
+    assert time.perf_counter() - started < 60

@@ -1,0 +1,277 @@
+"""History model: censoring, elapsed conditioning, tails, transitions, cold start, calibration."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tracker.estimates.history import CaseHistory, JobProgress, PlannedStage, VisitRecord
+from tracker.estimates.model import CalibrationEvidence, HistoryModel, calibrate, fit_history
+from tracker.estimates.synthetic import REPAIR_SHOP, generate_workload
+
+DAY = 86_400.0
+NOW = datetime(2024, 6, 1, tzinfo=UTC)
+
+
+def _case(
+    case_id: str, visits: list[tuple[str, float, bool]], *, finished: bool, age_days: float = 30
+) -> CaseHistory:
+    """A case whose visits (stage, duration in days, finished) ran back to back."""
+    at = NOW - timedelta(days=age_days)
+    records = []
+    for stage, days, done in visits:
+        records.append(VisitRecord(case_id, stage, at, days * DAY, done))
+        at += timedelta(days=days)
+    return CaseHistory(case_id, tuple(records), finished)
+
+
+def _fresh(stage: str, elapsed_days: float = 0.0, completed: int = 0) -> JobProgress:
+    return JobProgress(stage, elapsed_days * DAY, None, completed)
+
+
+def _single_stage_model(durations_days: np.ndarray, **kwargs: object) -> HistoryModel:
+    cases = [_case(f"c{i}", [("paint", float(d), True)], finished=True) for i, d in enumerate(durations_days)]
+    return fit_history(cases, [], now=NOW, **kwargs)  # type: ignore[arg-type]
+
+
+def test_open_visits_make_a_stage_look_slower_not_faster() -> None:
+    finished = [_case(f"f{i}", [("paint", 1.0, True)], finished=True) for i in range(40)]
+    running = [_case(f"r{i}", [("paint", 5.0, False)], finished=False, age_days=5) for i in range(60)]
+
+    ignoring_open = fit_history(finished, [], now=NOW).remaining(_fresh("paint"))
+    with_open = fit_history(finished + running, [], now=NOW).remaining(_fresh("paint"))
+
+    assert ignoring_open.p50_s == pytest.approx(DAY, rel=0.05)
+    assert with_open.p50_s >= 5 * DAY
+
+
+def test_job_three_days_into_a_two_to_five_day_stage_has_less_left_than_a_fresh_one() -> None:
+    model = _single_stage_model(np.random.default_rng(1).uniform(2, 5, 3000))
+
+    fresh = model.remaining(_fresh("paint"))
+    three_days_in = model.remaining(_fresh("paint", elapsed_days=3))
+
+    assert fresh.p50_s == pytest.approx(3.5 * DAY, rel=0.05)
+    assert three_days_in.p50_s == pytest.approx(1.0 * DAY, rel=0.15)  # median of U(3, 5) - 3
+    assert three_days_in.p90_s < fresh.p90_s
+
+
+def test_p90_widens_when_job_runs_past_every_sample() -> None:
+    model = _single_stage_model(np.random.default_rng(2).lognormal(np.log(2), 0.4, 500))
+    longest = 2 * np.exp(0.4 * 4)  # beyond any of 500 draws
+
+    past = [model.remaining(_fresh("paint", elapsed_days=longest * k)) for k in (1, 2, 4)]
+
+    assert all(r.p50_s > 0 for r in past)
+    assert past[0].p90_s < past[1].p90_s < past[2].p90_s
+    assert past[2].p90_s > past[2].p50_s
+
+
+def test_rework_loop_is_learned_from_observed_transitions() -> None:
+    cases = [
+        _case(
+            f"c{i}",
+            [("strip", 1, True), ("paint", 2, True), ("check", 0.5, True)]
+            + ([("paint", 2, True), ("check", 0.5, True)] if i % 2 else []),
+            finished=True,
+        )
+        for i in range(400)
+    ]
+    model = fit_history(cases, [], now=NOW)
+
+    outlook = {s.key: s for s in model.remaining(_fresh("strip")).stages}
+
+    assert outlook["paint"].expected_visits == pytest.approx(1.5, abs=0.1)
+    assert outlook["paint"].probability == pytest.approx(1.0, abs=0.01)
+    assert outlook["check"].expected_visits == pytest.approx(1.5, abs=0.1)
+
+
+def test_stage_without_history_follows_the_declared_order() -> None:
+    planned = [PlannedStage(k, 1 * DAY, 2 * DAY, 3 * DAY) for k in ("strip", "paint", "check")]
+
+    work = fit_history([], planned, now=NOW).remaining(_fresh("strip"))
+
+    assert work.basis == "planned"
+    assert [s.key for s in work.stages] == ["strip", "paint", "check"]
+    assert all(s.probability == pytest.approx(1.0) for s in work.stages)
+    assert work.p50_s == pytest.approx(6 * DAY, rel=0.05)  # three PERT means of 2 days
+    assert work.p90_s > work.p50_s
+
+
+@pytest.mark.parametrize(("samples", "basis"), [(0, "planned"), (3, "blend"), (300, "history")])
+def test_basis_moves_from_planned_to_blend_to_history(samples: int, basis: str) -> None:
+    planned = [PlannedStage("paint", 8 * DAY, 10 * DAY, 12 * DAY)]
+    cases = [_case(f"c{i}", [("paint", 1.0, True)], finished=True) for i in range(samples)]
+
+    work = fit_history(cases, planned, now=NOW, min_samples=1000).remaining(_fresh("paint"))
+
+    assert work.basis == basis
+    assert work.stages[0].samples == samples
+
+
+def test_few_samples_are_shrunk_towards_the_plan() -> None:
+    planned = [PlannedStage("paint", 8 * DAY, 10 * DAY, 12 * DAY)]
+    cases = [_case(f"c{i}", [("paint", 1.0, True)], finished=True) for i in range(5)]
+
+    work = fit_history(cases, planned, now=NOW).remaining(_fresh("paint"))
+
+    assert work.basis == "blend"
+    assert DAY < work.stages[0].expected_duration_s < 10 * DAY
+    assert work.p90_s > 5 * DAY  # half the weight is still on the plan
+
+
+def test_p90_of_the_total_is_less_than_the_sum_of_stage_p90s() -> None:
+    rng = np.random.default_rng(3)
+    a, b = rng.lognormal(0, 1, 2000), rng.lognormal(0, 1, 2000)
+    cases = [
+        _case(f"c{i}", [("one", float(x), True), ("two", float(y), True)], finished=True)
+        for i, (x, y) in enumerate(zip(a, b, strict=True))
+    ]
+    model = fit_history(cases, [], now=NOW, min_samples=10**6)  # simulation only
+
+    total = model.remaining(_fresh("one"))
+    stage_p90 = model.remaining(_fresh("two")).p90_s
+
+    sum_of_p90s = 2 * stage_p90
+    assert total.p90_raw_s < 0.85 * sum_of_p90s
+    assert total.p50_s > 2 * model.remaining(_fresh("two")).p50_s  # medians of skewed stages do not add up
+
+
+def test_remaining_many_matches_remaining_and_is_fast() -> None:
+    model = _single_stage_model(np.random.default_rng(4).uniform(2, 5, 500))
+    jobs = [_fresh("paint", elapsed_days=(i % 50) / 10) for i in range(100_000)]
+
+    p50, p90 = model.remaining_many(jobs)
+    single = model.remaining(jobs[37])
+
+    assert p50[37] == pytest.approx(single.p50_s)
+    assert p90[37] == pytest.approx(single.p90_s)
+    assert np.all(p90 >= p50)
+
+
+def test_unknown_stage_is_estimated_as_a_whole_new_job() -> None:
+    model = _single_stage_model(np.full(100, 2.0))
+
+    p50, _ = model.remaining_many([_fresh("no-such-stage"), JobProgress(None, 0.0, None, 0)])
+
+    assert p50[0] == pytest.approx(p50[1])
+    assert p50[0] == pytest.approx(2 * DAY, rel=0.05)
+
+
+def test_conformal_factor_brings_p90_coverage_to_target() -> None:
+    rng = np.random.default_rng(5)
+    raw = np.full(1000, 10.0 * DAY)
+    observed = rng.exponential(6 * DAY, 1000)  # raw P90 covers only ~81 %
+
+    calibration = calibrate(CalibrationEvidence(raw, observed, np.ones(1000, dtype=bool)))
+
+    assert calibration.coverage_raw == pytest.approx(np.mean(observed <= raw), abs=0.01)
+    assert calibration.p90_factor > 1.2
+    assert calibration.coverage == pytest.approx(0.9, abs=0.01)
+
+
+def _oracle_medians(
+    jobs: list[tuple[int, float]], rng: np.random.Generator, futures: int = 400
+) -> np.ndarray:
+    """True conditional median of the remaining time of (stage, elapsed) under the known process."""
+    process = REPAIR_SHOP
+    pools = [np.sort(process.durations(np.full(200_000, s), rng)) for s in range(len(process.stages))]
+    stage = np.repeat([s for s, _ in jobs], futures)
+    elapsed = np.repeat([a for _, a in jobs], futures)
+    residual = np.empty(stage.size)
+    for s, pool in enumerate(pools):
+        mask = stage == s
+        lo = np.searchsorted(pool, elapsed[mask])
+        pick = lo + (rng.random(mask.sum()) * (pool.size - lo)).astype(int)
+        residual[mask] = pool[np.minimum(pick, pool.size - 1)] - elapsed[mask]
+    matrix = np.cumsum(process.transition_matrix(), axis=1)
+    nxt = (matrix[stage] < rng.random(stage.size)[:, None]).sum(axis=1)
+    go_on = np.flatnonzero(nxt < len(process.stages))
+    path, _, duration = process.simulate(nxt[go_on], rng)
+    rest = np.zeros(stage.size)
+    np.add.at(rest, go_on[path], duration)
+    return np.median((residual + rest).reshape(len(jobs), futures), axis=1)
+
+
+def test_calibrated_on_a_known_workload_p90_covers_90_percent_and_p50_is_near_the_best() -> None:
+    workload = generate_workload(6000, seed=11, arrivals_per_day=200)
+    now = float(workload.arrival[5000])
+    model = fit_history(workload.cases_at(now), [], now=datetime.fromtimestamp(now, UTC))
+    ends = workload.visit_end
+    starts = ends - workload.visit_duration
+    running = np.flatnonzero((starts <= now) & (ends > now))
+    case = workload.visit_case[running]
+    jobs = [
+        JobProgress(
+            REPAIR_SHOP.keys[workload.visit_stage[i]],
+            now - starts[i],
+            None,
+            int(i - np.searchsorted(workload.visit_case, c)),
+        )
+        for i, c in zip(running, case, strict=True)
+    ]
+    case_end = ends[np.searchsorted(workload.visit_case, case, side="right") - 1]
+    actual = case_end - now
+
+    p50, p90 = model.remaining_many(jobs)
+    oracle = _oracle_medians(
+        [(int(workload.visit_stage[i]), now - starts[i]) for i in running], np.random.default_rng(0)
+    )
+
+    assert running.size > 1000
+    assert 0.85 <= np.mean(actual <= p90) <= 0.95
+    best = np.mean(np.abs(oracle - actual))
+    assert np.mean(np.abs(p50 - actual)) <= 1.10 * best
+
+
+def test_jobs_that_have_waited_long_are_expected_to_wait_longer_when_their_age_is_known() -> None:
+    # Two kinds of job in the same stage: young ones finish in a day, old ones need ten more.
+    young = [_case(f"y{i}", [("intake", 0.1, True), ("paint", 1.0, True)], finished=True) for i in range(200)]
+    old = [_case(f"o{i}", [("intake", 20.0, True), ("paint", 10.0, True)], finished=True) for i in range(200)]
+    model = fit_history(young + old, [], now=NOW)
+
+    unknown = model.remaining(JobProgress("paint", 0.0, "intake", 1))
+    fresh = model.remaining(JobProgress("paint", 0.0, "intake", 1, job_age_s=0.1 * DAY))
+    aged = model.remaining(JobProgress("paint", 0.0, "intake", 1, job_age_s=20 * DAY))
+
+    assert fresh.p50_s == pytest.approx(DAY, rel=0.05)
+    assert aged.p50_s == pytest.approx(10 * DAY, rel=0.05)
+    assert fresh.p50_s <= unknown.p50_s <= aged.p50_s
+
+
+def test_saved_model_loads_with_the_same_estimates_and_extra(tmp_path: Path) -> None:
+    planned = [PlannedStage("strip", DAY, 2 * DAY, 4 * DAY), PlannedStage("paint", DAY, 2 * DAY, 4 * DAY)]
+    cases = [_case(f"c{i}", [("strip", 1.0 + i % 3, True)], finished=False) for i in range(50)]
+    model = fit_history(cases, planned, now=NOW)
+    jobs = [_fresh("strip", 0.5), _fresh("paint"), JobProgress(None, 0.0, "strip", 1, job_age_s=DAY)]
+    path = tmp_path / "model.npz"
+
+    with path.open("wb") as handle:
+        model.save(handle, extra={"cost": {"strip": [1.0, 2.0]}})
+    with path.open("rb") as handle:
+        loaded, extra = HistoryModel.load(handle)
+
+    assert extra == {"cost": {"strip": [1.0, 2.0]}}
+    assert loaded.stage_keys == model.stage_keys
+    assert repr(loaded.calibration) == repr(model.calibration)  # NaN coverage compares equal as text
+    for got, want in zip(loaded.remaining_many(jobs), model.remaining_many(jobs), strict=True):
+        assert np.array_equal(got, want)
+    assert loaded.remaining(jobs[0]) == model.remaining(jobs[0])
+    assert loaded.position_bases() == model.position_bases()
+
+
+def test_stage_p90_and_bases_describe_each_stage() -> None:
+    planned = [PlannedStage("strip", DAY, 2 * DAY, 3 * DAY), PlannedStage("paint", DAY, 2 * DAY, 3 * DAY)]
+    cases = [_case(f"c{i}", [("strip", 5.0, True)], finished=False) for i in range(300)]
+
+    model = fit_history(cases, planned, now=NOW)
+
+    strip, paint = model.stage_p90_s()
+    assert strip == pytest.approx(5 * DAY, rel=0.05)  # history outweighs the plan
+    assert 2 * DAY < paint < 3 * DAY  # no history: the plan's PERT P90
+    bases = model.position_bases()
+    assert len(bases) == 2 * len(model.stage_keys) + 1
+    assert bases[model.stage_keys.index("paint")] == "planned"
