@@ -216,10 +216,13 @@ def test_demo_if_empty_seeds_once_and_prints_a_fresh_staff_key(
 
     first = ok(env, "demo", "--if-empty")
 
-    assert "demo seeded: 12 jobs" in first
+    assert "demo seeded: 12 open jobs" in first
     [first_key] = set(KEY.findall(first))
     assert "API docs: https://status.example.test/schema" in first
-    assert query(sqlite_file, "SELECT count(*) FROM job") == [(12,)]
+    assert query(
+        sqlite_file, "SELECT count(*) FROM job WHERE status != 'completed' OR reference LIKE 'DEMO-%'"
+    ) == [(12,)]
+    assert query(sqlite_file, "SELECT count(*) > 500 FROM job WHERE reference LIKE 'H-%'") == [(1,)]
     assert query(sqlite_file, "SELECT count(*) FROM workflow") == [(2,)]
     assert query(sqlite_file, "SELECT count(*) FROM account") == [(2,)]
 
@@ -228,7 +231,10 @@ def test_demo_if_empty_seeds_once_and_prints_a_fresh_staff_key(
     assert "demo seeded" not in second
     [second_key] = set(KEY.findall(second))
     assert second_key != first_key
-    assert query(sqlite_file, "SELECT count(*) FROM job") == [(12,)]
+    assert query(
+        sqlite_file, "SELECT count(*) FROM job WHERE status != 'completed' OR reference LIKE 'DEMO-%'"
+    ) == [(12,)]
+    assert query(sqlite_file, "SELECT count(*) > 500 FROM job WHERE reference LIKE 'H-%'") == [(1,)]
     assert query(sqlite_file, "SELECT count(*) FROM workflow") == [(2,)]
     assert query(sqlite_file, "SELECT name, role, revoked_at IS NOT NULL FROM api_key ORDER BY id") == [
         ("demo", "staff", 1),
@@ -298,6 +304,7 @@ def test_the_migrated_postgres_schema_takes_the_demo_data(fresh_postgres_url: st
 
     output = ok(env, "demo", "--if-empty")
 
-    assert "demo seeded: 12 jobs" in output
+    assert "demo seeded: 12 open jobs" in output
     assert KEY.search(output)
-    assert pg(fresh_postgres_url, "SELECT count(*) FROM job") == [(12,)]
+    assert pg(fresh_postgres_url, "SELECT count(*) FROM job WHERE reference LIKE 'DEMO-%'") == [(12,)]
+    assert pg(fresh_postgres_url, "SELECT count(*) > 500 FROM job WHERE reference LIKE 'H-%'") == [(True,)]

@@ -19,6 +19,8 @@ import tracker
 from tracker.clock import Clock, utc_now
 from tracker.db.config import tortoise_config
 from tracker.logs import RequestLogging
+from tracker.scheduler import scheduler
+from tracker.services.estimates import EstimateService
 from tracker.services.jobs import JobService
 from tracker.services.keys import Role
 from tracker.settings import Settings
@@ -47,6 +49,7 @@ async def database(app: Litestar) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> Litestar:
     settings = settings or Settings.from_env(os.environ)
+    estimates = EstimateService()
     metrics_public = settings.metrics_public
 
     class MetricsController(PrometheusController):
@@ -75,8 +78,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
         middleware=[PrometheusConfig(app_name="tracker", group_path=True).middleware, auth],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
-        lifespan=[database],
-        state=State({"settings": settings, "clock": clock, "job_service": JobService()}),
+        lifespan=[database, scheduler],
+        state=State(
+            {
+                "settings": settings,
+                "clock": clock,
+                "job_service": JobService(after_change=[estimates.recompute_job]),
+                "estimates": estimates,
+            }
+        ),
         logging_config=None,
         openapi_config=OpenAPIConfig(
             title="tracker",

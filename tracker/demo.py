@@ -5,16 +5,19 @@ Everything goes through the same service functions as the API, with times in the
 
 from __future__ import annotations
 
+import math
 import random
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from tracker.db.models import Workflow
+from tracker.db.models import CostEntry, Job, JobEvent, StageVisit, Workflow
 from tracker.domain.money import Money
 from tracker.domain.workflow import StageDefinition, ThreePointEstimate, TransitionKind, WorkflowDefinition
 from tracker.services import accounts, workflows
 from tracker.services.accounts import ContactFields
+from tracker.services.calendars import check_calendar
 from tracker.services.jobs import ExpectedVersion, JobService, NewJob
 
 ACTOR = "staff:demo"
@@ -101,6 +104,132 @@ DEMO_JOBS = [
 ]
 
 
+GARAGE_CALENDAR = {
+    "country": "FR",
+    "opening_hours": {
+        day: [["08:00", "12:00"], ["13:30", "18:00"]] for day in ("mon", "tue", "wed", "thu", "fri")
+    }
+    | {"sat": [["09:00", "12:00"]]},
+}
+BUILDER_CALENDAR = {
+    "country": "NL",
+    "time_zone": "Europe/Amsterdam",
+    "opening_hours": {day: [["07:30", "16:00"]] for day in ("mon", "tue", "wed", "thu", "fri")},
+}
+HISTORY_DAYS = 420
+REWORK = {
+    "car-repair": ("quality-check", "repair", 0.15),
+    "kitchen-renovation": ("finishing", "installation", 0.1),
+}
+
+
+def _working_hours(rng: random.Random, stage: StageDefinition) -> float:
+    """A right-skewed duration: log-normal with the planned most-likely hours as median, the pessimistic
+    hours near its 90th percentile."""
+    median = float(stage.duration.most_likely)
+    spread = max(math.log(float(stage.duration.pessimistic) / median) / 1.2816, 0.1)
+    return median * math.exp(rng.gauss(0.0, spread))
+
+
+async def seed_history(
+    workflow_key: str, account_id: int, *, count: int, rng: random.Random, now: datetime
+) -> None:
+    """Finished past jobs with realistic, skewed durations and costs, so estimates learn from day one."""
+    stored = await workflows.get_workflow(workflow_key)
+    calendar = (await workflows.version_of(stored.row.id)).calendar
+    stages = stored.definition.stages
+    keys = [stage.key for stage in stages]
+    rework_from, rework_to, rework_chance = REWORK[workflow_key]
+    for number in range(count):
+        moment = calendar.next_open(now - timedelta(days=HISTORY_DAYS * (1 - number / count) + 5))
+        path: list[str] = []
+        position = 0
+        while position < len(keys):
+            path.append(keys[position])
+            if (
+                keys[position] == rework_from
+                and path.count(rework_from) == 1
+                and rng.random() < rework_chance
+            ):
+                position = keys.index(rework_to)
+            else:
+                position += 1
+        created = moment
+        visits: list[StageVisit] = []
+        entries: list[CostEntry] = []
+        for key in path:
+            stage = stages[keys.index(key)]
+            left = calendar.add_working_seconds(moment, _working_hours(rng, stage) * 3600)
+            visits.append(
+                StageVisit(stage_key=key, entered_at=moment, left_at=left, entered_by=ACTOR, left_by=ACTOR)
+            )
+            if stage.planned_cost:
+                amount = (
+                    stage.planned_cost * Decimal(str(round(rng.lognormvariate(0.05, 0.3), 2)))
+                ).quantize(Decimal("0.01"))
+                entries.append(
+                    CostEntry(
+                        kind="labour" if number % 3 else "material",
+                        amount=amount,
+                        currency="EUR",
+                        stage_key=key,
+                        note="",
+                        created_at=left,
+                        created_by=ACTOR,
+                    )
+                )
+            moment = left
+        if moment >= now:
+            continue
+        total = sum((entry.amount for entry in entries), Decimal(0))
+        planned = sum((stage.planned_cost for stage in stages), Decimal(0))
+        job = await Job.create(
+            reference=f"H-{workflow_key[:3].upper()}-{number + 1:04d}",
+            account_id=account_id,
+            workflow_id=stored.row.id,
+            title=f"Past {stored.row.name.lower()} #{number + 1}",
+            title_search=f"h-{workflow_key[:3]}-{number + 1:04d} past",
+            quote_amount=planned,
+            currency="EUR",
+            status="completed",
+            stage_key=path[-1],
+            stage_entered_at=visits[-1].entered_at,
+            version=len(path) + 1,
+            public_token=secrets.token_urlsafe(24),
+            created_at=created,
+            updated_at=moment,
+            closed_at=moment,
+            stages_completed=len(path),
+            actual_cost=total,
+        )
+        for visit in visits:
+            visit.job_id = job.id
+        for entry in entries:
+            entry.job_id = job.id
+        await StageVisit.bulk_create(visits)
+        await CostEntry.bulk_create(entries)
+        await JobEvent.bulk_create(
+            [
+                JobEvent(
+                    job_id=job.id,
+                    job_version=1,
+                    type="created",
+                    data={"reference": job.reference},
+                    actor=ACTOR,
+                    occurred_at=created,
+                ),
+                JobEvent(
+                    job_id=job.id,
+                    job_version=job.version,
+                    type="complete",
+                    data={"stages": path},
+                    actor=ACTOR,
+                    occurred_at=moment,
+                ),
+            ]
+        )
+
+
 async def is_seeded() -> bool:
     return await Workflow.exists()
 
@@ -108,10 +237,17 @@ async def is_seeded() -> bool:
 async def seed(jobs: JobService, *, now: datetime, seed_value: int = 2026) -> int:
     """Create the demo shop; returns the number of jobs created."""
     rng = random.Random(seed_value)
-    await workflows.create_workflow("car-repair", CAR_REPAIR, "EUR", now=now - timedelta(days=60))
-    await workflows.create_workflow(
-        "kitchen-renovation", KITCHEN_RENOVATION, "EUR", now=now - timedelta(days=60)
-    )
+    for key, definition, hours_spec in (
+        ("car-repair", CAR_REPAIR, GARAGE_CALENDAR),
+        ("kitchen-renovation", KITCHEN_RENOVATION, BUILDER_CALENDAR),
+    ):
+        await workflows.create_workflow(
+            key,
+            definition,
+            "EUR",
+            now=now - timedelta(days=HISTORY_DAYS + 30),
+            calendar=check_calendar(hours_spec),
+        )
     marie = await accounts.create_account(
         "individual",
         "Marie Dubois",
@@ -127,9 +263,19 @@ async def seed(jobs: JobService, *, now: datetime, seed_value: int = 2026) -> in
         ],
         now=now - timedelta(days=45),
     )
+    await seed_history("car-repair", facilities.id, count=400, rng=rng, now=now)
+    await seed_history("kitchen-renovation", marie.id, count=250, rng=rng, now=now)
     for index, demo in enumerate(DEMO_JOBS):
         account = marie if index % 3 == 0 else facilities
-        moment = now - timedelta(days=rng.uniform(8, 30))
+        stored = await workflows.get_workflow(demo.workflow)
+        calendar = (await workflows.version_of(stored.row.id)).calendar
+        stages = stored.definition.stages
+        # Open jobs move like the finished ones: skewed stage durations and costs near the plan.
+        hours = [_working_hours(rng, stage) for stage in stages[: demo.steps]]
+        into_current = float(stages[demo.steps].duration.most_likely) * rng.uniform(0.1, 0.8)
+        weekly_hours = sum(end - start for day in calendar.opening_hours for start, end in day) / 3600
+        span_days = (sum(hours) + into_current) / weekly_hours * 7
+        moment = calendar.next_open(now - timedelta(days=span_days + 1))
         job = await jobs.create(
             NewJob(
                 account_id=account.id,
@@ -142,23 +288,26 @@ async def seed(jobs: JobService, *, now: datetime, seed_value: int = 2026) -> in
             actor=ACTOR,
             now=moment,
         )
-        for _ in range(demo.steps):
-            moment += timedelta(hours=rng.uniform(4, 60))
+        for stage, worked in zip(stages, hours, strict=False):
+            moment = min(calendar.add_working_seconds(moment, worked * 3600), now - timedelta(minutes=30))
+            if stage.planned_cost:
+                job, _ = await jobs.add_cost(
+                    job.id,
+                    ExpectedVersion(job.version),
+                    kind="labour",
+                    amount=(
+                        stage.planned_cost * Decimal(str(round(rng.lognormvariate(0.05, 0.3), 2)))
+                    ).quantize(Decimal("0.01")),
+                    currency="EUR",
+                    note="",
+                    stage=None,
+                    actor=ACTOR,
+                    now=moment,
+                )
             job = await jobs.act(
                 job.id, ExpectedVersion(job.version), TransitionKind.ADVANCE, actor=ACTOR, now=moment
             )
-            job, _ = await jobs.add_cost(
-                job.id,
-                ExpectedVersion(job.version),
-                kind=rng.choice(["labour", "material"]),
-                amount=Decimal(rng.randint(40, 400 if demo.quote < 5000 else 2500)),
-                currency="EUR",
-                note="",
-                stage=None,
-                actor=ACTOR,
-                now=moment,
-            )
-        moment += timedelta(hours=rng.uniform(1, 8))
+        moment = min(moment + timedelta(minutes=rng.uniform(5, 25)), now - timedelta(minutes=1))
         if demo.ending is TransitionKind.HOLD:
             await jobs.act(
                 job.id,

@@ -37,6 +37,7 @@ async def test_creating_a_workflow_returns_version_1_with_its_stages_and_money_a
         "current": True,
         "archived": False,
         "created_at": CURRENT_TIME.isoformat().replace("+00:00", "Z"),
+        "calendar": None,
         "stages": [
             {
                 "key": "intake",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from tracker.cli.backtest import backtest_command, log_options, parse_mapping, read_log_option_values
 from tracker.clock import utc_now
 from tracker.settings import Settings, SettingsError
 
@@ -83,6 +84,7 @@ def demo(if_empty: bool) -> None:
     from tracker import demo as demo_data
     from tracker.db.session import open_database
     from tracker.services import keys
+    from tracker.services.estimates import EstimateService
     from tracker.services.jobs import JobService
 
     settings = _settings()
@@ -92,7 +94,12 @@ def demo(if_empty: bool) -> None:
             now = utc_now()
             if not (if_empty and await demo_data.is_seeded()):
                 count = await demo_data.seed(JobService(), now=now)
-                click.echo(f"demo seeded: {count} jobs")
+                estimates = EstimateService()
+                await estimates.refit_all(now=now)
+                await estimates.recompute_tick(
+                    now=now, tick_start=now, batch_size=settings.recompute_batch_size
+                )
+                click.echo(f"demo seeded: {count} open jobs, with finished past jobs to learn from")
             for old in await keys.list_keys():
                 if old.name == "demo" and old.revoked_at is None:
                     await keys.revoke_key(old.id, now=now)
@@ -168,5 +175,68 @@ def keys_revoke(key_id: int) -> None:
     click.echo(f"revoked key {key_id}")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+@main.command()
+@click.option("--workflow", "workflow_key", default=None, help="Refit only this workflow (default: all).")
+def refit(workflow_key: str | None) -> None:
+    """Refit the history models now (the scheduler also does it every TRACKER_REFIT_INTERVAL_S)."""
+    from tracker.db.session import open_database
+    from tracker.services.estimates import EstimateService
+
+    async def run() -> list[str]:
+        async with open_database(_settings()):
+            service = EstimateService()
+            if workflow_key is None:
+                return await service.refit_all(now=utc_now())
+            fitted = await service.refit(workflow_key, now=utc_now())
+            return [fitted.key]
+
+    for key in _run(run()):
+        click.echo(f"refitted {key}")
+
+
+@main.command("import-history")
+@click.argument("log", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--workflow", "workflow_key", required=True, help="The workflow whose history this is.")
+@click.option(
+    "--map",
+    "pairs",
+    multiple=True,
+    metavar="ACTIVITY=STAGE",
+    help="Map an activity to a stage key (repeatable); others must match a stage key.",
+)
+@log_options
+def import_history(
+    log: Path,
+    workflow_key: str,
+    pairs: tuple[str, ...],
+    case: str,
+    activity: str,
+    timestamp: str,
+    timestamp_format: str | None,
+    cost: str | None,
+) -> None:
+    """Load an event log's cases (CSV, XES or XES.gz) as finished jobs of a workflow, then refit it."""
+    from tracker.db.session import open_database
+    from tracker.domain.errors import DomainError
+    from tracker.services.estimates import EstimateService
+    from tracker.services.imports import import_history as run_import
+
+    events = read_log_option_values(log, case, activity, timestamp, timestamp_format, cost)
+    mapping = parse_mapping(pairs)
+
+    async def run() -> str:
+        async with open_database(_settings()):
+            report = await run_import(events, workflow_key, mapping=mapping, now=utc_now())
+            await EstimateService().refit(workflow_key, now=utc_now())
+            return (
+                f"imported {report.cases} cases ({report.visits} stage visits); "
+                f"{report.skipped} imported before were left as they were"
+            )
+
+    try:
+        click.echo(_run(run()))
+    except DomainError as error:
+        raise click.ClickException(error.detail) from None
+
+
+main.add_command(backtest_command)

@@ -35,7 +35,7 @@ REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 MAX_TEXT = 10_000
 
 # Hook run inside each job's transaction after every change (the estimates issue plugs in here).
-AfterChange = Callable[[Job, datetime], Awaitable[None]]
+AfterChange = Callable[[Job, datetime], Awaitable[object]]
 
 
 class CostKind(StrEnum):
@@ -117,6 +117,8 @@ class JobService:
     async def _after(self, job: Job, now: datetime) -> None:
         for hook in self.after_change:
             await hook(job, now)
+        if self.after_change:
+            await job.refresh_from_db()
 
     async def create(self, new: NewJob, *, actor: str, now: datetime) -> Job:
         title = _title(new.title)

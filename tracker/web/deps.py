@@ -12,6 +12,7 @@ from litestar.params import HeaderParameter
 
 from tracker.clock import Clock
 from tracker.domain.errors import InvalidInput
+from tracker.services.estimates import EstimateService
 from tracker.services.jobs import ExpectedVersion, JobService
 from tracker.services.keys import Principal
 from tracker.settings import Settings
@@ -40,6 +41,11 @@ def provide_jobs(state: State) -> JobService:
     return service
 
 
+def provide_estimates(state: State) -> EstimateService:
+    service: EstimateService = state.estimates
+    return service
+
+
 def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     principal = request.user
     assert isinstance(principal, Principal)
@@ -51,6 +57,7 @@ DEPENDENCIES = {
     "settings": Provide(provide_settings, sync_to_thread=False),
     "jobs": Provide(provide_jobs, sync_to_thread=False),
     "principal": Provide(provide_principal, sync_to_thread=False),
+    "estimates": Provide(provide_estimates, sync_to_thread=False),
 }
 
 

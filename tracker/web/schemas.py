@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
@@ -49,17 +49,45 @@ class StageIn(Input, kw_only=True):
     customer_visible: bool = True
 
 
+Clock = Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class CalendarIn(Input, kw_only=True):
+    """Working time of the business: durations and dates are counted in it.
+
+    Without opening hours and country the business works around the clock; with a country and no
+    opening hours, Monday to Friday 08:00-18:00, minus the country's public holidays.
+    """
+
+    time_zone: Annotated[str, Meta(max_length=64)] | None = None
+    country: Annotated[str, Meta(min_length=2, max_length=2)] | None = None
+    subdivision: Annotated[str, Meta(max_length=10)] | None = None
+    opening_hours: dict[Weekday, Annotated[list[tuple[Clock, Clock]], Meta(max_length=6)]] | None = None
+    closures: Annotated[list[date], Meta(max_length=1000)] = []
+
+
+class CalendarOut(Output, kw_only=True):
+    time_zone: str
+    country: str | None
+    subdivision: str | None
+    opening_hours: dict[str, list[tuple[str, str]]] | None
+    closures: list[date]
+
+
 class WorkflowIn(Input, kw_only=True):
     key: Annotated[str, Meta(max_length=63)]
     name: ShortText
     currency: Annotated[str, Meta(min_length=3, max_length=3)]
     stages: Annotated[list[StageIn], Meta(min_length=1, max_length=100)]
+    calendar: CalendarIn | None = None
 
 
 class WorkflowVersionIn(Input, kw_only=True):
     name: ShortText
     currency: Annotated[str, Meta(min_length=3, max_length=3)]
     stages: Annotated[list[StageIn], Meta(min_length=1, max_length=100)]
+    calendar: CalendarIn | None = None
 
 
 class DurationOut(Output, kw_only=True):
@@ -86,6 +114,7 @@ class WorkflowOut(Output, kw_only=True):
     archived: bool
     created_at: datetime
     stages: list[StageOut]
+    calendar: CalendarOut | None
 
 
 class ContactIn(Input, kw_only=True):
@@ -198,6 +227,32 @@ class WorkflowRef(Output, kw_only=True):
     version: int
 
 
+class RangeOut(Output, kw_only=True):
+    p50: datetime
+    """Half of similar jobs were done by then."""
+    p90: datetime
+    """Nine in ten similar jobs were done by then."""
+
+
+class MoneyRangeOut(Output, kw_only=True):
+    p50: MoneyOut
+    p90: MoneyOut
+
+
+class EstimateOut(Output, kw_only=True):
+    completion: RangeOut
+    cost: MoneyRangeOut
+    basis: str
+    """planned (from the workflow's plan), history (learned from past jobs) or blend."""
+    overdue: bool
+    """The job ran past the completion date last announced; `completion` is the new range."""
+    at_risk: bool
+    """The P90 completion is after the promised date."""
+    over_budget: bool
+    """The P50 projected cost is above the quote."""
+    computed_at: datetime
+
+
 class JobOut(Output, kw_only=True):
     id: int
     reference: str
@@ -213,6 +268,8 @@ class JobOut(Output, kw_only=True):
     created_at: datetime
     updated_at: datetime
     closed_at: datetime | None
+    actual_cost: MoneyOut
+    estimate: EstimateOut | None
 
 
 class JobList(Output, kw_only=True):
@@ -287,3 +344,43 @@ class KeyOut(Output, kw_only=True):
 class IssuedKeyOut(KeyOut, kw_only=True):
     secret: str
     """The key itself. It is shown this once and cannot be read back."""
+
+
+class EstimateHistoryOut(Output, kw_only=True):
+    computed_at: datetime
+    completion: RangeOut
+    cost: MoneyRangeOut
+    basis: str
+    overdue: bool
+
+
+class HoursRangeOut(Output, kw_only=True):
+    p50: float
+    p90: float
+
+
+class StageAheadOut(Output, kw_only=True):
+    stage: str
+    label: str
+    probability: float
+    """How likely the job is to go through this stage (rework loops and skips are learned)."""
+    expected_visits: float
+    expected_working_hours: float
+    samples: int
+    basis: str
+
+
+class EstimateExplanationOut(Output, kw_only=True):
+    estimate: EstimateOut | None
+    current_stage: str
+    working_hours_in_stage: float
+    current_stage_remaining_working_hours: float | None
+    queue_wait_working_hours: float
+    remaining_working_hours: HoursRangeOut
+    stages_ahead: list[StageAheadOut]
+    non_working_days: list[date]
+    """Days between now and the P90 completion on which the business does not work."""
+    calendar_time_zone: str
+    basis: str
+    samples: int
+    p90_calibration: dict[str, float]

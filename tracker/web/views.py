@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from babel.numbers import get_currency_precision
 
-from tracker.db.models import Account, ApiKey, Contact, CostEntry, Job, JobEvent, Note, StageVisit
-from tracker.services.workflows import StoredWorkflow, version_of
+from tracker.db.models import (
+    Account,
+    ApiKey,
+    Contact,
+    CostEntry,
+    Job,
+    JobEstimate,
+    JobEvent,
+    Note,
+    StageVisit,
+)
+from tracker.services.estimates import is_overdue
+from tracker.services.workflows import StoredWorkflow, WorkflowVersion, version_of
 from tracker.web import schemas as s
 
 
@@ -42,6 +54,15 @@ def workflow_out(stored: StoredWorkflow) -> s.WorkflowOut:
             )
             for stage in stored.definition.stages
         ],
+        calendar=None
+        if row.calendar is None
+        else s.CalendarOut(
+            time_zone=row.calendar["time_zone"],
+            country=row.calendar["country"],
+            subdivision=row.calendar["subdivision"],
+            opening_hours=row.calendar["opening_hours"],
+            closures=row.calendar["closures"],
+        ),
     )
 
 
@@ -69,6 +90,26 @@ def account_out(account: Account, contacts: list[Contact]) -> s.AccountOut:
     )
 
 
+def estimate_out(job: Job, workflow: WorkflowVersion) -> s.EstimateOut | None:
+    if job.eta_p50 is None or job.eta_p90 is None or job.cost_p50 is None or job.cost_p90 is None:
+        return None
+    assert job.estimated_at is not None
+    promised_end = (
+        None
+        if job.promised_on is None
+        else datetime.combine(job.promised_on + timedelta(days=1), time(), workflow.calendar.timezone)
+    )
+    return s.EstimateOut(
+        completion=s.RangeOut(p50=job.eta_p50, p90=job.eta_p90),
+        cost=s.MoneyRangeOut(p50=money(job.cost_p50, job.currency), p90=money(job.cost_p90, job.currency)),
+        basis=job.estimate_basis or "planned",
+        overdue=is_overdue(job.announced, job.estimated_at),
+        at_risk=promised_end is not None and job.eta_p90 > promised_end,
+        over_budget=job.cost_p50 > job.quote_amount,
+        computed_at=job.estimated_at,
+    )
+
+
 async def job_out(job: Job, public_base_url: str) -> s.JobOut:
     workflow = await version_of(job.workflow_id)
     stage = workflow.definition.stage(job.stage_key)
@@ -87,6 +128,8 @@ async def job_out(job: Job, public_base_url: str) -> s.JobOut:
         created_at=job.created_at,
         updated_at=job.updated_at,
         closed_at=job.closed_at,
+        actual_cost=money(job.actual_cost, job.currency),
+        estimate=estimate_out(job, workflow) if job.status in {"open", "on_hold"} else None,
     )
 
 
@@ -141,4 +184,14 @@ def key_out(key: ApiKey) -> s.KeyOut:
         prefix=key.prefix,
         created_at=key.created_at,
         revoked_at=key.revoked_at,
+    )
+
+
+def estimate_history_out(row: JobEstimate, currency: str) -> s.EstimateHistoryOut:
+    return s.EstimateHistoryOut(
+        computed_at=row.computed_at,
+        completion=s.RangeOut(p50=row.eta_p50, p90=row.eta_p90),
+        cost=s.MoneyRangeOut(p50=money(row.cost_p50, currency), p90=money(row.cost_p90, currency)),
+        basis=row.basis,
+        overdue=row.overdue,
     )

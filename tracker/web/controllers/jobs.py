@@ -12,12 +12,15 @@ from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from tracker.domain.errors import InvalidInput
+from tracker.db.models import JobEstimate
+from tracker.domain.errors import Conflict, InvalidInput
 from tracker.domain.money import Money
 from tracker.domain.workflow import JobStatus, TransitionKind
 from tracker.services import jobs as job_queries
+from tracker.services.estimates import EstimateService
 from tracker.services.jobs import JobChanges, JobFilters, JobService, JobSort, NewJob
 from tracker.services.keys import Principal, Role
+from tracker.services.workflows import version_of
 from tracker.settings import Settings
 from tracker.web import schemas as s, views
 from tracker.web.auth import requires
@@ -515,3 +518,63 @@ class JobController(Controller):
     async def visits(self, job_id: FromPath[int]) -> list[s.VisitOut]:
         """The stages the job entered and left, oldest first."""
         return [views.visit_out(v) for v in await job_queries.job_visits(job_id)]
+
+    @get("/{job_id:int}/estimates", guards=[READERS], operation_id="JobEstimateHistory")
+    async def estimate_history(
+        self, job_id: FromPath[int], limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100
+    ) -> list[s.EstimateHistoryOut]:
+        """How the job's estimate moved, newest first (a row whenever it moved noticeably)."""
+        job = await job_queries.get_job(job_id)
+        rows = await JobEstimate.filter(job_id=job_id).order_by("-id").limit(limit)
+        return [views.estimate_history_out(row, job.currency) for row in rows]
+
+    @get("/{job_id:int}/estimate", guards=[READERS], operation_id="ExplainJobEstimate")
+    async def explain_estimate(
+        self,
+        job_id: FromPath[int],
+        estimates: NamedDependency[EstimateService],
+        now: NamedDependency[datetime],
+    ) -> s.EstimateExplanationOut:
+        """The current estimate and what it is made of: stages ahead, queue, non-working days, basis."""
+        job = await job_queries.get_job(job_id)
+        if job.status not in {"open", "on_hold"}:
+            raise Conflict(f"the job is {job.status}: it has no estimate", code="job_closed")
+        workflow = await version_of(job.workflow_id)
+        explained = await estimates.explain(job, now=now)
+        remaining = explained.remaining
+        labels = {stage.key: stage.label("en") for stage in workflow.definition.stages}
+        return s.EstimateExplanationOut(
+            estimate=views.estimate_out(job, workflow),
+            current_stage=job.stage_key,
+            working_hours_in_stage=round(explained.elapsed_s / 3600, 2),
+            current_stage_remaining_working_hours=(
+                None
+                if remaining.current_stage_remaining_s is None
+                else round(remaining.current_stage_remaining_s / 3600, 2)
+            ),
+            queue_wait_working_hours=round(explained.queue_wait_s / 3600, 2),
+            remaining_working_hours=s.HoursRangeOut(
+                p50=round(remaining.p50_s / 3600, 2), p90=round(remaining.p90_s / 3600, 2)
+            ),
+            stages_ahead=[
+                s.StageAheadOut(
+                    stage=stage.key,
+                    label=labels.get(stage.key, stage.key),
+                    probability=round(stage.probability, 3),
+                    expected_visits=round(stage.expected_visits, 3),
+                    expected_working_hours=round(stage.expected_duration_s / 3600, 2),
+                    samples=stage.samples,
+                    basis=stage.basis,
+                )
+                for stage in remaining.stages
+            ],
+            non_working_days=explained.non_working_days,
+            calendar_time_zone=explained.time_zone,
+            basis=remaining.basis,
+            samples=remaining.samples,
+            p90_calibration={
+                "factor": explained.calibration.p90_factor,
+                "coverage": explained.calibration.coverage,
+                "samples": float(explained.calibration.samples),
+            },
+        )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
@@ -15,6 +16,7 @@ from tracker.domain.errors import InvalidInput
 from tracker.domain.money import check_currency, parse_amount
 from tracker.domain.workflow import StageDefinition, ThreePointEstimate, WorkflowDefinition
 from tracker.services import workflows
+from tracker.services.calendars import check_calendar
 from tracker.services.keys import Role
 from tracker.web import schemas as s, views
 from tracker.web.auth import requires
@@ -40,6 +42,10 @@ def _duration(hours: s.DurationIn, index: int) -> ThreePointEstimate:
     except InvalidInput as error:
         field = error.field.replace("duration", f"stages[{index}].duration_hours", 1)
         raise InvalidInput(field, error.reason) from None
+
+
+def _calendar(calendar: s.CalendarIn | None) -> dict[str, Any] | None:
+    return None if calendar is None else check_calendar(msgspec.structs.asdict(calendar))
 
 
 def _definition(name: str, currency: str, stages: list[s.StageIn]) -> WorkflowDefinition:
@@ -70,7 +76,9 @@ class WorkflowController(Controller):
     ) -> s.WorkflowOut:
         definition = _definition(data.name, data.currency, data.stages)
         return views.workflow_out(
-            await workflows.create_workflow(data.key, definition, data.currency, now=now)
+            await workflows.create_workflow(
+                data.key, definition, data.currency, now=now, calendar=_calendar(data.calendar)
+            )
         )
 
     @get(guards=[requires(Role.STAFF, Role.INTEGRATOR)], operation_id="ListWorkflows")
@@ -89,7 +97,11 @@ class WorkflowController(Controller):
     ) -> s.WorkflowOut:
         """Publish a new version of the workflow; running jobs keep the version they started on."""
         definition = _definition(data.name, data.currency, data.stages)
-        return views.workflow_out(await workflows.replace_workflow(key, definition, data.currency, now=now))
+        return views.workflow_out(
+            await workflows.replace_workflow(
+                key, definition, data.currency, now=now, calendar=_calendar(data.calendar)
+            )
+        )
 
     @delete(
         "/{key:str}",

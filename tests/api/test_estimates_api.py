@@ -1,0 +1,182 @@
+"""Estimates as staff and integrators see them: on every job, explained, kept as history, recomputed."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.conftest import FakeClock
+from tests.factories import act, create_account, create_job, workflow_body
+from tracker.scheduler import recompute_open_jobs, tick_start
+from tracker.services.estimates import EstimateService
+from tracker.settings import Settings
+
+WEEKDAYS_FR = {
+    "country": "FR",
+    "opening_hours": {d: [["08:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri")},
+}
+
+
+def when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@pytest.fixture
+async def garage(client, auth) -> dict[str, Any]:
+    body = workflow_body(calendar=WEEKDAYS_FR)
+    response = await client.post("/workflows", json=body, headers=auth.admin)
+    assert response.status_code == 201, response.text
+    account = await create_account(client, auth.staff)
+    return {"account": account}
+
+
+async def test_a_new_job_carries_a_planned_estimate_in_the_future(client, auth, garage, clock: FakeClock):
+    job = await create_job(client, auth.staff, garage["account"]["id"])
+    estimate = job["estimate"]
+    assert estimate is not None
+    p50, p90 = when(estimate["completion"]["p50"]), when(estimate["completion"]["p90"])
+    assert clock.now < p50 <= p90
+    assert estimate["basis"].startswith("planned")
+    assert estimate["computed_at"] == "2026-03-02T09:00:00Z"
+    assert float(estimate["cost"]["p50"]["amount"]) <= float(estimate["cost"]["p90"]["amount"])
+    assert estimate["overdue"] is False
+
+
+async def test_the_completion_range_is_counted_in_working_time(client, auth, garage, clock: FakeClock):
+    job = await create_job(client, auth.staff, garage["account"]["id"])
+    for field in ("p50", "p90"):
+        local = when(job["estimate"]["completion"][field]).astimezone(ZoneInfo("Europe/Paris"))
+        assert local.weekday() < 5, local
+        assert 8 <= local.hour < 18 or (local.hour == 18 and local.minute == 0), local
+
+
+async def test_each_change_refreshes_the_estimate_in_the_same_response(
+    client, auth, garage, clock: FakeClock
+):
+    job = await create_job(client, auth.staff, garage["account"]["id"])
+    clock.advance(hours=3)
+    advanced = (await act(client, auth.staff, job, "advance")).json()
+    assert advanced["estimate"]["computed_at"] == "2026-03-02T12:00:00Z"
+    history = (await client.get(f"/jobs/{job['id']}/estimates", headers=auth.integrator)).json()
+    assert len(history) >= 1
+    assert history[0]["computed_at"] == "2026-03-02T12:00:00Z"
+
+
+async def test_a_closed_job_has_no_estimate(client, auth, garage):
+    job = await create_job(client, auth.staff, garage["account"]["id"], start_stage="ready")
+    done = (await act(client, auth.staff, job, "complete")).json()
+    assert done["estimate"] is None
+    response = await client.get(f"/jobs/{job['id']}/estimate", headers=auth.staff)
+    assert response.status_code == 409
+
+
+async def test_the_explanation_lists_stages_ahead_and_days_off(client, auth, garage):
+    job = await create_job(client, auth.staff, garage["account"]["id"])
+    response = await client.get(f"/jobs/{job['id']}/estimate", headers=auth.integrator)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["current_stage"] == "intake"
+    ahead = [stage["stage"] for stage in body["stages_ahead"]]
+    assert {"repair", "check", "ready"} <= set(ahead)
+    assert body["calendar_time_zone"] == "Europe/Paris"
+    assert body["remaining_working_hours"]["p50"] <= body["remaining_working_hours"]["p90"]
+    assert body["basis"] in {"planned", "blend", "history"}
+    # 2026-03-02 is a Monday; four stages of up to 8 working hours each run into the weekend or not,
+    # but every listed day off must really be one.
+    for day in body["non_working_days"]:
+        assert datetime.fromisoformat(day).weekday() >= 5
+
+
+async def test_a_job_past_its_announced_date_is_overdue_and_gets_a_future_range(
+    client, auth, garage, clock, settings
+):
+    job = await create_job(client, auth.staff, garage["account"]["id"])
+    first_p50 = when(job["estimate"]["completion"]["p50"])
+    clock.advance(days=30)
+    estimates: EstimateService = client._transport.app.state.estimates
+    await recompute_open_jobs(estimates, settings, clock)
+    later = (await client.get(f"/jobs/{job['id']}", headers=auth.staff)).json()
+    assert when(later["estimate"]["completion"]["p50"]) > clock.now > first_p50
+    assert later["estimate"]["overdue"] is True
+
+
+async def test_cost_over_the_quote_is_flagged(client, auth, garage):
+    job = await create_job(client, auth.staff, garage["account"]["id"])
+    added = await client.post(
+        f"/jobs/{job['id']}/costs",
+        json={"version": 1, "kind": "material", "amount": "5000.00"},
+        headers=auth.staff,
+    )
+    updated = added.json()["job"]
+    assert updated["actual_cost"] == {"amount": "5000.00", "currency": "EUR"}
+    assert float(updated["estimate"]["cost"]["p50"]["amount"]) >= 5000
+    assert updated["estimate"]["over_budget"] is True
+
+
+async def test_a_promise_before_the_p90_puts_the_job_at_risk_once(client, auth, garage, clock: FakeClock):
+    job = await create_job(client, auth.staff, garage["account"]["id"], promised_on="2026-03-02")
+    assert job["estimate"]["at_risk"] is True
+    again = (
+        await client.post(
+            f"/jobs/{job['id']}/notes", json={"version": 1, "body": "Checked"}, headers=auth.staff
+        )
+    ).json()["job"]
+    assert again["estimate"]["at_risk"] is True
+    events = (await client.get(f"/jobs/{job['id']}/history", headers=auth.staff)).json()["items"]
+    assert [e["type"] for e in events].count("at_risk") == 1
+    assert next(e for e in events if e["type"] == "at_risk")["actor"] == "tracker:estimator"
+
+
+async def test_the_scheduled_tick_recomputes_every_open_job_once(client, auth, garage, clock, settings):
+    jobs = [await create_job(client, auth.staff, garage["account"]["id"]) for _ in range(5)]
+    await act(client, auth.staff, jobs[0], "hold", reason="Waiting for parts")
+    clock.advance(minutes=10)
+    estimates: EstimateService = client._transport.app.state.estimates
+    assert await recompute_open_jobs(estimates, settings, clock) == 5
+    assert await recompute_open_jobs(estimates, settings, clock) == 0  # same tick: nothing left to do
+    clock.advance(seconds=settings.recompute_interval_s)
+    assert await recompute_open_jobs(estimates, settings, clock) == 5
+
+
+def test_ticks_are_aligned_so_processes_agree():
+    moment = datetime.fromisoformat("2026-03-02T09:07:31+00:00")
+    assert tick_start(moment, 300).isoformat() == "2026-03-02T09:05:00+00:00"
+    assert tick_start(moment, 3600).isoformat() == "2026-03-02T09:00:00+00:00"
+
+
+class RecordingEstimates(EstimateService):
+    """Counts the jobs each instance recomputes (to prove two schedulers never share one)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[int] = []
+
+    async def _estimate(self, connection, rows, *, now, queues):
+        self.seen.extend(row["id"] for row in rows)
+        await asyncio.sleep(0.01)  # hold the claimed batch a moment, as a slow process would
+        await super()._estimate(connection, rows, now=now, queues=queues)
+
+
+@pytest.mark.postgres_only
+async def test_two_schedulers_on_one_postgres_split_the_work(
+    client, auth, garage, clock, settings: Settings, database_url
+):
+    if database_url.startswith("sqlite"):
+        pytest.skip("row locks need PostgreSQL; SQLite has one writer")
+    for _ in range(40):
+        await create_job(client, auth.staff, garage["account"]["id"])
+    clock.advance(seconds=settings.recompute_interval_s)
+    first, second = RecordingEstimates(), RecordingEstimates()
+    start = tick_start(clock.now, settings.recompute_interval_s)
+    done = await asyncio.gather(
+        first.recompute_tick(now=clock.now, tick_start=start, batch_size=4),
+        second.recompute_tick(now=clock.now, tick_start=start, batch_size=4),
+    )
+    assert sum(done) == 40
+    assert not set(first.seen) & set(second.seen)
+    assert len(first.seen) + len(second.seen) == 40
+    assert first.seen and second.seen

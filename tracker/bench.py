@@ -1,0 +1,240 @@
+"""`make bench`: speed and memory figures, each against a baseline measured in the same run.
+
+Prints one JSON object a line: {"name", "value", "unit", "baseline", "ratio"}.
+
+- recompute_jobs_per_s: recomputing 100,000 open jobs on PostgreSQL (claim, estimate, write back), against
+  the rows/s of a bare bulk UPDATE of the same estimate columns with precomputed values.
+- backtest_events_per_s and backtest_peak_rss_mb: `tracker backtest` on a generated log of 1,000,000
+  events, against reading the same log alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import numpy as np
+from tortoise import Tortoise
+from tortoise.connection import get_connection
+from tortoise.transactions import in_transaction
+
+from tracker.db import bulk
+from tracker.db.config import tortoise_config
+from tracker.demo import CAR_REPAIR
+from tracker.estimates.eventlog import read_log, write_csv
+from tracker.estimates.synthetic import generate_log
+from tracker.services import accounts, workflows
+from tracker.services.accounts import ContactFields
+from tracker.services.estimates import EstimateService
+from tracker.settings import Settings
+
+JOBS = 100_000
+BATCH = 5_000
+EVENTS = 1_000_000
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def emit(name: str, value: float, unit: str, baseline: float) -> None:
+    ratio = value / baseline if baseline else None
+    print(
+        json.dumps(
+            {
+                "name": name,
+                "value": round(value, 2),
+                "unit": unit,
+                "baseline": round(baseline, 2),
+                "ratio": None if ratio is None else round(ratio, 3),
+            }
+        ),
+        flush=True,
+    )
+
+
+async def _admin(url: str, statement: str) -> None:
+    connection = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+async def _seed_jobs(url: str, workflow_id: int, account_id: int) -> None:
+    """Open jobs spread over the stages, written with COPY (seeding is not what is measured)."""
+    rng = np.random.default_rng(7)
+    stages = [stage.key for stage in CAR_REPAIR.stages]
+    records = []
+    for index in range(JOBS):
+        stage = int(rng.integers(0, len(stages)))
+        entered = NOW - timedelta(hours=float(rng.uniform(0, 72)))
+        created = entered - timedelta(days=float(rng.uniform(0, 10)))
+        records.append(
+            (
+                f"B-{index:06d}",
+                account_id,
+                workflow_id,
+                "Bench job",
+                f"b-{index:06d} bench job",
+                Decimal(int(rng.integers(200, 3000))),
+                "EUR",
+                (NOW + timedelta(days=int(rng.integers(1, 30)))).date(),
+                "open",
+                stages[stage],
+                entered,
+                1,
+                secrets.token_urlsafe(24),
+                created,
+                created,
+                stage,
+                Decimal(int(rng.integers(0, 900))),
+                0.0,
+            )
+        )
+    connection = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        await connection.copy_records_to_table(
+            "job",
+            records=records,
+            columns=[
+                "reference",
+                "account_id",
+                "workflow_id",
+                "title",
+                "title_search",
+                "quote_amount",
+                "currency",
+                "promised_on",
+                "status",
+                "stage_key",
+                "stage_entered_at",
+                "version",
+                "public_token",
+                "created_at",
+                "updated_at",
+                "stages_completed",
+                "actual_cost",
+                "stage_held_seconds",
+            ],
+        )
+        await connection.execute("ANALYZE job")
+    finally:
+        await connection.close()
+
+
+async def _bare_update_rows_per_s() -> float:
+    """The same bulk UPDATE statement tracker uses, fed precomputed values: the floor of the write path."""
+    connection = get_connection("default")
+    ids = [int(row["id"]) for row in await connection.execute_query_dict("SELECT id FROM job ORDER BY id")]
+    started = time.perf_counter()
+    for start in range(0, len(ids), BATCH):
+        chunk = np.array(ids[start : start + BATCH], dtype=np.int64)
+        n = len(chunk)
+        async with in_transaction() as tx:
+            await bulk.write_estimates(
+                tx,
+                bulk.EstimateColumns(
+                    ids=chunk,
+                    eta_p50=np.full(n, NOW.timestamp() + 86_400.0),
+                    eta_p90=np.full(n, NOW.timestamp() + 172_800.0),
+                    cost_p50=np.full(n, 500.0),
+                    cost_p90=np.full(n, 650.0),
+                    basis=["history"] * n,
+                ),
+                now=NOW - timedelta(days=1),
+            )
+    return len(ids) / (time.perf_counter() - started)
+
+
+async def bench_recompute(base_url: str) -> None:
+    name = f"tracker_bench_{secrets.token_hex(4)}"
+    await _admin(base_url, f'CREATE DATABASE "{name}"')
+    url = base_url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        await Tortoise.init(config=tortoise_config(Settings(database_url=url)))
+        await Tortoise.generate_schemas()
+        stored = await workflows.create_workflow(
+            "car-repair",
+            CAR_REPAIR,
+            "EUR",
+            now=NOW - timedelta(days=90),
+            calendar={
+                "time_zone": "Europe/Paris",
+                "country": "FR",
+                "subdivision": None,
+                "opening_hours": None,
+                "closures": [],
+            },
+        )
+        account = await accounts.create_account(
+            "institutional",
+            "Bench fleet",
+            [ContactFields("Fleet desk", "fleet@example.com", "en", "Europe/Paris")],
+            now=NOW,
+        )
+        await _seed_jobs(url, stored.row.id, account.id)
+        estimates = EstimateService()
+        await estimates.refit("car-repair", now=NOW)
+        bare = await _bare_update_rows_per_s()
+        # First pass: every job is estimated for the first time (history row and announced state each).
+        started = time.perf_counter()
+        done = await estimates.recompute_tick(now=NOW, tick_start=NOW, batch_size=BATCH)
+        first = done / (time.perf_counter() - started)
+        # The recurring cost: the next scheduled tick, five minutes later.
+        later = NOW + timedelta(minutes=5)
+        started = time.perf_counter()
+        again = await estimates.recompute_tick(now=later, tick_start=later, batch_size=BATCH)
+        steady = again / (time.perf_counter() - started)
+        assert done == again == JOBS, (done, again)
+        emit("recompute_jobs_per_s", steady, "jobs/s", bare)
+        emit("recompute_first_pass_jobs_per_s", first, "jobs/s", bare)
+    finally:
+        await Tortoise.close_connections()
+        await _admin(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _run_measured(command: list[str]) -> tuple[float, float]:
+    """Run a command; return its wall time (s) and its own peak resident memory (MB)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status):
+        raise RuntimeError(f"{command} failed")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def bench_backtest() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        log = Path(folder) / "bench.csv"
+        write_csv(generate_log(EVENTS, seed=1, with_cost=True), log)
+        events = read_log(log).n_events
+        reader = [
+            sys.executable,
+            "-c",
+            "import sys; from tracker.estimates.eventlog import read_log; read_log(sys.argv[1])",
+            str(log),
+        ]
+        read_s, read_rss = _run_measured(reader)
+        tracker_command = str(Path(sys.executable).with_name("tracker"))
+        run_s, run_rss = _run_measured([tracker_command, "backtest", str(log), "--cost", "Cost", "--json"])
+        emit("backtest_events_per_s", events / run_s, "events/s", events / read_s)
+        emit("backtest_peak_rss_mb", run_rss, "MB", read_rss)
+
+
+def main() -> None:
+    base_url = os.environ.get("TRACKER_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+    asyncio.run(bench_recompute(base_url))
+    bench_backtest()
+
+
+if __name__ == "__main__":
+    main()

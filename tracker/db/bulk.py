@@ -1,0 +1,244 @@
+"""Set-based SQL for the recompute hot path, which the ORM would do one row at a time.
+
+Claims: on PostgreSQL a batch of open jobs not yet estimated in this tick is taken with
+`FOR UPDATE SKIP LOCKED` inside the caller's transaction, so concurrent processes take disjoint batches
+and the row locks (the lease) end with the transaction, also when a process dies. SQLite has one writer:
+the caller's transaction already excludes everyone else.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+JOB_COLUMNS = (
+    "id",
+    "workflow_id",
+    "status",
+    "stage_key",
+    "stage_entered_at",
+    "held_since",
+    "stage_held_seconds",
+    "stages_completed",
+    "actual_cost",
+    "quote_amount",
+    "promised_on",
+    "eta_p50",
+    "eta_p90",
+    "cost_p50",
+    "cost_p90",
+    "estimate_basis",
+    "announced",
+    "created_at",
+    "version",
+)
+# The SQL below interpolates only JOB_COLUMNS and placeholder marks; every value is a bound parameter.
+SELECT_JOBS = f"SELECT {', '.join(JOB_COLUMNS)} FROM job WHERE status IN ('open', 'on_hold')"  # noqa: S608
+
+
+def is_postgres(connection: BaseDBAsyncClient) -> bool:
+    return connection.capabilities.dialect == "postgres"
+
+
+async def claim_jobs(
+    connection: BaseDBAsyncClient, *, tick_start: datetime, limit: int
+) -> list[dict[str, Any]]:
+    """Open jobs not estimated since `tick_start`, oldest id first; call inside a transaction."""
+    if is_postgres(connection):
+        return _decoded(
+            await connection.execute_query_dict(
+                SELECT_JOBS + " AND (estimated_at IS NULL OR estimated_at < $1) ORDER BY id LIMIT $2"
+                " FOR UPDATE SKIP LOCKED",
+                [tick_start, limit],
+            )
+        )
+    return _decoded(
+        await connection.execute_query_dict(
+            SELECT_JOBS + " AND (estimated_at IS NULL OR estimated_at < ?) ORDER BY id LIMIT ?",
+            [_sqlite_time(tick_start), limit],
+        )
+    )
+
+
+async def jobs_by_id(connection: BaseDBAsyncClient, ids: list[int]) -> list[dict[str, Any]]:
+    if is_postgres(connection):
+        rows = await connection.execute_query_dict(
+            SELECT_JOBS + " AND id = ANY($1::int[]) ORDER BY id", [ids]
+        )
+    else:
+        marks = ", ".join("?" * len(ids))
+        rows = await connection.execute_query_dict(SELECT_JOBS + f" AND id IN ({marks}) ORDER BY id", ids)
+    return _decoded(rows)
+
+
+def _decoded(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Raw rows carry the JSON column as text on both engines."""
+    for row in rows:
+        if isinstance(row["announced"], str):
+            row["announced"] = json.loads(row["announced"])
+    return rows
+
+
+@dataclass(frozen=True)
+class EstimateColumns:
+    """New estimate values for many jobs: instants as POSIX seconds, money as floats."""
+
+    ids: npt.NDArray[np.int64]
+    eta_p50: npt.NDArray[np.float64]
+    eta_p90: npt.NDArray[np.float64]
+    cost_p50: npt.NDArray[np.float64]
+    cost_p90: npt.NDArray[np.float64]
+    basis: list[str]
+
+
+async def write_estimates(connection: BaseDBAsyncClient, values: EstimateColumns, *, now: datetime) -> None:
+    if not len(values.ids):
+        return
+    if is_postgres(connection):
+        # One statement for the whole batch; the arrays go over the wire as binary arrays.
+        await connection.execute_query(
+            "UPDATE job SET eta_p50 = to_timestamp(v.eta_p50), eta_p90 = to_timestamp(v.eta_p90), "
+            "cost_p50 = v.cost_p50::numeric(18, 4), cost_p90 = v.cost_p90::numeric(18, 4), "
+            "estimate_basis = v.basis, estimated_at = $7 "
+            "FROM unnest($1::int[], $2::float8[], $3::float8[], $4::float8[], $5::float8[], $6::text[]) "
+            "AS v(id, eta_p50, eta_p90, cost_p50, cost_p90, basis) WHERE job.id = v.id",
+            [
+                values.ids.tolist(),
+                values.eta_p50.tolist(),
+                values.eta_p90.tolist(),
+                values.cost_p50.tolist(),
+                values.cost_p90.tolist(),
+                values.basis,
+                now,
+            ],
+        )
+        return
+    stamp = _sqlite_time(now)
+    await connection.execute_many(
+        "UPDATE job SET eta_p50 = ?, eta_p90 = ?, cost_p50 = ?, cost_p90 = ?, estimate_basis = ?, "
+        "estimated_at = ? WHERE id = ?",
+        [
+            [
+                _sqlite_time(_instant(p50)),
+                _sqlite_time(_instant(p90)),
+                f"{c50:.4f}",
+                f"{c90:.4f}",
+                basis,
+                stamp,
+                int(job_id),
+            ]
+            for job_id, p50, p90, c50, c90, basis in zip(
+                values.ids,
+                values.eta_p50,
+                values.eta_p90,
+                values.cost_p50,
+                values.cost_p90,
+                values.basis,
+                strict=True,
+            )
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class HistoryRows:
+    """Estimate-history rows for many jobs (instants as POSIX seconds, money as floats)."""
+
+    job_ids: list[int]
+    eta_p50: list[float]
+    eta_p90: list[float]
+    cost_p50: list[float]
+    cost_p90: list[float]
+    basis: list[str]
+    overdue: list[bool]
+    detail: list[str]
+    """JSON text."""
+
+
+async def write_history(connection: BaseDBAsyncClient, rows: HistoryRows, *, now: datetime) -> None:
+    if not rows.job_ids:
+        return
+    if is_postgres(connection):
+        await connection.execute_query(
+            "INSERT INTO job_estimate (job_id, computed_at, eta_p50, eta_p90, cost_p50, cost_p90, basis, "
+            "overdue, detail) SELECT v.job_id, $1, to_timestamp(v.eta_p50), to_timestamp(v.eta_p90), "
+            "v.cost_p50::numeric(18, 4), v.cost_p90::numeric(18, 4), v.basis, v.overdue, v.detail::json "
+            "FROM unnest($2::int[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::text[], "
+            "$8::bool[], $9::text[]) "
+            "AS v(job_id, eta_p50, eta_p90, cost_p50, cost_p90, basis, overdue, detail)",
+            [
+                now,
+                rows.job_ids,
+                rows.eta_p50,
+                rows.eta_p90,
+                rows.cost_p50,
+                rows.cost_p90,
+                rows.basis,
+                rows.overdue,
+                rows.detail,
+            ],
+        )
+        return
+    stamp = _sqlite_time(now)
+    await connection.execute_many(
+        "INSERT INTO job_estimate (job_id, computed_at, eta_p50, eta_p90, cost_p50, cost_p90, basis, "
+        "overdue, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            [
+                job_id,
+                stamp,
+                _sqlite_time(_instant(p50)),
+                _sqlite_time(_instant(p90)),
+                f"{c50:.4f}",
+                f"{c90:.4f}",
+                basis,
+                int(overdue),
+                detail,
+            ]
+            for job_id, p50, p90, c50, c90, basis, overdue, detail in zip(
+                rows.job_ids,
+                rows.eta_p50,
+                rows.eta_p90,
+                rows.cost_p50,
+                rows.cost_p90,
+                rows.basis,
+                rows.overdue,
+                rows.detail,
+                strict=True,
+            )
+        ],
+    )
+
+
+async def write_announced(connection: BaseDBAsyncClient, announced: list[tuple[int, dict[str, Any]]]) -> None:
+    """Store what customers were last told, for many jobs at once."""
+    if not announced:
+        return
+    ids = [job_id for job_id, _ in announced]
+    payloads = [json.dumps(payload) for _, payload in announced]
+    if is_postgres(connection):
+        await connection.execute_query(
+            "UPDATE job SET announced = v.announced::json FROM unnest($1::int[], $2::text[]) "
+            "AS v(id, announced) WHERE job.id = v.id",
+            [ids, payloads],
+        )
+        return
+    await connection.execute_many(
+        "UPDATE job SET announced = ? WHERE id = ?",
+        [[payload, job_id] for job_id, payload in zip(ids, payloads, strict=True)],
+    )
+
+
+def _instant(epoch: float) -> datetime:
+    return datetime.fromtimestamp(float(epoch), UTC)
+
+
+def _sqlite_time(moment: datetime) -> str:
+    """The text form Tortoise itself writes for an aware datetime on SQLite."""
+    return str(moment.astimezone(UTC))

@@ -1,0 +1,508 @@
+"""Estimates: each workflow's fitted history model, and the recomputation of open jobs.
+
+A recomputation is vectorised per workflow version (history model + queue + calendar + cost), written
+back with one statement per batch, and compared with what customers were last told: changes that matter
+become job events (`eta_moved`, `cost_moved`, `at_risk`, `back_on_track`, `stuck`) for the notifications
+to pick up. An estimate-history row is kept whenever a job's estimate moves noticeably.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.connection import get_connection
+from tortoise.transactions import in_transaction
+
+from tracker.db import bulk
+from tracker.db.models import HistoryFit, Job, JobEvent, Workflow
+from tracker.domain.workflow import StageDefinition
+from tracker.estimates.changes import (
+    AnnouncedState,
+    ChangeThresholds,
+    FreshEstimate,
+    detect_changes,
+    may_have_changed,
+)
+from tracker.estimates.cost import (
+    COST_BASES,
+    percent_complete_many,
+    project_costs_many,
+    ratio_quantiles,
+    remaining_quantiles,
+)
+from tracker.estimates.eta import JobClocks, eta_ranges
+from tracker.estimates.history import JobProgress
+from tracker.estimates.model import Calibration, HistoryModel, RemainingWork, fit_history
+from tracker.estimates.queueing import ServiceTimes, WaitingJob, simulate_queue_waits
+from tracker.services.history import gather_history, planned_stages
+from tracker.services.workflows import WorkflowVersion, version_of
+
+log = logging.getLogger("tracker.estimates")
+ESTIMATOR = "tracker:estimator"
+REFIT_LOCK = 0x7472_6B72  # PostgreSQL advisory lock key of the history refit
+HISTORY_STEP_S = 3600.0
+"""An estimate-history row is kept when an ETA moves by more than this (or the cost by 0.5 %)."""
+KEPT_FITS = 3
+FIRST_ETA_P90 = "first_eta_p90"
+"""Kept beside the announced state: the first P90 completion the job was given, to tell when it is overdue."""
+
+FloatArray = npt.NDArray[np.float64]
+QueueCache = dict[tuple[str, str], dict[int, tuple[float, float]]]
+
+
+@dataclass(frozen=True)
+class FittedWorkflow:
+    key: str
+    model: HistoryModel
+    fitted_at: datetime
+    cost_quantiles: dict[str, tuple[float, float, int, float, float, int]]
+    """Per stage: ratio P50, P90, n and remaining-cost P50, P90, n of finished jobs."""
+
+
+@dataclass(frozen=True)
+class Explanation:
+    remaining: RemainingWork
+    elapsed_s: float
+    queue_wait_s: float
+    non_working_days: list[date]
+    calibration: Calibration
+    time_zone: str
+
+
+@dataclass
+class EstimateService:
+    thresholds: ChangeThresholds = field(default_factory=ChangeThresholds)
+    _fits: dict[str, FittedWorkflow] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ fitting
+
+    async def refit(self, workflow_key: str, *, now: datetime) -> FittedWorkflow:
+        """Fit a workflow's history model from its jobs and store it for every process."""
+        current = await Workflow.get(key=workflow_key, is_current=True)
+        version = await version_of(current.id)
+        history = await gather_history(workflow_key, now=now)
+        model = await asyncio.to_thread(fit_history, history.cases, planned_stages(version), now=now)
+        costs = {
+            key: (*ratio_quantiles(h), *remaining_quantiles(h)) for key, h in history.cost_by_stage.items()
+        }
+        fitted = FittedWorkflow(workflow_key, model, now, costs)
+        calibration = model.calibration
+        await HistoryFit.create(
+            workflow_key=workflow_key,
+            fitted_at=now,
+            payload=_dump(fitted),
+            summary={
+                "cases": len(history.cases),
+                "p90_factor": _finite(calibration.p90_factor),
+                "p90_coverage": _finite(calibration.coverage),
+                "calibration_samples": calibration.samples,
+            },
+        )
+        stale = await HistoryFit.filter(workflow_key=workflow_key).order_by("-fitted_at").offset(KEPT_FITS)
+        await HistoryFit.filter(id__in=[f.id for f in stale]).delete()
+        self._fits[workflow_key] = fitted
+        return fitted
+
+    async def refit_all(self, *, now: datetime) -> list[str]:
+        """Refit every workflow; with several processes on PostgreSQL only one does it at a time."""
+        async with in_transaction() as connection:
+            if bulk.is_postgres(connection):
+                locked = await connection.execute_query_dict(
+                    "SELECT pg_try_advisory_xact_lock($1) AS ok", [REFIT_LOCK]
+                )
+                if not locked[0]["ok"]:
+                    return []
+            keys = await Workflow.filter(is_current=True, archived=False).values_list("key", flat=True)
+            for key in keys:
+                await self.refit(str(key), now=now)
+        return [str(k) for k in keys]
+
+    async def fitted(self, workflow_key: str, *, now: datetime) -> FittedWorkflow:
+        """The newest stored fit (fitting one now if there is none yet)."""
+        newest = await HistoryFit.filter(workflow_key=workflow_key).order_by("-fitted_at").first()
+        cached = self._fits.get(workflow_key)
+        if newest is None:
+            return cached or await self.refit(workflow_key, now=now)
+        if cached is None or cached.fitted_at < newest.fitted_at:
+            cached = _load(workflow_key, newest.fitted_at, bytes(newest.payload))
+            self._fits[workflow_key] = cached
+        return cached
+
+    # ------------------------------------------------------------------ explanation
+
+    async def explain(self, job: Job, *, now: datetime) -> Explanation:
+        """What the job's estimate is made of: the stages ahead, the queue, the days off in between."""
+        version = await version_of(job.workflow_id)
+        fitted = await self.fitted(version.key, now=now)
+        row = await bulk.jobs_by_id(get_connection("default"), [job.id])
+        waits = await _queue_waits(version, row, now, {}) if row else (np.zeros(1), np.zeros(1))
+        calendar = version.calendar
+        until = job.held_since or now
+        elapsed = max(
+            calendar.working_seconds_between(job.stage_entered_at, until) - job.stage_held_seconds, 0.0
+        )
+        age = calendar.working_seconds_between(job.created_at, max(until, job.created_at))
+        remaining = fitted.model.remaining(
+            JobProgress(job.stage_key, elapsed, None, job.stages_completed, age)
+        )
+        p90_end = job.eta_p90 or calendar.add_working_seconds(now, remaining.p90_s)
+        return Explanation(
+            remaining=remaining,
+            elapsed_s=elapsed,
+            queue_wait_s=float(waits[0][0]),
+            non_working_days=calendar.non_working_days_between(now, p90_end),
+            calibration=fitted.model.calibration,
+            time_zone=calendar.timezone.key,
+        )
+
+    # ------------------------------------------------------------------ recomputation
+
+    async def recompute_job(self, job: Job, now: datetime) -> None:
+        """Refresh one job's estimate in the transaction that just changed it."""
+        await self.recompute_jobs([job.id], now=now)
+
+    async def recompute_jobs(self, job_ids: Sequence[int], *, now: datetime) -> int:
+        """Recompute the given open jobs now (inside the caller's transaction, if any)."""
+        connection = get_connection("default")
+        rows = await bulk.jobs_by_id(connection, list(job_ids))
+        await self._estimate(connection, rows, now=now, queues={})
+        return len(rows)
+
+    async def recompute_tick(self, *, now: datetime, tick_start: datetime, batch_size: int) -> int:
+        """Recompute every open job not yet estimated since `tick_start`, batch by batch.
+
+        Safe with several processes: each batch is claimed in the database, so no job is computed twice
+        in a tick and none is skipped (a batch whose process dies is released and taken again).
+        """
+        done = 0
+        queues: QueueCache = {}  # queue waits hardly move within a tick: compute them once per stage
+        while True:
+            async with in_transaction() as connection:
+                rows = await bulk.claim_jobs(connection, tick_start=tick_start, limit=batch_size)
+                if not rows:
+                    return done
+                await self._estimate(connection, rows, now=now, queues=queues)
+            done += len(rows)
+
+    async def _estimate(
+        self, connection: BaseDBAsyncClient, rows: list[dict[str, Any]], *, now: datetime, queues: QueueCache
+    ) -> None:
+        by_version: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            by_version[row["workflow_id"]].append(row)
+        for workflow_id, group in by_version.items():
+            version = await version_of(workflow_id)
+            fitted = await self.fitted(version.key, now=now)
+            waits = await _queue_waits(version, group, now, queues)
+            await self._estimate_group(connection, version, fitted, group, waits, now=now)
+
+    async def _estimate_group(
+        self,
+        connection: BaseDBAsyncClient,
+        version: WorkflowVersion,
+        fitted: FittedWorkflow,
+        rows: list[dict[str, Any]],
+        waits: tuple[FloatArray, FloatArray],
+        *,
+        now: datetime,
+    ) -> None:
+        model, calendar, definition = fitted.model, version.calendar, version.definition
+        codes = {key: i for i, key in enumerate(model.stage_keys)}
+        plan_index = {stage.key: i for i, stage in enumerate(definition.stages)}
+        stage_codes = np.fromiter((codes.get(r["stage_key"], -2) for r in rows), np.int64, len(rows))
+        clocks = JobClocks(
+            stage_codes=stage_codes,
+            stages_completed=np.fromiter((r["stages_completed"] for r in rows), np.int64, len(rows)),
+            stage_entered=_epochs(r["stage_entered_at"] for r in rows),
+            held_since=_epochs(r["held_since"] for r in rows),
+            stage_held_s=np.fromiter((r["stage_held_seconds"] for r in rows), np.float64, len(rows)),
+            created=_epochs(r["created_at"] for r in rows),
+            queue_wait_p50_s=waits[0],
+            queue_wait_p90_s=waits[1],
+        )
+        now_s = now.timestamp()
+        eta = eta_ranges(model, calendar, clocks, now_s)
+
+        # Cost: earned value from the plan, blended with what finished jobs cost from each stage on.
+        position = np.fromiter((plan_index.get(r["stage_key"], 0) for r in rows), np.int64, len(rows))
+        planned = [stage.planned_cost for stage in definition.stages]
+        stage_duration = np.array([float(s.duration.pert_mean) * 3600 for s in definition.stages])
+        fraction = np.clip(eta.elapsed_s / np.maximum(stage_duration[position], 1.0), 0.0, 0.95)
+        quantiles = np.array(
+            [
+                fitted.cost_quantiles.get(s.key, (np.nan, np.nan, 0, np.nan, np.nan, 0))
+                for s in definition.stages
+            ],
+            dtype=np.float64,
+        ).reshape(len(definition.stages), 6)
+        per_job = quantiles[position]
+        actual = np.fromiter((float(r["actual_cost"]) for r in rows), np.float64, len(rows))
+        costs = project_costs_many(
+            actual_cost=actual,
+            percent_complete=percent_complete_many(planned, position, fraction),
+            planned_total=float(sum(planned)),
+            budget=np.fromiter((float(r["quote_amount"]) for r in rows), np.float64, len(rows)),
+            ratio_p50=per_job[:, 0],
+            ratio_p90=per_job[:, 1],
+            ratio_samples=per_job[:, 2].astype(np.int64),
+            remaining_p50=per_job[:, 3],
+            remaining_p90=per_job[:, 4],
+            remaining_samples=per_job[:, 5].astype(np.int64),
+        )
+        basis = [
+            _basis_label(time_basis, COST_BASES[int(c)])
+            for time_basis, c in zip(_time_bases(model, stage_codes), costs.basis, strict=True)
+        ]
+        ids = np.fromiter((r["id"] for r in rows), np.int64, len(rows))
+        await bulk.write_estimates(
+            connection,
+            bulk.EstimateColumns(
+                ids=ids,
+                eta_p50=eta.eta_p50,
+                eta_p90=eta.eta_p90,
+                cost_p50=costs.p50,
+                cost_p90=costs.p90,
+                basis=basis,
+            ),
+            now=now,
+        )
+        await self._record_changes(
+            connection, version, fitted, rows, eta, costs.p50, costs.p90, basis, now=now
+        )
+
+    async def _record_changes(
+        self,
+        connection: BaseDBAsyncClient,
+        version: WorkflowVersion,
+        fitted: FittedWorkflow,
+        rows: list[dict[str, Any]],
+        eta: Any,
+        cost_p50: FloatArray,
+        cost_p90: FloatArray,
+        basis: list[str],
+        *,
+        now: datetime,
+    ) -> None:
+        """Keep estimate history where it moved, and turn changes customers should hear about into events."""
+        calendar = version.calendar
+        announced = [AnnouncedState.from_payload(r["announced"] or {}) for r in rows]
+        promised = np.fromiter(
+            (_promised_epoch(r["promised_on"], version) for r in rows), np.float64, len(rows)
+        )
+        stage_p90 = _stage_p90(fitted.model, [r["stage_key"] for r in rows])
+        visit_ids = [f"{r['id']}:{r['stages_completed']}" for r in rows]
+        mask = may_have_changed(
+            announced_eta_p50=_epochs(a.eta_p50 for a in announced),
+            fresh_eta_p50=eta.eta_p50,
+            fresh_eta_p90=eta.eta_p90,
+            promised_at=promised,
+            announced_at_risk=np.fromiter((a.at_risk for a in announced), np.bool_, len(rows)),
+            announced_cost_p50=np.fromiter(
+                (np.nan if a.cost_p50 is None else float(a.cost_p50) for a in announced),
+                np.float64,
+                len(rows),
+            ),
+            fresh_cost_p50=cost_p50,
+            stage_elapsed_s=eta.elapsed_s,
+            stage_p90_s=stage_p90,
+            stuck_announced=np.fromiter(
+                (a.stuck_visit_id == v for a, v in zip(announced, visit_ids, strict=True)),
+                np.bool_,
+                len(rows),
+            ),
+            now=now,
+            calendar=calendar,
+            thresholds=self.thresholds,
+        )
+        old_p50 = _epochs(r["eta_p50"] for r in rows)
+        old_p90 = _epochs(r["eta_p90"] for r in rows)
+        old_cost = np.fromiter(
+            (np.nan if r["cost_p50"] is None else float(r["cost_p50"]) for r in rows), np.float64, len(rows)
+        )
+        moved = (
+            np.isnan(old_p50)
+            | (np.abs(old_p50 - eta.eta_p50) > HISTORY_STEP_S)
+            | (np.abs(old_p90 - eta.eta_p90) > HISTORY_STEP_S)
+            | ~(np.abs(old_cost - cost_p50) <= 0.005 * np.maximum(old_cost, 1.0))
+            | np.array([r["estimate_basis"] != b for r, b in zip(rows, basis, strict=True)])
+        )
+        kept = np.flatnonzero(moved)
+        await bulk.write_history(
+            connection,
+            bulk.HistoryRows(
+                job_ids=[rows[i]["id"] for i in kept],
+                eta_p50=eta.eta_p50[kept].tolist(),
+                eta_p90=eta.eta_p90[kept].tolist(),
+                cost_p50=cost_p50[kept].tolist(),
+                cost_p90=cost_p90[kept].tolist(),
+                basis=[basis[i] for i in kept],
+                overdue=[is_overdue(rows[i]["announced"], now) for i in kept],
+                detail=[
+                    json.dumps(
+                        {
+                            "remaining_p50_s": round(float(eta.remaining_p50_s[i])),
+                            "remaining_p90_s": round(float(eta.remaining_p90_s[i])),
+                            "stage_elapsed_s": round(float(eta.elapsed_s[i])),
+                        }
+                    )
+                    for i in kept
+                ],
+            ),
+            now=now,
+        )
+        announcements: list[tuple[int, dict[str, Any]]] = []
+        events: list[JobEvent] = []
+        for i in np.flatnonzero(mask):
+            row = rows[i]
+            fresh = FreshEstimate(
+                eta_p50=_instant(eta.eta_p50[i]),
+                eta_p90=_instant(eta.eta_p90[i]),
+                cost_p50=_money(cost_p50[i]),
+                promised_at=None if np.isnan(promised[i]) else _instant(promised[i]),
+                stage_visit_id=visit_ids[i],
+                stage_elapsed_s=float(eta.elapsed_s[i]),
+                stage_p90_s=None if np.isnan(stage_p90[i]) else float(stage_p90[i]),
+            )
+            changes = detect_changes(
+                announced[i] if row["announced"] else None,
+                fresh,
+                now=now,
+                calendar=calendar,
+                thresholds=self.thresholds,
+            )
+            first_p90 = (row["announced"] or {}).get(FIRST_ETA_P90) or _instant(eta.eta_p90[i]).isoformat()
+            if changes.announced != announced[i] or row["announced"] is None:
+                announcements.append((row["id"], changes.announced.to_payload() | {FIRST_ETA_P90: first_p90}))
+            events.extend(
+                JobEvent(
+                    job_id=row["id"],
+                    job_version=row["version"],
+                    type=event.type.value,
+                    data=event.payload,
+                    actor=ESTIMATOR,
+                    occurred_at=now,
+                )
+                for event in changes.events
+            )
+        await bulk.write_announced(connection, announcements)
+        if events:
+            await JobEvent.bulk_create(events)
+
+
+async def _queue_waits(
+    version: WorkflowVersion, rows: list[dict[str, Any]], now: datetime, queues: QueueCache
+) -> tuple[FloatArray, FloatArray]:
+    """Expected wait of jobs queued at stages with limited capacity (first come, first served)."""
+    p50 = np.zeros(len(rows))
+    p90 = np.zeros(len(rows))
+    for stage in version.definition.stages:
+        if stage.capacity is None or not any(r["stage_key"] == stage.key for r in rows):
+            continue
+        key = (version.key, stage.key)
+        if key not in queues:
+            queues[key] = await _stage_queue(version.key, stage, now)
+        waits = queues[key]
+        for i, row in enumerate(rows):
+            p50[i], p90[i] = waits.get(row["id"], (p50[i], p90[i]))
+    return p50, p90
+
+
+async def _stage_queue(
+    workflow_key: str, stage: StageDefinition, now: datetime
+) -> dict[int, tuple[float, float]]:
+    """Waits of the jobs in a stage beyond its first `capacity` (those in service), by job id."""
+    assert stage.capacity is not None
+    in_stage = (
+        await Job.filter(workflow__key=workflow_key, stage_key=stage.key, status="open")
+        .order_by("stage_entered_at", "id")
+        .values("id", "stage_entered_at")
+    )
+    if len(in_stage) <= stage.capacity:
+        return {}
+    serving, waiting = in_stage[: stage.capacity], in_stage[stage.capacity :]
+    mean = float(stage.duration.pert_mean) * 3600
+    spread = float(stage.duration.pessimistic - stage.duration.optimistic) * 3600 / 6
+    waits = simulate_queue_waits(
+        stage.capacity,
+        [WaitingJob(str(j["id"]), j["stage_entered_at"]) for j in waiting],
+        [(now - j["stage_entered_at"]).total_seconds() for j in serving],
+        ServiceTimes.from_mean_sd(mean, max(spread, mean * 0.1)),
+        runs=500,
+    )
+    return {int(w.job_id): (w.expected_wait_s, w.p90_wait_s) for w in waits}
+
+
+def _time_bases(model: HistoryModel, stage_codes: npt.NDArray[np.int64]) -> list[str]:
+    bases = model.position_bases()
+    return [bases[int(code)] if code >= 0 else "planned" for code in stage_codes]
+
+
+def _basis_label(time_basis: str, cost_basis: str) -> str:
+    return time_basis if time_basis == cost_basis or cost_basis == "actual" else f"{time_basis}/{cost_basis}"
+
+
+def _stage_p90(model: HistoryModel, stage_keys: list[str]) -> FloatArray:
+    p90 = model.stage_p90_s()
+    codes = {key: i for i, key in enumerate(model.stage_keys)}
+    return np.array([p90[codes[k]] if k in codes else np.nan for k in stage_keys], dtype=np.float64)
+
+
+def is_overdue(announced: dict[str, Any] | None, now: datetime) -> bool:
+    """Past the latest completion first given for the job: the new range then lies beyond it."""
+    first = (announced or {}).get(FIRST_ETA_P90)
+    return first is not None and now > datetime.fromisoformat(first)
+
+
+def _promised_epoch(promised: date | str | None, version: WorkflowVersion) -> float:
+    """A promised date means by the end of that day, in the business's time zone."""
+    if promised is None:
+        return np.nan
+    if isinstance(promised, str):  # raw SQLite rows
+        promised = date.fromisoformat(promised)
+    return datetime.combine(promised + timedelta(days=1), time(), version.calendar.timezone).timestamp()
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN: a figure that could not be measured is null."""
+    return float(value) if np.isfinite(value) else None
+
+
+def _epochs(values: Any) -> FloatArray:
+    return np.array([np.nan if v is None else _aware(v).timestamp() for v in values], dtype=np.float64)
+
+
+def _aware(value: datetime | str) -> datetime:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _instant(epoch: float) -> datetime:
+    return datetime.fromtimestamp(float(epoch), UTC)
+
+
+def _money(value: float) -> Decimal:
+    return Decimal(repr(float(value)))
+
+
+def _dump(fitted: FittedWorkflow) -> bytes:
+    buffer = io.BytesIO()
+    fitted.model.save(buffer, extra={"cost_quantiles": fitted.cost_quantiles})
+    return buffer.getvalue()
+
+
+def _load(key: str, fitted_at: datetime, payload: bytes) -> FittedWorkflow:
+    model, extra = HistoryModel.load(io.BytesIO(payload))
+    costs = {k: tuple(v) for k, v in extra["cost_quantiles"].items()}
+    return FittedWorkflow(key, model, fitted_at, costs)

@@ -1,0 +1,99 @@
+"""Gather a workflow's past and running jobs as stage-visit histories, in working time.
+
+Finished visits are durations; visits still running are censored observations (their working time so far).
+Time on hold is not part of a visit's duration. Cancelled jobs are left out: they did not finish, and no
+remaining time can be learned from them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from tracker.db.models import CostEntry, Job, StageVisit
+from tracker.estimates.cost import CostHistory
+from tracker.estimates.history import CaseHistory, PlannedStage, VisitRecord
+from tracker.services.workflows import WorkflowVersion, version_of
+
+HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class WorkflowHistory:
+    cases: list[CaseHistory]
+    cost_by_stage: dict[str, CostHistory]
+    """For each stage: final cost / cost so far when finished jobs entered it."""
+
+
+def planned_stages(workflow: WorkflowVersion) -> list[PlannedStage]:
+    return [
+        PlannedStage(
+            stage.key,
+            float(stage.duration.optimistic) * HOUR,
+            float(stage.duration.most_likely) * HOUR,
+            float(stage.duration.pessimistic) * HOUR,
+        )
+        for stage in workflow.definition.stages
+    ]
+
+
+async def gather_history(workflow_key: str, *, now: datetime, limit: int = 20_000) -> WorkflowHistory:
+    """The newest `limit` non-cancelled jobs of a workflow (all its versions), as case histories."""
+    jobs = await (
+        Job.filter(workflow__key=workflow_key, status__in=["open", "on_hold", "completed"])
+        .order_by("-created_at")
+        .limit(limit)
+        .values("id", "workflow_id", "status", "stage_held_seconds", "held_since", "actual_cost")
+    )
+    if not jobs:
+        return WorkflowHistory([], {})
+    by_id = {job["id"]: job for job in jobs}
+    visits: dict[int, list[StageVisit]] = defaultdict(list)
+    for visit in await StageVisit.filter(job_id__in=list(by_id)).order_by("job_id", "entered_at", "id"):
+        visits[visit.job_id].append(visit)
+    costs: dict[int, list[CostEntry]] = defaultdict(list)
+    for entry in await CostEntry.filter(job_id__in=list(by_id)).order_by("created_at", "id"):
+        costs[entry.job_id].append(entry)
+
+    cases: list[CaseHistory] = []
+    ratios: dict[str, list[float]] = defaultdict(list)
+    remaining: dict[str, list[Decimal]] = defaultdict(list)
+    for job_id, job in by_id.items():
+        calendar = (await version_of(job["workflow_id"])).calendar
+        records = []
+        for visit in visits[job_id]:
+            if visit.left_at is not None:
+                worked = (
+                    calendar.working_seconds_between(visit.entered_at, visit.left_at) - visit.held_seconds
+                )
+            else:
+                until = job["held_since"] or now
+                worked = calendar.working_seconds_between(visit.entered_at, until) - job["stage_held_seconds"]
+            records.append(
+                VisitRecord(
+                    str(job_id),
+                    visit.stage_key,
+                    visit.entered_at,
+                    max(worked, 0.0),
+                    visit.left_at is not None,
+                )
+            )
+        finished = job["status"] == "completed"
+        cases.append(CaseHistory(str(job_id), tuple(records), finished))
+        if finished:
+            final = Decimal(job["actual_cost"])
+            for visit in visits[job_id]:
+                so_far = sum(
+                    (e.amount for e in costs[job_id] if e.created_at <= visit.entered_at), Decimal(0)
+                )
+                if so_far > 0:
+                    ratios[visit.stage_key].append(float(final / so_far))
+                else:
+                    remaining[visit.stage_key].append(final)
+    cost_by_stage = {
+        key: CostHistory(ratios=tuple(ratios[key]), remaining=tuple(remaining[key]))
+        for key in set(ratios) | set(remaining)
+    }
+    return WorkflowHistory(cases, cost_by_stage)
