@@ -6,6 +6,7 @@ The commands call `asyncio.run` themselves, so these tests are plain functions a
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import secrets
 import sqlite3
@@ -308,3 +309,109 @@ def test_the_migrated_postgres_schema_takes_the_demo_data(fresh_postgres_url: st
     assert KEY.search(output)
     assert pg(fresh_postgres_url, "SELECT count(*) FROM job WHERE reference LIKE 'DEMO-%'") == [(12,)]
     assert pg(fresh_postgres_url, "SELECT count(*) > 500 FROM job WHERE reference LIKE 'H-%'") == [(True,)]
+
+
+# import-history, refit and backtest
+
+LOG = """case,task,done_at,cost
+c1,Welcome,2025-01-06T09:00:00,0
+c1,Fix,2025-01-07T15:00:00,120.5
+c1,Hand over,2025-01-08T10:00:00,0
+c2,Welcome,2025-01-06T11:00:00,0
+c2,Fix,2025-01-09T09:30:00,80
+c2,Fix,2025-01-10T16:00:00,40
+c2,Hand over,2025-01-13T08:00:00,0
+"""
+COLUMNS = ("--case", "case", "--activity", "task", "--timestamp", "done_at", "--cost", "cost")
+MAPPING = ("--map", "Welcome=intake", "--map", "Fix=repair", "--map", "Hand over=ready")
+
+
+@pytest.fixture
+def log_file(tmp_path: Path) -> Path:
+    path = tmp_path / "old-system.csv"
+    path.write_text(LOG)
+    return path
+
+
+@pytest.fixture
+def demo_env(env: dict[str, str]) -> dict[str, str]:
+    ok(env, "migrate")
+    ok(env, "demo")
+    return env
+
+
+def test_import_history_loads_cases_as_finished_jobs_once(
+    demo_env, log_file: Path, sqlite_file: Path
+) -> None:
+    output = ok(demo_env, "import-history", str(log_file), "--workflow", "car-repair", *COLUMNS, *MAPPING)
+    assert "imported 2 cases (7 stage visits)" in output
+    rows = query(
+        sqlite_file,
+        "SELECT reference, status, stages_completed, actual_cost FROM job "
+        "WHERE reference LIKE 'IMP-%' ORDER BY reference",
+    )
+    assert [(r[0], r[1], r[2], float(str(r[3]))) for r in rows] == [
+        ("IMP-c1", "completed", 3, 120.5),
+        ("IMP-c2", "completed", 4, 120.0),
+    ]
+    visits = query(
+        sqlite_file,
+        "SELECT v.stage_key FROM stage_visit v JOIN job j ON j.id = v.job_id "
+        "WHERE j.reference = 'IMP-c2' ORDER BY v.id",
+    )
+    assert [v[0] for v in visits] == ["intake", "repair", "repair", "ready"]
+    again = ok(demo_env, "import-history", str(log_file), "--workflow", "car-repair", *COLUMNS, *MAPPING)
+    assert "imported 0 cases" in again
+    assert "2 imported before were left as they were" in again
+    assert query(sqlite_file, "SELECT count(*) FROM job WHERE reference LIKE 'IMP-%'") == [(2,)]
+
+
+def test_import_history_names_activities_without_a_stage(demo_env, log_file: Path, sqlite_file: Path) -> None:
+    result = run(
+        demo_env,
+        "import-history",
+        str(log_file),
+        "--workflow",
+        "car-repair",
+        *COLUMNS,
+        "--map",
+        "Welcome=intake",
+    )
+    assert result.exit_code == 1
+    assert "Fix" in result.output
+    assert "Hand over" in result.output
+    assert query(sqlite_file, "SELECT count(*) FROM job WHERE reference LIKE 'IMP-%'") == [(0,)]
+
+
+def test_import_history_into_an_unknown_workflow_fails(demo_env, log_file: Path) -> None:
+    result = run(demo_env, "import-history", str(log_file), "--workflow", "boat-repair", *COLUMNS, *MAPPING)
+    assert result.exit_code == 1
+    assert "boat-repair" in result.output
+
+
+def test_refit_reports_each_workflow(demo_env, sqlite_file: Path) -> None:
+    output = ok(demo_env, "refit")
+    assert "refitted car-repair" in output
+    assert "refitted kitchen-renovation" in output
+    assert query(sqlite_file, "SELECT count(DISTINCT workflow_key) FROM history_fit") == [(2,)]
+
+
+def test_backtest_scores_a_log_against_its_baseline(env, log_file: Path, tmp_path: Path) -> None:
+    predictions = tmp_path / "predictions.csv"
+    output = ok(env, "backtest", str(log_file), *COLUMNS, "--predictions", str(predictions), "--json")
+    report = json.loads(output)
+    assert report["cases"] == 2
+    assert report["predictions"] == 5
+    header = predictions.read_text().splitlines()[0]
+    assert header.split(",") == [
+        "case",
+        "prefix_length",
+        "predicted_at",
+        "p50_end",
+        "p90_end",
+        "actual_end",
+        "cost_so_far",
+        "cost_p50",
+        "cost_p90",
+        "actual_cost",
+    ]
