@@ -225,10 +225,10 @@ class EstimateService:
         clocks = JobClocks(
             stage_codes=stage_codes,
             stages_completed=np.fromiter((r["stages_completed"] for r in rows), np.int64, len(rows)),
-            stage_entered=_epochs(r["stage_entered_at"] for r in rows),
-            held_since=_epochs(r["held_since"] for r in rows),
+            stage_entered=_column(rows, "stage_entered_s"),
+            held_since=_column(rows, "held_since_s"),
             stage_held_s=np.fromiter((r["stage_held_seconds"] for r in rows), np.float64, len(rows)),
-            created=_epochs(r["created_at"] for r in rows),
+            created=_column(rows, "created_s"),
             queue_wait_p50_s=waits[0],
             queue_wait_p90_s=waits[1],
         )
@@ -248,12 +248,12 @@ class EstimateService:
             dtype=np.float64,
         ).reshape(len(definition.stages), 6)
         per_job = quantiles[position]
-        actual = np.fromiter((float(r["actual_cost"]) for r in rows), np.float64, len(rows))
+        actual = _column(rows, "actual_cost_f")
         costs = project_costs_many(
             actual_cost=actual,
             percent_complete=percent_complete_many(planned, position, fraction),
             planned_total=float(sum(planned)),
-            budget=np.fromiter((float(r["quote_amount"]) for r in rows), np.float64, len(rows)),
+            budget=_column(rows, "quote_f"),
             ratio_p50=per_job[:, 0],
             ratio_p90=per_job[:, 1],
             ratio_samples=per_job[:, 2].astype(np.int64),
@@ -297,40 +297,31 @@ class EstimateService:
     ) -> None:
         """Keep estimate history where it moved, and turn changes customers should hear about into events."""
         calendar = version.calendar
-        announced = [AnnouncedState.from_payload(r["announced"] or {}) for r in rows]
         promised = np.fromiter(
             (_promised_epoch(r["promised_on"], version) for r in rows), np.float64, len(rows)
         )
         stage_p90 = _stage_p90(fitted.model, [r["stage_key"] for r in rows])
         visit_ids = [f"{r['id']}:{r['stages_completed']}" for r in rows]
         mask = may_have_changed(
-            announced_eta_p50=_epochs(a.eta_p50 for a in announced),
+            announced_eta_p50=_column(rows, "announced_eta_s"),
             fresh_eta_p50=eta.eta_p50,
             fresh_eta_p90=eta.eta_p90,
             promised_at=promised,
-            announced_at_risk=np.fromiter((a.at_risk for a in announced), np.bool_, len(rows)),
-            announced_cost_p50=np.fromiter(
-                (np.nan if a.cost_p50 is None else float(a.cost_p50) for a in announced),
-                np.float64,
-                len(rows),
-            ),
+            announced_at_risk=np.fromiter((bool(r["announced_at_risk"]) for r in rows), np.bool_, len(rows)),
+            announced_cost_p50=_column(rows, "announced_cost_f"),
             fresh_cost_p50=cost_p50,
             stage_elapsed_s=eta.elapsed_s,
             stage_p90_s=stage_p90,
             stuck_announced=np.fromiter(
-                (a.stuck_visit_id == v for a, v in zip(announced, visit_ids, strict=True)),
-                np.bool_,
-                len(rows),
+                (r["announced_stuck"] == v for r, v in zip(rows, visit_ids, strict=True)), np.bool_, len(rows)
             ),
             now=now,
             calendar=calendar,
             thresholds=self.thresholds,
         )
-        old_p50 = _epochs(r["eta_p50"] for r in rows)
-        old_p90 = _epochs(r["eta_p90"] for r in rows)
-        old_cost = np.fromiter(
-            (np.nan if r["cost_p50"] is None else float(r["cost_p50"]) for r in rows), np.float64, len(rows)
-        )
+        old_p50 = _column(rows, "eta_p50_s")
+        old_p90 = _column(rows, "eta_p90_s")
+        old_cost = _column(rows, "cost_p50_f")
         moved = (
             np.isnan(old_p50)
             | (np.abs(old_p50 - eta.eta_p50) > HISTORY_STEP_S)
@@ -348,7 +339,7 @@ class EstimateService:
                 cost_p50=cost_p50[kept].tolist(),
                 cost_p90=cost_p90[kept].tolist(),
                 basis=[basis[i] for i in kept],
-                overdue=[is_overdue(rows[i]["announced"], now) for i in kept],
+                overdue=(now.timestamp() > _column(rows, "first_eta_p90_s")[kept]).tolist(),
                 detail=[
                     json.dumps(
                         {
@@ -366,6 +357,8 @@ class EstimateService:
         events: list[JobEvent] = []
         for i in np.flatnonzero(mask):
             row = rows[i]
+            payload = _payload(row["announced"])
+            previous = AnnouncedState.from_payload(payload) if payload is not None else None
             fresh = FreshEstimate(
                 eta_p50=_instant(eta.eta_p50[i]),
                 eta_p90=_instant(eta.eta_p90[i]),
@@ -376,14 +369,14 @@ class EstimateService:
                 stage_p90_s=None if np.isnan(stage_p90[i]) else float(stage_p90[i]),
             )
             changes = detect_changes(
-                announced[i] if row["announced"] else None,
+                previous,
                 fresh,
                 now=now,
                 calendar=calendar,
                 thresholds=self.thresholds,
             )
-            first_p90 = (row["announced"] or {}).get(FIRST_ETA_P90) or _instant(eta.eta_p90[i]).isoformat()
-            if changes.announced != announced[i] or row["announced"] is None:
+            first_p90 = (payload or {}).get(FIRST_ETA_P90) or _instant(eta.eta_p90[i]).isoformat()
+            if changes.announced != previous:
                 announcements.append((row["id"], changes.announced.to_payload() | {FIRST_ETA_P90: first_p90}))
             events.extend(
                 JobEvent(
@@ -479,13 +472,14 @@ def _finite(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
-def _epochs(values: Any) -> FloatArray:
-    return np.array([np.nan if v is None else _aware(v).timestamp() for v in values], dtype=np.float64)
+def _column(rows: list[dict[str, Any]], name: str) -> FloatArray:
+    """One numeric column of raw rows as floats (NULL becomes NaN)."""
+    return np.array([row[name] for row in rows], dtype=np.float64)
 
 
-def _aware(value: datetime | str) -> datetime:
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+def _payload(raw: str | dict[str, Any] | None) -> dict[str, Any] | None:
+    """The announced state as stored: raw rows carry JSON as text."""
+    return json.loads(raw) if isinstance(raw, str) else raw
 
 
 def _instant(epoch: float) -> datetime:
