@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from litestar import Request
 from litestar.datastructures import State
-from litestar.di import Provide
-from litestar.params import HeaderParameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import HeaderParameter, SkipValidation
 
 from tracker.clock import Clock
 from tracker.domain.errors import InvalidInput
@@ -17,6 +17,8 @@ from tracker.services.jobs import ExpectedVersion, JobService
 from tracker.services.keys import Principal
 from tracker.settings import Settings
 
+Now = NamedDependency[SkipValidation[datetime]]
+"""The request's `now` from the app's clock: trusted, so unvalidated (a test clock may subclass datetime)."""
 IfMatch = Annotated[str | None, HeaderParameter(name="If-Match", description="The job's ETag, as read")]
 IdempotencyKey = Annotated[
     str | None,

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import msgspec
 from litestar import Controller, delete, get, patch, post
-from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
@@ -16,6 +13,7 @@ from tracker.services.accounts import ContactFields
 from tracker.services.keys import Role
 from tracker.web import schemas as s, views
 from tracker.web.auth import requires
+from tracker.web.deps import Now
 
 
 def _fields(contact: s.ContactIn) -> ContactFields:
@@ -34,9 +32,7 @@ class AccountController(Controller):
     guards = [requires(Role.STAFF)]
 
     @post(operation_id="CreateAccount", status_code=HTTP_201_CREATED)
-    async def create_account(
-        self, data: JSONBody[s.AccountIn], now: NamedDependency[datetime]
-    ) -> s.AccountOut:
+    async def create_account(self, data: JSONBody[s.AccountIn], now: Now) -> s.AccountOut:
         account = await accounts.create_account(
             data.kind, data.name, [_fields(c) for c in data.contacts], now=now
         )
@@ -52,7 +48,7 @@ class AccountController(Controller):
 
     @patch("/{account_id:int}", operation_id="UpdateAccount")
     async def update_account(
-        self, account_id: FromPath[int], data: JSONBody[s.AccountUpdate], now: NamedDependency[datetime]
+        self, account_id: FromPath[int], data: JSONBody[s.AccountUpdate], now: Now
     ) -> s.AccountOut:
         await accounts.update_account(
             account_id,
@@ -68,7 +64,7 @@ class AccountController(Controller):
 
     @post("/{account_id:int}/contacts", operation_id="AddContact", status_code=HTTP_201_CREATED)
     async def add_contact(
-        self, account_id: FromPath[int], data: JSONBody[s.ContactIn], now: NamedDependency[datetime]
+        self, account_id: FromPath[int], data: JSONBody[s.ContactIn], now: Now
     ) -> s.ContactOut:
         return views.contact_out(await accounts.add_contact(account_id, _fields(data), now=now))
 
@@ -84,7 +80,7 @@ class ContactController(Controller):
 
     @patch("/{contact_id:int}", operation_id="UpdateContact")
     async def update_contact(
-        self, contact_id: FromPath[int], data: JSONBody[s.ContactUpdate], now: NamedDependency[datetime]
+        self, contact_id: FromPath[int], data: JSONBody[s.ContactUpdate], now: Now
     ) -> s.ContactOut:
         changes = {
             name: value

@@ -24,7 +24,7 @@ from tracker.services.workflows import version_of
 from tracker.settings import Settings
 from tracker.web import schemas as s, views
 from tracker.web.auth import requires
-from tracker.web.deps import IdempotencyKey, IfMatch, etag, expected_version
+from tracker.web.deps import IdempotencyKey, IfMatch, Now, etag, expected_version
 from tracker.web.idempotency import idempotent
 
 STAFF = requires(Role.STAFF)
@@ -64,7 +64,7 @@ class JobController(Controller):
         jobs: NamedDependency[JobService],
         settings: NamedDependency[Settings],
         principal: NamedDependency[Principal],
-        now: NamedDependency[datetime],
+        now: Now,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[bytes]:
         async def produce() -> Response[bytes]:
@@ -138,7 +138,7 @@ class JobController(Controller):
         jobs: NamedDependency[JobService],
         settings: NamedDependency[Settings],
         principal: NamedDependency[Principal],
-        now: NamedDependency[datetime],
+        now: Now,
         if_match: IfMatch = None,
     ) -> Response[bytes]:
         quote = None
@@ -203,7 +203,7 @@ class JobController(Controller):
         jobs: NamedDependency[JobService],
         settings: NamedDependency[Settings],
         principal: NamedDependency[Principal],
-        now: NamedDependency[datetime],
+        now: Now,
         data: JSONBody[s.VersionIn | None] = None,
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
@@ -236,7 +236,7 @@ class JobController(Controller):
         jobs: NamedDependency[JobService],
         settings: NamedDependency[Settings],
         principal: NamedDependency[Principal],
-        now: NamedDependency[datetime],
+        now: Now,
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[bytes]:
@@ -270,7 +270,7 @@ class JobController(Controller):
         jobs: NamedDependency[JobService],
         settings: NamedDependency[Settings],
         principal: NamedDependency[Principal],
-        now: NamedDependency[datetime],
+        now: Now,
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[bytes]:
@@ -302,7 +302,7 @@ class JobController(Controller):
         jobs: NamedDependency[JobService],
         settings: NamedDependency[Settings],
         principal: NamedDependency[Principal],
-        now: NamedDependency[datetime],
+        now: Now,
         data: JSONBody[s.ReasonIn | None] = None,
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
@@ -334,7 +334,7 @@ class JobController(Controller):
         jobs: NamedDependency[JobService],
         settings: NamedDependency[Settings],
         principal: NamedDependency[Principal],
-        now: NamedDependency[datetime],
+        now: Now,
         data: JSONBody[s.CompleteIn | None] = None,
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
@@ -370,7 +370,7 @@ class JobController(Controller):
         jobs: NamedDependency[JobService],
         settings: NamedDependency[Settings],
         principal: NamedDependency[Principal],
-        now: NamedDependency[datetime],
+        now: Now,
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[bytes]:
@@ -402,7 +402,7 @@ class JobController(Controller):
         jobs: NamedDependency[JobService],
         settings: NamedDependency[Settings],
         principal: NamedDependency[Principal],
-        now: NamedDependency[datetime],
+        now: Now,
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[bytes]:
@@ -434,7 +434,7 @@ class JobController(Controller):
         jobs: NamedDependency[JobService],
         settings: NamedDependency[Settings],
         principal: NamedDependency[Principal],
-        now: NamedDependency[datetime],
+        now: Now,
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[bytes]:
@@ -476,7 +476,7 @@ class JobController(Controller):
         jobs: NamedDependency[JobService],
         settings: NamedDependency[Settings],
         principal: NamedDependency[Principal],
-        now: NamedDependency[datetime],
+        now: Now,
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[bytes]:
@@ -533,7 +533,7 @@ class JobController(Controller):
         self,
         job_id: FromPath[int],
         estimates: NamedDependency[EstimateService],
-        now: NamedDependency[datetime],
+        now: Now,
     ) -> s.EstimateExplanationOut:
         """The current estimate and what it is made of: stages ahead, queue, non-working days, basis."""
         job = await job_queries.get_job(job_id)

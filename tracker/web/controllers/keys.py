@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from litestar import Controller, delete, get, post
-from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED
 
@@ -13,6 +10,7 @@ from tracker.services import keys
 from tracker.services.keys import Role
 from tracker.web import schemas as s, views
 from tracker.web.auth import requires
+from tracker.web.deps import Now
 
 
 class KeyController(Controller):
@@ -21,7 +19,7 @@ class KeyController(Controller):
     guards = [requires(Role.ADMIN)]
 
     @post(operation_id="CreateKey", status_code=HTTP_201_CREATED)
-    async def create_key(self, data: JSONBody[s.KeyIn], now: NamedDependency[datetime]) -> s.IssuedKeyOut:
+    async def create_key(self, data: JSONBody[s.KeyIn], now: Now) -> s.IssuedKeyOut:
         """Create a key. The response holds the key itself; it is not stored and cannot be shown again."""
         issued = await keys.create_key(data.name, data.role, now=now)
         summary = views.key_out(issued.record)
@@ -34,5 +32,5 @@ class KeyController(Controller):
         return [views.key_out(k) for k in await keys.list_keys()]
 
     @delete("/{key_id:int}", operation_id="RevokeKey", status_code=200)
-    async def revoke_key(self, key_id: FromPath[int], now: NamedDependency[datetime]) -> s.KeyOut:
+    async def revoke_key(self, key_id: FromPath[int], now: Now) -> s.KeyOut:
         return views.key_out(await keys.revoke_key(key_id, now=now))

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, delete, get, post, put
-from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
@@ -20,6 +18,7 @@ from tracker.services.calendars import check_calendar
 from tracker.services.keys import Role
 from tracker.web import schemas as s, views
 from tracker.web.auth import requires
+from tracker.web.deps import Now
 
 HOURS_STEP = Decimal("0.01")
 MAX_HOURS = Decimal("99999999.99")
@@ -71,9 +70,7 @@ class WorkflowController(Controller):
     tags = ["Workflows"]
 
     @post(guards=[requires(Role.ADMIN)], operation_id="CreateWorkflow", status_code=HTTP_201_CREATED)
-    async def create_workflow(
-        self, data: JSONBody[s.WorkflowIn], now: NamedDependency[datetime]
-    ) -> s.WorkflowOut:
+    async def create_workflow(self, data: JSONBody[s.WorkflowIn], now: Now) -> s.WorkflowOut:
         definition = _definition(data.name, data.currency, data.stages)
         return views.workflow_out(
             await workflows.create_workflow(
@@ -93,7 +90,7 @@ class WorkflowController(Controller):
 
     @put("/{key:str}", guards=[requires(Role.ADMIN)], operation_id="PublishWorkflowVersion")
     async def publish_version(
-        self, key: FromPath[str], data: JSONBody[s.WorkflowVersionIn], now: NamedDependency[datetime]
+        self, key: FromPath[str], data: JSONBody[s.WorkflowVersionIn], now: Now
     ) -> s.WorkflowOut:
         """Publish a new version of the workflow; running jobs keep the version they started on."""
         definition = _definition(data.name, data.currency, data.stages)
