@@ -1,8 +1,7 @@
-"""Tortoise configuration built from settings (and the module-level one the `tortoise` CLI reads)."""
+"""Tortoise configuration built from settings."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from tracker.settings import Settings
@@ -27,7 +26,3 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
         "use_tz": True,
         "timezone": "UTC",
     }
-
-
-# Read by `tortoise makemigrations` (see [tool.tortoise] in pyproject.toml).
-TORTOISE_ORM = tortoise_config(Settings.from_env(os.environ))

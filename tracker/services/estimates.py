@@ -116,27 +116,45 @@ class EstimateService:
         return fitted
 
     async def refit_all(self, *, now: datetime) -> list[str]:
-        """Refit every workflow; with several processes on PostgreSQL only one does it at a time."""
+        """Refit every workflow; with several processes on PostgreSQL only one does it at a time.
+
+        On SQLite nothing is wrapped in a transaction: there is one process, and a transaction would hold
+        the single writer lock (and so every API change) while the models fit.
+        """
+        if not bulk.is_postgres(get_connection("default")):
+            return await self._refit_current(now=now)
         async with in_transaction() as connection:
-            if bulk.is_postgres(connection):
-                locked = await connection.execute_query_dict(
-                    "SELECT pg_try_advisory_xact_lock($1) AS ok", [REFIT_LOCK]
-                )
-                if not locked[0]["ok"]:
-                    return []
-            keys = await Workflow.filter(is_current=True, archived=False).values_list("key", flat=True)
-            for key in keys:
-                await self.refit(str(key), now=now)
-        return [str(k) for k in keys]
+            locked = await connection.execute_query_dict(
+                "SELECT pg_try_advisory_xact_lock($1) AS ok", [REFIT_LOCK]
+            )
+            if not locked[0]["ok"]:
+                return []
+            return await self._refit_current(now=now)
+
+    async def _refit_current(self, *, now: datetime) -> list[str]:
+        keys = [
+            str(key)
+            for key in await Workflow.filter(is_current=True, archived=False).values_list("key", flat=True)
+        ]
+        for key in keys:
+            await self.refit(key, now=now)
+        return keys
 
     async def fitted(self, workflow_key: str, *, now: datetime) -> FittedWorkflow:
         """The newest stored fit (fitting one now if there is none yet)."""
-        newest = await HistoryFit.filter(workflow_key=workflow_key).order_by("-fitted_at").first()
+        # Asked on every change and every batch: compare times first, fetch the model only when it is newer.
+        newest = (
+            await HistoryFit.filter(workflow_key=workflow_key)
+            .order_by("-fitted_at")
+            .only("id", "fitted_at")
+            .first()
+        )
         cached = self._fits.get(workflow_key)
         if newest is None:
             return cached or await self.refit(workflow_key, now=now)
         if cached is None or cached.fitted_at < newest.fitted_at:
-            cached = _load(workflow_key, newest.fitted_at, bytes(newest.payload))
+            stored = await HistoryFit.get(id=newest.id)
+            cached = _load(workflow_key, stored.fitted_at, bytes(stored.payload))
             self._fits[workflow_key] = cached
         return cached
 
