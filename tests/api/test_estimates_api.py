@@ -191,22 +191,3 @@ async def test_time_on_hold_stops_the_stage_clock(client, auth, garage, clock: F
     clock.advance(hours=1)
     explained = (await client.get(f"/jobs/{job['id']}/estimate", headers=auth.staff)).json()
     assert explained["working_hours_in_stage"] == 3.0  # 2 h before the hold and 1 h after it
-
-
-async def test_jobs_waiting_for_a_busy_stage_include_the_queue(client, auth, clock: FakeClock):
-    stages = workflow_body(stages=("intake", "paint", "ready"))["stages"]
-    stages[1]["capacity"] = 1
-    body = workflow_body(stages=("intake", "paint", "ready"), calendar=WEEKDAYS_FR)
-    body["stages"] = stages
-    assert (await client.post("/workflows", json=body, headers=auth.admin)).status_code == 201
-    account = await create_account(client, auth.staff)
-    jobs = []
-    for _ in range(3):
-        clock.advance(minutes=5)
-        jobs.append(await create_job(client, auth.staff, account["id"], start_stage="paint"))
-    waits = []
-    for job in jobs:
-        explained = (await client.get(f"/jobs/{job['id']}/estimate", headers=auth.staff)).json()
-        waits.append(explained["queue_wait_working_hours"])
-    assert waits[0] == 0.0  # in the booth
-    assert 0.0 < waits[1] < waits[2]  # first and second in line

@@ -10,6 +10,7 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.serialization import encode_json
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from tracker.db.models import JobEstimate
@@ -34,9 +35,8 @@ READERS = requires(Role.STAFF, Role.INTEGRATOR)
 def _json(
     value: msgspec.Struct, *, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response[bytes]:
-    return Response(
-        msgspec.json.encode(value), status_code=status, media_type="application/json", headers=headers
-    )
+    """Encode like Litestar's own responses (its serializer also takes datetime subclasses)."""
+    return Response(encode_json(value), status_code=status, media_type="application/json", headers=headers)
 
 
 def _statuses(raw: list[str] | None) -> tuple[JobStatus, ...]:
