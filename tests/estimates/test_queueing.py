@@ -105,6 +105,30 @@ def test_simulation_is_reproducible() -> None:
     )
 
 
+@pytest.mark.parametrize("capacity", [1, 3])
+def test_deep_in_a_long_line_the_normal_limit_matches_a_full_replay(capacity: int) -> None:
+    service = ServiceTimes.from_mean_sd(3 * HOUR, 2 * HOUR)
+    jobs = line(40 * capacity)
+    in_service = [HOUR] * capacity
+    full = simulate_queue_waits(capacity, jobs, in_service, service, simulated_positions=len(jobs))
+    continued = simulate_queue_waits(capacity, jobs, in_service, service, simulated_positions=10 * capacity)
+    assert [w.job_id for w in continued] == [w.job_id for w in full]
+    assert expected(continued[: 10 * capacity]) == expected(full[: 10 * capacity])  # replayed alike
+    for mine, replayed in zip(continued[10 * capacity :], full[10 * capacity :], strict=True):
+        assert mine.expected_wait_s == pytest.approx(replayed.expected_wait_s, rel=0.03)
+        assert mine.p90_wait_s == pytest.approx(replayed.p90_wait_s, rel=0.04)
+
+
+def test_a_long_line_costs_a_bounded_replay() -> None:
+    service = ServiceTimes.from_mean_sd(3 * HOUR, 2 * HOUR)
+    waits = simulate_queue_waits(2, line(20_000), [0.0, 0.0], service, runs=200)
+    assert len(waits) == 20_000
+    assert all(a.expected_wait_s < b.expected_wait_s for a, b in pairwise(waits))
+    assert all(a.p90_wait_s < b.p90_wait_s for a, b in pairwise(waits[200:]))
+    # The last of 20,000 jobs on two slots waits about 10,000 service times of the distribution's mean.
+    assert waits[-1].expected_wait_s == pytest.approx(20_000 * service.samples.mean() / 2, rel=0.005)
+
+
 @pytest.mark.parametrize("samples", [[], [-1.0], [float("nan")]])
 def test_invalid_service_times_are_rejected(samples: list[float]) -> None:
     with pytest.raises(ValueError, match="service times"):

@@ -5,7 +5,9 @@ to estimate the wait of each job in line, both in working seconds:
 
 * :func:`simulate_queue_waits` replays the line many times (fixed seed) with service times
   resampled from past jobs; jobs already in service finish after a residual drawn from the past
-  service times longer than what they have already spent.
+  service times longer than what they have already spent. Deep in a long line, where a wait is the
+  sum of dozens of service times per slot, it continues the simulated waits with their normal
+  limit instead of replaying every position.
 * :func:`queue_waits_from_throughput` uses only the recent completion rate (Little's law): with
   ``k`` jobs to finish before a slot frees for you, the wait is ``k / rate``; its P90 treats
   completions as a Poisson process.
@@ -23,6 +25,8 @@ import numpy.typing as npt
 
 _Z90 = 1.2815515655446004  # standard normal 90th percentile
 _POOL = 4096  # synthetic service-time samples drawn from a mean and a standard deviation
+SIMULATED_POSITIONS_PER_SLOT = 64
+"""Positions in line replayed one by one, per slot; beyond them the central limit takes over."""
 
 
 @dataclass(frozen=True)
@@ -80,11 +84,18 @@ def simulate_queue_waits(
     *,
     runs: int = 2000,
     seed: int = 0,
+    simulated_positions: int | None = None,
 ) -> list[QueueWait]:
     """Expected and P90 wait of each waiting job (in line order), by Monte Carlo.
 
     ``capacity=None`` means unlimited: nobody waits. A job in service for longer than every past
     service time is assumed to finish now.
+
+    Only the first ``simulated_positions`` (default: 64 per slot) are replayed. Each later job
+    starts after ``k`` more completions spread over ``capacity`` slots; by renewal theory that adds
+    ``k * mean / capacity`` to the mean wait and ``k * variance / capacity**2`` to its variance, and
+    the wait is then close to normal. This keeps a tick's cost and memory flat however long the
+    line grows.
     """
     line = _in_line(waiting)
     busy = len(in_service_elapsed_s)
@@ -103,12 +114,19 @@ def simulate_queue_waits(
     # jobs finish: the slots become free at the latest `capacity` completion times.
     free_at = np.sort(residuals, axis=1)[:, -capacity:]
     rows = np.arange(runs)
-    waits = np.empty((len(line), runs))
-    for i in range(len(line)):
+    replayed = min(len(line), simulated_positions or SIMULATED_POSITIONS_PER_SLOT * capacity)
+    waits = np.empty((replayed, runs))
+    for i in range(replayed):
         slot = free_at.argmin(axis=1)
         waits[i] = free_at[rows, slot]
         free_at[rows, slot] += rng.choice(samples, runs)
     mean, p90 = waits.mean(axis=1), np.quantile(waits, 0.9, axis=1)
+    if replayed < len(line):
+        more = np.arange(1, len(line) - replayed + 1)
+        deep_mean = mean[-1] + more * samples.mean() / capacity
+        deep_sd = np.sqrt(waits[-1].var() + more * samples.var() / capacity**2)
+        mean = np.concatenate([mean, deep_mean])
+        p90 = np.concatenate([p90, deep_mean + _Z90 * deep_sd])
     return [
         QueueWait(job.job_id, i + 1, busy + i, float(mean[i]), float(p90[i])) for i, job in enumerate(line)
     ]
