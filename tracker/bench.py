@@ -30,6 +30,7 @@ from tortoise.transactions import in_transaction
 
 from tracker.db import bulk
 from tracker.db.config import tortoise_config
+from tracker.db.session import apply_migrations
 from tracker.demo import CAR_REPAIR
 from tracker.estimates.eventlog import read_log, write_csv
 from tracker.estimates.synthetic import generate_log
@@ -159,8 +160,9 @@ async def bench_recompute(base_url: str) -> None:
     await _admin(base_url, f'CREATE DATABASE "{name}"')
     url = base_url.rsplit("/", 1)[0] + f"/{name}"
     try:
-        await Tortoise.init(config=tortoise_config(Settings(database_url=url)))
-        await Tortoise.generate_schemas()
+        settings = Settings(database_url=url)
+        await apply_migrations(settings)  # the schema production runs, table storage options included
+        await Tortoise.init(config=tortoise_config(settings))
         stored = await workflows.create_workflow(
             "car-repair",
             CAR_REPAIR,

@@ -178,6 +178,7 @@ async def test_two_schedulers_on_one_postgres_split_the_work(
     )
     assert sum(done) == 40
     assert not set(first.seen) & set(second.seen)
+    assert len(set(first.seen)) == len(first.seen) and len(set(second.seen)) == len(second.seen)
     assert len(first.seen) + len(second.seen) == 40
     assert first.seen and second.seen
 

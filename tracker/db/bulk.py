@@ -42,7 +42,9 @@ def _job_columns(postgres: bool) -> str:
         "stage_held_seconds": "stage_held_seconds",
         "stages_completed": "stages_completed",
         "version": "version",
-        "promised_on": "promised_on",
+        "promised_day": (
+            "(promised_on - DATE '1970-01-01')::float8" if postgres else "julianday(promised_on) - 2440587.5"
+        ),
         "estimate_basis": "estimate_basis",
         "announced": "announced",
         "stage_entered_s": epoch("stage_entered_at"),
@@ -78,19 +80,31 @@ def is_postgres(connection: BaseDBAsyncClient) -> bool:
     return connection.capabilities.dialect == "postgres"
 
 
+ClaimCursor = tuple[str, int]
+"""Where a sweep over open jobs stands: the (status, id) of the last job claimed."""
+
+SWEEP_START: ClaimCursor = ("", 0)
+
+
 async def claim_jobs(
-    connection: BaseDBAsyncClient, *, tick_start: datetime, limit: int
+    connection: BaseDBAsyncClient, *, tick_start: datetime, after: ClaimCursor, limit: int
 ) -> list[dict[str, Any]]:
-    """Open jobs not estimated since `tick_start`, oldest id first; call inside a transaction."""
+    """Open jobs not estimated since `tick_start`, in (status, id) order after `after`; call inside a
+    transaction.
+
+    The sweep walks the (status, id) index forward, so no batch rescans the jobs done before it; that is
+    also why `estimated_at` needs no index (see `Job.estimated_at`).
+    """
     if is_postgres(connection):
         return await connection.execute_query_dict(
-            SELECT_JOBS[True] + " AND (estimated_at IS NULL OR estimated_at < $1) ORDER BY id LIMIT $2"
-            " FOR UPDATE SKIP LOCKED",
-            [tick_start, limit],
+            SELECT_JOBS[True] + " AND (status, id) > ($1, $2) AND (estimated_at IS NULL OR estimated_at < $3)"
+            " ORDER BY status, id LIMIT $4 FOR UPDATE SKIP LOCKED",
+            [after[0], after[1], tick_start, limit],
         )
     return await connection.execute_query_dict(
-        SELECT_JOBS[False] + " AND (estimated_at IS NULL OR estimated_at < ?) ORDER BY id LIMIT ?",
-        [_sqlite_time(tick_start), limit],
+        SELECT_JOBS[False] + " AND (status, id) > (?, ?) AND (estimated_at IS NULL OR estimated_at < ?)"
+        " ORDER BY status, id LIMIT ?",
+        [after[0], after[1], _sqlite_time(tick_start), limit],
     )
 
 

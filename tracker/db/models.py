@@ -135,6 +135,10 @@ class Job(Model):
     cost_p90 = fields.DecimalField(max_digits=18, decimal_places=4, null=True)
     estimate_basis = fields.CharField(max_length=16, null=True)
     estimated_at = fields.DatetimeField(null=True)
+    """When the estimate columns were last written. No estimate column is indexed, on purpose: the scheduled
+    recompute rewrites them for every open job, and PostgreSQL can then update the row in place (a HOT
+    update, in the free half of each page the table's fillfactor keeps, see migration 0003) instead of
+    adding an entry to every index."""
     announced: fields.JSONField[dict[str, Any] | None] = fields.JSONField(null=True)
     """The estimate customers were last told about, for deciding what changed enough to tell again."""
 
@@ -146,7 +150,6 @@ class Job(Model):
             Index(fields=("account_id", "id")),
             Index(fields=("promised_on", "id")),
             Index(fields=("updated_at", "id")),
-            Index(fields=("status", "estimated_at")),
         )
 
 

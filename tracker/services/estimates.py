@@ -59,7 +59,10 @@ FIRST_ETA_P90 = "first_eta_p90"
 """Kept beside the announced state: the first P90 completion the job was given, to tell when it is overdue."""
 
 FloatArray = npt.NDArray[np.float64]
-QueueCache = dict[tuple[str, str], dict[int, tuple[float, float]]]
+EPOCH_DAY = date(1970, 1, 1)
+QueueCache = dict[tuple[str, str], asyncio.Future[dict[int, tuple[float, float]]]]
+"""Queue waits per (workflow, stage), computed once per tick and shared by the tick's sweeps."""
+SWEEPS_PER_PROCESS = 2
 
 
 @dataclass(frozen=True)
@@ -202,17 +205,41 @@ class EstimateService:
         """Recompute every open job not yet estimated since `tick_start`, batch by batch.
 
         Safe with several processes: each batch is claimed in the database, so no job is computed twice
-        in a tick and none is skipped (a batch whose process dies is released and taken again).
+        in a tick and none is skipped (a batch whose process dies is released and taken again). On
+        PostgreSQL a process runs two sweeps side by side, so one computes while the other waits for its
+        write; SQLite has a single writer.
         """
-        done = 0
         queues: QueueCache = {}  # queue waits hardly move within a tick: compute them once per stage
+        sweeps = SWEEPS_PER_PROCESS if bulk.is_postgres(get_connection("default")) else 1
+        done = await asyncio.gather(
+            *(
+                self._sweep(now=now, tick_start=tick_start, batch_size=batch_size, queues=queues)
+                for _ in range(sweeps)
+            )
+        )
+        return sum(done)
+
+    async def _sweep(
+        self, *, now: datetime, tick_start: datetime, batch_size: int, queues: QueueCache
+    ) -> int:
+        done = 0
+        cursor = bulk.SWEEP_START
         while True:
             async with in_transaction() as connection:
-                rows = await bulk.claim_jobs(connection, tick_start=tick_start, limit=batch_size)
-                if not rows:
-                    return done
-                await self._estimate(connection, rows, now=now, queues=queues)
-            done += len(rows)
+                rows = await bulk.claim_jobs(
+                    connection, tick_start=tick_start, after=cursor, limit=batch_size
+                )
+                if rows:
+                    await self._estimate(connection, rows, now=now, queues=queues)
+            if rows:
+                done += len(rows)
+                cursor = (rows[-1]["status"], rows[-1]["id"])
+            elif cursor == bulk.SWEEP_START:
+                return done
+            else:
+                # One more sweep from the start picks up batches another sweep claimed and then gave up
+                # (its process died or it rolled back); jobs still held by others are theirs to finish.
+                cursor = bulk.SWEEP_START
 
     async def _estimate(
         self, connection: BaseDBAsyncClient, rows: list[dict[str, Any]], *, now: datetime, queues: QueueCache
@@ -315,9 +342,7 @@ class EstimateService:
     ) -> None:
         """Keep estimate history where it moved, and turn changes customers should hear about into events."""
         calendar = version.calendar
-        promised = np.fromiter(
-            (_promised_epoch(r["promised_on"], version) for r in rows), np.float64, len(rows)
-        )
+        promised = _promised_epochs(_column(rows, "promised_day"), version)
         stage_p90 = _stage_p90(fitted.model, [r["stage_key"] for r in rows])
         visit_ids = [f"{r['id']}:{r['stages_completed']}" for r in rows]
         mask = may_have_changed(
@@ -423,8 +448,8 @@ async def _queue_waits(
             continue
         key = (version.key, stage.key)
         if key not in queues:
-            queues[key] = await _stage_queue(version.key, stage, now)
-        waits = queues[key]
+            queues[key] = asyncio.ensure_future(_stage_queue(version.key, stage, now))
+        waits = await queues[key]
         for i, row in enumerate(rows):
             p50[i], p90[i] = waits.get(row["id"], (p50[i], p90[i]))
     return p50, p90
@@ -476,13 +501,23 @@ def is_overdue(announced: dict[str, Any] | None, now: datetime) -> bool:
     return first is not None and now > datetime.fromisoformat(first)
 
 
-def _promised_epoch(promised: date | str | None, version: WorkflowVersion) -> float:
-    """A promised date means by the end of that day, in the business's time zone."""
-    if promised is None:
-        return np.nan
-    if isinstance(promised, str):  # raw SQLite rows
-        promised = date.fromisoformat(promised)
-    return datetime.combine(promised + timedelta(days=1), time(), version.calendar.timezone).timestamp()
+def _promised_epochs(days: FloatArray, version: WorkflowVersion) -> FloatArray:
+    """A promised date (days since 1970-01-01) means by the end of that day, in the business's time zone;
+    NaN where nothing was promised. Computed once per distinct date: a batch promises few of them."""
+    promised = np.isfinite(days)
+    distinct, where = np.unique(days[promised], return_inverse=True)
+    ends = np.array(
+        [
+            datetime.combine(
+                EPOCH_DAY + timedelta(days=int(day) + 1), time(), version.calendar.timezone
+            ).timestamp()
+            for day in distinct
+        ],
+        dtype=np.float64,
+    )
+    epochs = np.full(len(days), np.nan)
+    epochs[promised] = ends[where]
+    return epochs
 
 
 def _finite(value: float) -> float | None:
