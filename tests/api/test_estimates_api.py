@@ -155,10 +155,10 @@ class RecordingEstimates(EstimateService):
         super().__init__()
         self.seen: list[int] = []
 
-    async def _estimate(self, connection, rows, *, now, queues):
-        self.seen.extend(row["id"] for row in rows)
+    async def _estimate(self, connection, jobs, *, now, queues):
+        self.seen.extend(jobs.id.tolist())
         await asyncio.sleep(0.01)  # hold the claimed batch a moment, as a slow process would
-        await super()._estimate(connection, rows, now=now, queues=queues)
+        await super()._estimate(connection, jobs, now=now, queues=queues)
 
 
 @pytest.mark.postgres_only

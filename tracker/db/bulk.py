@@ -46,7 +46,7 @@ def _job_columns(postgres: bool) -> str:
             "(promised_on - DATE '1970-01-01')::float8" if postgres else "julianday(promised_on) - 2440587.5"
         ),
         "estimate_basis": "estimate_basis",
-        "announced": "announced",
+        "announced": "announced::text" if postgres else "announced",
         "stage_entered_s": epoch("stage_entered_at"),
         "held_since_s": epoch("held_since"),
         "created_s": epoch("created_at"),
@@ -68,16 +68,116 @@ def _job_columns(postgres: bool) -> str:
     return ", ".join(f"{expression} AS {name}" for name, expression in columns.items())
 
 
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class OpenJobs:
+    """A batch of open jobs as columns, as a recomputation reads them: instants as POSIX seconds, money as
+    floats, a missing value as NaN (numbers) or None (text). Columns, not rows: the recompute works on whole
+    arrays, and PostgreSQL hands each column over as one array."""
+
+    id: IntArray
+    workflow_id: IntArray
+    status: list[str]
+    stage_key: list[str]
+    stage_held_seconds: FloatArray
+    stages_completed: IntArray
+    version: IntArray
+    promised_day: FloatArray
+    """Days since 1970-01-01."""
+    estimate_basis: list[str | None]
+    announced: list[str | None]
+    """What customers were last told, as JSON text."""
+    stage_entered_s: FloatArray
+    held_since_s: FloatArray
+    created_s: FloatArray
+    eta_p50_s: FloatArray
+    eta_p90_s: FloatArray
+    cost_p50_f: FloatArray
+    actual_cost_f: FloatArray
+    quote_f: FloatArray
+    announced_eta_s: FloatArray
+    announced_cost_f: FloatArray
+    announced_at_risk: BoolArray
+    announced_stuck: list[str | None]
+    first_eta_p90_s: FloatArray
+
+    def __len__(self) -> int:
+        return len(self.id)
+
+    def take(self, index: IntArray) -> OpenJobs:
+        """The jobs at these positions."""
+        taken: dict[str, Any] = {
+            name: [value[i] for i in index] if isinstance(value, list) else value[index]
+            for name, value in vars(self).items()
+        }
+        return OpenJobs(**taken)
+
+    @classmethod
+    def from_columns(cls, columns: dict[str, list[Any] | None]) -> OpenJobs:
+        """From one list per column (None for an empty batch), NULL as None."""
+
+        def ints(name: str) -> IntArray:
+            return np.array(columns[name] or [], dtype=np.int64)
+
+        def floats(name: str) -> FloatArray:
+            return np.array(columns[name] or [], dtype=np.float64)  # None becomes NaN
+
+        def texts(name: str) -> list[Any]:
+            return list(columns[name] or [])
+
+        return cls(
+            id=ints("id"),
+            workflow_id=ints("workflow_id"),
+            status=texts("status"),
+            stage_key=texts("stage_key"),
+            stage_held_seconds=floats("stage_held_seconds"),
+            stages_completed=ints("stages_completed"),
+            version=ints("version"),
+            promised_day=floats("promised_day"),
+            estimate_basis=texts("estimate_basis"),
+            announced=texts("announced"),
+            stage_entered_s=floats("stage_entered_s"),
+            held_since_s=floats("held_since_s"),
+            created_s=floats("created_s"),
+            eta_p50_s=floats("eta_p50_s"),
+            eta_p90_s=floats("eta_p90_s"),
+            cost_p50_f=floats("cost_p50_f"),
+            actual_cost_f=floats("actual_cost_f"),
+            quote_f=floats("quote_f"),
+            announced_eta_s=floats("announced_eta_s"),
+            announced_cost_f=floats("announced_cost_f"),
+            announced_at_risk=np.array(columns["announced_at_risk"] or [], dtype=np.bool_),
+            announced_stuck=texts("announced_stuck"),
+            first_eta_p90_s=floats("first_eta_p90_s"),
+        )
+
+
 # The SQL below interpolates only these fixed column expressions and placeholder marks; every value is a
 # bound parameter.
-SELECT_JOBS = {
-    postgres: f"SELECT {_job_columns(postgres)} FROM job WHERE status IN ('open', 'on_hold')"  # noqa: S608
-    for postgres in (True, False)
-}
+OPEN_JOBS = "FROM job WHERE status IN ('open', 'on_hold')"
+SELECT_JOBS = {postgres: f"SELECT {_job_columns(postgres)} {OPEN_JOBS}" for postgres in (True, False)}
+AS_ARRAYS = "SELECT " + ", ".join(f"array_agg({name}) AS {name}" for name in OpenJobs.__dataclass_fields__)
+"""PostgreSQL: one row of one array per column, each aggregate over the same rows in the same order."""
 
 
 def is_postgres(connection: BaseDBAsyncClient) -> bool:
     return connection.capabilities.dialect == "postgres"
+
+
+async def _open_jobs(connection: BaseDBAsyncClient, conditions: str, values: list[Any]) -> OpenJobs:
+    """Open jobs matching the extra `conditions` (SQL, ending in its ORDER BY and any LIMIT or lock)."""
+    query = f"{SELECT_JOBS[is_postgres(connection)]} AND {conditions}"
+    if is_postgres(connection):
+        rows = await connection.execute_query_dict(f"{AS_ARRAYS} FROM ({query}) AS batch", values)
+        return OpenJobs.from_columns(rows[0])
+    rows = await connection.execute_query_dict(query, values)
+    return OpenJobs.from_columns(
+        {name: [row[name] for row in rows] for name in OpenJobs.__dataclass_fields__}
+    )
 
 
 ClaimCursor = tuple[str, int]
@@ -88,7 +188,7 @@ SWEEP_START: ClaimCursor = ("", 0)
 
 async def claim_jobs(
     connection: BaseDBAsyncClient, *, tick_start: datetime, after: ClaimCursor, limit: int
-) -> list[dict[str, Any]]:
+) -> OpenJobs:
     """Open jobs not estimated since `tick_start`, in (status, id) order after `after`; call inside a
     transaction.
 
@@ -96,29 +196,29 @@ async def claim_jobs(
     also why `estimated_at` needs no index (see `Job.estimated_at`).
     """
     if is_postgres(connection):
-        return await connection.execute_query_dict(
-            SELECT_JOBS[True] + " AND (status, id) > ($1, $2) AND (estimated_at IS NULL OR estimated_at < $3)"
+        return await _open_jobs(
+            connection,
+            "(status, id) > ($1, $2) AND (estimated_at IS NULL OR estimated_at < $3)"
             " ORDER BY status, id LIMIT $4 FOR UPDATE SKIP LOCKED",
             [after[0], after[1], tick_start, limit],
         )
-    return await connection.execute_query_dict(
-        SELECT_JOBS[False] + " AND (status, id) > (?, ?) AND (estimated_at IS NULL OR estimated_at < ?)"
-        " ORDER BY status, id LIMIT ?",
+    return await _open_jobs(
+        connection,
+        "(status, id) > (?, ?) AND (estimated_at IS NULL OR estimated_at < ?) ORDER BY status, id LIMIT ?",
         [after[0], after[1], _sqlite_time(tick_start), limit],
     )
 
 
-async def jobs_by_id(connection: BaseDBAsyncClient, ids: list[int]) -> list[dict[str, Any]]:
+def last_claimed(jobs: OpenJobs) -> ClaimCursor:
+    """The cursor after a batch (found, not assumed: the batch's arrays need not come out sorted)."""
+    return max(zip(jobs.status, jobs.id.tolist(), strict=True))
+
+
+async def jobs_by_id(connection: BaseDBAsyncClient, ids: list[int]) -> OpenJobs:
     if is_postgres(connection):
-        rows = await connection.execute_query_dict(
-            SELECT_JOBS[True] + " AND id = ANY($1::int[]) ORDER BY id", [ids]
-        )
-    else:
-        marks = ", ".join("?" * len(ids))
-        rows = await connection.execute_query_dict(
-            SELECT_JOBS[False] + f" AND id IN ({marks}) ORDER BY id", ids
-        )
-    return rows
+        return await _open_jobs(connection, "id = ANY($1::int[]) ORDER BY id", [ids])
+    marks = ", ".join("?" * len(ids))
+    return await _open_jobs(connection, f"id IN ({marks}) ORDER BY id", ids)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ import asyncio
 import io
 import json
 import logging
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -26,6 +25,7 @@ from tortoise.connection import get_connection
 from tortoise.transactions import in_transaction
 
 from tracker.db import bulk
+from tracker.db.bulk import OpenJobs
 from tracker.db.models import HistoryFit, Job, JobEvent, Workflow
 from tracker.domain.workflow import StageDefinition
 from tracker.estimates.changes import (
@@ -167,8 +167,8 @@ class EstimateService:
         """What the job's estimate is made of: the stages ahead, the queue, the days off in between."""
         version = await version_of(job.workflow_id)
         fitted = await self.fitted(version.key, now=now)
-        row = await bulk.jobs_by_id(get_connection("default"), [job.id])
-        waits = await _queue_waits(version, row, now, {}) if row else (np.zeros(1), np.zeros(1))
+        jobs = await bulk.jobs_by_id(get_connection("default"), [job.id])
+        waits = await _queue_waits(version, jobs, now, {}) if len(jobs) else (np.zeros(1), np.zeros(1))
         calendar = version.calendar
         until = job.held_since or now
         elapsed = max(
@@ -197,9 +197,9 @@ class EstimateService:
     async def recompute_jobs(self, job_ids: Sequence[int], *, now: datetime) -> int:
         """Recompute the given open jobs now (inside the caller's transaction, if any)."""
         connection = get_connection("default")
-        rows = await bulk.jobs_by_id(connection, list(job_ids))
-        await self._estimate(connection, rows, now=now, queues={})
-        return len(rows)
+        jobs = await bulk.jobs_by_id(connection, list(job_ids))
+        await self._estimate(connection, jobs, now=now, queues={})
+        return len(jobs)
 
     async def recompute_tick(self, *, now: datetime, tick_start: datetime, batch_size: int) -> int:
         """Recompute every open job not yet estimated since `tick_start`, batch by batch.
@@ -226,14 +226,14 @@ class EstimateService:
         cursor = bulk.SWEEP_START
         while True:
             async with in_transaction() as connection:
-                rows = await bulk.claim_jobs(
+                jobs = await bulk.claim_jobs(
                     connection, tick_start=tick_start, after=cursor, limit=batch_size
                 )
-                if rows:
-                    await self._estimate(connection, rows, now=now, queues=queues)
-            if rows:
-                done += len(rows)
-                cursor = (rows[-1]["status"], rows[-1]["id"])
+                if len(jobs):
+                    await self._estimate(connection, jobs, now=now, queues=queues)
+            if len(jobs):
+                done += len(jobs)
+                cursor = bulk.last_claimed(jobs)
             elif cursor == bulk.SWEEP_START:
                 return done
             else:
@@ -242,12 +242,11 @@ class EstimateService:
                 cursor = bulk.SWEEP_START
 
     async def _estimate(
-        self, connection: BaseDBAsyncClient, rows: list[dict[str, Any]], *, now: datetime, queues: QueueCache
+        self, connection: BaseDBAsyncClient, jobs: OpenJobs, *, now: datetime, queues: QueueCache
     ) -> None:
-        by_version: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for row in rows:
-            by_version[row["workflow_id"]].append(row)
-        for workflow_id, group in by_version.items():
+        for workflow_id in np.unique(jobs.workflow_id).tolist():
+            same = jobs.workflow_id == workflow_id
+            group = jobs if same.all() else jobs.take(np.flatnonzero(same))
             version = await version_of(workflow_id)
             fitted = await self.fitted(version.key, now=now)
             waits = await _queue_waits(version, group, now, queues)
@@ -258,7 +257,7 @@ class EstimateService:
         connection: BaseDBAsyncClient,
         version: WorkflowVersion,
         fitted: FittedWorkflow,
-        rows: list[dict[str, Any]],
+        jobs: OpenJobs,
         waits: tuple[FloatArray, FloatArray],
         *,
         now: datetime,
@@ -266,14 +265,14 @@ class EstimateService:
         model, calendar, definition = fitted.model, version.calendar, version.definition
         codes = {key: i for i, key in enumerate(model.stage_keys)}
         plan_index = {stage.key: i for i, stage in enumerate(definition.stages)}
-        stage_codes = np.fromiter((codes.get(r["stage_key"], -2) for r in rows), np.int64, len(rows))
+        stage_codes = _codes(jobs.stage_key, codes, missing=-2)
         clocks = JobClocks(
             stage_codes=stage_codes,
-            stages_completed=np.fromiter((r["stages_completed"] for r in rows), np.int64, len(rows)),
-            stage_entered=_column(rows, "stage_entered_s"),
-            held_since=_column(rows, "held_since_s"),
-            stage_held_s=np.fromiter((r["stage_held_seconds"] for r in rows), np.float64, len(rows)),
-            created=_column(rows, "created_s"),
+            stages_completed=jobs.stages_completed,
+            stage_entered=jobs.stage_entered_s,
+            held_since=jobs.held_since_s,
+            stage_held_s=jobs.stage_held_seconds,
+            created=jobs.created_s,
             queue_wait_p50_s=waits[0],
             queue_wait_p90_s=waits[1],
         )
@@ -281,7 +280,7 @@ class EstimateService:
         eta = eta_ranges(model, calendar, clocks, now_s)
 
         # Cost: earned value from the plan, blended with what finished jobs cost from each stage on.
-        position = np.fromiter((plan_index.get(r["stage_key"], 0) for r in rows), np.int64, len(rows))
+        position = _codes(jobs.stage_key, plan_index, missing=0)
         planned = [stage.planned_cost for stage in definition.stages]
         stage_duration = np.array([float(s.duration.pert_mean) * 3600 for s in definition.stages])
         fraction = np.clip(eta.elapsed_s / np.maximum(stage_duration[position], 1.0), 0.0, 0.95)
@@ -293,12 +292,11 @@ class EstimateService:
             dtype=np.float64,
         ).reshape(len(definition.stages), 6)
         per_job = quantiles[position]
-        actual = _column(rows, "actual_cost_f")
         costs = project_costs_many(
-            actual_cost=actual,
+            actual_cost=jobs.actual_cost_f,
             percent_complete=percent_complete_many(planned, position, fraction),
             planned_total=float(sum(planned)),
-            budget=_column(rows, "quote_f"),
+            budget=jobs.quote_f,
             ratio_p50=per_job[:, 0],
             ratio_p90=per_job[:, 1],
             ratio_samples=per_job[:, 2].astype(np.int64),
@@ -310,11 +308,10 @@ class EstimateService:
             _basis_label(time_basis, COST_BASES[int(c)])
             for time_basis, c in zip(_time_bases(model, stage_codes), costs.basis, strict=True)
         ]
-        ids = np.fromiter((r["id"] for r in rows), np.int64, len(rows))
         await bulk.write_estimates(
             connection,
             bulk.EstimateColumns(
-                ids=ids,
+                ids=jobs.id,
                 eta_p50=eta.eta_p50,
                 eta_p90=eta.eta_p90,
                 cost_p50=costs.p50,
@@ -324,7 +321,7 @@ class EstimateService:
             now=now,
         )
         await self._record_changes(
-            connection, version, fitted, rows, eta, costs.p50, costs.p90, basis, now=now
+            connection, version, fitted, jobs, eta, costs.p50, costs.p90, basis, now=now
         )
 
     async def _record_changes(
@@ -332,7 +329,7 @@ class EstimateService:
         connection: BaseDBAsyncClient,
         version: WorkflowVersion,
         fitted: FittedWorkflow,
-        rows: list[dict[str, Any]],
+        jobs: OpenJobs,
         eta: Any,
         cost_p50: FloatArray,
         cost_p90: FloatArray,
@@ -342,47 +339,49 @@ class EstimateService:
     ) -> None:
         """Keep estimate history where it moved, and turn changes customers should hear about into events."""
         calendar = version.calendar
-        promised = _promised_epochs(_column(rows, "promised_day"), version)
-        stage_p90 = _stage_p90(fitted.model, [r["stage_key"] for r in rows])
-        visit_ids = [f"{r['id']}:{r['stages_completed']}" for r in rows]
+        promised = _promised_epochs(jobs.promised_day, version)
+        stage_p90 = _stage_p90(fitted.model, jobs.stage_key)
+        visit_ids = [
+            f"{job_id}:{completed}"
+            for job_id, completed in zip(jobs.id.tolist(), jobs.stages_completed.tolist(), strict=True)
+        ]
         mask = may_have_changed(
-            announced_eta_p50=_column(rows, "announced_eta_s"),
+            announced_eta_p50=jobs.announced_eta_s,
             fresh_eta_p50=eta.eta_p50,
             fresh_eta_p90=eta.eta_p90,
             promised_at=promised,
-            announced_at_risk=np.fromiter((bool(r["announced_at_risk"]) for r in rows), np.bool_, len(rows)),
-            announced_cost_p50=_column(rows, "announced_cost_f"),
+            announced_at_risk=jobs.announced_at_risk,
+            announced_cost_p50=jobs.announced_cost_f,
             fresh_cost_p50=cost_p50,
             stage_elapsed_s=eta.elapsed_s,
             stage_p90_s=stage_p90,
-            stuck_announced=np.fromiter(
-                (r["announced_stuck"] == v for r, v in zip(rows, visit_ids, strict=True)), np.bool_, len(rows)
+            stuck_announced=np.array(
+                [stuck == visit for stuck, visit in zip(jobs.announced_stuck, visit_ids, strict=True)],
+                np.bool_,
             ),
             now=now,
             calendar=calendar,
             thresholds=self.thresholds,
         )
-        old_p50 = _column(rows, "eta_p50_s")
-        old_p90 = _column(rows, "eta_p90_s")
-        old_cost = _column(rows, "cost_p50_f")
+        old_p50, old_p90, old_cost = jobs.eta_p50_s, jobs.eta_p90_s, jobs.cost_p50_f
         moved = (
             np.isnan(old_p50)
             | (np.abs(old_p50 - eta.eta_p50) > HISTORY_STEP_S)
             | (np.abs(old_p90 - eta.eta_p90) > HISTORY_STEP_S)
             | ~(np.abs(old_cost - cost_p50) <= 0.005 * np.maximum(old_cost, 1.0))
-            | np.array([r["estimate_basis"] != b for r, b in zip(rows, basis, strict=True)])
+            | np.array([old != new for old, new in zip(jobs.estimate_basis, basis, strict=True)])
         )
         kept = np.flatnonzero(moved)
         await bulk.write_history(
             connection,
             bulk.HistoryRows(
-                job_ids=[rows[i]["id"] for i in kept],
+                job_ids=jobs.id[kept].tolist(),
                 eta_p50=eta.eta_p50[kept].tolist(),
                 eta_p90=eta.eta_p90[kept].tolist(),
                 cost_p50=cost_p50[kept].tolist(),
                 cost_p90=cost_p90[kept].tolist(),
                 basis=[basis[i] for i in kept],
-                overdue=(now.timestamp() > _column(rows, "first_eta_p90_s")[kept]).tolist(),
+                overdue=(now.timestamp() > jobs.first_eta_p90_s[kept]).tolist(),
                 detail=[
                     json.dumps(
                         {
@@ -399,8 +398,9 @@ class EstimateService:
         announcements: list[tuple[int, dict[str, Any]]] = []
         events: list[JobEvent] = []
         for i in np.flatnonzero(mask):
-            row = rows[i]
-            payload = _payload(row["announced"])
+            job_id = int(jobs.id[i])
+            raw = jobs.announced[i]
+            payload: dict[str, Any] | None = json.loads(raw) if raw is not None else None
             previous = AnnouncedState.from_payload(payload) if payload is not None else None
             fresh = FreshEstimate(
                 eta_p50=_instant(eta.eta_p50[i]),
@@ -420,11 +420,11 @@ class EstimateService:
             )
             first_p90 = (payload or {}).get(FIRST_ETA_P90) or _instant(eta.eta_p90[i]).isoformat()
             if changes.announced != previous:
-                announcements.append((row["id"], changes.announced.to_payload() | {FIRST_ETA_P90: first_p90}))
+                announcements.append((job_id, changes.announced.to_payload() | {FIRST_ETA_P90: first_p90}))
             events.extend(
                 JobEvent(
-                    job_id=row["id"],
-                    job_version=row["version"],
+                    job_id=job_id,
+                    job_version=int(jobs.version[i]),
                     type=event.type.value,
                     data=event.payload,
                     actor=ESTIMATOR,
@@ -438,20 +438,21 @@ class EstimateService:
 
 
 async def _queue_waits(
-    version: WorkflowVersion, rows: list[dict[str, Any]], now: datetime, queues: QueueCache
+    version: WorkflowVersion, jobs: OpenJobs, now: datetime, queues: QueueCache
 ) -> tuple[FloatArray, FloatArray]:
     """Expected wait of jobs queued at stages with limited capacity (first come, first served)."""
-    p50 = np.zeros(len(rows))
-    p90 = np.zeros(len(rows))
+    p50 = np.zeros(len(jobs))
+    p90 = np.zeros(len(jobs))
+    present = set(jobs.stage_key)
     for stage in version.definition.stages:
-        if stage.capacity is None or not any(r["stage_key"] == stage.key for r in rows):
+        if stage.capacity is None or stage.key not in present:
             continue
         key = (version.key, stage.key)
         if key not in queues:
             queues[key] = asyncio.ensure_future(_stage_queue(version.key, stage, now))
         waits = await queues[key]
-        for i, row in enumerate(rows):
-            p50[i], p90[i] = waits.get(row["id"], (p50[i], p90[i]))
+        for i, job_id in enumerate(jobs.id.tolist()):
+            p50[i], p90[i] = waits.get(job_id, (p50[i], p90[i]))
     return p50, p90
 
 
@@ -525,14 +526,9 @@ def _finite(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
-def _column(rows: list[dict[str, Any]], name: str) -> FloatArray:
-    """One numeric column of raw rows as floats (NULL becomes NaN)."""
-    return np.array([row[name] for row in rows], dtype=np.float64)
-
-
-def _payload(raw: str | dict[str, Any] | None) -> dict[str, Any] | None:
-    """The announced state as stored: raw rows carry JSON as text."""
-    return json.loads(raw) if isinstance(raw, str) else raw
+def _codes(keys: list[str], codes: dict[str, int], *, missing: int) -> npt.NDArray[np.int64]:
+    """Each key's code, `missing` for keys without one."""
+    return np.array([codes.get(key, missing) for key in keys], dtype=np.int64)
 
 
 def _instant(epoch: float) -> datetime:
