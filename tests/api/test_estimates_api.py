@@ -183,6 +183,32 @@ async def test_two_schedulers_on_one_postgres_split_the_work(
     assert first.seen and second.seen
 
 
+class LosesItsFirstBatch(EstimateService):
+    """A process that fails while estimating its first batch (a crash, a lost connection)."""
+
+    async def _estimate(self, connection, jobs, *, now, queues):
+        if not getattr(self, "failed", False):
+            self.failed = True
+            raise ConnectionResetError("lost the database in the middle of a batch")
+        await super()._estimate(connection, jobs, now=now, queues=queues)
+
+
+async def test_a_batch_lost_mid_tick_is_rolled_back_and_done_by_the_next_sweep(
+    client, auth, garage, clock, settings: Settings
+):
+    jobs = [await create_job(client, auth.staff, garage["account"]["id"]) for _ in range(10)]
+    clock.advance(seconds=settings.recompute_interval_s)
+    start = tick_start(clock.now, settings.recompute_interval_s)
+    with pytest.raises(ConnectionResetError):
+        await LosesItsFirstBatch().recompute_tick(now=clock.now, tick_start=start, batch_size=4)
+    rest = await EstimateService().recompute_tick(now=clock.now, tick_start=start, batch_size=4)
+    assert rest >= 4  # at least the lost batch: nothing of it was written
+    for job in jobs:
+        fresh = (await client.get(f"/jobs/{job['id']}", headers=auth.staff)).json()
+        assert when(fresh["estimate"]["computed_at"]) == clock.now
+    assert await EstimateService().recompute_tick(now=clock.now, tick_start=start, batch_size=4) == 0
+
+
 async def test_time_on_hold_stops_the_stage_clock(client, auth, garage, clock: FakeClock):
     job = await create_job(client, auth.staff, garage["account"]["id"])  # Monday 09:00 UTC, 10:00 in Paris
     clock.advance(hours=2)

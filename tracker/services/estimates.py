@@ -211,13 +211,17 @@ class EstimateService:
         """
         queues: QueueCache = {}  # queue waits hardly move within a tick: compute them once per stage
         sweeps = SWEEPS_PER_PROCESS if bulk.is_postgres(get_connection("default")) else 1
-        done = await asyncio.gather(
-            *(
+        tasks = [
+            asyncio.ensure_future(
                 self._sweep(now=now, tick_start=tick_start, batch_size=batch_size, queues=queues)
-                for _ in range(sweeps)
             )
-        )
-        return sum(done)
+            for _ in range(sweeps)
+        ]
+        try:
+            return sum(await asyncio.gather(*tasks))
+        finally:
+            for task in tasks:  # one sweep failed: stop the other too (its open batch rolls back)
+                task.cancel()
 
     async def _sweep(
         self, *, now: datetime, tick_start: datetime, batch_size: int, queues: QueueCache
