@@ -31,7 +31,7 @@ WEEKDAYS = {d: [["08:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri")
 
 
 @pytest.fixture
-async def frozen(settings: Settings) -> AsyncIterator[FrozenDateTimeFactory]:
+async def frozen() -> AsyncIterator[FrozenDateTimeFactory]:
     """The wall clock, stopped; `real_asyncio` keeps the event loop's own timers running."""
     with freeze_time(CURRENT_TIME, real_asyncio=True) as factory:
         assert isinstance(factory, FrozenDateTimeFactory)  # neither ticking nor auto-stepping

@@ -37,7 +37,6 @@ def _job_columns(postgres: bool) -> str:
     columns = {
         "id": "id",
         "workflow_id": "workflow_id",
-        "status": "status",
         "stage_key": "stage_key",
         "stage_held_seconds": "stage_held_seconds",
         "stages_completed": "stages_completed",
@@ -81,7 +80,6 @@ class OpenJobs:
 
     id: IntArray
     workflow_id: IntArray
-    status: list[str]
     stage_key: list[str]
     stage_held_seconds: FloatArray
     stages_completed: IntArray
@@ -132,7 +130,6 @@ class OpenJobs:
         return cls(
             id=ints("id"),
             workflow_id=ints("workflow_id"),
-            status=texts("status"),
             stage_key=texts("stage_key"),
             stage_held_seconds=floats("stage_held_seconds"),
             stages_completed=ints("stages_completed"),
@@ -158,7 +155,9 @@ class OpenJobs:
 
 # The SQL below interpolates only these fixed column expressions and placeholder marks; every value is a
 # bound parameter.
-OPEN_JOBS = "FROM job WHERE status IN ('open', 'on_hold')"
+SWEPT_STATUSES = ("on_hold", "open")
+"""Statuses of open jobs; a recompute sweeps them one after the other, each along its (status, id) index."""
+OPEN_JOBS = "FROM job WHERE status IN (" + ", ".join(f"'{status}'" for status in SWEPT_STATUSES) + ")"
 SELECT_JOBS = {postgres: f"SELECT {_job_columns(postgres)} {OPEN_JOBS}" for postgres in (True, False)}
 AS_ARRAYS = "SELECT " + ", ".join(f"array_agg({name}) AS {name}" for name in OpenJobs.__dataclass_fields__)
 """PostgreSQL: one row of one array per column, each aggregate over the same rows in the same order."""
@@ -180,16 +179,10 @@ async def _open_jobs(connection: BaseDBAsyncClient, conditions: str, values: lis
     )
 
 
-ClaimCursor = tuple[str, int]
-"""Where a sweep over open jobs stands: the (status, id) of the last job claimed."""
-
-SWEEP_START: ClaimCursor = ("", 0)
-
-
 async def claim_jobs(
-    connection: BaseDBAsyncClient, *, tick_start: datetime, after: ClaimCursor, limit: int
+    connection: BaseDBAsyncClient, *, status: str, after_id: int, tick_start: datetime, limit: int
 ) -> OpenJobs:
-    """Open jobs not estimated since `tick_start`, in (status, id) order after `after`; call inside a
+    """Jobs in `status` with an id above `after_id`, not estimated since `tick_start`, by id; call inside a
     transaction.
 
     The sweep walks the (status, id) index forward, so no batch rescans the jobs done before it; that is
@@ -198,20 +191,15 @@ async def claim_jobs(
     if is_postgres(connection):
         return await _open_jobs(
             connection,
-            "(status, id) > ($1, $2) AND (estimated_at IS NULL OR estimated_at < $3)"
-            " ORDER BY status, id LIMIT $4 FOR UPDATE SKIP LOCKED",
-            [after[0], after[1], tick_start, limit],
+            "status = $1 AND id > $2 AND (estimated_at IS NULL OR estimated_at < $3)"
+            " ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED",
+            [status, after_id, tick_start, limit],
         )
     return await _open_jobs(
         connection,
-        "(status, id) > (?, ?) AND (estimated_at IS NULL OR estimated_at < ?) ORDER BY status, id LIMIT ?",
-        [after[0], after[1], _sqlite_time(tick_start), limit],
+        "status = ? AND id > ? AND (estimated_at IS NULL OR estimated_at < ?) ORDER BY id LIMIT ?",
+        [status, after_id, _sqlite_time(tick_start), limit],
     )
-
-
-def last_claimed(jobs: OpenJobs) -> ClaimCursor:
-    """The cursor after a batch (found, not assumed: the batch's arrays need not come out sorted)."""
-    return max(zip(jobs.status, jobs.id.tolist(), strict=True))
 
 
 async def jobs_by_id(connection: BaseDBAsyncClient, ids: list[int]) -> OpenJobs:

@@ -227,23 +227,32 @@ class EstimateService:
         self, *, now: datetime, tick_start: datetime, batch_size: int, queues: QueueCache
     ) -> int:
         done = 0
-        cursor = bulk.SWEEP_START
+        while True:
+            # After a round that found work, one more: it picks up batches another sweep claimed and then
+            # gave up (its process died or it rolled back); jobs still held by others are theirs to finish.
+            found = 0
+            for status in bulk.SWEPT_STATUSES:
+                found += await self._sweep_status(
+                    status, now=now, tick_start=tick_start, batch_size=batch_size, queues=queues
+                )
+            if not found:
+                return done
+            done += found
+
+    async def _sweep_status(
+        self, status: str, *, now: datetime, tick_start: datetime, batch_size: int, queues: QueueCache
+    ) -> int:
+        done, after_id = 0, 0
         while True:
             async with in_transaction() as connection:
                 jobs = await bulk.claim_jobs(
-                    connection, tick_start=tick_start, after=cursor, limit=batch_size
+                    connection, status=status, after_id=after_id, tick_start=tick_start, limit=batch_size
                 )
-                if len(jobs):
-                    await self._estimate(connection, jobs, now=now, queues=queues)
-            if len(jobs):
-                done += len(jobs)
-                cursor = bulk.last_claimed(jobs)
-            elif cursor == bulk.SWEEP_START:
-                return done
-            else:
-                # One more sweep from the start picks up batches another sweep claimed and then gave up
-                # (its process died or it rolled back); jobs still held by others are theirs to finish.
-                cursor = bulk.SWEEP_START
+                if not len(jobs):
+                    return done
+                await self._estimate(connection, jobs, now=now, queues=queues)
+            done += len(jobs)
+            after_id = int(jobs.id.max())  # not the last element: the batch's arrays need not be sorted
 
     async def _estimate(
         self, connection: BaseDBAsyncClient, jobs: OpenJobs, *, now: datetime, queues: QueueCache
