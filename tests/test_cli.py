@@ -127,10 +127,10 @@ def test_keys_list_shows_keys_without_their_secrets(env: dict[str, str]) -> None
     assert secret not in output
     assert not KEY.search(output)
     lines = output.splitlines()
-    assert lines[0].split() == ["ID", "ROLE", "PREFIX", "STATE", "NAME"]
-    assert lines[1].split() == ["1", "staff", prefix, "active", "x"]
+    assert lines[0].split() == ["ID", "ROLE", "PREFIX", "STATE", "EXPIRES", "LAST", "USED", "NAME"]
+    assert lines[1].split() == ["1", "staff", prefix, "active", "-", "-", "x"]
     assert lines[2].split()[:2] == ["2", "admin"]
-    assert lines[2].split()[3:] == ["active", "ops", "team"]
+    assert lines[2].split()[3:] == ["active", "-", "-", "ops", "team"]
     assert len(lines) == 3
 
 

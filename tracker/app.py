@@ -26,6 +26,7 @@ from tracker.services.keys import Role
 from tracker.settings import Settings
 from tracker.web.auth import PUBLIC, ApiKeyMiddleware, requires
 from tracker.web.controllers.accounts import AccountController, ContactController
+from tracker.web.controllers.audit import AuditController
 from tracker.web.controllers.health import live, ready
 from tracker.web.controllers.jobs import JobController
 from tracker.web.controllers.keys import KeyController
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             ContactController,
             JobController,
             KeyController,
+            AuditController,
         ],
         dependencies=DEPENDENCIES,
         middleware=[PrometheusConfig(app_name="tracker", group_path=True).middleware, auth],

@@ -134,7 +134,7 @@ async def test_an_individual_account_cannot_be_created_with_two_contacts(
 
     assert response.status_code == 422, response.text
     assert _fields(response) == ["contacts"]
-    assert (await client.get("/accounts", headers=auth.staff)).json() == []
+    assert (await client.get("/accounts", headers=auth.staff)).json()["items"] == []
 
 
 @pytest.mark.parametrize(
@@ -161,7 +161,7 @@ async def test_a_bad_contact_is_refused_naming_the_field(
     created = await client.post("/accounts", json=body, headers=auth.staff)
     assert created.status_code == 422, created.text
     assert _fields(created) == [field]
-    assert (await client.get("/accounts", headers=auth.staff)).json() == []
+    assert (await client.get("/accounts", headers=auth.staff)).json()["items"] == []
 
     account = await create_account(client, auth.staff, kind="institutional", contacts=[])
     added = await client.post(
@@ -196,7 +196,7 @@ async def test_a_bad_account_is_refused_naming_the_field(
 
     assert response.status_code == 422, response.text
     assert _fields(response) == [field]
-    assert (await client.get("/accounts", headers=auth.staff)).json() == []
+    assert (await client.get("/accounts", headers=auth.staff)).json()["items"] == []
 
 
 async def test_accounts_are_listed_with_their_contacts(client: httpx.AsyncClient, auth: Keys) -> None:
@@ -208,7 +208,7 @@ async def test_accounts_are_listed_with_their_contacts(client: httpx.AsyncClient
     response = await client.get("/accounts", headers=auth.staff)
 
     assert response.status_code == 200, response.text
-    assert response.json() == [marie, acme]
+    assert response.json() == {"items": [acme, marie], "next_cursor": None}
 
 
 async def test_patching_an_account_changes_only_the_given_fields(
@@ -336,7 +336,7 @@ async def test_an_account_without_jobs_is_deleted_with_its_contacts(
     assert gone.status_code == 404, gone.text
     assert gone.json()["code"] == "not_found"
     assert (await client.get(f"/contacts/{contact_id}", headers=auth.staff)).status_code == 404
-    assert (await client.get("/accounts", headers=auth.staff)).json() == []
+    assert (await client.get("/accounts", headers=auth.staff)).json()["items"] == []
 
 
 @pytest.mark.parametrize(
@@ -380,7 +380,7 @@ async def test_an_integrator_may_not_see_or_change_accounts(client: httpx.AsyncC
         response = await client.request(method, path, json=body, headers=auth.integrator)
         assert response.status_code == 403, (method, path, response.text)
         assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    assert (await client.get("/accounts", headers=auth.staff)).json() == [account]
+    assert (await client.get("/accounts", headers=auth.staff)).json()["items"] == [account]
 
 
 async def test_an_admin_may_manage_accounts(client: httpx.AsyncClient, auth: Keys) -> None:
@@ -389,7 +389,7 @@ async def test_an_admin_may_manage_accounts(client: httpx.AsyncClient, auth: Key
     listed = await client.get("/accounts", headers=auth.admin)
 
     assert listed.status_code == 200, listed.text
-    assert listed.json() == [account]
+    assert listed.json()["items"] == [account]
 
 
 async def test_concurrent_contacts_for_an_individual_account_leave_it_with_one(

@@ -99,6 +99,8 @@ async def test_an_admin_creates_a_key_whose_secret_is_shown_only_once(
         "role": "staff",
         "created_at": CURRENT_TIME.isoformat().replace("+00:00", "Z"),
         "revoked_at": None,
+        "expires_at": None,
+        "last_used_at": None,
     }
 
     works = await client.get("/jobs", headers=_bearer(issued["secret"]))
@@ -109,6 +111,7 @@ async def test_an_admin_creates_a_key_whose_secret_is_shown_only_once(
     assert issued["secret"] not in listed.text
     assert all("secret" not in key and "secret_hash" not in key for key in listed.json())
     summary = {k: v for k, v in issued.items() if k != "secret"}
+    summary["last_used_at"] = CURRENT_TIME.isoformat().replace("+00:00", "Z")
     assert summary in listed.json()
     assert [k["role"] for k in listed.json()] == ["admin", "staff", "integrator", "staff"]
 
@@ -177,15 +180,17 @@ async def test_revoking_an_unknown_key_is_not_found(client: httpx.AsyncClient, a
     assert body["code"] == "not_found"
 
 
-async def test_an_admin_can_revoke_its_own_key_and_is_then_locked_out(
-    client: httpx.AsyncClient, auth: Keys
-) -> None:
+async def test_an_admin_cannot_revoke_the_key_it_is_using(client: httpx.AsyncClient, auth: Keys) -> None:
     issued = await _issue(client, auth.admin, "admin", "second admin")
     own = _bearer(issued["secret"])
 
     response = await client.delete(f"/keys/{issued['id']}", headers=own)
 
-    assert response.status_code == 200, response.text
+    body = assert_problem(response, 409)
+    assert body["code"] == "own_key"
+    assert (await client.get("/keys", headers=own)).status_code == 200
+    by_the_other = await client.delete(f"/keys/{issued['id']}", headers=auth.admin)
+    assert by_the_other.status_code == 200, by_the_other.text
     assert_problem(await client.get("/keys", headers=own), 401)
 
 

@@ -143,10 +143,16 @@ async def test_the_quote_changes_in_the_jobs_currency_only(client, auth, shop):
 
 async def test_deleting_a_job_needs_its_etag(client, auth, shop):
     job = await create_job(client, auth.staff, shop["account"]["id"])
+    assert (await act(client, auth.staff, job, "cancel", reason="Duplicate")).status_code == 200
     url = f"/jobs/{job['id']}"
-    assert (await client.delete(url, headers=auth.staff)).status_code == 428
-    assert (await client.delete(url, headers={**auth.staff, "If-Match": '"7"'})).status_code == 412
-    assert (await client.delete(url, headers={**auth.staff, "If-Match": '"1"'})).status_code == 204
+    why = {"reason": "Entered twice by mistake"}
+
+    def delete(**headers: str) -> Any:
+        return client.request("DELETE", url, json=why, headers={**auth.admin, **headers})
+
+    assert (await delete()).status_code == 428
+    assert (await delete(**{"If-Match": '"7"'})).status_code == 412
+    assert (await delete(**{"If-Match": '"2"'})).status_code == 204
     assert (await client.get(url, headers=auth.staff)).status_code == 404
 
 

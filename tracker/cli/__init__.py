@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Coroutine
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -118,24 +120,50 @@ def keys() -> None:
     """Create, list and revoke API keys."""
 
 
+def _expiry(value: str | None, now: datetime) -> datetime | None:
+    """`--expires`: a number of days from now (`90d`) or an ISO 8601 time with an offset."""
+    if value is None:
+        return None
+    if re.fullmatch(r"\d{1,5}d", value):
+        return now + timedelta(days=int(value[:-1]))
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            "give a number of days (90d) or a time such as 2027-01-31T18:00:00+01:00",
+            param_hint="--expires",
+        ) from None
+
+
 @keys.command("create")
 @click.option("--role", type=click.Choice(["admin", "staff", "integrator"]), required=True)
 @click.option("--name", required=True, help="Who or what uses the key.")
-def keys_create(role: str, name: str) -> None:
+@click.option(
+    "--expires",
+    default=None,
+    help="When the key stops working: days from now (90d) or a time with an offset (default: never).",
+)
+def keys_create(role: str, name: str, expires: str | None) -> None:
     """Create a key; it is printed once and stored only as a hash."""
     from tracker.db.session import open_database
     from tracker.domain.errors import InvalidInput
     from tracker.services import keys as key_service
 
+    now = utc_now()
+    expires_at = _expiry(expires, now)
+
     async def create() -> key_service.IssuedKey:
         async with open_database(_settings()):
-            return await key_service.create_key(name, role, now=utc_now())
+            return await key_service.create_key(name, role, now=now, expires_at=expires_at)
 
     try:
         issued = _run(create())
     except InvalidInput as error:
         raise click.ClickException(error.detail) from None
-    click.echo(f"created key {issued.record.id} ({role}, {issued.record.name}); it is shown only now:")
+    expiry = "" if issued.record.expires_at is None else f", expires {_minute(issued.record.expires_at)}"
+    click.echo(
+        f"created key {issued.record.id} ({role}, {issued.record.name}{expiry}); it is shown only now:"
+    )
     click.echo(issued.secret)
 
 
@@ -150,10 +178,24 @@ def keys_list() -> None:
             return await key_service.list_keys()
 
     rows = _run(fetch())
-    click.echo(f"{'ID':>4}  {'ROLE':<10}  {'PREFIX':<12}  {'STATE':<8}  NAME")
+    now = utc_now()
+    click.echo(
+        f"{'ID':>4}  {'ROLE':<10}  {'PREFIX':<12}  {'STATE':<8}  {'EXPIRES':<17}  {'LAST USED':<17}  NAME"
+    )
     for row in rows:
-        state = "revoked" if row.revoked_at else "active"
-        click.echo(f"{row.id:>4}  {row.role:<10}  {row.prefix:<12}  {state:<8}  {row.name}")
+        state = "active"
+        if row.revoked_at:
+            state = "revoked"
+        elif row.expires_at is not None and row.expires_at <= now:
+            state = "expired"
+        click.echo(
+            f"{row.id:>4}  {row.role:<10}  {row.prefix:<12}  {state:<8}  {_minute(row.expires_at):<17}  "
+            f"{_minute(row.last_used_at):<17}  {row.name}"
+        )
+
+
+def _minute(moment: datetime | None) -> str:
+    return "-" if moment is None else f"{moment.astimezone(UTC):%Y-%m-%dT%H:%MZ}"
 
 
 @keys.command("revoke")

@@ -18,6 +18,9 @@ class ApiKey(Model):
     created_at = fields.DatetimeField()
     revoked_at = fields.DatetimeField(null=True)
     last_used_at = fields.DatetimeField(null=True)
+    """When the key last authenticated a request, to the minute (written at most once a minute)."""
+    expires_at = fields.DatetimeField(null=True)
+    """From this moment the key is refused; None: it never expires."""
 
     class Meta:
         table = "api_key"
@@ -260,6 +263,22 @@ class HistoryFit(Model):
     class Meta:
         table = "history_fit"
         indexes = (Index(fields=("workflow_key", "fitted_at")),)
+
+
+class AuditEntry(Model):
+    """Something an admin removed for good, recorded in the same transaction and kept after it is gone."""
+
+    id = fields.BigIntField(primary_key=True)
+    occurred_at = fields.DatetimeField()
+    actor = fields.CharField(max_length=100)
+    action = fields.CharField(max_length=32)
+    subject = fields.CharField(max_length=64)
+    """What was removed, as people know it (a job's reference)."""
+    reason = fields.CharField(max_length=1000)
+    detail: fields.JSONField[dict[str, Any]] = fields.JSONField()
+
+    class Meta:
+        table = "audit_entry"
 
 
 class IdempotencyRecord(Model):

@@ -9,14 +9,21 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from tracker.db.models import Account, Contact, Job
 from tracker.domain.errors import Conflict, InvalidInput, NotFound
+from tracker.domain.workflow import JobStatus
+from tracker.services.pages import Page, Sort, paginate
 
 EMAIL = re.compile(
     r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
+
+
+OPEN_STATUSES = (JobStatus.OPEN.value, JobStatus.ON_HOLD.value)
+"""A job in these states may still notify its account's contacts."""
 
 
 class AccountKind(StrEnum):
@@ -124,8 +131,39 @@ async def delete_account(account_id: int) -> None:
         await account.delete()
 
 
-async def list_accounts() -> list[Account]:
-    return await Account.all().order_by("id").prefetch_related("contacts")
+@dataclass(frozen=True)
+class AccountFilters:
+    kind: AccountKind | None = None
+    text: str | None = None
+    """Part of the name, in any case."""
+    updated_since: datetime | None = None
+
+
+async def list_accounts(
+    filters: AccountFilters, *, sort: Sort, limit: int, cursor: str | None
+) -> Page[Account]:
+    """One page of accounts, each with its contacts (oldest first)."""
+    query = Account.all()
+    if filters.kind is not None:
+        query = query.filter(kind=filters.kind.value)
+    if filters.text:
+        query = query.filter(name__icontains=filters.text.strip())
+    if filters.updated_since is not None:
+        query = query.filter(updated_at__gte=filters.updated_since)
+    page = await paginate(query, sort, limit=limit, cursor=cursor)
+    await Account.fetch_for_list(page.items, "contacts")
+    return page
+
+
+async def list_contacts(
+    account_id: int, *, text: str | None, sort: Sort, limit: int, cursor: str | None
+) -> Page[Contact]:
+    """One page of an account's contacts; `text` matches part of a name or an email address."""
+    await get_account(account_id)
+    query = Contact.filter(account_id=account_id)
+    if text:
+        query = query.filter(Q(name__icontains=text.strip()) | Q(email__icontains=text.strip()))
+    return await paginate(query, sort, limit=limit, cursor=cursor)
 
 
 async def add_contact(account_id: int, fields: ContactFields, *, now: datetime) -> Contact:
@@ -170,5 +208,16 @@ async def update_contact(contact_id: int, changes: dict[str, str], *, now: datet
 
 
 async def delete_contact(contact_id: int) -> None:
-    contact = await get_contact(contact_id)
-    await contact.delete()
+    """Delete a contact, unless it is the last one of an account with open jobs: their notifications
+    need a recipient."""
+    async with in_transaction():
+        contact = await get_contact(contact_id)
+        await _locked_account(contact.account_id)
+        if await Contact.filter(account_id=contact.account_id).count() == 1 and await Job.exists(
+            account_id=contact.account_id, status__in=OPEN_STATUSES
+        ):
+            raise Conflict(
+                "this is the only contact of an account with open jobs: add another contact first",
+                code="last_contact",
+            )
+        await contact.delete()

@@ -7,8 +7,6 @@ moment exactly one wins on every database, and the loser changes nothing.
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 import secrets
 from collections.abc import Awaitable, Callable
@@ -19,7 +17,6 @@ from enum import StrEnum
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from tracker.db.models import Account, CostEntry, Job, JobEvent, Note, StageVisit, Workflow
@@ -28,6 +25,9 @@ from tracker.domain.errors import Conflict, InvalidInput, NotFound, Precondition
 from tracker.domain.money import Money, parse_amount
 from tracker.domain.workflow import JobPosition, JobStatus, Transition, TransitionKind
 from tracker.estimates.calendar import BusinessCalendar
+from tracker.services import audit
+from tracker.services.audit import AuditAction
+from tracker.services.pages import Page, Sort, paginate
 from tracker.services.workflows import definition_of, version_of
 
 REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
@@ -93,19 +93,6 @@ class JobFilters:
     promised_before: date | None = None
     updated_since: datetime | None = None
     text: str | None = None
-
-
-class JobSort(StrEnum):
-    CREATED = "created"
-    NEWEST = "-created"
-    UPDATED = "updated"
-    RECENTLY_UPDATED = "-updated"
-
-
-@dataclass(frozen=True)
-class JobPage:
-    jobs: list[Job]
-    next_cursor: str | None
 
 
 @dataclass
@@ -215,13 +202,39 @@ class JobService:
             await self._after(job, now)
         return job
 
-    async def delete(self, job_id: int, expected: ExpectedVersion) -> None:
+    async def delete(
+        self, job_id: int, expected: ExpectedVersion, *, reason: str, actor: str, now: datetime
+    ) -> None:
+        """Delete a closed job and its history for good, leaving an audit entry (open jobs are cancelled)."""
+        text = reason.strip()
+        if not text or len(text) > rules.MAX_REASON_LENGTH:
+            raise InvalidInput("reason", f"must be 1 to {rules.MAX_REASON_LENGTH} characters")
         async with in_transaction():
             job = await get_job(job_id)
             expected.check(job.version)
+            if job.status not in {JobStatus.COMPLETED, JobStatus.CANCELLED}:
+                raise Conflict(
+                    f"the job is {job.status}: only a completed or cancelled job may be deleted",
+                    code="job_not_closed",
+                )
             # The row count may include cascaded rows on SQLite, so test for none rather than one.
             if not await Job.filter(id=job.id, version=job.version).delete():
                 raise StaleVersion(await _current_version(job.id), from_header=expected.from_header)
+            await audit.record(
+                AuditAction.JOB_DELETED,
+                subject=job.reference,
+                reason=text,
+                detail={
+                    "job_id": job.id,
+                    "status": job.status,
+                    "account_id": job.account_id,
+                    "title": job.title,
+                    "created_at": job.created_at.isoformat(),
+                    "closed_at": job.closed_at.isoformat() if job.closed_at else None,
+                },
+                actor=actor,
+                now=now,
+            )
 
     async def act(
         self,
@@ -301,11 +314,15 @@ class JobService:
             expected.check(job.version)
             if currency is not None and currency != job.currency:
                 raise InvalidInput("currency", f"the job is priced in {job.currency}")
+            if job.status in {JobStatus.COMPLETED, JobStatus.CANCELLED}:
+                raise Conflict(f"the job is {job.status}: it takes no more costs", code="job_closed")
             value = parse_amount(amount, job.currency, field="amount")
             stage_key = stage or job.stage_key
-            definition = await definition_of(job.workflow_id)
-            if stage_key not in {s.key for s in definition.stages}:
-                raise InvalidInput("stage", f"the job's workflow has no stage {stage_key!r}")
+            # A cost belongs to work done: the current stage or one the job has been through.
+            if stage_key != job.stage_key and not await StageVisit.exists(job_id=job.id, stage_key=stage_key):
+                raise InvalidInput(
+                    "stage", f"the job has not reached stage {stage_key!r}: costs go on a stage it visited"
+                )
             job = await _commit(
                 job,
                 {"actual_cost": job.actual_cost + value},
@@ -465,27 +482,7 @@ def _jsonable(value: object) -> object:
     return value
 
 
-def _encode_cursor(sort: JobSort, job: Job) -> str:
-    value: object = job.id if sort in {JobSort.CREATED, JobSort.NEWEST} else job.updated_at.isoformat()
-    raw = json.dumps({"s": sort.value, "v": value, "i": job.id}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, sort: JobSort) -> tuple[object, int]:
-    try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if raw["s"] != sort.value:
-            raise InvalidInput("cursor", "was made for another sort order")
-        job_id = int(raw["i"])
-        value = job_id if sort in {JobSort.CREATED, JobSort.NEWEST} else datetime.fromisoformat(raw["v"])
-    except InvalidInput:
-        raise
-    except (ValueError, KeyError, TypeError):
-        raise InvalidInput("cursor", "is not a cursor this API gave out") from None
-    return value, job_id
-
-
-async def list_jobs(filters: JobFilters, *, sort: JobSort, limit: int, cursor: str | None) -> JobPage:
+async def list_jobs(filters: JobFilters, *, sort: Sort, limit: int, cursor: str | None) -> Page[Job]:
     query = Job.all()
     if filters.status:
         query = query.filter(status__in=[s.value for s in filters.status])
@@ -501,22 +498,7 @@ async def list_jobs(filters: JobFilters, *, sort: JobSort, limit: int, cursor: s
         query = query.filter(updated_at__gte=filters.updated_since)
     if filters.text:
         query = query.filter(title_search__contains=filters.text.strip().lower())
-    descending = sort in {JobSort.NEWEST, JobSort.RECENTLY_UPDATED}
-    column = "id" if sort in {JobSort.CREATED, JobSort.NEWEST} else "updated_at"
-    if cursor is not None:
-        value, last_id = _decode_cursor(cursor, sort)
-        if column == "id":
-            query = query.filter(id__lt=last_id) if descending else query.filter(id__gt=last_id)
-        elif descending:
-            query = query.filter(Q(updated_at__lt=value) | Q(updated_at=value, id__lt=last_id))
-        else:
-            query = query.filter(Q(updated_at__gt=value) | Q(updated_at=value, id__gt=last_id))
-    prefix = "-" if descending else ""
-    order = [f"{prefix}id"] if column == "id" else [f"{prefix}updated_at", f"{prefix}id"]
-    rows = await query.order_by(*order).limit(limit + 1)
-    has_more = len(rows) > limit
-    page = rows[:limit]
-    return JobPage(page, _encode_cursor(sort, page[-1]) if has_more and page else None)
+    return await paginate(query, sort, limit=limit, cursor=cursor)
 
 
 async def job_history(job_id: int, *, after: int | None, limit: int) -> list[JobEvent]:

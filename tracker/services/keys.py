@@ -1,6 +1,7 @@
 """API keys: shown once at creation, stored as a SHA-256 digest, looked up by a short public prefix.
 
 A key is 256 random bits, so a fast digest is enough; a slow password hash would only slow every request.
+A key may carry an expiry; its last use is recorded to the minute, so a busy key costs one write a minute.
 """
 
 from __future__ import annotations
@@ -9,13 +10,17 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from tortoise.transactions import in_transaction
+
 from tracker.db.models import ApiKey
-from tracker.domain.errors import InvalidInput, NotFound
+from tracker.domain.errors import Conflict, InvalidInput, NotFound
 
 KEY_PREFIX = "trk"
+LAST_USE_RESOLUTION = timedelta(minutes=1)
+"""`last_used_at` is rewritten only when the one stored is at least this old."""
 
 
 class Role(StrEnum):
@@ -37,6 +42,15 @@ class Principal:
         return f"{self.role.value}:{self.name}"
 
 
+class KeyRefused(Exception):
+    """The request's key does not authenticate it; `code` says why, for the caller."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
 @dataclass(frozen=True)
 class IssuedKey:
     record: ApiKey
@@ -55,7 +69,11 @@ def _split(token: str) -> str | None:
     return parts[1]
 
 
-async def create_key(name: str, role: str, *, now: datetime) -> IssuedKey:
+def _is_active(key: ApiKey, now: datetime) -> bool:
+    return key.revoked_at is None and (key.expires_at is None or key.expires_at > now)
+
+
+async def create_key(name: str, role: str, *, now: datetime, expires_at: datetime | None = None) -> IssuedKey:
     clean_name = name.strip()
     if not clean_name or len(clean_name) > 100:
         raise InvalidInput("name", "must be 1 to 100 characters")
@@ -63,21 +81,39 @@ async def create_key(name: str, role: str, *, now: datetime) -> IssuedKey:
         key_role = Role(role)
     except ValueError:
         raise InvalidInput("role", f"must be one of {', '.join(r.value for r in Role)}") from None
+    if expires_at is not None:
+        if expires_at.tzinfo is None:
+            raise InvalidInput("expires_at", "needs a time zone offset, such as Z or +01:00")
+        if expires_at <= now:
+            raise InvalidInput("expires_at", "must be in the future")
+        expires_at = expires_at.astimezone(UTC)
     prefix = secrets.token_hex(6)
     secret = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     record = await ApiKey.create(
-        name=clean_name, role=key_role.value, prefix=prefix, secret_hash=_digest(secret), created_at=now
+        name=clean_name,
+        role=key_role.value,
+        prefix=prefix,
+        secret_hash=_digest(secret),
+        created_at=now,
+        expires_at=expires_at,
     )
     return IssuedKey(record, secret)
 
 
-async def authenticate(token: str) -> Principal | None:
+async def authenticate(token: str, *, now: datetime) -> Principal:
+    """The caller behind `token`, or `KeyRefused`; notes the key's use at most once a minute."""
     prefix = _split(token)
-    if prefix is None:
-        return None
-    record = await ApiKey.get_or_none(prefix=prefix, revoked_at=None)
+    record = None if prefix is None else await ApiKey.get_or_none(prefix=prefix)
     if record is None or not hmac.compare_digest(record.secret_hash, _digest(token)):
-        return None
+        raise KeyRefused("key_unknown", "the API key is unknown")
+    if record.revoked_at is not None:
+        raise KeyRefused("key_revoked", "the API key is revoked")
+    if not _is_active(record, now):
+        raise KeyRefused("key_expired", "the API key has expired")
+    last_used = record.last_used_at
+    if last_used is None or now - last_used >= LAST_USE_RESOLUTION:
+        # Compare-and-set: of several processes seeing the same stale time, one writes.
+        await ApiKey.filter(id=record.id, last_used_at=last_used).update(last_used_at=now)
     return Principal(record.id, record.name, Role(record.role))
 
 
@@ -85,11 +121,28 @@ async def list_keys() -> list[ApiKey]:
     return await ApiKey.all().order_by("id")
 
 
-async def revoke_key(key_id: int, *, now: datetime) -> ApiKey:
-    record = await ApiKey.get_or_none(id=key_id)
-    if record is None:
-        raise NotFound("API key", key_id)
-    if record.revoked_at is None:
+async def revoke_key(key_id: int, *, now: datetime, by: Principal | None = None) -> ApiKey:
+    """Revoke a key, unless it is the caller's own (`by`) or the last active admin key.
+
+    Both rules keep someone able to manage keys through the API; the CLI stays the way back in.
+    """
+    async with in_transaction():
+        # Lock every admin key, always in the same order, so two admins revoking each other's keys at
+        # once are serialised (one of them then sees the other's key as the last one) and cannot deadlock.
+        admins = await ApiKey.filter(role=Role.ADMIN.value).select_for_update().order_by("id")
+        record = await ApiKey.select_for_update().get_or_none(id=key_id)
+        if record is None:
+            raise NotFound("API key", key_id)
+        if by is not None and by.key_id == key_id:
+            raise Conflict("a key cannot revoke itself: revoke it with another admin key", code="own_key")
+        if record.revoked_at is not None:
+            return record
+        active_admins = {key.id for key in admins if _is_active(key, now)}
+        if active_admins == {key_id}:
+            raise Conflict(
+                "this is the last active admin key: create another admin key first",
+                code="last_admin_key",
+            )
         record.revoked_at = now
         await record.save(update_fields=["revoked_at"])
     return record

@@ -219,7 +219,17 @@ async def list_versions(key: str) -> list[StoredWorkflow]:
 
 async def archive_workflow(key: str) -> None:
     """Stop new jobs from using a workflow; its running jobs and their history stay."""
+    await _set_archived(key, archived=True)
+
+
+async def restore_workflow(key: str) -> StoredWorkflow:
+    """Undo an archive: new jobs may use the workflow again (restoring an active one changes nothing)."""
+    await _set_archived(key, archived=False)
+    return await get_workflow(key)
+
+
+async def _set_archived(key: str, *, archived: bool) -> None:
     async with in_transaction():
         await _lock(key)
         await _current(key)
-        await Workflow.filter(key=key).update(archived=True)
+        await Workflow.filter(key=key).update(archived=archived)

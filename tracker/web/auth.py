@@ -10,7 +10,9 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.types import Guard
 
-from tracker.services.keys import Principal, Role, authenticate
+from tracker.clock import Clock
+from tracker.services.access import Readable, may_read
+from tracker.services.keys import KeyRefused, Principal, Role, authenticate
 
 PUBLIC = "public"
 """Route `opt` key: the route needs no key (health, public customer pages)."""
@@ -23,10 +25,14 @@ class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
         header = connection.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise NotAuthorizedException("send an API key as 'Authorization: Bearer <key>'")
-        principal = await authenticate(token.strip())
-        if principal is None:
-            raise NotAuthorizedException("the API key is unknown or revoked")
+            raise NotAuthorizedException(
+                "send an API key as 'Authorization: Bearer <key>'", extra={"code": "key_required"}
+            )
+        clock: Clock = connection.app.state.clock
+        try:
+            principal = await authenticate(token.strip(), now=clock())
+        except KeyRefused as refused:
+            raise NotAuthorizedException(refused.detail, extra={"code": refused.code}) from None
         return AuthenticationResult(user=principal, auth=None)
 
 
@@ -39,5 +45,16 @@ def requires(*roles: Role) -> Guard:
         if not isinstance(principal, Principal) or principal.role not in allowed:
             needed = " or ".join(sorted(r.value for r in allowed))
             raise PermissionDeniedException(f"this needs a key with the role {needed}")
+
+    return guard
+
+
+def reads(what: Readable) -> Guard:
+    """Allow the roles that may read `what` (see `tracker.services.access`)."""
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal = connection.user
+        if not isinstance(principal, Principal) or not may_read(principal.role, what):
+            raise PermissionDeniedException(f"this key's role may not read {what.value}")
 
     return guard

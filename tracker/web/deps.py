@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import HeaderParameter, SkipValidation
+from litestar.params import HeaderParameter, QueryParameter, SkipValidation
 
 from tracker.clock import Clock
 from tracker.domain.errors import InvalidInput
@@ -25,6 +25,11 @@ IdempotencyKey = Annotated[
     HeaderParameter(
         name="Idempotency-Key", description="Retries with the same key replay the first response"
     ),
+]
+
+PageLimit = Annotated[int, QueryParameter(ge=1, le=200, description="Items on a page")]
+PageCursor = Annotated[
+    str | None, QueryParameter(max_length=500, description="The `next_cursor` of the page before")
 ]
 
 

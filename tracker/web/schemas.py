@@ -162,6 +162,16 @@ class AccountOut(Output, kw_only=True):
     updated_at: datetime
 
 
+class AccountList(Output, kw_only=True):
+    items: list[AccountOut]
+    next_cursor: str | None
+
+
+class ContactList(Output, kw_only=True):
+    items: list[ContactOut]
+    next_cursor: str | None
+
+
 class JobIn(Input, kw_only=True):
     account_id: int
     workflow: Annotated[str, Meta(max_length=63)]
@@ -187,6 +197,12 @@ class VersionIn(Input, kw_only=True):
 class ReasonIn(Input, kw_only=True):
     version: Version | None = None
     reason: Reason | None = None
+
+
+class DeletionIn(Input, kw_only=True):
+    version: Version | None = None
+    reason: Reason
+    """Why the job is removed for good; kept in the audit log."""
 
 
 class MoveIn(Input, kw_only=True):
@@ -330,6 +346,8 @@ class VisitOut(Output, kw_only=True):
 class KeyIn(Input, kw_only=True):
     name: Annotated[str, Meta(max_length=100)]
     role: str
+    expires_at: datetime | None = None
+    """From this moment the key is refused (with a time zone offset); none: it never expires."""
 
 
 class KeyOut(Output, kw_only=True):
@@ -339,11 +357,30 @@ class KeyOut(Output, kw_only=True):
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    """When the key last authenticated a request, to the minute."""
 
 
 class IssuedKeyOut(KeyOut, kw_only=True):
     secret: str
     """The key itself. It is shown this once and cannot be read back."""
+
+
+class AuditEntryOut(Output, kw_only=True):
+    id: int
+    occurred_at: datetime
+    actor: str
+    action: str
+    subject: str
+    """What was removed, as people know it (a job's reference)."""
+    reason: str
+    detail: dict[str, Any]
+
+
+class AuditList(Output, kw_only=True):
+    items: list[AuditEntryOut]
+    next_cursor: str | None
 
 
 class EstimateHistoryOut(Output, kw_only=True):

@@ -10,6 +10,7 @@ from babel.numbers import get_currency_precision
 from tracker.db.models import (
     Account,
     ApiKey,
+    AuditEntry,
     Contact,
     CostEntry,
     Job,
@@ -84,7 +85,7 @@ def account_out(account: Account, contacts: list[Contact]) -> s.AccountOut:
         id=account.id,
         kind=account.kind,
         name=account.name,
-        contacts=[contact_out(c) for c in contacts],
+        contacts=[contact_out(c) for c in sorted(contacts, key=lambda c: c.id)],
         created_at=account.created_at,
         updated_at=account.updated_at,
     )
@@ -184,6 +185,8 @@ def key_out(key: ApiKey) -> s.KeyOut:
         prefix=key.prefix,
         created_at=key.created_at,
         revoked_at=key.revoked_at,
+        expires_at=key.expires_at,
+        last_used_at=key.last_used_at,
     )
 
 
@@ -194,4 +197,16 @@ def estimate_history_out(row: JobEstimate, currency: str) -> s.EstimateHistoryOu
         cost=s.MoneyRangeOut(p50=money(row.cost_p50, currency), p90=money(row.cost_p90, currency)),
         basis=row.basis,
         overdue=row.overdue,
+    )
+
+
+def audit_entry_out(entry: AuditEntry) -> s.AuditEntryOut:
+    return s.AuditEntryOut(
+        id=entry.id,
+        occurred_at=entry.occurred_at,
+        actor=entry.actor,
+        action=entry.action,
+        subject=entry.subject,
+        reason=entry.reason,
+        detail=dict(entry.detail),
     )

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Annotated
+
 import msgspec
 from litestar import Controller, delete, get, patch, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from tracker.db.models import Contact
+from tracker.domain.errors import InvalidInput
 from tracker.services import accounts
-from tracker.services.accounts import ContactFields
+from tracker.services.accounts import AccountFilters, AccountKind, ContactFields
 from tracker.services.keys import Role
+from tracker.services.pages import Sort
 from tracker.web import schemas as s, views
 from tracker.web.auth import requires
-from tracker.web.deps import Now
+from tracker.web.deps import Now, PageCursor, PageLimit
 
 
 def _fields(contact: s.ContactIn) -> ContactFields:
@@ -39,8 +44,23 @@ class AccountController(Controller):
         return await _account_out(account.id)
 
     @get(operation_id="ListAccounts")
-    async def list_accounts(self) -> list[s.AccountOut]:
-        return [views.account_out(a, list(a.contacts)) for a in await accounts.list_accounts()]
+    async def list_accounts(
+        self,
+        kind: Annotated[AccountKind | None, QueryParameter()] = None,
+        q: Annotated[str | None, QueryParameter(max_length=200, description="Text in the name")] = None,
+        updated_since: Annotated[datetime | None, QueryParameter()] = None,
+        sort: Annotated[Sort, QueryParameter()] = Sort.NEWEST,
+        limit: PageLimit = 50,
+        cursor: PageCursor = None,
+    ) -> s.AccountList:
+        """Accounts with their contacts, newest first unless `sort` says otherwise; follow `next_cursor`."""
+        if updated_since is not None and updated_since.tzinfo is None:
+            raise InvalidInput("query.updated_since", "needs a time zone offset, such as Z or +01:00")
+        filters = AccountFilters(kind=kind, text=q, updated_since=updated_since)
+        page = await accounts.list_accounts(filters, sort=sort, limit=limit, cursor=cursor)
+        return s.AccountList(
+            items=[views.account_out(a, list(a.contacts)) for a in page.items], next_cursor=page.next_cursor
+        )
 
     @get("/{account_id:int}", operation_id="GetAccount")
     async def get_account(self, account_id: FromPath[int]) -> s.AccountOut:
@@ -61,6 +81,21 @@ class AccountController(Controller):
     @delete("/{account_id:int}", operation_id="DeleteAccount", status_code=HTTP_204_NO_CONTENT)
     async def delete_account(self, account_id: FromPath[int]) -> None:
         await accounts.delete_account(account_id)
+
+    @get("/{account_id:int}/contacts", operation_id="ListContacts")
+    async def list_contacts(
+        self,
+        account_id: FromPath[int],
+        q: Annotated[
+            str | None, QueryParameter(max_length=200, description="Text in the name or email address")
+        ] = None,
+        sort: Annotated[Sort, QueryParameter()] = Sort.CREATED,
+        limit: PageLimit = 50,
+        cursor: PageCursor = None,
+    ) -> s.ContactList:
+        """The account's contacts, oldest first unless `sort` says otherwise; follow `next_cursor`."""
+        page = await accounts.list_contacts(account_id, text=q, sort=sort, limit=limit, cursor=cursor)
+        return s.ContactList(items=[views.contact_out(c) for c in page.items], next_cursor=page.next_cursor)
 
     @post("/{account_id:int}/contacts", operation_id="AddContact", status_code=HTTP_201_CREATED)
     async def add_contact(

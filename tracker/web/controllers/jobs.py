@@ -17,19 +17,21 @@ from tracker.db.models import JobEstimate
 from tracker.domain.errors import Conflict, InvalidInput
 from tracker.domain.money import Money
 from tracker.domain.workflow import JobStatus, TransitionKind
-from tracker.services import jobs as job_queries
+from tracker.services import access, jobs as job_queries
+from tracker.services.access import Readable
 from tracker.services.estimates import EstimateService
-from tracker.services.jobs import JobChanges, JobFilters, JobService, JobSort, NewJob
+from tracker.services.jobs import JobChanges, JobFilters, JobService, NewJob
 from tracker.services.keys import Principal, Role
+from tracker.services.pages import Sort
 from tracker.services.workflows import version_of
 from tracker.settings import Settings
 from tracker.web import schemas as s, views
-from tracker.web.auth import requires
-from tracker.web.deps import IdempotencyKey, IfMatch, Now, etag, expected_version
+from tracker.web.auth import reads, requires
+from tracker.web.deps import IdempotencyKey, IfMatch, Now, PageCursor, PageLimit, etag, expected_version
 from tracker.web.idempotency import idempotent
 
 STAFF = requires(Role.STAFF)
-READERS = requires(Role.STAFF, Role.INTEGRATOR)
+READERS = reads(Readable.JOBS)
 
 
 def _json(
@@ -104,9 +106,9 @@ class JobController(Controller):
         q: Annotated[
             str | None, QueryParameter(max_length=200, description="Text in reference or title")
         ] = None,
-        sort: Annotated[JobSort, QueryParameter()] = JobSort.NEWEST,
-        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-        cursor: Annotated[str | None, QueryParameter(max_length=500)] = None,
+        sort: Annotated[Sort, QueryParameter()] = Sort.NEWEST,
+        limit: PageLimit = 50,
+        cursor: PageCursor = None,
     ) -> s.JobList:
         if updated_since is not None and updated_since.tzinfo is None:
             raise InvalidInput("query.updated_since", "needs a time zone offset, such as Z or +01:00")
@@ -121,7 +123,7 @@ class JobController(Controller):
         )
         page = await job_queries.list_jobs(filters, sort=sort, limit=limit, cursor=cursor)
         return s.JobList(
-            items=[await views.job_out(job, settings.public_base_url) for job in page.jobs],
+            items=[await views.job_out(job, settings.public_base_url) for job in page.items],
             next_cursor=page.next_cursor,
         )
 
@@ -157,11 +159,32 @@ class JobController(Controller):
         )
         return _json(await views.job_out(job, settings.public_base_url), headers=etag(job.version))
 
-    @delete("/{job_id:int}", guards=[STAFF], operation_id="DeleteJob", status_code=HTTP_204_NO_CONTENT)
+    @delete(
+        "/{job_id:int}",
+        guards=[requires(Role.ADMIN)],
+        operation_id="DeleteJob",
+        status_code=HTTP_204_NO_CONTENT,
+    )
     async def delete_job(
-        self, job_id: FromPath[int], jobs: NamedDependency[JobService], if_match: IfMatch = None
+        self,
+        job_id: FromPath[int],
+        data: JSONBody[s.DeletionIn],
+        jobs: NamedDependency[JobService],
+        principal: NamedDependency[Principal],
+        now: Now,
+        if_match: IfMatch = None,
     ) -> None:
-        await jobs.delete(job_id, expected_version(if_match, None))
+        """Delete a completed or cancelled job for good, with a reason kept in the audit log.
+
+        Only an admin may; staff cancel a job instead. An open job is refused (409 `job_not_closed`).
+        """
+        await jobs.delete(
+            job_id,
+            expected_version(if_match, data.version),
+            reason=data.reason,
+            actor=principal.actor,
+            now=now,
+        )
 
     async def _act(
         self,
@@ -457,7 +480,7 @@ class JobController(Controller):
 
         return await idempotent(request, now, produce)
 
-    @get("/{job_id:int}/costs", guards=[READERS], operation_id="ListCosts")
+    @get("/{job_id:int}/costs", guards=[reads(Readable.COST_ENTRIES)], operation_id="ListCosts")
     async def list_costs(self, job_id: FromPath[int]) -> list[s.CostOut]:
         return [views.cost_out(entry) for entry in await job_queries.job_costs(job_id)]
 
@@ -497,20 +520,29 @@ class JobController(Controller):
         return await idempotent(request, now, produce)
 
     @get("/{job_id:int}/notes", guards=[READERS], operation_id="ListNotes")
-    async def list_notes(self, job_id: FromPath[int]) -> list[s.NoteOut]:
-        return [views.note_out(note) for note in await job_queries.job_notes(job_id)]
+    async def list_notes(
+        self, job_id: FromPath[int], principal: NamedDependency[Principal]
+    ) -> list[s.NoteOut]:
+        """The job's notes, oldest first; an integrator key sees the public ones only."""
+        notes = await job_queries.job_notes(job_id)
+        return [views.note_out(n) for n in notes if access.shows_note(principal.role, n.visibility)]
 
     @get("/{job_id:int}/history", guards=[READERS], operation_id="JobHistory")
     async def history(
         self,
         job_id: FromPath[int],
+        principal: NamedDependency[Principal],
         after: Annotated[int | None, QueryParameter(ge=0, description="Last event id seen")] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> s.HistoryOut:
-        """Everything that happened to the job, oldest first (an append-only log)."""
+        """Everything that happened to the job, oldest first (an append-only log).
+
+        An integrator key does not see events about internal notes or costs, so its pages may hold fewer
+        than `limit` items: follow `next_after` until it is null.
+        """
         events = await job_queries.job_history(job_id, after=after, limit=limit)
         return s.HistoryOut(
-            items=[views.event_out(e) for e in events],
+            items=[views.event_out(e) for e in events if access.shows_event(principal.role, e.type, e.data)],
             next_after=events[-1].id if len(events) == limit else None,
         )
 

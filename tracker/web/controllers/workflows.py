@@ -14,10 +14,11 @@ from tracker.domain.errors import InvalidInput
 from tracker.domain.money import check_currency, parse_amount
 from tracker.domain.workflow import StageDefinition, ThreePointEstimate, WorkflowDefinition
 from tracker.services import workflows
+from tracker.services.access import Readable
 from tracker.services.calendars import check_calendar
 from tracker.services.keys import Role
 from tracker.web import schemas as s, views
-from tracker.web.auth import requires
+from tracker.web.auth import reads, requires
 from tracker.web.deps import Now
 
 HOURS_STEP = Decimal("0.01")
@@ -78,13 +79,16 @@ class WorkflowController(Controller):
             )
         )
 
-    @get(guards=[requires(Role.STAFF, Role.INTEGRATOR)], operation_id="ListWorkflows")
+    @get(guards=[reads(Readable.WORKFLOWS)], operation_id="ListWorkflows")
     async def list_workflows(
-        self, archived: Annotated[bool, QueryParameter()] = False
+        self,
+        archived: Annotated[
+            bool, QueryParameter(description="Also list archived workflows (they stay readable)")
+        ] = False,
     ) -> list[s.WorkflowOut]:
         return [views.workflow_out(w) for w in await workflows.list_workflows(include_archived=archived)]
 
-    @get("/{key:str}", guards=[requires(Role.STAFF, Role.INTEGRATOR)], operation_id="GetWorkflow")
+    @get("/{key:str}", guards=[reads(Readable.WORKFLOWS)], operation_id="GetWorkflow")
     async def get_workflow(self, key: FromPath[str]) -> s.WorkflowOut:
         return views.workflow_out(await workflows.get_workflow(key))
 
@@ -110,9 +114,19 @@ class WorkflowController(Controller):
         """Archive the workflow: no new jobs may use it; existing jobs and history stay."""
         await workflows.archive_workflow(key)
 
+    @post(
+        "/{key:str}/restore",
+        guards=[requires(Role.ADMIN)],
+        operation_id="RestoreWorkflow",
+        status_code=200,
+    )
+    async def restore_workflow(self, key: FromPath[str]) -> s.WorkflowOut:
+        """Undo an archive: new jobs may use the workflow again. Restoring an active workflow is a no-op."""
+        return views.workflow_out(await workflows.restore_workflow(key))
+
     @get(
         "/{key:str}/versions",
-        guards=[requires(Role.STAFF, Role.INTEGRATOR)],
+        guards=[reads(Readable.WORKFLOWS)],
         operation_id="ListWorkflowVersions",
     )
     async def list_versions(self, key: FromPath[str]) -> list[s.WorkflowOut]:
@@ -120,7 +134,7 @@ class WorkflowController(Controller):
 
     @get(
         "/{key:str}/versions/{version:int}",
-        guards=[requires(Role.STAFF, Role.INTEGRATOR)],
+        guards=[reads(Readable.WORKFLOWS)],
         operation_id="GetWorkflowVersion",
     )
     async def get_version(self, key: FromPath[str], version: FromPath[int]) -> s.WorkflowOut:
