@@ -60,6 +60,12 @@ async def create_account(
     return response.json()
 
 
+async def create_fleet_account(client: httpx.AsyncClient, staff: dict[str, str]) -> dict[str, Any]:
+    """An institutional account with two contacts, Ann and Bob."""
+    contacts = [{"name": "Ann", "email": "ann@fleet.example"}, {"name": "Bob", "email": "bob@fleet.example"}]
+    return await create_account(client, staff, kind="institutional", name="Fleet BV", contacts=contacts)
+
+
 def job_body(account_id: int, **extra: Any) -> dict[str, Any]:
     return {
         "account_id": account_id,

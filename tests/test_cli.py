@@ -149,6 +149,50 @@ def test_keys_revoke_marks_the_key_revoked(env: dict[str, str], sqlite_file: Pat
     assert revoked_at is not None
 
 
+def test_keys_create_takes_an_expiry_in_days_or_as_a_time(env: dict[str, str], sqlite_file: Path) -> None:
+    ok(env, "migrate")
+
+    in_days = ok(env, "keys", "create", "--role", "staff", "--name", "temp", "--expires", "90d")
+    at_time = ok(
+        env, "keys", "create", "--role", "staff", "--name", "x", "--expires", "2099-01-31T18:00+01:00"
+    )
+
+    assert re.search(r"created key 1 \(staff, temp, expires \d{4}-\d\d-\d\dT\d\d:\d\dZ\)", in_days), in_days
+    assert "created key 2 (staff, x, expires 2099-01-31T17:00Z)" in at_time
+    [(days,)] = query(
+        sqlite_file, "SELECT julianday(expires_at) - julianday(created_at) FROM api_key WHERE id = 1"
+    )
+    assert abs(float(str(days)) - 90) < 0.001
+    listed = ok(env, "keys", "list").splitlines()
+    assert listed[2].split()[3:5] == ["active", "2099-01-31T17:00Z"]
+
+
+@pytest.mark.parametrize(
+    ("expires", "message"), [("soon", "--expires"), ("2020-01-01T00:00Z", "in the future")]
+)
+def test_keys_create_refuses_an_unusable_expiry(env: dict[str, str], expires: str, message: str) -> None:
+    ok(env, "migrate")
+
+    result = run(env, "keys", "create", "--role", "staff", "--name", "x", "--expires", expires)
+
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "created key" not in result.output
+
+
+def test_the_last_active_admin_key_cannot_be_revoked(env: dict[str, str]) -> None:
+    ok(env, "migrate")
+    ok(env, "keys", "create", "--role", "admin", "--name", "owner")
+
+    result = run(env, "keys", "revoke", "1")
+
+    assert result.exit_code == 1, result.output
+    assert "last active admin key" in result.output
+    assert ok(env, "keys", "list").splitlines()[1].split()[3] == "active"
+    ok(env, "keys", "create", "--role", "admin", "--name", "successor")
+    assert "revoked key 1" in ok(env, "keys", "revoke", "1")
+
+
 def test_revoking_an_unknown_key_fails_with_a_message(env: dict[str, str]) -> None:
     ok(env, "migrate")
 
@@ -286,7 +330,16 @@ def test_migrate_applies_the_committed_migrations_to_a_fresh_postgres_database(
 
     assert "database is up to date" in output
     created = {str(row[0]) for row in pg(fresh_postgres_url, PG_TABLES)}
-    assert {"job", "workflow", "stage", "account", "contact", "api_key", "job_event"} <= created
+    assert {
+        "job",
+        "workflow",
+        "stage",
+        "account",
+        "contact",
+        "api_key",
+        "job_event",
+        "audit_entry",
+    } <= created
     assert "tortoise_migrations" in created
     applied = pg(fresh_postgres_url, "SELECT * FROM tortoise_migrations ORDER BY 1")
     columns = pg(fresh_postgres_url, PG_COLUMNS)

@@ -203,7 +203,7 @@ def _minute(moment: datetime | None) -> str:
 def keys_revoke(key_id: int) -> None:
     """Revoke a key by its id; requests with it fail from now on."""
     from tracker.db.session import open_database
-    from tracker.domain.errors import NotFound
+    from tracker.domain.errors import Conflict, NotFound
     from tracker.services import keys as key_service
 
     async def revoke() -> None:
@@ -212,7 +212,7 @@ def keys_revoke(key_id: int) -> None:
 
     try:
         _run(revoke())
-    except NotFound as error:
+    except (NotFound, Conflict) as error:
         raise click.ClickException(error.detail) from None
     click.echo(f"revoked key {key_id}")
 
