@@ -261,7 +261,7 @@ def test_demo_if_empty_seeds_once_and_prints_a_fresh_staff_key(
 
     first = ok(env, "demo", "--if-empty")
 
-    assert "demo seeded: 12 open jobs" in first
+    assert "demo seeded: 12 jobs (9 open, 1 on hold, 1 completed, 1 cancelled)" in first
     [first_key] = set(KEY.findall(first))
     assert "API docs: https://status.example.test/schema" in first
     assert query(
@@ -358,7 +358,7 @@ def test_the_migrated_postgres_schema_takes_the_demo_data(fresh_postgres_url: st
 
     output = ok(env, "demo", "--if-empty")
 
-    assert "demo seeded: 12 open jobs" in output
+    assert "demo seeded: 12 jobs (9 open, 1 on hold, 1 completed, 1 cancelled)" in output
     assert KEY.search(output)
     assert pg(fresh_postgres_url, "SELECT count(*) FROM job WHERE reference LIKE 'DEMO-%'") == [(12,)]
     assert pg(fresh_postgres_url, "SELECT count(*) > 500 FROM job WHERE reference LIKE 'H-%'") == [(True,)]

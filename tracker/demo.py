@@ -8,13 +8,21 @@ from __future__ import annotations
 import math
 import random
 import secrets
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from tracker.db.models import CostEntry, Job, JobEvent, StageVisit, Workflow
 from tracker.domain.money import Money
-from tracker.domain.workflow import StageDefinition, ThreePointEstimate, TransitionKind, WorkflowDefinition
+from tracker.domain.workflow import (
+    JobStatus,
+    StageDefinition,
+    ThreePointEstimate,
+    TransitionKind,
+    WorkflowDefinition,
+)
+from tracker.estimates.calendar import BusinessCalendar
 from tracker.services import accounts, workflows
 from tracker.services.accounts import ContactFields
 from tracker.services.calendars import check_calendar
@@ -117,6 +125,8 @@ BUILDER_CALENDAR = {
     "opening_hours": {day: [["07:30", "16:00"]] for day in ("mon", "tue", "wed", "thu", "fri")},
 }
 HISTORY_DAYS = 420
+QUIET_BEFORE_NOW = timedelta(minutes=30)
+"""The last thing that happened to a demo job happened at least this long before the demo was seeded."""
 REWORK = {
     "car-repair": ("quality-check", "repair", 0.15),
     "kitchen-renovation": ("finishing", "installation", 0.1),
@@ -234,9 +244,20 @@ async def is_seeded() -> bool:
     return await Workflow.exists()
 
 
-async def seed(jobs: JobService, *, now: datetime, seed_value: int = 2026) -> int:
-    """Create the demo shop; returns the number of jobs created."""
+def _start_of(calendar: BusinessCalendar, working_seconds: float, *, now: datetime) -> datetime:
+    """An opening time from which `working_seconds` of work, and a little more, end before `now`."""
+    start = now - timedelta(seconds=working_seconds)
+    while True:
+        opened = calendar.next_open(start)
+        if calendar.add_working_seconds(opened, working_seconds) <= now - QUIET_BEFORE_NOW:
+            return opened
+        start -= timedelta(hours=12)
+
+
+async def seed(jobs: JobService, *, now: datetime, seed_value: int = 2026) -> Counter[JobStatus]:
+    """Create the demo shop, every time before `now`; returns the demo jobs counted by status."""
     rng = random.Random(seed_value)
+    statuses: Counter[JobStatus] = Counter()
     for key, definition, hours_spec in (
         ("car-repair", CAR_REPAIR, GARAGE_CALENDAR),
         ("kitchen-renovation", KITCHEN_RENOVATION, BUILDER_CALENDAR),
@@ -252,7 +273,7 @@ async def seed(jobs: JobService, *, now: datetime, seed_value: int = 2026) -> in
         "individual",
         "Marie Dubois",
         [ContactFields("Marie Dubois", "marie.dubois@example.com", "fr_FR", "Europe/Paris")],
-        now=now - timedelta(days=45),
+        now=now - timedelta(days=HISTORY_DAYS + 10),
     )
     facilities = await accounts.create_account(
         "institutional",
@@ -261,7 +282,7 @@ async def seed(jobs: JobService, *, now: datetime, seed_value: int = 2026) -> in
             ContactFields("Sanne van den Berg", "sanne@vandenberg.example", "nl_NL", "Europe/Amsterdam"),
             ContactFields("Tom Peeters", "tom.peeters@vandenberg.example", "en_GB", "Europe/Brussels"),
         ],
-        now=now - timedelta(days=45),
+        now=now - timedelta(days=HISTORY_DAYS + 10),
     )
     await seed_history("car-repair", facilities.id, count=400, rng=rng, now=now)
     await seed_history("kitchen-renovation", marie.id, count=250, rng=rng, now=now)
@@ -273,9 +294,7 @@ async def seed(jobs: JobService, *, now: datetime, seed_value: int = 2026) -> in
         # Open jobs move like the finished ones: skewed stage durations and costs near the plan.
         hours = [_working_hours(rng, stage) for stage in stages[: demo.steps]]
         into_current = float(stages[demo.steps].duration.most_likely) * rng.uniform(0.1, 0.8)
-        weekly_hours = sum(end - start for day in calendar.opening_hours for start, end in day) / 3600
-        span_days = (sum(hours) + into_current) / weekly_hours * 7
-        moment = calendar.next_open(now - timedelta(days=span_days + 1))
+        moment = _start_of(calendar, (sum(hours) + into_current) * 3600, now=now)
         job = await jobs.create(
             NewJob(
                 account_id=account.id,
@@ -289,7 +308,7 @@ async def seed(jobs: JobService, *, now: datetime, seed_value: int = 2026) -> in
             now=moment,
         )
         for stage, worked in zip(stages, hours, strict=False):
-            moment = min(calendar.add_working_seconds(moment, worked * 3600), now - timedelta(minutes=30))
+            moment = calendar.add_working_seconds(moment, worked * 3600)
             if stage.planned_cost:
                 job, _ = await jobs.add_cost(
                     job.id,
@@ -307,9 +326,9 @@ async def seed(jobs: JobService, *, now: datetime, seed_value: int = 2026) -> in
             job = await jobs.act(
                 job.id, ExpectedVersion(job.version), TransitionKind.ADVANCE, actor=ACTOR, now=moment
             )
-        moment = min(moment + timedelta(minutes=rng.uniform(5, 25)), now - timedelta(minutes=1))
+        moment += timedelta(minutes=rng.uniform(5, 25))
         if demo.ending is TransitionKind.HOLD:
-            await jobs.act(
+            job = await jobs.act(
                 job.id,
                 ExpectedVersion(job.version),
                 TransitionKind.HOLD,
@@ -318,11 +337,11 @@ async def seed(jobs: JobService, *, now: datetime, seed_value: int = 2026) -> in
                 reason="Waiting for the insurer's approval",
             )
         elif demo.ending is TransitionKind.COMPLETE:
-            await jobs.act(
+            job = await jobs.act(
                 job.id, ExpectedVersion(job.version), TransitionKind.COMPLETE, actor=ACTOR, now=moment
             )
         elif demo.ending is TransitionKind.CANCEL:
-            await jobs.act(
+            job = await jobs.act(
                 job.id,
                 ExpectedVersion(job.version),
                 TransitionKind.CANCEL,
@@ -331,7 +350,7 @@ async def seed(jobs: JobService, *, now: datetime, seed_value: int = 2026) -> in
                 reason="The customer postponed the project",
             )
         else:
-            await jobs.add_note(
+            job, _ = await jobs.add_note(
                 job.id,
                 ExpectedVersion(job.version),
                 visibility="public",
@@ -339,4 +358,5 @@ async def seed(jobs: JobService, *, now: datetime, seed_value: int = 2026) -> in
                 actor=ACTOR,
                 now=moment,
             )
-    return len(DEMO_JOBS)
+        statuses[JobStatus(job.status)] += 1
+    return statuses

@@ -85,6 +85,7 @@ def demo(if_empty: bool) -> None:
     """Seed the demo shop and print a fresh staff API key for it."""
     from tracker import demo as demo_data
     from tracker.db.session import open_database
+    from tracker.domain.workflow import JobStatus
     from tracker.services import keys
     from tracker.services.estimates import EstimateService
     from tracker.services.jobs import JobService
@@ -95,13 +96,20 @@ def demo(if_empty: bool) -> None:
         async with open_database(settings):
             now = utc_now()
             if not (if_empty and await demo_data.is_seeded()):
-                count = await demo_data.seed(JobService(), now=now)
+                statuses = await demo_data.seed(JobService(), now=now)
                 estimates = EstimateService()
                 await estimates.refit_all(now=now)
                 await estimates.recompute_tick(
                     now=now, tick_start=now, batch_size=settings.recompute_batch_size
                 )
-                click.echo(f"demo seeded: {count} open jobs, with finished past jobs to learn from")
+                counts = ", ".join(
+                    f"{statuses[status]} {status.value.replace('_', ' ')}"
+                    for status in JobStatus
+                    if statuses[status]
+                )
+                click.echo(
+                    f"demo seeded: {statuses.total()} jobs ({counts}), with finished past jobs to learn from"
+                )
             for old in await keys.list_keys():
                 if old.name == "demo" and old.revoked_at is None:
                     await keys.revoke_key(old.id, now=now)
