@@ -23,6 +23,12 @@ def _parse_bool(name: str, raw: str) -> bool:
     raise SettingsError(f"{name} must be true or false, not {raw!r}")
 
 
+def _served_at(host: str, port: int) -> str:
+    """The address `tracker serve` answers on, for links when no public address is configured."""
+    reachable = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host  # noqa: S104 (compared, not bound)
+    return f"http://[{reachable}]:{port}" if ":" in reachable else f"http://{reachable}:{port}"
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = f"sqlite://{DEFAULT_SQLITE_PATH}"
@@ -30,7 +36,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     public_base_url: str = "http://127.0.0.1:8000"
-    """Where customers reach tracker; status-page links in API responses start with it."""
+    """Where customers reach tracker; status-page links in API responses start with it. Unset, it follows
+    TRACKER_HOST and TRACKER_PORT."""
     metrics_public: bool = True
     """Serve /metrics without a key; when false it needs an admin key."""
     api_docs_public: bool = True
@@ -66,6 +73,8 @@ class Settings:
                 values[spec.name] = Path(raw)
             else:
                 values[spec.name] = raw
+        if "public_base_url" not in values and {"host", "port"} & values.keys():
+            values["public_base_url"] = _served_at(values.get("host", cls.host), values.get("port", cls.port))
         settings = cls(**values)
         settings.validate()
         return settings

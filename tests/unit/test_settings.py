@@ -40,6 +40,25 @@ def test_every_field_is_covered_by_exactly_one_type_list() -> None:
 # --- Defaults -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"TRACKER_PORT": "8765"}, "http://127.0.0.1:8765"),
+        ({"TRACKER_HOST": "0.0.0.0", "TRACKER_PORT": "9000"}, "http://127.0.0.1:9000"),  # noqa: S104
+        ({"TRACKER_HOST": "tracker.lan"}, "http://tracker.lan:8000"),
+        ({"TRACKER_HOST": "::1", "TRACKER_PORT": "9000"}, "http://[::1]:9000"),
+        (
+            {"TRACKER_PORT": "9000", "TRACKER_PUBLIC_BASE_URL": "https://status.example.com"},
+            "https://status.example.com",
+        ),
+    ],
+)
+def test_links_follow_the_served_address_unless_a_public_address_is_set(
+    environ: dict[str, str], expected: str
+) -> None:
+    assert Settings.from_env(environ).public_base_url == expected
+
+
 def test_an_empty_environment_gives_the_defaults() -> None:
     settings = Settings.from_env({})
     assert settings == Settings()
