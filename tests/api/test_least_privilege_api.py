@@ -290,6 +290,20 @@ async def test_a_key_with_an_expiry_works_until_then_and_is_refused_after(
     assert listed[created.json()["id"]]["expires_at"] == "2026-04-01T09:00:00Z"
 
 
+async def test_a_refused_key_says_why(client: httpx.AsyncClient, auth: Keys) -> None:
+    created = await client.post("/keys", json={"name": "old", "role": "staff"}, headers=auth.admin)
+    secret, prefix = created.json()["secret"], created.json()["prefix"]
+    await client.delete(f"/keys/{created.json()['id']}", headers=auth.admin)
+
+    async def code(token: str) -> str:
+        response = await client.get("/jobs", headers={"Authorization": f"Bearer {token}"})
+        return str(problem(response, 401)["code"])
+
+    assert await code(secret) == "key_revoked"
+    assert await code(f"trk_{prefix}_{'A' * 43}") == "key_unknown"
+    assert await code("trk_000000000000_nothing") == "key_unknown"
+
+
 @pytest.mark.parametrize(
     "expires_at", ["2026-03-02T08:59:59Z", "2026-03-02T09:00:00Z", "2026-06-01T00:00:00"]
 )

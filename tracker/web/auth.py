@@ -18,6 +18,14 @@ PUBLIC = "public"
 """Route `opt` key: the route needs no key (health, public customer pages)."""
 
 
+class KeyNotAccepted(NotAuthorizedException):
+    """401 for a key that is unknown, revoked or expired; `code` says which."""
+
+    def __init__(self, detail: str, *, code: str) -> None:
+        super().__init__(detail=detail)
+        self.code = code
+
+
 class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
@@ -25,14 +33,12 @@ class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
         header = connection.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise NotAuthorizedException(
-                "send an API key as 'Authorization: Bearer <key>'", extra={"code": "key_required"}
-            )
+            raise NotAuthorizedException("send an API key as 'Authorization: Bearer <key>'")
         clock: Clock = connection.app.state.clock
         try:
             principal = await authenticate(token.strip(), now=clock())
         except KeyRefused as refused:
-            raise NotAuthorizedException(refused.detail, extra={"code": refused.code}) from None
+            raise KeyNotAccepted(refused.detail, code=refused.code) from None
         return AuthenticationResult(user=principal, auth=None)
 
 

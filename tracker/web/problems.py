@@ -132,8 +132,7 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
         headers.setdefault("WWW-Authenticate", 'Bearer realm="tracker"')
     if status >= 500:
         log.error("unhandled HTTP error", exc_info=exc)
-    code = exc.extra.get("code") if isinstance(exc.extra, dict) else None
-    return problem(request, status, detail, code=code, headers=headers or None)
+    return problem(request, status, detail, code=getattr(exc, "code", None), headers=headers or None)
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
