@@ -168,7 +168,8 @@ def test_keys_create_takes_an_expiry_in_days_or_as_a_time(env: dict[str, str], s
 
 
 @pytest.mark.parametrize(
-    ("expires", "message"), [("soon", "--expires"), ("2020-01-01T00:00Z", "in the future")]
+    ("expires", "message"),
+    [("soon", "--expires"), ("2027-01-01", "offset"), ("2020-01-01T00:00Z", "in the future")],
 )
 def test_keys_create_refuses_an_unusable_expiry(env: dict[str, str], expires: str, message: str) -> None:
     ok(env, "migrate")

@@ -135,12 +135,15 @@ def _expiry(value: str | None, now: datetime) -> datetime | None:
     if re.fullmatch(r"\d{1,5}d", value):
         return now + timedelta(days=int(value[:-1]))
     try:
-        return datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value)
     except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
         raise click.BadParameter(
-            "give a number of days (90d) or a time such as 2027-01-31T18:00:00+01:00",
+            "give a number of days (90d) or a time with its offset, such as 2027-01-31T18:00:00+01:00",
             param_hint="--expires",
-        ) from None
+        )
+    return moment
 
 
 @keys.command("create")
