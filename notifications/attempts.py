@@ -20,6 +20,8 @@ class Outcome(StrEnum):
     """HTTP 410: the receiver asks us to stop; the endpoint is disabled."""
     BOUNCED = "bounced"
     """SMTP 5xx at RCPT or DATA: the address does not take mail; it is suppressed."""
+    INVALID = "invalid"
+    """The message cannot be sent as it is (a malformed address or header): trying again would not help."""
 
 
 @dataclass(frozen=True, slots=True)

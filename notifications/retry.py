@@ -78,7 +78,7 @@ def decide(attempt: Attempt, attempts_made: int, now: datetime, uniform: Uniform
             return Decision(Verdict.SENT)
         case Outcome.BOUNCED:
             return Decision(Verdict.BOUNCED)
-        case Outcome.GONE:
+        case Outcome.GONE | Outcome.INVALID:
             return Decision(Verdict.DEAD)
     if attempts_made >= MAX_ATTEMPTS:
         return Decision(Verdict.DEAD)
@@ -118,7 +118,7 @@ def judge_target(health: TargetHealth, outcome: Outcome, now: datetime) -> Targe
     """The endpoint's health after one more attempt; any success ends a failure streak."""
     if outcome is Outcome.DELIVERED:
         return TargetVerdict(TargetHealth(), TargetAction.NONE)
-    if outcome is Outcome.BOUNCED:
+    if outcome in (Outcome.BOUNCED, Outcome.INVALID):  # about one message or address, not the endpoint
         return TargetVerdict(health, TargetAction.NONE)
     streak = TargetHealth(health.failing_since or now, health.warned)
     if outcome is Outcome.GONE:

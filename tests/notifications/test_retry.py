@@ -97,7 +97,12 @@ def test_the_tenth_failed_attempt_is_final(outcome):
 
 @pytest.mark.parametrize(
     ("outcome", "verdict"),
-    [(Outcome.DELIVERED, Verdict.SENT), (Outcome.GONE, Verdict.DEAD), (Outcome.BOUNCED, Verdict.BOUNCED)],
+    [
+        (Outcome.DELIVERED, Verdict.SENT),
+        (Outcome.GONE, Verdict.DEAD),
+        (Outcome.INVALID, Verdict.DEAD),
+        (Outcome.BOUNCED, Verdict.BOUNCED),
+    ],
 )
 @pytest.mark.parametrize("attempts_made", [1, 5, MAX_ATTEMPTS])
 def test_final_outcomes_need_no_next_attempt(outcome, verdict, attempts_made):
@@ -215,6 +220,8 @@ STREAK = TargetHealth(failing_since=NOW - 2 * DAY)
         (TargetHealth(), Outcome.GONE, NOW, TargetHealth(NOW), TargetAction.DISABLE),  # 410 at once
         (STREAK, Outcome.GONE, NOW, STREAK, TargetAction.DISABLE),
         (STREAK, Outcome.BOUNCED, NOW + 5 * DAY, STREAK, TargetAction.NONE),  # an address, not an endpoint
+        (STREAK, Outcome.INVALID, NOW + 5 * DAY, STREAK, TargetAction.NONE),
+        (TargetHealth(), Outcome.INVALID, NOW, TargetHealth(), TargetAction.NONE),
     ],
 )
 def test_endpoint_health(health, outcome, now, expected_health, action):
