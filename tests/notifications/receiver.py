@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,6 +22,8 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    arrived_at: float
+    """The loop's clock (monotonic seconds) when the request had been read."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,8 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b"ok"
+    delay: float = 0.0
+    """Seconds to wait before answering."""
 
 
 Respond = Callable[[Received], Reply | None]
@@ -38,6 +43,9 @@ class Receiver:
         self.tls = tls
         self.requests: list[Received] = []
         self.connections = 0
+        self.in_flight: Counter[str] = Counter()
+        self.most_in_flight: Counter[str] = Counter()
+        self.most_at_once = 0
         self.respond: Respond = lambda request: Reply()
         self.arrived = asyncio.Event()
         self.port = 0
@@ -80,6 +88,15 @@ class Receiver:
                 if reply is None:
                     await self._closing.wait()  # never answer
                     return
+                self.in_flight[request.path] += 1
+                self.most_in_flight[request.path] = max(
+                    self.most_in_flight[request.path], self.in_flight[request.path]
+                )
+                self.most_at_once = max(self.most_at_once, sum(self.in_flight.values()))
+                try:
+                    await asyncio.sleep(reply.delay)
+                finally:
+                    self.in_flight[request.path] -= 1
                 head = [f"HTTP/1.1 {reply.status} {REASONS.get(reply.status, 'Status')}"]
                 headers = {"content-length": str(len(reply.body)), **reply.headers}
                 head += [f"{name}: {value}" for name, value in headers.items()]
@@ -108,4 +125,4 @@ class Receiver:
                 name, value = line.split(":", 1)
                 headers[name.strip().lower()] = value.strip()
         body = await reader.readexactly(int(headers.get("content-length", "0")))
-        return Received(method, path, headers, body)
+        return Received(method, path, headers, body, asyncio.get_running_loop().time())
