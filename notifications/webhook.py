@@ -161,9 +161,19 @@ class WebhookSender:
             return round((time.perf_counter() - started) * 1000, 3)
 
         try:
+            timestamp = int(self._clock().timestamp())
+            headers = {
+                "content-type": "application/json",
+                "user-agent": USER_AGENT,
+                "accept-encoding": "identity",  # so the 2 KB we keep is readable, and no compressed bomb
+                **signature_headers(message.message_id, timestamp, message.body, message.signing_secrets),
+            }
+        except ValueError as invalid:  # a malformed id or secret: no attempt can succeed
+            return Attempt(Outcome.INVALID, elapsed_ms(), error=f"cannot sign: {invalid}")
+        try:
             async with asyncio.timeout(self._timeouts.total):
                 target = await validate_url(message.url, self._policy, self._resolver)
-                status, retry_after, excerpt = await self._post(target, message)
+                status, retry_after, excerpt = await self._post(target, message, headers)
         except UnsafeURL as refusal:
             return Attempt(Outcome.FAILED, elapsed_ms(), error=f"refused: {refusal}")
         except (TimeoutError, httpx.TimeoutException) as timeout:
@@ -179,14 +189,9 @@ class WebhookSender:
             retry_after=retry_after,
         )
 
-    async def _post(self, target: Target, message: WebhookMessage) -> tuple[int, str | None, str]:
-        timestamp = int(self._clock().timestamp())
-        headers = {
-            "content-type": "application/json",
-            "user-agent": USER_AGENT,
-            "accept-encoding": "identity",  # so the 2 KB we keep is readable, and no compressed bomb
-            **signature_headers(message.message_id, timestamp, message.body, message.signing_secrets),
-        }
+    async def _post(
+        self, target: Target, message: WebhookMessage, headers: Mapping[str, str]
+    ) -> tuple[int, str | None, str]:
         token = _checked_target.set(target)
         try:
             request = self._client.build_request("POST", message.url, content=message.body, headers=headers)

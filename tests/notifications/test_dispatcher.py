@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import standardwebhooks
+from freezegun import freeze_time
 
 from notifications.attempts import Attempt, Outcome
 from notifications.dispatcher import Delivery, Dispatcher, DispatcherSettings
@@ -369,3 +370,34 @@ async def test_a_dispatcher_starts_once(store, clock, webhooks):
     with pytest.raises(RuntimeError, match="already running"):
         dispatcher.start()
     await dispatcher.stop()
+
+
+async def test_retry_timing_end_to_end_on_a_frozen_wall_clock(store, email, receiver):
+    def wall_clock() -> datetime:
+        return datetime.now(UTC)
+
+    answers = iter([Reply(503), Reply(200)])
+    receiver.respond = lambda request: next(answers)
+    with freeze_time("2026-03-02 09:00:00", real_asyncio=True) as frozen:
+        async with WebhookSender(LOOPBACK, wall_clock) as webhooks:
+            dispatcher = Dispatcher(
+                store,
+                webhooks=webhooks,
+                email=email,
+                clock=wall_clock,
+                settings=DispatcherSettings(sweep_interval=0.01),
+                uniform=lambda a, b: 1.0,
+            )
+            store.add(hook(receiver, "timed"), wall_clock())
+            dispatcher.start()
+            await store.wait_until(lambda: len(store.rows["timed"].attempts) == 1)
+            assert store.rows["timed"].due == datetime(2026, 3, 2, 9, 0, 5, tzinfo=UTC)
+            frozen.tick(timedelta(seconds=4.9))
+            await asyncio.sleep(0.1)  # several sweeps: not due yet
+            assert len(receiver.requests) == 1
+            frozen.tick(timedelta(seconds=0.1))
+            await store.wait_until(settled(store, "sent"))
+            await dispatcher.stop()
+    first, second = receiver.requests
+    assert first.headers["webhook-timestamp"] == str(int(datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp()))
+    assert int(second.headers["webhook-timestamp"]) - int(first.headers["webhook-timestamp"]) == 5

@@ -252,3 +252,21 @@ async def test_https_to_the_checked_address_keeps_the_server_name_and_verifies_i
     assert wrong_name.outcome is Outcome.FAILED
     assert wrong_name.error is not None and "CERTIFICATE_VERIFY_FAILED" in wrong_name.error
     assert len(receiver.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("message_id", "secrets", "error"),
+    [
+        ("msg.1", (SECRET,), "cannot sign: a webhook id is"),
+        ("msg_1", ("whsec_dG9vc2hvcnQ=",), "cannot sign: a webhook secret holds"),
+        ("msg_1", (), "cannot sign: at least one secret"),
+    ],
+)
+async def test_a_message_that_cannot_be_signed_is_invalid_and_never_sent(
+    receiver: Receiver, message_id, secrets, error
+):
+    async with sender() as webhooks:
+        attempt = await webhooks.send(message(receiver.url(), message_id, secrets))
+    assert attempt.outcome is Outcome.INVALID
+    assert attempt.error is not None and attempt.error.startswith(error)
+    assert receiver.connections == 0
