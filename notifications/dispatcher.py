@@ -195,6 +195,7 @@ class Dispatcher:
         self._saturated = len(batch) >= free
         for delivery in batch:
             self._held[delivery.target] += 1
+            self._target_slots.setdefault(delivery.target, asyncio.Semaphore(settings.per_target))
             task = asyncio.create_task(self._deliver(delivery), name=f"delivery-{delivery.id}")
             self._tasks[task] = delivery
             task.add_done_callback(self._finished)
@@ -219,9 +220,8 @@ class Dispatcher:
     async def _deliver(self, delivery: Delivery) -> None:
         task = asyncio.current_task()
         assert task is not None
-        slots = self._target_slots.setdefault(delivery.target, asyncio.Semaphore(self._settings.per_target))
         try:
-            async with slots:
+            async with self._target_slots[delivery.target]:
                 if delivery.rate is not None and not await self._wait_for_rate(delivery, delivery.rate):
                     return
                 self._sending.add(task)

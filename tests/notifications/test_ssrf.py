@@ -160,3 +160,9 @@ async def test_the_allow_list_opens_only_its_networks():
 async def test_the_system_resolver_is_used_by_default_and_localhost_is_refused():
     with pytest.raises(ValueError, match="loopback"):
         await validate_url("https://localhost/hook", URLPolicy())
+
+
+@pytest.mark.parametrize("host", ["2130706433", "0x7f000001", "017700000001", "127.1", "0177.0.0.1"])
+async def test_numeric_spellings_of_loopback_are_judged_by_what_they_resolve_to(host):
+    with pytest.raises(ValueError, match=r"resolves to 127\.0\.0\.1, a loopback address"):
+        await validate_url(f"https://{host}/hook", URLPolicy())
