@@ -139,6 +139,7 @@ class Dispatcher:
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._saturated = False
+        self._full_targets: set[str] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks: dict[asyncio.Task[None], Delivery] = {}
         self._sending: set[asyncio.Task[None]] = set()
@@ -185,16 +186,19 @@ class Dispatcher:
         self._saturated = free <= 0
         if free <= 0:
             return
-        busy = frozenset(target for target, held in self._held.items() if held >= settings.per_target)
         now = self._clock()
         try:
-            batch = await self._store.claim_due(free, now + settings.lease, now, settings.per_target, busy)
+            batch = await self._store.claim_due(
+                free, now + settings.lease, now, settings.per_target, frozenset(self._full_targets)
+            )
         except Exception:
             logger.exception("claiming deliveries failed; trying again at the next sweep")
             return
         self._saturated = len(batch) >= free
         for delivery in batch:
             self._held[delivery.target] += 1
+            if self._held[delivery.target] >= settings.per_target:
+                self._full_targets.add(delivery.target)
             self._target_slots.setdefault(delivery.target, asyncio.Semaphore(settings.per_target))
             task = asyncio.create_task(self._deliver(delivery), name=f"delivery-{delivery.id}")
             self._tasks[task] = delivery
@@ -203,12 +207,17 @@ class Dispatcher:
     def _finished(self, task: asyncio.Task[None]) -> None:
         delivery = self._tasks.pop(task)
         self._sending.discard(task)
-        was_busy = self._held[delivery.target] >= self._settings.per_target
         self._held[delivery.target] -= 1
-        if self._held[delivery.target] <= 0:
+        held = self._held[delivery.target]
+        if held <= 0:
             del self._held[delivery.target]
             del self._target_slots[delivery.target]
-        if self._saturated or was_busy:
+        # Claim again once half the room is free, not after every send: one claim (a query) per batch.
+        settings = self._settings
+        target_has_room = delivery.target in self._full_targets and held <= settings.per_target // 2
+        if target_has_room:
+            self._full_targets.discard(delivery.target)
+        if target_has_room or (self._saturated and len(self._tasks) <= settings.max_in_flight // 2):
             self._wakeup.set()
 
     async def _release(self, delivery: Delivery, available_at: datetime) -> None:

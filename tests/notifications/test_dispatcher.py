@@ -401,3 +401,15 @@ async def test_retry_timing_end_to_end_on_a_frozen_wall_clock(store, email, rece
     first, second = receiver.requests
     assert first.headers["webhook-timestamp"] == str(int(datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp()))
     assert int(second.headers["webhook-timestamp"]) - int(first.headers["webhook-timestamp"]) == 5
+
+
+async def test_claims_come_in_batches_not_one_per_send(store, clock, webhooks, email, receiver):
+    for number in range(40):
+        store.add(hook(receiver, f"d{number}", f"webhook:{number % 10}"), clock.now)
+    settings = DispatcherSettings(max_in_flight=8, sweep_interval=60.0)
+    async with running(store, clock, webhooks, email, settings) as dispatcher:
+        dispatcher.wake()
+        await store.wait_until(settled(store, "sent"))
+    assert store.claimed_per_call[0] == 8
+    assert len(store.claimed_per_call) <= 12  # claims again when half the room is free
+    assert len(receiver.requests) == 40
