@@ -25,11 +25,14 @@ Resolver = Callable[[str, int], Awaitable[Sequence[IPAddress]]]
 _net = ipaddress.ip_network
 
 FORBIDDEN_NETWORKS: tuple[tuple[str, IPNetwork], ...] = (
+    ("cloud metadata", _net("169.254.169.254/32")),
+    ("cloud metadata", _net("100.100.100.200/32")),
+    ("cloud metadata", _net("fd00:ec2::254/128")),
     ("unspecified", _net("0.0.0.0/8")),
     ("private", _net("10.0.0.0/8")),
     ("carrier-grade NAT", _net("100.64.0.0/10")),
     ("loopback", _net("127.0.0.0/8")),
-    ("link-local", _net("169.254.0.0/16")),  # holds the 169.254.169.254 metadata service
+    ("link-local", _net("169.254.0.0/16")),
     ("private", _net("172.16.0.0/12")),
     ("IETF protocol assignments", _net("192.0.0.0/24")),
     ("documentation", _net("192.0.2.0/24")),
@@ -49,7 +52,7 @@ FORBIDDEN_NETWORKS: tuple[tuple[str, IPNetwork], ...] = (
     ("6to4", _net("2002::/16")),
     ("documentation", _net("3fff::/20")),
     ("SRv6", _net("5f00::/16")),
-    ("unique local", _net("fc00::/7")),  # holds fd00:ec2::254, a metadata service
+    ("unique local", _net("fc00::/7")),
     ("site-local", _net("fec0::/10")),
     ("link-local", _net("fe80::/10")),
     ("multicast", _net("ff00::/8")),

@@ -19,10 +19,11 @@ REFUSED = [
     ("172.31.255.255", "private"),
     ("192.168.1.10", "private"),
     ("100.64.0.1", "carrier-grade NAT"),
-    ("100.100.100.200", "carrier-grade NAT"),  # a cloud metadata address
+    ("100.100.100.200", "cloud metadata"),
+    ("100.100.100.201", "carrier-grade NAT"),
     ("127.0.0.1", "loopback"),
     ("127.255.255.254", "loopback"),
-    ("169.254.169.254", "link-local"),  # the common cloud metadata address
+    ("169.254.169.254", "cloud metadata"),
     ("169.254.0.1", "link-local"),
     ("192.0.0.170", "IETF protocol assignments"),
     ("192.0.2.1", "documentation"),
@@ -38,7 +39,8 @@ REFUSED = [
     ("::1", "loopback"),
     ("fe80::1", "link-local"),
     ("fc00::1", "unique local"),
-    ("fd00:ec2::254", "unique local"),  # a cloud metadata address
+    ("fd00:ec2::254", "cloud metadata"),
+    ("fd00:ec2::253", "unique local"),
     ("fec0::1", "site-local"),
     ("ff02::1", "multicast"),
     ("2001:db8::1", "documentation"),
@@ -51,10 +53,11 @@ REFUSED = [
     # IPv4-mapped and NAT64 forms are judged by the IPv4 address inside.
     ("::ffff:127.0.0.1", "loopback"),
     ("::ffff:10.0.0.1", "private"),
-    ("::ffff:169.254.169.254", "link-local"),
+    ("::ffff:169.254.169.254", "cloud metadata"),
+    ("::ffff:169.254.1.1", "link-local"),
     ("::ffff:100.64.0.1", "carrier-grade NAT"),
     ("64:ff9b::127.0.0.1", "loopback"),
-    ("64:ff9b::a9fe:a9fe", "link-local"),  # 169.254.169.254
+    ("64:ff9b::a9fe:a9fe", "cloud metadata"),  # 169.254.169.254
     ("64:ff9b::192.168.0.1", "private"),
 ]
 
