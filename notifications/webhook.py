@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import re
 import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -26,6 +27,7 @@ from notifications.signing import signature_headers
 from notifications.ssrf import Resolver, Target, UnsafeURL, URLPolicy, system_resolver, validate_url
 
 USER_AGENT = "tracker-webhooks/1"
+_EVENT_TYPE = re.compile(r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,8 @@ class WebhookMessage:
 
 def encode_payload(event_type: str, timestamp: datetime, data: Mapping[str, Any]) -> bytes:
     """The request body: `{"type", "timestamp", "data"}` as compact JSON, the exact bytes that are signed."""
+    if not _EVENT_TYPE.fullmatch(event_type):
+        raise ValueError("an event type is dot-separated parts of letters, digits and '_'")
     if timestamp.tzinfo is None:
         raise ValueError("the event's timestamp must be timezone-aware")
     moment = timestamp.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -69,6 +69,14 @@ def test_the_payload_is_compact_json_with_type_timestamp_and_data():
         encode_payload("job.created", datetime(2026, 3, 2), {})
 
 
+@pytest.mark.parametrize(
+    "event_type", ["", "job.", ".job", "job..created", "job created", "job-created", "jöb"]
+)
+def test_event_types_follow_the_standard_webhooks_form(event_type):
+    with pytest.raises(ValueError, match="event type"):
+        encode_payload(event_type, datetime(2026, 3, 2, tzinfo=UTC), {})
+
+
 async def test_a_signed_json_post_arrives_and_verifies_with_both_libraries(receiver: Receiver):
     async with sender() as webhooks:
         attempt = await webhooks.send(message(receiver.url()))
