@@ -59,7 +59,12 @@ class Delivery:
 
 
 class DeliveryStore(Protocol):
-    """What tracker implements over its outbox table. Each call is its own short transaction."""
+    """What tracker implements over its outbox table. Each call is its own short transaction.
+
+    Every call but `claim_due` changes a row only while `delivery.claim` is still its claim (a
+    compare-and-set), so a result arriving after the lease ran out and another process claimed the row
+    changes nothing.
+    """
 
     async def claim_due(
         self,
@@ -89,8 +94,7 @@ class DeliveryStore(Protocol):
         ...
 
     async def release(self, delivery: Delivery, available_at: datetime) -> None:
-        """Give the claim back without an attempt; the delivery is due again at `available_at`.
-        Like every mark_*, it changes nothing once `delivery.claim` is no longer the row's claim."""
+        """Give the claim back without an attempt; the delivery is due again at `available_at`."""
         ...
 
     async def update_target(self, target: str, verdict: TargetVerdict, now: datetime) -> None:
@@ -112,7 +116,8 @@ class DispatcherSettings:
     per_target: int = 4
     """Sends to one target at once in this process (and at most twice as many claims held for it)."""
     sweep_interval: float = 5.0
-    lease: timedelta = timedelta(minutes=2)
+    lease: timedelta = timedelta(minutes=5)
+    """Longer than a claim is ever held: behind its target's other sends, its rate wait, its own send."""
     max_rate_wait: float = 10.0
     """A delivery whose target's rate would make it wait longer is released until then."""
 
@@ -165,7 +170,7 @@ class Dispatcher:
             await self._loop_task
             self._loop_task = None
         for task in self._tasks.keys() - self._sending:
-            task.cancel()  # waiting for a rate: released at once
+            task.cancel()  # waiting for a send slot or a rate: released at once
         if self._sending:
             await asyncio.wait(set(self._sending), timeout=grace)
         for task in self._tasks:
