@@ -413,3 +413,24 @@ async def test_claims_come_in_batches_not_one_per_send(store, clock, webhooks, e
     assert store.claimed_per_call[0] == 8
     assert len(store.claimed_per_call) <= 12  # claims again when half the room is free
     assert len(receiver.requests) == 40
+
+
+async def test_a_stalled_dispatchers_claims_are_taken_over_when_their_lease_ends(
+    store, clock, webhooks, email, receiver
+):
+    receiver.respond = lambda request: None if len(receiver.requests) == 1 else Reply()  # the first one hangs
+    store.add(hook(receiver, "x"), clock.now)
+    async with (
+        WebhookSender(LOOPBACK, clock) as healthy,
+        running(store, clock, webhooks, email, grace=0.0) as stalled,
+    ):
+        stalled.wake()
+        await receiver.arrived.wait()
+        async with running(store, clock, healthy, email, DispatcherSettings(sweep_interval=0.01)):
+            await asyncio.sleep(0.05)
+            assert store.rows["x"].state == "queued"  # still leased to the stalled one
+            clock.advance(QUICK.lease.total_seconds())
+            await store.wait_until(settled(store, "sent"))
+    assert [request.headers["webhook-id"] for request in receiver.requests] == ["msg_x", "msg_x"]
+    assert store.rows["x"].claims == 2
+    assert store.stale_marks == 1  # the stalled one's late release changed nothing
