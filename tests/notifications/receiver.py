@@ -39,8 +39,9 @@ Respond = Callable[[Received], Reply | None]
 
 
 class Receiver:
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None, bind: str = "127.0.0.1") -> None:
         self.tls = tls
+        self.bind = bind
         self.requests: list[Received] = []
         self.connections = 0
         self.in_flight: Counter[str] = Counter()
@@ -60,7 +61,7 @@ class Receiver:
 
     async def start(self) -> None:
         self._closing.clear()
-        self._server = await asyncio.start_server(self._serve, host="127.0.0.1", port=self.port, ssl=self.tls)
+        self._server = await asyncio.start_server(self._serve, host=self.bind, port=self.port, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:

@@ -278,3 +278,20 @@ async def test_a_message_that_cannot_be_signed_is_invalid_and_never_sent(
     assert attempt.outcome is Outcome.INVALID
     assert attempt.error is not None and attempt.error.startswith(error)
     assert receiver.connections == 0
+
+
+async def test_an_ipv6_address_is_reached_when_allowed():
+    receiver = Receiver(bind="::1")
+    await receiver.start()
+    try:
+        policy = URLPolicy.from_settings(allow_http=True, allowed_networks=["::1/128"])
+        async with sender(policy, resolver=resolving_to(["::1"])) as webhooks:
+            literal = await webhooks.send(message(f"http://[::1]:{receiver.port}/hook"))
+            named = await webhooks.send(message(f"http://hooks.example.com:{receiver.port}/hook"))
+    finally:
+        await receiver.stop()
+    assert (literal.outcome, named.outcome) == (Outcome.DELIVERED, Outcome.DELIVERED)
+    assert [request.headers["host"] for request in receiver.requests] == [
+        f"[::1]:{receiver.port}",
+        f"hooks.example.com:{receiver.port}",
+    ]
