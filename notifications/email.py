@@ -152,6 +152,8 @@ class SmtpSettings:
     password: str | None = field(default=None, repr=False)
     timeout: float = 30.0
     tls_context: ssl.SSLContext | None = None
+    local_hostname: str | None = None
+    """The name we give in EHLO; without it every connection first looks up this host's FQDN."""
 
 
 _RECIPIENT_REPLIES = (aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError)
@@ -190,6 +192,7 @@ class SmtpSender:
                 start_tls=settings.security is SmtpSecurity.STARTTLS,
                 tls_context=settings.tls_context,
                 timeout=settings.timeout,
+                local_hostname=settings.local_hostname,
             )
         except InvalidEmail as invalid:
             return Attempt(Outcome.INVALID, elapsed_ms(), error=str(invalid))

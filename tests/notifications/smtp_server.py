@@ -20,6 +20,7 @@ class Inbox:
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.over_tls: list[bool] = []
+        self.ehlo_names: list[str] = []
         self.refuse_rcpt: dict[str, str] = {}
         self.data_reply: str | None = None
         self.arrived = asyncio.Event()
@@ -38,6 +39,7 @@ class Inbox:
         self.messages.append(message)
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         self.over_tls.append(session.ssl is not None)
+        self.ehlo_names.append(session.host_name)
         self.arrived.set()
         return "250 Message accepted for delivery"
 

@@ -181,7 +181,10 @@ def test_message_ids_are_validated(local):
 
 
 def plain(server: SmtpServer) -> SmtpSender:
-    return SmtpSender(SmtpSettings("127.0.0.1", server.port, SmtpSecurity.NONE, timeout=5.0), lambda: NOW)
+    settings = SmtpSettings(
+        "127.0.0.1", server.port, SmtpSecurity.NONE, timeout=5.0, local_hostname="tracker.example"
+    )
+    return SmtpSender(settings, lambda: NOW)
 
 
 async def test_a_rendered_email_arrives_with_its_headers_and_both_parts(smtp_server: SmtpServer):
@@ -201,6 +204,7 @@ async def test_a_rendered_email_arrives_with_its_headers_and_both_parts(smtp_ser
     assert "accepted" in attempt.response_excerpt
     [received] = smtp_server.inbox.messages
     assert smtp_server.inbox.envelopes == [("notify@tracker.example", ["ana@customer.example"])]
+    assert smtp_server.inbox.ehlo_names == ["tracker.example"]
     assert received["Subject"] == "Your Renault Clio: Paint"
     assert received["Message-ID"] == "<job-42.7@tracker.example>"
     assert received["In-Reply-To"] == received["References"] == ROOT
