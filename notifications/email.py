@@ -8,6 +8,8 @@ addresses and ids are validated, and anything else is refused before a byte is s
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import ssl
 import time
@@ -164,11 +166,94 @@ def _reply_outcome(code: int) -> Outcome:
 
 
 class SmtpSender:
-    """Sends each email over its own SMTP connection, as the settings say."""
+    """Sends email as the settings say, keeping a few connections open between messages.
 
-    def __init__(self, settings: SmtpSettings, clock: Callable[[], datetime]) -> None:
+    A connection goes back to the idle pool only after a message it carried was accepted, and is not
+    reused once it has been idle for `idle_timeout` seconds (servers drop idle clients after a while).
+    If a reused connection turns out to have been dropped, the message goes once more on a new one.
+    Use as an async context manager, or call `aclose`.
+    """
+
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        clock: Callable[[], datetime],
+        *,
+        max_idle: int = 4,
+        idle_timeout: float = 30.0,
+    ) -> None:
         self._settings = settings
         self._clock = clock
+        self._max_idle = max_idle
+        self._idle_timeout = idle_timeout
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
+
+    async def __aenter__(self) -> SmtpSender:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for client, _ in idle:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await client.quit()
+            client.close()
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        settings = self._settings
+        client = aiosmtplib.SMTP(
+            hostname=settings.host,
+            port=settings.port,
+            username=settings.username,
+            password=settings.password,
+            use_tls=settings.security is SmtpSecurity.TLS,
+            start_tls=settings.security is SmtpSecurity.STARTTLS,
+            tls_context=settings.tls_context,
+            timeout=settings.timeout,
+            local_hostname=settings.local_hostname,
+        )
+        await client.connect()
+        return client
+
+    def _take_idle(self) -> aiosmtplib.SMTP | None:
+        now = asyncio.get_running_loop().time()
+        while self._idle:
+            client, since = self._idle.pop()
+            if client.is_connected and now - since < self._idle_timeout:
+                return client
+            client.close()
+        return None
+
+    async def _transmit(self, message: EmailMessage, email: OutgoingEmail) -> str:
+        """Send over an idle connection or a new one; the DATA reply when accepted, else raises."""
+        reused = self._take_idle()
+        client = reused or await self._connect()
+        try:
+            try:
+                _, reply = await client.send_message(
+                    message, sender=email.sender.address, recipients=[email.recipient.address]
+                )
+            except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPResponseException) as failure:
+                closing = isinstance(failure, aiosmtplib.SMTPServerDisconnected) or failure.code == 421
+                if reused is None or not closing:
+                    raise
+                # The server hung up on the idle connection (421, or just closed it): nothing was
+                # accepted on it, so the message goes once more on a new connection.
+                client.close()
+                client = await self._connect()
+                _, reply = await client.send_message(
+                    message, sender=email.sender.address, recipients=[email.recipient.address]
+                )
+        except BaseException:
+            client.close()
+            raise
+        if len(self._idle) < self._max_idle:
+            self._idle.append((client, asyncio.get_running_loop().time()))
+        else:
+            client.close()
+        return reply
 
     async def send(self, email: OutgoingEmail) -> Attempt:
         """One attempt; every failure is classified into the returned `Attempt`, none is raised."""
@@ -177,23 +262,8 @@ class SmtpSender:
         def elapsed_ms() -> float:
             return round((time.perf_counter() - started) * 1000, 3)
 
-        settings = self._settings
         try:
-            message = build_message(email, self._clock())
-            _, reply = await aiosmtplib.send(
-                message,
-                sender=email.sender.address,
-                recipients=[email.recipient.address],
-                hostname=settings.host,
-                port=settings.port,
-                username=settings.username,
-                password=settings.password,
-                use_tls=settings.security is SmtpSecurity.TLS,
-                start_tls=settings.security is SmtpSecurity.STARTTLS,
-                tls_context=settings.tls_context,
-                timeout=settings.timeout,
-                local_hostname=settings.local_hostname,
-            )
+            reply = await self._transmit(build_message(email, self._clock()), email)
         except InvalidEmail as invalid:
             return Attempt(Outcome.INVALID, elapsed_ms(), error=str(invalid))
         except aiosmtplib.SMTPRecipientsRefused as refused:

@@ -21,6 +21,9 @@ class Inbox:
         self.envelopes: list[tuple[str, list[str]]] = []
         self.over_tls: list[bool] = []
         self.ehlo_names: list[str] = []
+        self.quits = 0
+        self.hang_up_at_mail = 0
+        """How many of the next MAIL commands get "421" and a closed connection, as on an idle timeout."""
         self.refuse_rcpt: dict[str, str] = {}
         self.data_reply: str | None = None
         self.arrived = asyncio.Event()
@@ -30,6 +33,19 @@ class Inbox:
             return self.refuse_rcpt[address]
         envelope.rcpt_tos.append(address)
         return "250 OK"
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if self.hang_up_at_mail:
+            self.hang_up_at_mail -= 1
+            server.transport.close()
+            return "421 4.4.2 Idle too long, closing"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
+        self.quits += 1
+        return "221 Bye"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.data_reply is not None:
@@ -50,8 +66,11 @@ class SmtpServer:
         tls_context: ssl.SSLContext | None = None,
         require_starttls: bool = False,
         implicit_tls: ssl.SSLContext | None = None,
+        idle_timeout: float = 300,
     ) -> None:
         self.inbox = Inbox()
+        self.connections = 0
+        self._idle_timeout = idle_timeout
         self._implicit_tls = implicit_tls
         self.port = 0
         self._tls_context = tls_context
@@ -60,11 +79,13 @@ class SmtpServer:
 
     async def start(self) -> None:
         def protocol() -> SMTP:
+            self.connections += 1
             return SMTP(
                 self.inbox,
                 hostname="smtp.test",
                 tls_context=self._tls_context,
                 require_starttls=self._require_starttls,
+                timeout=self._idle_timeout,
             )
 
         loop = asyncio.get_running_loop()

@@ -56,8 +56,12 @@ async def webhooks(clock: Clock) -> AsyncIterator[WebhookSender]:
 
 
 @pytest.fixture
-def email(smtp_server: SmtpServer, clock: Clock) -> SmtpSender:
-    return SmtpSender(SmtpSettings("127.0.0.1", smtp_server.port, SmtpSecurity.NONE, timeout=5.0), clock)
+async def email(smtp_server: SmtpServer, clock: Clock) -> AsyncIterator[SmtpSender]:
+    settings = SmtpSettings(
+        "127.0.0.1", smtp_server.port, SmtpSecurity.NONE, timeout=5.0, local_hostname="t.example"
+    )
+    async with SmtpSender(settings, clock) as sender:
+        yield sender
 
 
 def hook(receiver: Receiver, key: str, target: str = "webhook:1", **fields) -> Delivery:

@@ -180,11 +180,11 @@ def test_message_ids_are_validated(local):
         message_id(local, DOMAIN)
 
 
-def plain(server: SmtpServer) -> SmtpSender:
+def plain(server: SmtpServer, **options) -> SmtpSender:
     settings = SmtpSettings(
         "127.0.0.1", server.port, SmtpSecurity.NONE, timeout=5.0, local_hostname="tracker.example"
     )
-    return SmtpSender(settings, lambda: NOW)
+    return SmtpSender(settings, lambda: NOW, **options)
 
 
 async def test_a_rendered_email_arrives_with_its_headers_and_both_parts(smtp_server: SmtpServer):
@@ -199,7 +199,8 @@ async def test_a_rendered_email_arrives_with_its_headers_and_both_parts(smtp_ser
         },
     )
     email = outgoing(subject=rendered.subject, text=rendered.text, html=rendered.html)
-    attempt = await plain(smtp_server).send(email)
+    async with plain(smtp_server) as sender:
+        attempt = await sender.send(email)
     assert (attempt.outcome, attempt.status_code, attempt.error) == (Outcome.DELIVERED, 250, None)
     assert "accepted" in attempt.response_excerpt
     [received] = smtp_server.inbox.messages
@@ -219,7 +220,8 @@ async def test_a_rendered_email_arrives_with_its_headers_and_both_parts(smtp_ser
 
 async def test_a_long_unsubscribe_url_arrives_whole(smtp_server: SmtpServer):
     url = "https://tracker.example/unsubscribe/" + "t" * 180
-    await plain(smtp_server).send(outgoing(unsubscribe_url=url, unsubscribe_mailto=None))
+    async with plain(smtp_server) as sender:
+        await sender.send(outgoing(unsubscribe_url=url, unsubscribe_mailto=None))
     [received] = smtp_server.inbox.messages
     assert received["List-Unsubscribe"] == f"<{url}>"
 
@@ -229,7 +231,8 @@ async def test_an_injection_attempt_reaches_only_the_recipient(smtp_server: Smtp
         subject="Clio\r\nBcc: thief@evil.example",
         recipient=Mailbox("ana@customer.example", "Ana\r\nCc: thief@evil.example"),
     )
-    assert (await plain(smtp_server).send(email)).outcome is Outcome.DELIVERED
+    async with plain(smtp_server) as sender:
+        assert (await sender.send(email)).outcome is Outcome.DELIVERED
     [received] = smtp_server.inbox.messages
     assert smtp_server.inbox.envelopes[0][1] == ["ana@customer.example"]
     assert received["Bcc"] is None and received["Cc"] is None
@@ -237,9 +240,10 @@ async def test_an_injection_attempt_reaches_only_the_recipient(smtp_server: Smtp
 
 
 async def test_an_invalid_message_is_never_sent(smtp_server: SmtpServer):
-    attempt = await plain(smtp_server).send(
-        outgoing(recipient=Mailbox("ana@customer.example\r\nRCPT TO:<x@y.example>"))
-    )
+    async with plain(smtp_server) as sender:
+        attempt = await sender.send(
+            outgoing(recipient=Mailbox("ana@customer.example\r\nRCPT TO:<x@y.example>"))
+        )
     assert attempt.outcome is Outcome.INVALID
     assert attempt.error == "recipient: not a valid email address"
     assert smtp_server.inbox.messages == []
@@ -260,7 +264,8 @@ async def test_smtp_replies_are_classified(smtp_server: SmtpServer, rcpt_reply, 
     if rcpt_reply is not None:
         smtp_server.inbox.refuse_rcpt["ana@customer.example"] = rcpt_reply
     smtp_server.inbox.data_reply = data_reply
-    attempt = await plain(smtp_server).send(outgoing())
+    async with plain(smtp_server) as sender:
+        attempt = await sender.send(outgoing())
     assert (attempt.outcome, attempt.status_code) == (outcome, code)
     assert attempt.error is not None and str(code) in attempt.error
     assert smtp_server.inbox.messages == []
@@ -319,7 +324,8 @@ async def test_starttls_upgrades_before_sending(authority: trustme.CA):
         settings = SmtpSettings(
             "127.0.0.1", server.port, SmtpSecurity.STARTTLS, timeout=5.0, tls_context=client_context
         )
-        attempt = await SmtpSender(settings, lambda: NOW).send(outgoing())
+        async with SmtpSender(settings, lambda: NOW) as sender:
+            attempt = await sender.send(outgoing())
     finally:
         await server.stop()
     assert attempt.outcome is Outcome.DELIVERED
@@ -338,7 +344,8 @@ async def test_starttls_is_never_skipped_when_the_server_does_not_offer_it(smtp_
 
 
 async def test_without_security_the_mail_goes_in_plain_text(smtp_server: SmtpServer):
-    assert (await plain(smtp_server).send(outgoing())).outcome is Outcome.DELIVERED
+    async with plain(smtp_server) as sender:
+        assert (await sender.send(outgoing())).outcome is Outcome.DELIVERED
     assert smtp_server.inbox.over_tls == [False]
 
 
@@ -350,8 +357,77 @@ async def test_implicit_tls_connects_encrypted_from_the_start(authority: trustme
         settings = SmtpSettings(
             "127.0.0.1", server.port, SmtpSecurity.TLS, timeout=5.0, tls_context=client_context
         )
-        attempt = await SmtpSender(settings, lambda: NOW).send(outgoing())
+        async with SmtpSender(settings, lambda: NOW) as sender:
+            attempt = await sender.send(outgoing())
     finally:
         await server.stop()
     assert attempt.outcome is Outcome.DELIVERED
     assert len(server.inbox.messages) == 1
+
+
+async def test_a_connection_carries_message_after_message(smtp_server: SmtpServer):
+    async with plain(smtp_server) as sender:
+        for number in range(3):
+            assert (
+                await sender.send(outgoing(message_id=message_id(f"m{number}", DOMAIN)))
+            ).outcome is Outcome.DELIVERED
+    assert len(smtp_server.inbox.messages) == 3
+    assert smtp_server.connections == 1
+    assert smtp_server.inbox.quits == 1  # closed politely
+
+
+async def test_a_connection_is_not_reused_after_a_refusal(smtp_server: SmtpServer):
+    smtp_server.inbox.refuse_rcpt["gone@customer.example"] = "550 5.1.1 No such user"
+    async with plain(smtp_server) as sender:
+        refused = await sender.send(outgoing(recipient=Mailbox("gone@customer.example")))
+        delivered = await sender.send(outgoing())
+    assert (refused.outcome, delivered.outcome) == (Outcome.BOUNCED, Outcome.DELIVERED)
+    assert smtp_server.connections == 2
+
+
+async def test_a_connection_idle_too_long_is_not_reused(smtp_server: SmtpServer):
+    async with plain(smtp_server, idle_timeout=0.0) as sender:
+        await sender.send(outgoing())
+        await sender.send(outgoing())
+    assert smtp_server.connections == 2
+    assert len(smtp_server.inbox.messages) == 2
+
+
+async def test_a_message_on_a_connection_the_server_dropped_goes_again_on_a_new_one():
+    server = SmtpServer(idle_timeout=0.1)
+    await server.start()
+    try:
+        async with plain(server) as sender:
+            assert (await sender.send(outgoing())).outcome is Outcome.DELIVERED
+            await asyncio.sleep(0.3)  # the server hangs up on its idle client
+            again = await sender.send(outgoing(message_id=message_id("again", DOMAIN)))
+    finally:
+        await server.stop()
+    assert again.outcome is Outcome.DELIVERED
+    assert [message["Message-ID"] for message in server.inbox.messages] == [
+        "<job-42.7@tracker.example>",
+        "<again@tracker.example>",
+    ]
+    assert server.connections == 2
+
+
+async def test_a_hang_up_on_a_reused_connection_sends_the_message_again_on_a_new_one(smtp_server: SmtpServer):
+    async with plain(smtp_server) as sender:
+        await sender.send(outgoing())
+        smtp_server.inbox.hang_up_at_mail = 1
+        again = await sender.send(outgoing(message_id=message_id("again", DOMAIN)))
+    assert again.outcome is Outcome.DELIVERED
+    assert smtp_server.connections == 2
+    assert [message["Message-ID"] for message in smtp_server.inbox.messages] == [
+        "<job-42.7@tracker.example>",
+        "<again@tracker.example>",
+    ]
+
+
+async def test_a_hang_up_on_a_new_connection_is_a_failed_attempt(smtp_server: SmtpServer):
+    smtp_server.inbox.hang_up_at_mail = 1
+    async with plain(smtp_server) as sender:
+        attempt = await sender.send(outgoing())
+    assert attempt.outcome is Outcome.FAILED  # with the 421, or only the closed connection
+    assert smtp_server.connections == 1
+    assert smtp_server.inbox.messages == []
