@@ -60,6 +60,7 @@ FORBIDDEN_NETWORKS: tuple[tuple[str, IPNetwork], ...] = (
 """The special-purpose ranges of the IANA registries that a webhook must never reach."""
 
 _NAT64 = _net("64:ff9b::/96")
+MAX_URL_LENGTH = 2048
 
 
 class UnsafeURL(ValueError):
@@ -119,6 +120,10 @@ async def system_resolver(host: str, port: int) -> Sequence[IPAddress]:
 
 
 def _split(url: str, policy: URLPolicy) -> tuple[str, int]:
+    if len(url) > MAX_URL_LENGTH:
+        raise UnsafeURL(f"the URL is longer than {MAX_URL_LENGTH} characters")
+    if any(char <= " " or char == "\x7f" for char in url):
+        raise UnsafeURL("the URL holds spaces or control characters")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -153,5 +158,5 @@ async def validate_url(url: str, policy: URLPolicy, resolver: Resolver = system_
     for address in addresses:
         reason = forbidden_reason(address, policy)
         if reason is not None:
-            raise UnsafeURL(f"{host} resolves to {address}, a {reason} address")
+            raise UnsafeURL(f"{host} resolves to {address} ({reason})")
     return Target(url, host, port, tuple(dict.fromkeys(addresses)))

@@ -172,12 +172,16 @@ class WebhookSender:
                 "accept-encoding": "identity",  # so the 2 KB we keep is readable, and no compressed bomb
                 **signature_headers(message.message_id, timestamp, message.body, message.signing_secrets),
             }
-        except ValueError as invalid:  # a malformed id or secret: no attempt can succeed
-            return Attempt(Outcome.INVALID, elapsed_ms(), error=f"cannot sign: {invalid}")
+            request = self._client.build_request("POST", message.url, content=message.body, headers=headers)
+        except (
+            ValueError,
+            httpx.InvalidURL,
+        ) as invalid:  # a malformed id, secret or URL: no attempt can succeed
+            return Attempt(Outcome.INVALID, elapsed_ms(), error=f"cannot send: {invalid}")
         try:
             async with asyncio.timeout(self._timeouts.total):
                 target = await validate_url(message.url, self._policy, self._resolver)
-                status, retry_after, excerpt = await self._post(target, message, headers)
+                status, retry_after, excerpt = await self._post(target, request)
         except UnsafeURL as refusal:
             return Attempt(Outcome.FAILED, elapsed_ms(), error=f"refused: {refusal}")
         except (TimeoutError, httpx.TimeoutException) as timeout:
@@ -193,12 +197,9 @@ class WebhookSender:
             retry_after=retry_after,
         )
 
-    async def _post(
-        self, target: Target, message: WebhookMessage, headers: Mapping[str, str]
-    ) -> tuple[int, str | None, str]:
+    async def _post(self, target: Target, request: httpx.Request) -> tuple[int, str | None, str]:
         token = _checked_target.set(target)
         try:
-            request = self._client.build_request("POST", message.url, content=message.body, headers=headers)
             response = await self._client.send(request, stream=True)
             try:
                 kept = bytearray()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Sequence
 
 import pytest
@@ -86,13 +87,13 @@ def test_public_addresses_are_allowed(address):
 @pytest.mark.parametrize(("address", "reason"), REFUSED)
 async def test_a_url_naming_a_refused_address_is_refused(address, reason):
     host = f"[{address}]" if ":" in address else address
-    with pytest.raises(ValueError, match=f"a {reason} address"):
+    with pytest.raises(ValueError, match=re.escape(f"({reason})")):
         await validate_url(f"https://{host}/hook", URLPolicy(), static_resolver(PUBLIC_V4))
 
 
 @pytest.mark.parametrize(("address", "reason"), REFUSED)
 async def test_a_host_resolving_to_a_refused_address_is_refused(address, reason):
-    with pytest.raises(ValueError, match=f"hooks.example.com resolves to .*, a {reason} address"):
+    with pytest.raises(ValueError, match=rf"hooks\.example\.com resolves to \S+ {re.escape(f'({reason})')}"):
         await validate_url("https://hooks.example.com/hook", URLPolicy(), static_resolver(address))
 
 
@@ -122,6 +123,10 @@ async def test_a_public_host_gives_its_checked_addresses():
         ("https://[fe80::1%25eth0]/", "not a plain name"),
         ("https://[hooks.example.com]/", "not a valid URL|not a plain name"),
         ("https://hooks.exämple.com/", "not a plain name"),
+        ("https://hooks.example.com/a b", "spaces or control characters"),
+        ("https://hooks.example.com/\r\nX-Injected: 1", "spaces or control characters"),
+        ("https://hooks.example.com/\x00", "spaces or control characters"),
+        ("https://hooks.example.com/" + "a" * 2048, "longer than 2048"),
     ],
 )
 async def test_malformed_or_plain_http_urls_are_refused(url, message):
@@ -167,5 +172,5 @@ async def test_the_system_resolver_is_used_by_default_and_localhost_is_refused()
 
 @pytest.mark.parametrize("host", ["2130706433", "0x7f000001", "017700000001", "127.1", "0177.0.0.1"])
 async def test_numeric_spellings_of_loopback_are_judged_by_what_they_resolve_to(host):
-    with pytest.raises(ValueError, match=r"resolves to 127\.0\.0\.1, a loopback address"):
+    with pytest.raises(ValueError, match=r"resolves to 127\.0\.0\.1 \(loopback\)"):
         await validate_url(f"https://{host}/hook", URLPolicy())

@@ -200,7 +200,7 @@ async def test_a_host_that_turns_private_at_send_time_is_refused(receiver: Recei
     async with sender(resolver=resolver) as webhooks:
         attempt = await webhooks.send(message(url))
     assert attempt.outcome is Outcome.FAILED
-    assert attempt.error == "refused: hooks.example.com resolves to 10.0.0.7, a private address"
+    assert attempt.error == "refused: hooks.example.com resolves to 10.0.0.7 (private)"
     assert receiver.requests == []
 
 
@@ -263,18 +263,20 @@ async def test_https_to_the_checked_address_keeps_the_server_name_and_verifies_i
 
 
 @pytest.mark.parametrize(
-    ("message_id", "secrets", "error"),
+    ("host", "message_id", "secrets", "error"),
     [
-        ("msg.1", (SECRET,), "cannot sign: a webhook id is"),
-        ("msg_1", ("whsec_dG9vc2hvcnQ=",), "cannot sign: a webhook secret holds"),
-        ("msg_1", (), "cannot sign: at least one secret"),
+        ("127.0.0.1", "msg.1", (SECRET,), "cannot send: a webhook id is"),
+        ("127.0.0.1", "msg_1", ("whsec_dG9vc2hvcnQ=",), "cannot send: a webhook secret holds"),
+        ("127.0.0.1", "msg_1", (), "cannot send: at least one secret"),
+        ("xn--a.example.com", "msg_1", (SECRET,), "cannot send: Codepoint U+0080"),  # not a valid IDN
     ],
 )
-async def test_a_message_that_cannot_be_signed_is_invalid_and_never_sent(
-    receiver: Receiver, message_id, secrets, error
+async def test_a_message_that_cannot_be_signed_or_addressed_is_invalid_and_never_sent(
+    receiver: Receiver, host, message_id, secrets, error
 ):
-    async with sender() as webhooks:
-        attempt = await webhooks.send(message(receiver.url(), message_id, secrets))
+    url = receiver.url(host=host)
+    async with sender(resolver=resolving_to(["127.0.0.1"])) as webhooks:
+        attempt = await webhooks.send(message(url, message_id, secrets))
     assert attempt.outcome is Outcome.INVALID
     assert attempt.error is not None and attempt.error.startswith(error)
     assert receiver.connections == 0
