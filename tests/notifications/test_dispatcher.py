@@ -438,3 +438,22 @@ async def test_a_stalled_dispatchers_claims_are_taken_over_when_their_lease_ends
     assert [request.headers["webhook-id"] for request in receiver.requests] == ["msg_x", "msg_x"]
     assert store.rows["x"].claims == 2
     assert store.stale_marks == 1  # the stalled one's late release changed nothing
+
+
+async def test_logs_name_deliveries_but_never_secrets_or_bodies(
+    store, clock, webhooks, email, receiver, caplog
+):
+    receiver.respond = lambda request: Reply(500)
+    store.add(hook(receiver, "logged"), clock.now)
+    store.add(mail("logged-mail"), clock.now)
+    with caplog.at_level("DEBUG"):
+        async with running(store, clock, webhooks, email) as dispatcher:
+            dispatcher.wake()
+            await store.wait_until(lambda: all(row.attempts for row in store.rows.values()))
+    logged = "\n".join(
+        record.getMessage() for record in caplog.records if record.name.startswith("notifications")
+    )
+    assert "delivery logged to webhook:1: failed (500" in logged
+    assert "delivery logged-mail to email:customer.example: delivered" in logged
+    for secret_or_body in (SECRET, SECRET.removeprefix("whsec_"), '"delivery":"logged"', "In paint."):
+        assert secret_or_body not in logged
