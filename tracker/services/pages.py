@@ -20,6 +20,7 @@ from tortoise.queryset import QuerySet
 from tracker.domain.errors import InvalidInput
 
 M = TypeVar("M", bound=Model)
+T = TypeVar("T")
 
 
 class Sort(StrEnum):
@@ -39,8 +40,8 @@ class Sort(StrEnum):
 
 
 @dataclass(frozen=True)
-class Page(Generic[M]):
-    items: list[M]
+class Page(Generic[T]):
+    items: list[T]
     next_cursor: str | None
 
 
