@@ -124,5 +124,5 @@ def backtest_command(
         raise click.ClickException(f"{log}: no events")
     result = run_backtest(events, calendar=calendar, calendar_name=calendar_spec, name=log.name)
     if predictions_path is not None:
-        write_predictions(result.predictions, events.case_names, predictions_path)
+        write_predictions(result.predictions, events.case_names, predictions_path, events.activity_names)
     click.echo(json.dumps(result.report.to_json(), indent=2) if as_json else result.report.render())

@@ -1,19 +1,26 @@
-"""Deployment-faithful backtest of the history model on an event log.
+"""Deployment-faithful backtest of the estimator on an event log.
 
 Each case is a job and each event the completion of a stage named by its activity; a stage lasts
 from the case's previous event, and the first event is the case start. The log is replayed in
-time order. After every event but a case's last, the case's remaining time is predicted with a
-model refitted periodically from what was known at the refit instant only: cases whose last
-event came before it, and cases still running then (right-censored). Nothing later leaks in.
-P90 is calibrated as the service calibrates it, on the newest finished cases at each refit.
+time order. After every event but a case's last, the case's remaining time is predicted from what
+was known at the last refit only: cases whose last event came before it, and cases still running
+then (right-censored). Nothing later leaks in.
 
-The bar is the usual naive estimate: the median remaining time of finished cases after the same
-last activity, trained on the same finished cases.
+At each refit the candidate predictors (:data:`CANDIDATES`: the direct "what remained for past
+jobs here" estimate, the plain median by activity, the stage simulation, and a blend) are scored
+on the newest earlier predictions old enough for most of their cases to have closed, and the best
+one answers until the next refit. Its P90 is calibrated split-conformally on the same predictions,
+the jobs still open past their P90 counted as misses, so the calibration follows drift.
+
+The bar is the replay baseline: at each prediction's instant, the median remaining time after the
+same activity of the cases closed before it (all activities pooled when that one has none). It is
+written beside each prediction in the predictions file.
 """
 
 from __future__ import annotations
 
 import csv
+import heapq
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -26,10 +33,21 @@ import numpy.typing as npt
 from tracker.estimates.calendar import BusinessCalendar
 from tracker.estimates.eventlog import EventLog, WorkingTime, iso_utc
 from tracker.estimates.history import BoolArray, FloatArray, IntArray, VisitTable
-from tracker.estimates.model import fit_visit_table
+from tracker.estimates.model import (
+    N_BUCKETS,
+    CalibrationEvidence,
+    HistoryModel,
+    calibrate,
+    fit_visit_table,
+    prefix_bucket,
+)
+from tracker.estimates.residual import grouped_quantiles, residual_quantiles, shrink
+from tracker.estimates.selection import choose
 
 _DAY = 86_400.0
 _PREFIXES = 10
+_TENTHS = 10
+_AGE_BUCKETS = 5
 
 
 class WorkingCalendar(WorkingTime, Protocol):
@@ -52,6 +70,8 @@ class BacktestOptions:
     refit_growth: float = 0.1
     history_cases: int = 20_000
     window: int = 2000
+    evidence: int = 2000
+    min_closed_growth: float = 0.02
     half_life_s: float | None = None
     min_samples: int = 30
     seed: int = 0
@@ -64,6 +84,17 @@ class PrefixScore:
     predictions: int
     mae_days: float
     baseline_mae_days: float
+
+
+@dataclass(frozen=True)
+class TenthScore:
+    """Scores of the predictions made in one tenth of the log's time span (1 = the first)."""
+
+    tenth: int
+    predictions: int
+    mae_days: float
+    baseline_mae_days: float
+    p90_coverage: float
 
 
 @dataclass(frozen=True)
@@ -91,6 +122,8 @@ class BacktestReport:
     p50_coverage: float
     mean_p90_width_days: float
     by_prefix: tuple[PrefixScore, ...]
+    by_tenth: tuple[TenthScore, ...]
+    estimators: dict[str, int]
     cost: CostScore | None
     runtime_s: float
     events_per_s: float
@@ -117,6 +150,13 @@ class BacktestReport:
             f"  {s.prefix_length:>2}: {s.predictions:>7}  {s.mae_days:7.3f}  {s.baseline_mae_days:7.3f}"
             for s in self.by_prefix
         ]
+        lines.append("by tenth of time  t: n  MAE  baseline  P90 coverage")
+        lines += [
+            f"  {t.tenth:>2}: {t.predictions:>7}  {t.mae_days:7.3f}  {t.baseline_mae_days:7.3f}"
+            f"  {t.p90_coverage:.3f}"
+            for t in self.by_tenth
+        ]
+        lines.append("estimator chosen  " + ", ".join(f"{k} {v}" for k, v in self.estimators.items()))
         if self.cost is not None:
             lines.append(
                 f"cost MAE          {self.cost.mae:.2f}   (no further cost {self.cost.baseline_mae:.2f}), "
@@ -132,11 +172,13 @@ class Predictions:
 
     case: IntArray
     prefix_length: IntArray
+    activity: IntArray
     predicted_at: FloatArray
     p50_end: FloatArray
     p90_end: FloatArray
     actual_end: FloatArray
     baseline_end: FloatArray
+    estimator: IntArray  # index in CANDIDATES of the predictor chosen
     cost_so_far: FloatArray | None = None
     cost_p50: FloatArray | None = None
     cost_p90: FloatArray | None = None
@@ -164,16 +206,250 @@ def run_backtest(
     ev = _Events.build(log, cal)
     pred = ev.prediction_order()
     n_pred = pred.size
-    p50_s, p90_s, base_s = (np.zeros(n_pred) for _ in range(3))
+    names = CANDIDATES
+    p50_all = np.zeros((len(names), n_pred))
+    p90_all = np.zeros((len(names), n_pred))
+    p50_s, p90_s = np.zeros(n_pred), np.zeros(n_pred)
+    chosen = np.zeros(n_pred, dtype=np.int64)
     cost_p50, cost_p90 = np.zeros(n_pred), np.zeros(n_pred)
     finished = _FinishedPrefixes.build(ev)
     refits = _refit_instants(ev, options)
     bounds = np.append(np.searchsorted(ev.time[pred], refits, side="left"), n_pred)
-    s = len(log.activity_names)
+    moments = _Moments.build(ev, pred, cal)
+    simulation: _Simulation | None = None
     for r, instant in enumerate(refits):
         lo, hi = int(bounds[r]), int(bounds[r + 1])
         if lo == hi:
             continue
+        block = pred[lo:hi]
+        known = moments.at(instant, options.history_cases)
+        if simulation is None or simulation.stale(known):
+            simulation = _Simulation.fit(ev, instant, known, options, cal)
+        p50_all[:, lo:hi], p90_all[:, lo:hi] = _candidates(ev, known, block, simulation)
+        evidence = moments.evidence(instant, lo, options.evidence, known)
+        choice = choose(
+            names,
+            p50_all[:, evidence.rows],
+            evidence.observed,
+            evidence.resolved,
+            default=_DEFAULT,
+        )
+        k = names.index(choice.name)
+        chosen[lo:hi] = k
+        factors = [
+            calibrate(
+                CalibrationEvidence(p90_all[j, evidence.rows], evidence.observed, evidence.resolved)
+            ).p90_factor
+            for j in range(len(names))
+        ]
+        p50_s[lo:hi] = p50_all[k, lo:hi]
+        p90_s[lo:hi] = np.maximum(p90_all[k, lo:hi] * factors[k], p50_s[lo:hi])
+        if ev.cost_so_far is not None:
+            cost_p50[lo:hi], cost_p90[lo:hi] = finished.cost_projection(ev, instant, block, options)
+    at = ev.time[pred]
+    predictions = Predictions(
+        case=ev.case_label[ev.case[pred]],
+        prefix_length=ev.prefix[pred],
+        activity=ev.activity[pred],
+        predicted_at=at,
+        p50_end=cal.add_working_seconds_many(at, p50_s),
+        p90_end=cal.add_working_seconds_many(at, p90_s),
+        actual_end=ev.case_end[ev.case[pred]],
+        baseline_end=cal.add_working_seconds_many(at, finished.replay_baseline(ev, pred)),
+        estimator=chosen,
+        cost_so_far=None if ev.cost_so_far is None else ev.cost_so_far[pred],
+        cost_p50=None if ev.cost_so_far is None else cost_p50,
+        cost_p90=None if ev.cost_so_far is None else cost_p90,
+        actual_cost=None if ev.case_cost is None else ev.case_cost[ev.case[pred]],
+    )
+    runtime = time.perf_counter() - started
+    report = _score(predictions, log, name, calendar_name, len(refits), runtime, options)
+    return Backtest(report, predictions)
+
+
+# ---------------------------------------------------------------------- candidates
+
+
+CANDIDATES = ("direct", "median", "simulation", "blend")
+_DEFAULT = "direct"
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What is known at a refit instant about the prediction moments before it (rows of
+    :class:`_Moments`), and about the cases begun before it."""
+
+    instant: float
+    events: IntArray
+    remaining: FloatArray  # working seconds to the case's end, or to the instant while it is open
+    closed: BoolArray
+    case_duration: FloatArray  # per case begun before the instant (working, censored while open)
+    case_closed: BoolArray
+    n_closed_cases: int
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    rows: IntArray  # indices into the prediction order
+    observed: FloatArray
+    resolved: BoolArray
+
+
+@dataclass(frozen=True)
+class _Moments:
+    """The prediction moments (every event but each case's last) in time order, with the working
+    clock of each event and of its case's end, so what is known at any instant is a slice."""
+
+    index: IntArray
+    time: FloatArray
+    clock: FloatArray
+    end_time: FloatArray
+    end_clock: FloatArray
+    case: IntArray
+    case_first_clock: FloatArray
+    case_end_clock: FloatArray
+    case_first: FloatArray
+    case_end: FloatArray
+    cal: WorkingCalendar
+    origin: float
+
+    @classmethod
+    def build(cls, ev: _Events, pred: IntArray, cal: WorkingCalendar) -> _Moments:
+        origin = float(ev.time.min()) if ev.time.size else 0.0
+
+        def clock(t: FloatArray) -> FloatArray:
+            return cal.working_seconds_between_many(np.full(t.size, origin), t)
+
+        case_end_clock = clock(ev.case_end)
+        return cls(
+            index=pred,
+            time=ev.time[pred],
+            clock=clock(ev.time[pred]),
+            end_time=ev.case_end[ev.case[pred]],
+            end_clock=case_end_clock[ev.case[pred]],
+            case=ev.case[pred],
+            case_first_clock=clock(ev.case_first),
+            case_end_clock=case_end_clock,
+            case_first=ev.case_first,
+            case_end=ev.case_end,
+            cal=cal,
+            origin=origin,
+        )
+
+    def clock_at(self, instant: float) -> float:
+        return float(self.cal.working_seconds_between_many(self.origin, instant))
+
+    def at(self, instant: float, history_cases: int) -> _Known:
+        """Moments before ``instant`` of the newest cases back to the ``history_cases``-th newest
+        finished one, and the durations of those cases (open ones censored at ``instant``)."""
+        now = self.clock_at(instant)
+        begun = int(np.searchsorted(self.case_first, instant, side="left"))
+        closed_case = self.case_end[:begun] < instant
+        closed_back = np.cumsum(closed_case[::-1])
+        oldest = max(begun - 1 - int(np.searchsorted(closed_back, history_cases, side="left")), 0)
+        n = int(np.searchsorted(self.time, instant, side="left"))
+        rows = np.flatnonzero(self.case[:n] >= oldest)
+        closed = self.end_time[rows] < instant
+        remaining = np.where(closed, self.end_clock[rows], now) - self.clock[rows]
+        cases = slice(oldest, begun)
+        duration = (
+            np.where(closed_case[cases], self.case_end_clock[cases], now) - self.case_first_clock[cases]
+        )
+        return _Known(
+            instant, self.index[rows], remaining, closed, duration, closed_case[cases], int(closed_case.sum())
+        )
+
+    def evidence(self, instant: float, before: int, size: int, known: _Known) -> _Evidence:
+        """The newest ``size`` predictions made before row ``before`` and long enough before
+        ``instant`` that most of their cases have closed (by the P80 of the remaining times known),
+        with what is known of their outcome: the remaining time when the case has closed, else the
+        time since the prediction."""
+        (horizon,), _ = grouped_quantiles(
+            np.zeros(known.remaining.size, dtype=np.int64), known.remaining, known.closed, 1, (0.8,)
+        )
+        old_enough = int(
+            np.searchsorted(self.clock[:before], self.clock_at(instant) - horizon[0], side="left")
+        )
+        end = old_enough if old_enough >= min(size, before) // 2 else before
+        rows = np.arange(max(end - size, 0), end)
+        resolved = self.end_time[rows] < instant
+        observed = np.where(resolved, self.end_clock[rows], self.clock_at(instant)) - self.clock[rows]
+        return _Evidence(rows, observed, resolved)
+
+
+def _age_buckets(ages: FloatArray, reference: FloatArray) -> IntArray:
+    """Bucket of each age among the quintiles of ``reference`` (scale-free: any process's ages)."""
+    if reference.size == 0:
+        return np.zeros(ages.size, dtype=np.int64)
+    edges = np.quantile(reference, [0.2, 0.4, 0.6, 0.8])
+    return np.searchsorted(edges, ages, side="right").astype(np.int64)
+
+
+def _direct(ev: _Events, known: _Known, block: IntArray) -> tuple[FloatArray, FloatArray]:
+    """Remaining time from past moments, backed off: activity, age and stages done -> activity and
+    age -> the whole workflow at the job's age; each step shrunk by its number of closed samples."""
+    s = len(ev.activity_names)
+    workflow, _ = residual_quantiles(known.case_duration, known.case_closed, ev.age[block])
+    moment = known.events
+    m_age = ev.age[moment]
+    m_bucket = _age_buckets(m_age, m_age)
+    b_bucket = _age_buckets(ev.age[block], m_age)
+    by_age = ev.activity[moment] * _AGE_BUCKETS + m_bucket
+    q_age, _ = grouped_quantiles(by_age, known.remaining, known.closed, s * _AGE_BUCKETS)
+    n_age = np.bincount(by_age, weights=known.closed, minlength=s * _AGE_BUCKETS)
+    key = ev.activity[block] * _AGE_BUCKETS + b_bucket
+    estimate = shrink(q_age[key], n_age[key], workflow)
+    by_prefix = by_age * N_BUCKETS + prefix_bucket(ev.prefix[moment])
+    size = s * _AGE_BUCKETS * N_BUCKETS
+    q_prefix, _ = grouped_quantiles(by_prefix, known.remaining, known.closed, size)
+    n_prefix = np.bincount(by_prefix, weights=known.closed, minlength=size)
+    key = key * N_BUCKETS + prefix_bucket(ev.prefix[block])
+    estimate = shrink(q_prefix[key], n_prefix[key], estimate)
+    return estimate[:, 0], np.maximum(estimate[:, 1], estimate[:, 0])
+
+
+def _median(ev: _Events, known: _Known, block: IntArray) -> tuple[FloatArray, FloatArray]:
+    """Quantiles of the remaining time after the same activity, of closed cases only (all
+    activities pooled where one has none): the replay baseline with a P90."""
+    s = len(ev.activity_names)
+    closed = known.closed
+    act = ev.activity[known.events[closed]]
+    q, n = grouped_quantiles(act, known.remaining[closed], np.ones(act.size, dtype=np.bool_), s)
+    pooled, _ = grouped_quantiles(
+        np.zeros(act.size, dtype=np.int64), known.remaining[closed], np.ones(act.size, dtype=np.bool_), 1
+    )
+    q = np.where((n > 0)[:, None], q, np.nan_to_num(pooled, nan=0.0))
+    return q[ev.activity[block], 0], q[ev.activity[block], 1]
+
+
+def _candidates(
+    ev: _Events, known: _Known, block: IntArray, simulation: _Simulation
+) -> tuple[FloatArray, FloatArray]:
+    """P50 and raw P90 of every candidate (rows in :data:`CANDIDATES` order) for ``block``."""
+    direct = _direct(ev, known, block)
+    median = _median(ev, known, block)
+    simulated = simulation.predict(ev, block)
+    blend = (
+        np.sqrt(np.maximum(direct[0], 1.0) * np.maximum(simulated[0], 1.0)),
+        np.sqrt(np.maximum(direct[1], 1.0) * np.maximum(simulated[1], 1.0)),
+    )
+    return np.vstack([direct[0], median[0], simulated[0], blend[0]]), np.vstack(
+        [direct[1], median[1], simulated[1], blend[1]]
+    )
+
+
+@dataclass(frozen=True)
+class _Simulation:
+    """The stage simulation (the service's history model), refitted whenever the number of closed
+    cases has doubled since its last fit: it is by far the slowest candidate to fit."""
+
+    model: HistoryModel
+    closed_cases: int
+
+    @classmethod
+    def fit(
+        cls, ev: _Events, instant: float, known: _Known, options: BacktestOptions, cal: WorkingCalendar
+    ) -> _Simulation:
         model = fit_visit_table(
             ev.visit_table(instant, options.history_cases, cal),
             [],
@@ -184,30 +460,17 @@ def run_backtest(
             min_samples=options.min_samples,
             current_stage_known=False,
         )
-        block = pred[lo:hi]
-        p50_s[lo:hi], p90_s[lo:hi], _ = model.remaining_arrays(
+        return cls(model, known.n_closed_cases)
+
+    def stale(self, known: _Known) -> bool:
+        return known.n_closed_cases >= max(self.closed_cases * 2, self.closed_cases + 10)
+
+    def predict(self, ev: _Events, block: IntArray) -> tuple[FloatArray, FloatArray]:
+        s = len(ev.activity_names)
+        p50, _, raw90 = self.model.remaining_arrays(
             s + ev.activity[block], ev.prefix[block], np.zeros(block.size), ev.age[block]
         )
-        base_s[lo:hi] = finished.baseline(ev, instant)[ev.activity[block]]
-        if ev.cost_so_far is not None:
-            cost_p50[lo:hi], cost_p90[lo:hi] = finished.cost_projection(ev, instant, block, options)
-    at = ev.time[pred]
-    predictions = Predictions(
-        case=ev.case_label[ev.case[pred]],
-        prefix_length=ev.prefix[pred],
-        predicted_at=at,
-        p50_end=cal.add_working_seconds_many(at, p50_s),
-        p90_end=cal.add_working_seconds_many(at, p90_s),
-        actual_end=ev.case_end[ev.case[pred]],
-        baseline_end=cal.add_working_seconds_many(at, base_s),
-        cost_so_far=None if ev.cost_so_far is None else ev.cost_so_far[pred],
-        cost_p50=None if ev.cost_so_far is None else cost_p50,
-        cost_p90=None if ev.cost_so_far is None else cost_p90,
-        actual_cost=None if ev.case_cost is None else ev.case_cost[ev.case[pred]],
-    )
-    runtime = time.perf_counter() - started
-    report = _score(predictions, log, name, calendar_name, len(refits), runtime, options)
-    return Backtest(report, predictions)
+        return p50, raw90
 
 
 # ---------------------------------------------------------------------- event arrays
@@ -329,14 +592,25 @@ class _FinishedPrefixes:
             for lo, hi in zip(self.group_start[:-1], self.group_start[1:], strict=True)
         ]
 
-    def baseline(self, ev: _Events, instant: float) -> FloatArray:
-        """Median remaining working time after each activity (all activities pooled when unseen)."""
-        groups = self.groups(instant)
-        pooled = np.concatenate(groups)
-        if pooled.size == 0:
-            return np.zeros(len(groups))
-        fallback = float(np.median(ev.remaining_work[pooled]))
-        return np.array([np.median(ev.remaining_work[g]) if g.size else fallback for g in groups])
+    def replay_baseline(self, ev: _Events, pred: IntArray) -> FloatArray:
+        """The bar, at each prediction's own instant: the median remaining working time after the
+        same activity over the prefixes of cases closed strictly before it (all activities pooled
+        when that activity has none yet, 0 before any case has closed)."""
+        at = ev.time[pred]
+        group_medians = []
+        for lo, hi in zip(self.group_start[:-1], self.group_start[1:], strict=True):
+            group_medians.append(_running_medians(ev.remaining_work[self.index[lo:hi]]))
+        pooled_order = np.argsort(self.end, kind="stable")
+        pooled_end = self.end[pooled_order]
+        pooled = _running_medians(ev.remaining_work[self.index[pooled_order]])
+        before_any = np.searchsorted(pooled_end, at, side="left")
+        value = pooled[before_any]
+        activity = ev.activity[pred]
+        for a, (lo, hi) in enumerate(zip(self.group_start[:-1], self.group_start[1:], strict=True)):
+            rows = np.flatnonzero(activity == a)
+            count = np.searchsorted(self.end[lo:hi], at[rows], side="left")
+            value[rows] = np.where(count > 0, group_medians[a][count], value[rows])
+        return value
 
     def cost_projection(
         self, ev: _Events, instant: float, block: IntArray, options: BacktestOptions
@@ -361,17 +635,41 @@ class _FinishedPrefixes:
 
 
 def _refit_instants(ev: _Events, options: BacktestOptions) -> FloatArray:
-    """Refit a day (simulated) after the last refit, or when finished cases grew enough."""
+    """Refit a day (simulated) after the last refit once at least ``min_closed_growth`` more cases
+    have closed (one at least), or sooner when closed cases grew by ``refit_growth`` (so the sparse
+    start of a log is not starved); a quiet stretch of a long log costs no refit."""
     ends = np.sort(ev.case_end)
     last_prediction = float(ev.time[~ev.last].max()) if (~ev.last).any() else float(ev.time.min())
     instants = [float(ev.time.min())]
     while instants[-1] <= last_prediction:
         now = instants[-1]
         done = int(np.searchsorted(ends, now, side="left"))
-        target = max(done + 10, int(np.ceil(done * (1 + options.refit_growth))))
-        by_growth = float(ends[target - 1]) + 1e-3 if target <= ends.size else np.inf
-        instants.append(min(now + options.refit_every_s, by_growth))
+        by_growth = max(done + 10, int(np.ceil(done * (1 + options.refit_growth))))
+        by_day = done + max(1, int(np.ceil(done * options.min_closed_growth)))
+        growth_at = float(ends[by_growth - 1]) + 1e-3 if by_growth <= ends.size else np.inf
+        day_at = float(ends[by_day - 1]) + 1e-3 if by_day <= ends.size else np.inf
+        following = min(growth_at, max(now + options.refit_every_s, day_at))
+        instants.append(following if np.isfinite(following) else last_prediction + 1.0)
     return np.array(instants)
+
+
+def _running_medians(values: FloatArray) -> FloatArray:
+    """``result[k]``: the median (``np.median``'s: mean of the two middle values) of the first k
+    values; ``result[0]`` is 0. Two heaps, one pass."""
+    low: list[float] = []  # max-heap of the lower half, negated
+    high: list[float] = []
+    result = np.zeros(values.size + 1)
+    for k, v in enumerate(values.tolist(), start=1):
+        if low and v > -low[0]:
+            heapq.heappush(high, v)
+        else:
+            heapq.heappush(low, -v)
+        if len(low) > len(high) + 1:
+            heapq.heappush(high, -heapq.heappop(low))
+        elif len(high) > len(low):
+            heapq.heappush(low, -heapq.heappop(high))
+        result[k] = -low[0] if k % 2 else (high[0] - low[0]) / 2
+    return result
 
 
 def _shrunk_quantiles(
@@ -419,6 +717,19 @@ def _score(
         for k in range(1, _PREFIXES + 1)
         if (mask := p.prefix_length == k).any()
     )
+    covered = (p.actual_end <= p.p90_end + 1e-6).astype(np.float64)
+    first, span = (float(log.time.min()), float(np.ptp(log.time))) if log.n_events else (0.0, 0.0)
+    tenth = np.minimum(((p.predicted_at - first) / max(span, 1e-9) * _TENTHS).astype(np.int64), _TENTHS - 1)
+    by_tenth = tuple(
+        TenthScore(t + 1, int(mask.sum()), mean(err[mask]), mean(base[mask]), mean(covered[mask]))
+        for t in range(_TENTHS)
+        if (mask := tenth == t).any()
+    )
+    estimators = {
+        candidate: int((p.estimator == k).sum())
+        for k, candidate in enumerate(CANDIDATES)
+        if (p.estimator == k).any()
+    }
     cost = None
     if (
         p.cost_p50 is not None
@@ -442,10 +753,12 @@ def _score(
         baseline_mae_days=mean(base),
         mae_days_per_case=per_case(err),
         baseline_mae_days_per_case=per_case(base),
-        p90_coverage=mean((p.actual_end <= p.p90_end + 1e-6).astype(np.float64)),
+        p90_coverage=mean(covered),
         p50_coverage=mean((p.actual_end <= p.p50_end + 1e-6).astype(np.float64)),
         mean_p90_width_days=mean((p.p90_end - p.p50_end) / _DAY),
         by_prefix=by_prefix,
+        by_tenth=by_tenth,
+        estimators=estimators,
         cost=cost,
         runtime_s=runtime,
         events_per_s=log.n_events / runtime if runtime > 0 else float("inf"),
@@ -453,13 +766,33 @@ def _score(
     )
 
 
-PREDICTION_HEADER = ("case", "prefix_length", "predicted_at", "p50_end", "p90_end", "actual_end")
+PREDICTION_HEADER = (
+    "case",
+    "prefix_length",
+    "predicted_at",
+    "p50_end",
+    "p90_end",
+    "actual_end",
+    "baseline_end",
+    "activity",
+    "estimator",
+)
 COST_HEADER = ("cost_so_far", "cost_p50", "cost_p90", "actual_cost")
 
 
-def write_predictions(predictions: Predictions, case_names: tuple[str, ...], path: str | Path) -> None:
-    """One CSV row per prediction; instants as ISO 8601 UTC."""
+def write_predictions(
+    predictions: Predictions,
+    case_names: tuple[str, ...],
+    path: str | Path,
+    activity_names: tuple[str, ...] = (),
+) -> None:
+    """One CSV row per prediction; instants as ISO 8601 UTC. ``baseline_end`` is the replay
+    baseline's completion (median remaining time after the same activity of the cases closed
+    before the prediction), ``estimator`` the candidate chosen for the prediction."""
     p = predictions
+    activities = (
+        np.array(activity_names, dtype=object)[p.activity].tolist() if activity_names else p.activity.tolist()
+    )
     columns: list[list[Any]] = [
         np.array(case_names, dtype=object)[p.case].tolist(),
         p.prefix_length.tolist(),
@@ -467,6 +800,9 @@ def write_predictions(predictions: Predictions, case_names: tuple[str, ...], pat
         iso_utc(p.p50_end),
         iso_utc(p.p90_end),
         iso_utc(p.actual_end),
+        iso_utc(p.baseline_end),
+        activities,
+        np.array(CANDIDATES, dtype=object)[p.estimator].tolist(),
     ]
     header = list(PREDICTION_HEADER)
     if (

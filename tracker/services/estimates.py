@@ -44,7 +44,7 @@ from tracker.estimates.cost import (
 )
 from tracker.estimates.eta import JobClocks, eta_ranges
 from tracker.estimates.history import JobProgress
-from tracker.estimates.model import Calibration, HistoryModel, RemainingWork, fit_history
+from tracker.estimates.model import Calibration, HistoryModel, RemainingWork, Selection, fit_history
 from tracker.estimates.queueing import ServiceTimes, WaitingJob, simulate_queue_waits
 from tracker.services.history import gather_history, planned_stages
 from tracker.services.workflows import WorkflowVersion, version_of
@@ -82,6 +82,7 @@ class Explanation:
     non_working_days: list[date]
     calibration: Calibration
     time_zone: str
+    selection: Selection
 
 
 @dataclass
@@ -186,6 +187,7 @@ class EstimateService:
             non_working_days=calendar.non_working_days_between(now, p90_end),
             calibration=fitted.model.calibration,
             time_zone=calendar.timezone.key,
+            selection=fitted.model.selection,
         )
 
     # ------------------------------------------------------------------ recomputation
