@@ -270,8 +270,8 @@ def run_backtest(
 # ---------------------------------------------------------------------- candidates
 
 
-CANDIDATES = ("direct", "median", "simulation", "blend")
-_DEFAULT = "direct"
+CANDIDATES = ("direct", "median", "simulation", "blend", "cautious")
+_DEFAULT = "cautious"
 
 
 @dataclass(frozen=True)
@@ -361,15 +361,13 @@ class _Moments:
 
     def evidence(self, instant: float, before: int, size: int, known: _Known) -> _Evidence:
         """The newest ``size`` predictions made before row ``before`` and long enough before
-        ``instant`` that most of their cases have closed (by the P80 of the remaining times known),
-        with what is known of their outcome: the remaining time when the case has closed, else the
-        time since the prediction."""
-        (horizon,), _ = grouped_quantiles(
-            np.zeros(known.remaining.size, dtype=np.int64), known.remaining, known.closed, 1, (0.8,)
-        )
-        old_enough = int(
-            np.searchsorted(self.clock[:before], self.clock_at(instant) - horizon[0], side="left")
-        )
+        ``instant`` for most of their cases to have closed (by the P80 of the remaining times of
+        the closed cases), with what is known of their outcome: the remaining time when the case
+        has closed, else the time since the prediction."""
+        closed = known.remaining[known.closed]
+        horizon = float(np.quantile(closed, 0.8)) if closed.size else 0.0
+        since = self.clock_at(instant) - horizon
+        old_enough = int(np.searchsorted(self.clock[:before], since, side="left"))
         end = old_enough if old_enough >= min(size, before) // 2 else before
         rows = np.arange(max(end - size, 0), end)
         resolved = self.end_time[rows] < instant
@@ -386,26 +384,37 @@ def _age_buckets(ages: FloatArray, reference: FloatArray) -> IntArray:
 
 
 def _direct(ev: _Events, known: _Known, block: IntArray) -> tuple[FloatArray, FloatArray]:
-    """Remaining time from past moments, backed off: activity, age and stages done -> activity and
-    age -> the whole workflow at the job's age; each step shrunk by its number of closed samples."""
+    """Remaining time from past moments, backed off: the whole workflow at the job's age <- last
+    activity and age <- the two last activities and age <- those and the number of stages done;
+    each finer level shrunk towards the coarser by its number of closed samples."""
     s = len(ev.activity_names)
-    workflow, _ = residual_quantiles(known.case_duration, known.case_closed, ev.age[block])
+    estimate, _ = residual_quantiles(known.case_duration, known.case_closed, ev.age[block])
     moment = known.events
     m_age = ev.age[moment]
-    m_bucket = _age_buckets(m_age, m_age)
-    b_bucket = _age_buckets(ev.age[block], m_age)
-    by_age = ev.activity[moment] * _AGE_BUCKETS + m_bucket
-    q_age, _ = grouped_quantiles(by_age, known.remaining, known.closed, s * _AGE_BUCKETS)
-    n_age = np.bincount(by_age, weights=known.closed, minlength=s * _AGE_BUCKETS)
-    key = ev.activity[block] * _AGE_BUCKETS + b_bucket
-    estimate = shrink(q_age[key], n_age[key], workflow)
-    by_prefix = by_age * N_BUCKETS + prefix_bucket(ev.prefix[moment])
-    size = s * _AGE_BUCKETS * N_BUCKETS
-    q_prefix, _ = grouped_quantiles(by_prefix, known.remaining, known.closed, size)
-    n_prefix = np.bincount(by_prefix, weights=known.closed, minlength=size)
-    key = key * N_BUCKETS + prefix_bucket(ev.prefix[block])
-    estimate = shrink(q_prefix[key], n_prefix[key], estimate)
+    m_key = ev.activity[moment] * _AGE_BUCKETS + _age_buckets(m_age, m_age)
+    b_key = ev.activity[block] * _AGE_BUCKETS + _age_buckets(ev.age[block], m_age)
+    refinements = (
+        (np.zeros(ev.activity.size, dtype=np.int64), 1),
+        (ev.previous_activity, s + 1),
+        (prefix_bucket(ev.prefix), N_BUCKETS),
+    )
+    for refine, fan_out in refinements:
+        m_key, b_key = _dense(m_key * fan_out + refine[moment], b_key * fan_out + refine[block])
+        size = int(m_key.max(initial=-1)) + 2  # the groups seen and the empty one
+        q, _ = grouped_quantiles(m_key, known.remaining, known.closed, size)
+        n = np.bincount(m_key, weights=known.closed, minlength=size).astype(np.float64)
+        estimate = shrink(q[b_key], n[b_key], estimate)
     return estimate[:, 0], np.maximum(estimate[:, 1], estimate[:, 0])
+
+
+def _dense(m_key: IntArray, b_key: IntArray) -> tuple[IntArray, IntArray]:
+    """Group keys renumbered 0..n-1 by the moments' keys; a key no moment has gets n (a group
+    without samples), so the group tables stay as small as the groups seen."""
+    seen, m_dense = np.unique(m_key, return_inverse=True)
+    if seen.size == 0:
+        return m_dense.astype(np.int64), np.zeros(b_key.size, dtype=np.int64)
+    at = np.minimum(np.searchsorted(seen, b_key), seen.size - 1)
+    return m_dense.astype(np.int64), np.where(seen[at] == b_key, at, seen.size).astype(np.int64)
 
 
 def _median(ev: _Events, known: _Known, block: IntArray) -> tuple[FloatArray, FloatArray]:
@@ -425,17 +434,21 @@ def _median(ev: _Events, known: _Known, block: IntArray) -> tuple[FloatArray, Fl
 def _candidates(
     ev: _Events, known: _Known, block: IntArray, simulation: _Simulation
 ) -> tuple[FloatArray, FloatArray]:
-    """P50 and raw P90 of every candidate (rows in :data:`CANDIDATES` order) for ``block``."""
-    direct = _direct(ev, known, block)
-    median = _median(ev, known, block)
-    simulated = simulation.predict(ev, block)
-    blend = (
-        np.sqrt(np.maximum(direct[0], 1.0) * np.maximum(simulated[0], 1.0)),
-        np.sqrt(np.maximum(direct[1], 1.0) * np.maximum(simulated[1], 1.0)),
-    )
-    return np.vstack([direct[0], median[0], simulated[0], blend[0]]), np.vstack(
-        [direct[1], median[1], simulated[1], blend[1]]
-    )
+    """P50 and raw P90 of every candidate (rows in :data:`CANDIDATES` order) for ``block``.
+
+    The blends are geometric means: ``blend`` of the direct history and the simulation,
+    ``cautious`` of the direct history and the plain median (the default while no outcome is
+    known: censored open cases alone can mislead, finished ones alone are the short ones).
+    """
+    direct = np.vstack(_direct(ev, known, block))
+    median = np.vstack(_median(ev, known, block))
+    simulated = np.vstack(simulation.predict(ev, block))
+
+    def blend(a: FloatArray, b: FloatArray) -> FloatArray:
+        return np.asarray(np.sqrt(np.maximum(a, 1.0) * np.maximum(b, 1.0)), dtype=np.float64)
+
+    rows = [direct, median, simulated, blend(direct, simulated), blend(direct, median)]
+    return np.vstack([r[0] for r in rows]), np.vstack([r[1] for r in rows])
 
 
 @dataclass(frozen=True)
@@ -489,6 +502,7 @@ class _Events:
     entered: FloatArray  # time of the case's previous event (own time for the first)
     duration: FloatArray  # working seconds since the previous event; 0 for the first
     prefix: IntArray  # number of events seen so far in the case, this one included
+    previous_activity: IntArray  # activity of the case's previous event; the activity count for the first
     age: FloatArray  # working seconds since the case's first event
     last: BoolArray
     case_end: FloatArray
@@ -528,6 +542,7 @@ class _Events:
             entered=entered,
             duration=duration,
             prefix=prefix,
+            previous_activity=np.where(first, len(log.activity_names), np.roll(activity, 1)),
             age=worked - worked[start[case]],
             last=prefix == np.diff(start)[case],
             case_end=case_end,
@@ -636,19 +651,27 @@ class _FinishedPrefixes:
 
 def _refit_instants(ev: _Events, options: BacktestOptions) -> FloatArray:
     """Refit a day (simulated) after the last refit once at least ``min_closed_growth`` more cases
-    have closed (one at least), or sooner when closed cases grew by ``refit_growth`` (so the sparse
-    start of a log is not starved); a quiet stretch of a long log costs no refit."""
+    have closed (one at least), or sooner when closed cases or events seen grew by ``refit_growth``
+    (so the sparse start of a log, where open cases are all there is, is not starved); a quiet
+    stretch of a long log costs no refit."""
     ends = np.sort(ev.case_end)
+    times = np.sort(ev.time)
     last_prediction = float(ev.time[~ev.last].max()) if (~ev.last).any() else float(ev.time.min())
     instants = [float(ev.time.min())]
+
+    def when(sorted_times: FloatArray, count: int) -> float:
+        return float(sorted_times[count - 1]) + 1e-3 if count <= sorted_times.size else np.inf
+
     while instants[-1] <= last_prediction:
         now = instants[-1]
         done = int(np.searchsorted(ends, now, side="left"))
-        by_growth = max(done + 10, int(np.ceil(done * (1 + options.refit_growth))))
-        by_day = done + max(1, int(np.ceil(done * options.min_closed_growth)))
-        growth_at = float(ends[by_growth - 1]) + 1e-3 if by_growth <= ends.size else np.inf
-        day_at = float(ends[by_day - 1]) + 1e-3 if by_day <= ends.size else np.inf
-        following = min(growth_at, max(now + options.refit_every_s, day_at))
+        seen = int(np.searchsorted(times, now, side="left"))
+        by_growth = min(
+            when(ends, max(done + 10, int(np.ceil(done * (1 + options.refit_growth))))),
+            when(times, max(seen + 10, int(np.ceil(seen * (1 + options.refit_growth))))),
+        )
+        by_day = when(ends, done + max(1, int(np.ceil(done * options.min_closed_growth))))
+        following = min(by_growth, max(now + options.refit_every_s, by_day))
         instants.append(following if np.isfinite(following) else last_prediction + 1.0)
     return np.array(instants)
 
