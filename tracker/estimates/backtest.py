@@ -236,14 +236,11 @@ def run_backtest(
         )
         k = names.index(choice.name)
         chosen[lo:hi] = k
-        factors = [
-            calibrate(
-                CalibrationEvidence(p90_all[j, evidence.rows], evidence.observed, evidence.resolved)
-            ).p90_factor
-            for j in range(len(names))
-        ]
+        factor = calibrate(
+            CalibrationEvidence(p90_all[k, evidence.rows], evidence.observed, evidence.resolved)
+        ).p90_factor
         p50_s[lo:hi] = p50_all[k, lo:hi]
-        p90_s[lo:hi] = np.maximum(p90_all[k, lo:hi] * factors[k], p50_s[lo:hi])
+        p90_s[lo:hi] = np.maximum(p90_all[k, lo:hi] * factor, p50_s[lo:hi])
         if ev.cost_so_far is not None:
             cost_p50[lo:hi], cost_p90[lo:hi] = finished.cost_projection(ev, instant, block, options)
     at = ev.time[pred]
