@@ -48,6 +48,7 @@ _DAY = 86_400.0
 _PREFIXES = 10
 _TENTHS = 10
 _AGE_BUCKETS = 5
+_SIMULATED_PATHS = 250  # per position: enough for a P50 and P90 to compete with, four times cheaper
 
 
 class WorkingCalendar(WorkingTime, Protocol):
@@ -469,6 +470,7 @@ class _Simulation:
             half_life_s=options.half_life_s,
             min_samples=options.min_samples,
             current_stage_known=False,
+            paths_per_position=_SIMULATED_PATHS,
         )
         return cls(model, known.n_closed_cases)
 

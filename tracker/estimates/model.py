@@ -474,12 +474,14 @@ def fit_visit_table(
     min_samples: int = 30,
     evidence: CalibrationEvidence | None = None,
     current_stage_known: bool = True,
+    paths_per_position: int = 1000,
 ) -> HistoryModel:
     """:func:`fit_history` on the array form (what the backtest uses).
 
-    ``current_stage_known=False`` is for histories from event logs, which record completions only:
-    jobs are then always predicted "just after stage x", and the direct history of positions
-    inside stages is not built (the stage simulation still covers them).
+    ``paths_per_position`` caps the simulated futures from each position (the backtest, which refits
+    often, uses fewer). ``current_stage_known=False`` is for histories from event logs, which record
+    completions only: jobs are then always predicted "just after stage x", and the direct history
+    of positions inside stages is not built (the stage simulation still covers them).
     """
     planned_by_key = {stage.key: stage for stage in planned}
     missing = [stage.key for stage in planned if stage.key not in table.stage_keys]
@@ -505,7 +507,7 @@ def fit_visit_table(
 
     # Simulated futures from every position.
     n_pos = 2 * s + 1
-    paths = int(np.clip(_PATH_BUDGET // n_pos, 300, 1000))
+    paths = int(np.clip(_PATH_BUDGET // n_pos, min(300, paths_per_position), paths_per_position))
     first = np.concatenate(
         [
             np.repeat(np.arange(s), paths),
