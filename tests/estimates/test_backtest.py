@@ -18,6 +18,7 @@ from tracker.estimates.eventlog import EventLog, read_log, write_csv
 from tracker.estimates.synthetic import generate_workload
 
 REAL_LOGS = Path(__file__).resolve().parents[3] / "shared" / "data" / "eventlogs"
+SHIPPED_LOG = Path(__file__).resolve().parents[1] / "data" / "eventlogs" / "BPIC15_1.xes.gz"
 DAY = 86_400.0
 
 
@@ -147,6 +148,17 @@ def test_country_calendar_counts_only_working_time(log_synthetic: EventLog) -> N
     assert np.all(p.p50_end >= p.predicted_at)
     assert np.all(worked <= p.p50_end - p.predicted_at + 1e-6)
     assert 0.8 <= result.report.p90_coverage <= 0.97
+
+
+def test_on_the_shipped_real_log_p50_beats_the_baseline_and_p90_holds_through_the_log() -> None:
+    report = run_backtest(read_log(SHIPPED_LOG), name=SHIPPED_LOG.name).report
+
+    assert report.cases == 1199
+    assert report.mae_days < 0.99 * report.baseline_mae_days
+    assert 0.85 <= report.p90_coverage <= 0.95
+    for tenth in report.by_tenth:
+        assert tenth.mae_days <= 1.5 * tenth.baseline_mae_days
+    assert all(t.p90_coverage >= 0.8 for t in report.by_tenth[1:-1])  # the last tenth: cases cut short
 
 
 @pytest.mark.skipif(not REAL_LOGS.is_dir(), reason="shared real event logs not present")

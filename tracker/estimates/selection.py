@@ -16,6 +16,7 @@ import numpy as np
 from tracker.estimates.history import BoolArray, FloatArray
 
 MIN_RESOLVED = 30
+MARGIN = 0.01
 _DAY = 86_400.0
 
 
@@ -47,12 +48,15 @@ def choose(
     min_resolved: int = MIN_RESOLVED,
 ) -> Choice:
     """The candidate with the lowest censoring-aware error; ``default`` while fewer than
-    ``min_resolved`` outcomes are known. Ties go to the earlier name."""
+    ``min_resolved`` outcomes are known, or while no candidate beats it by more than ``MARGIN``
+    (a difference that small is noise, not evidence)."""
     n_resolved = int(resolved.sum())
     if n_resolved < min_resolved:
         return Choice(default, f"{n_resolved} outcomes known, fewer than {min_resolved}: the default", {}, 0)
     errors = censored_errors(p50, observed, resolved)
     best = int(np.argmin(errors))
+    if errors[best] >= (1 - MARGIN) * errors[list(names).index(default)]:
+        best = list(names).index(default)
     scores = {name: float(e) for name, e in zip(names, errors, strict=True)}
     listed = ", ".join(
         f"{name} {scores[name] / _DAY:.2f} d" for name in sorted(scores, key=scores.__getitem__)
