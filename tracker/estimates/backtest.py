@@ -7,10 +7,12 @@ was known at the last refit only: cases whose last event came before it, and cas
 then (right-censored). Nothing later leaks in.
 
 At each refit the candidate predictors (:data:`CANDIDATES`: the direct "what remained for past
-jobs here" estimate, the plain median by activity, the stage simulation, and a blend) are scored
-on the newest earlier predictions old enough for most of their cases to have closed, and the best
-one answers until the next refit. Its P90 is calibrated split-conformally on the same predictions,
-the jobs still open past their P90 counted as misses, so the calibration follows drift.
+jobs here" estimate, the plain median by activity, the stage simulation, and two geometric blends)
+are scored on the newest earlier predictions old enough for most of their cases to have closed,
+and the best one answers until the next refit; until 30 outcomes are known, the cautious blend of
+the direct estimate and the plain median does. Its P90 is calibrated split-conformally on the same
+predictions, the jobs still open past their P90 counted as misses, so the calibration follows
+drift through the log.
 
 The bar is the replay baseline: at each prediction's instant, the median remaining time after the
 same activity of the cases closed before it (all activities pooled when that one has none). It is
