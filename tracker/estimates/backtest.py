@@ -8,11 +8,13 @@ then (right-censored). Nothing later leaks in.
 
 At each refit the candidate predictors (:data:`CANDIDATES`: the direct "what remained for past
 jobs here" estimate, the plain median by activity, the stage simulation, and two geometric blends)
-are scored on the newest earlier predictions old enough for most of their cases to have closed,
-and the best one answers until the next refit; until 30 outcomes are known, the cautious blend of
-the direct estimate and the plain median does. Its P90 is calibrated split-conformally on the same
-predictions, the jobs still open past their P90 counted as misses, so the calibration follows
-drift through the log.
+are scored on two sets of earlier predictions whose biases pull opposite ways: the newest ones
+old enough for most of their cases to have closed (the open ones counted by their certain error,
+which favours long predictions), and all those of the cases that closed last (exact, but short
+cases close first) - and the best one answers until the next refit; until 30 outcomes are known,
+the cautious blend of the direct estimate and the plain median does. Its P90 is calibrated
+split-conformally on the first set, the jobs still open past their P90 counted as misses, so the
+calibration follows drift through the log.
 
 The bar is the replay baseline: at each prediction's instant, the median remaining time after the
 same activity of the cases closed before it (all activities pooled when that one has none). It is
@@ -230,11 +232,12 @@ def run_backtest(
             simulation = _Simulation.fit(ev, instant, known, options, cal)
         p50_all[:, lo:hi], p90_all[:, lo:hi] = _candidates(ev, known, block, simulation)
         evidence = moments.evidence(instant, lo, options.evidence, known)
+        closed_last = moments.closed_last(instant, options.evidence)
         choice = choose(
             names,
-            p50_all[:, evidence.rows],
-            evidence.observed,
-            evidence.resolved,
+            p50_all[:, np.r_[evidence.rows, closed_last.rows]],
+            np.r_[evidence.observed, closed_last.observed],
+            np.r_[evidence.resolved, closed_last.resolved],
             default=_DEFAULT,
         )
         k = names.index(choice.name)
@@ -312,6 +315,8 @@ class _Moments:
     case_end: FloatArray
     cal: WorkingCalendar
     origin: float
+    by_end: IntArray  # rows in order of their case's end
+    end_sorted: FloatArray
 
     @classmethod
     def build(cls, ev: _Events, pred: IntArray, cal: WorkingCalendar) -> _Moments:
@@ -334,6 +339,8 @@ class _Moments:
             case_end=ev.case_end,
             cal=cal,
             origin=origin,
+            by_end=np.argsort(ev.case_end[ev.case[pred]], kind="stable"),
+            end_sorted=np.sort(ev.case_end[ev.case[pred]], kind="stable"),
         )
 
     def clock_at(self, instant: float) -> float:
@@ -358,6 +365,14 @@ class _Moments:
         return _Known(
             instant, self.index[rows], remaining, closed, duration, closed_case[cases], int(closed_case.sum())
         )
+
+    def closed_last(self, instant: float, size: int) -> _Evidence:
+        """The predictions of the cases that closed last before ``instant`` (``size`` of them, by
+        their case's end) and their actual remaining time."""
+        n = int(np.searchsorted(self.end_sorted, instant, side="left"))
+        rows = np.sort(self.by_end[max(n - size, 0) : n])
+        observed = self.end_clock[rows] - self.clock[rows]
+        return _Evidence(rows, observed, np.ones(rows.size, dtype=np.bool_))
 
     def evidence(self, instant: float, before: int, size: int, known: _Known) -> _Evidence:
         """The newest ``size`` predictions made before row ``before`` and long enough before
