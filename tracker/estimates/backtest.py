@@ -65,17 +65,19 @@ class WorkingCalendar(WorkingTime, Protocol):
 class BacktestOptions:
     """How often to refit and how the model is fitted.
 
-    A refit happens a simulated ``refit_every_s`` after the last one, or sooner once the number of
-    finished cases has grown by ``refit_growth`` (so the sparse start of a log is not starved).
-    Each fit sees the newest cases (by start) back to the ``history_cases``-th newest finished
-    one, running cases included, as a service would load a bounded history.
+    A refit happens a simulated ``refit_every_s`` after the last one once ``min_closed_growth``
+    more cases have closed, or sooner once closed cases or events seen have grown by
+    ``refit_growth`` (so the sparse start of a log is not starved). Each fit sees the newest cases
+    (by start) back to the ``history_cases``-th newest finished one, running cases included, as a
+    service would load a bounded history. The choice of candidate and the P90 calibration look at
+    ``evidence`` earlier predictions: fewer follow drift sooner, more are steadier.
     """
 
     refit_every_s: float = _DAY
     refit_growth: float = 0.1
     history_cases: int = 20_000
     window: int = 2000
-    evidence: int = 2000
+    evidence: int = 1000
     min_closed_growth: float = 0.02
     half_life_s: float | None = None
     min_samples: int = 30
