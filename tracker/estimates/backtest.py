@@ -38,6 +38,7 @@ from tracker.estimates.calendar import BusinessCalendar
 from tracker.estimates.eventlog import EventLog, WorkingTime, iso_utc
 from tracker.estimates.history import BoolArray, FloatArray, IntArray, VisitTable
 from tracker.estimates.model import (
+    BOUND,
     N_BUCKETS,
     CalibrationEvidence,
     HistoryModel,
@@ -247,8 +248,10 @@ def run_backtest(
         factor = calibrate(
             CalibrationEvidence(p90_all[k, evidence.rows], evidence.observed, evidence.resolved)
         ).p90_factor
-        p50_s[lo:hi] = p50_all[k, lo:hi]
-        p90_s[lo:hi] = np.maximum(p90_all[k, lo:hi] * factor, p50_s[lo:hi])
+        # Never absurd: the service's bound, on the longest case seen (or this one's age).
+        cap = BOUND * np.maximum(known.case_duration.max(initial=0.0), ev.age[block])
+        p50_s[lo:hi] = np.minimum(p50_all[k, lo:hi], cap)
+        p90_s[lo:hi] = np.minimum(np.maximum(p90_all[k, lo:hi] * factor, p50_s[lo:hi]), cap)
         if ev.cost_so_far is not None:
             cost_p50[lo:hi], cost_p90[lo:hi] = finished.cost_projection(ev, instant, block, options)
     at = ev.time[pred]
@@ -346,7 +349,11 @@ class _Moments:
         )
 
     def clock_at(self, instant: float) -> float:
-        return float(self.cal.working_seconds_between_many(self.origin, instant))
+        """Working seconds from the log's start to ``instant``, counted on from the last moment
+        before it (a calendar walks day by day: years of log would cost years of days)."""
+        before = int(np.searchsorted(self.time, instant, side="right")) - 1
+        start, clock = (self.time[before], self.clock[before]) if before >= 0 else (self.origin, 0.0)
+        return float(clock + self.cal.working_seconds_between_many(start, max(instant, start)))
 
     def at(self, instant: float, history_cases: int) -> _Known:
         """Moments before ``instant`` of the newest cases back to the ``history_cases``-th newest
