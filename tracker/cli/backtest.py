@@ -191,7 +191,10 @@ def backtest_command(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--calendar") from exc
     events = log_reader.read(log)
-    result = run_backtest(events, calendar=calendar, calendar_name=calendar_spec, name=log.name)
+    always_open = calendar == BusinessCalendar.always_open()
+    result = run_backtest(
+        events, calendar=None if always_open else calendar, calendar_name=calendar_spec, name=log.name
+    )
     if predictions_path is not None:
         write_predictions(result.predictions, events.case_names, predictions_path, events.activity_names)
     if as_json:

@@ -34,7 +34,6 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from tracker.estimates.calendar import BusinessCalendar
 from tracker.estimates.eventlog import EventLog, WorkingTime, iso_utc
 from tracker.estimates.history import BoolArray, FloatArray, IntArray, VisitTable
 from tracker.estimates.model import (
@@ -60,6 +59,22 @@ class WorkingCalendar(WorkingTime, Protocol):
     """The part of the business calendar the backtest needs (POSIX seconds in, out)."""
 
     def add_working_seconds_many(self, start_epoch: npt.ArrayLike, seconds: npt.ArrayLike) -> FloatArray: ...
+
+
+class ElapsedTime:
+    """Working time that is elapsed time (a 24x7 calendar) without a calendar's day tables: a log
+    spanning years, with estimates reaching years ahead, costs nothing to convert."""
+
+    def working_seconds_between_many(
+        self, start_epoch: npt.ArrayLike, end_epoch: npt.ArrayLike
+    ) -> FloatArray:
+        start, end = np.broadcast_arrays(
+            np.asarray(start_epoch, np.float64), np.asarray(end_epoch, np.float64)
+        )
+        return np.asarray(np.maximum(end - start, 0.0), dtype=np.float64)
+
+    def add_working_seconds_many(self, start_epoch: npt.ArrayLike, seconds: npt.ArrayLike) -> FloatArray:
+        return np.asarray(np.add(start_epoch, seconds), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -210,7 +225,7 @@ def run_backtest(
     """Replay ``log`` in time order and score the predictions (see the module docstring)."""
     started = time.perf_counter()
     options = options or BacktestOptions()
-    cal: WorkingCalendar = calendar if calendar is not None else BusinessCalendar.always_open()
+    cal: WorkingCalendar = calendar if calendar is not None else ElapsedTime()
     ev = _Events.build(log, cal)
     pred = ev.prediction_order()
     n_pred = pred.size
