@@ -263,10 +263,13 @@ def run_backtest(
         factor = calibrate(
             CalibrationEvidence(p90_all[k, evidence.rows], evidence.observed, evidence.resolved)
         ).p90_factor
+        raw90 = p90_all[k, lo:hi]
+        if not choice.errors:  # nothing known yet: the long-running open cases are all there is
+            raw90 = p90_all[[names.index("direct"), names.index("median")], lo:hi].max(axis=0)
         # Never absurd: the service's bound, on the longest case seen (or this one's age).
         cap = BOUND * np.maximum(known.case_duration.max(initial=0.0), ev.age[block])
         p50_s[lo:hi] = np.minimum(p50_all[k, lo:hi], cap)
-        p90_s[lo:hi] = np.minimum(np.maximum(p90_all[k, lo:hi] * factor, p50_s[lo:hi]), cap)
+        p90_s[lo:hi] = np.minimum(np.maximum(raw90 * factor, p50_s[lo:hi]), cap)
         if ev.cost_so_far is not None:
             cost_p50[lo:hi], cost_p90[lo:hi] = finished.cost_projection(ev, instant, block, options)
     at = ev.time[pred]
