@@ -427,8 +427,9 @@ def _age_buckets(ages: FloatArray, reference: FloatArray) -> IntArray:
 
 def _direct(ev: _Events, known: _Known, block: IntArray) -> tuple[FloatArray, FloatArray]:
     """Remaining time from past moments, backed off: the whole workflow at the job's age <- last
-    activity and age <- the two last activities and age <- those and the number of stages done;
-    each finer level shrunk towards the coarser by its number of closed samples."""
+    activity and age <- the two last activities and age <- those and the number of stages done
+    <- the whole sequence of activities so far; each finer level shrunk towards the coarser by its
+    number of closed samples."""
     s = len(ev.activity_names)
     estimate, _ = residual_quantiles(known.case_duration, known.case_closed, ev.age[block])
     moment = known.events
@@ -439,6 +440,7 @@ def _direct(ev: _Events, known: _Known, block: IntArray) -> tuple[FloatArray, Fl
         (np.zeros(ev.activity.size, dtype=np.int64), 1),
         (ev.previous_activity, s + 1),
         (prefix_bucket(ev.prefix), N_BUCKETS),
+        (ev.sequence, int(ev.sequence.max(initial=0)) + 1),
     )
     for refine, fan_out in refinements:
         m_key, b_key = _dense(m_key * fan_out + refine[moment], b_key * fan_out + refine[block])
@@ -546,6 +548,7 @@ class _Events:
     duration: FloatArray  # working seconds since the previous event; 0 for the first
     prefix: IntArray  # number of events seen so far in the case, this one included
     previous_activity: IntArray  # activity of the case's previous event; the activity count for the first
+    sequence: IntArray  # code of the case's activities so far, in order
     age: FloatArray  # working seconds since the case's first event
     last: BoolArray
     case_end: FloatArray
@@ -586,6 +589,7 @@ class _Events:
             duration=duration,
             prefix=prefix,
             previous_activity=np.where(first, len(log.activity_names), np.roll(activity, 1)),
+            sequence=_sequence_codes(activity, first),
             age=worked - worked[start[case]],
             last=prefix == np.diff(start)[case],
             case_end=case_end,
@@ -717,6 +721,17 @@ def _refit_instants(ev: _Events, options: BacktestOptions) -> FloatArray:
         following = min(by_growth, max(now + options.refit_every_s, by_day))
         instants.append(following if np.isfinite(following) else last_prediction + 1.0)
     return np.array(instants)
+
+
+def _sequence_codes(activity: IntArray, first: BoolArray) -> IntArray:
+    """A code per distinct sequence of activities from the case's start to each event."""
+    codes: dict[tuple[int, int], int] = {}
+    result = np.zeros(activity.size, dtype=np.int64)
+    current = 0
+    for i, (a, f) in enumerate(zip(activity.tolist(), first.tolist(), strict=True)):
+        current = codes.setdefault((0 if f else current, a), len(codes) + 1)
+        result[i] = current
+    return result
 
 
 def _running_medians(values: FloatArray) -> FloatArray:
