@@ -141,16 +141,17 @@ async def test_costs_within_the_stage_share_of_the_quote_leave_the_projection_al
     assert [e["type"] for e in events] == ["created", "cost_added", "cost_added", "cost_moved", "advance"]
 
 
+@pytest.mark.parametrize("gap_hours", [0, 1])  # 0: the cost and the stage changes share their instant
 async def test_a_new_job_starts_above_its_quote_once_jobs_like_it_overran(
-    client, auth, garage, clock: FakeClock
+    client, auth, garage, clock: FakeClock, gap_hours: int
 ):
     for _ in range(3):  # each quoted 640, each cost 800
         job = await create_job(client, auth.staff, garage["account"]["id"])
-        clock.advance(hours=1)
+        clock.advance(hours=gap_hours)
         body = {"version": job["version"], "kind": "labour", "amount": "800.00"}
         job = (await client.post(f"/jobs/{job['id']}/costs", json=body, headers=auth.staff)).json()["job"]
         for _ in range(3):
-            clock.advance(hours=1)
+            clock.advance(hours=gap_hours)
             job = (await act(client, auth.staff, job, "advance")).json()
         assert (await act(client, auth.staff, job, "complete")).status_code == 200
     estimates: EstimateService = client._transport.app.state.estimates

@@ -62,6 +62,7 @@ async def gather_history(workflow_key: str, *, now: datetime, limit: int = 20_00
     cases: list[CaseHistory] = []
     ratios: dict[str, list[float]] = defaultdict(list)
     overruns: dict[str, list[Decimal]] = defaultdict(list)
+    plans: dict[int, dict[str, Decimal]] = {}
     for job_id, job in by_id.items():
         version = await version_of(job["workflow_id"])
         calendar = version.calendar
@@ -88,15 +89,14 @@ async def gather_history(workflow_key: str, *, now: datetime, limit: int = 20_00
         if finished:
             # From each stage's entry on: what the job spent against what its budget had left there.
             final, budget = Decimal(job["actual_cost"]), Decimal(job["quote_amount"])
-            stages = version.definition.stages
-            share, after = stage_shares([stage.planned_cost for stage in stages])
-            index = {stage.key: i for i, stage in enumerate(stages)}
+            if job["workflow_id"] not in plans:
+                plans[job["workflow_id"]] = _share_from(version)
+            share_from = plans[job["workflow_id"]]
             for visit in visits[job_id]:
-                if visit.stage_key not in index:
+                if visit.stage_key not in share_from:
                     continue
                 so_far = sum((e.amount for e in costs[job_id] if _before(e, visit)), Decimal(0))
-                i = index[visit.stage_key]
-                planned = budget * Decimal(repr(float(share[i] + after[i])))
+                planned = budget * share_from[visit.stage_key]
                 spent = final - so_far
                 if planned > 0:
                     ratios[visit.stage_key].append(float(spent / planned))
@@ -112,3 +112,10 @@ def _before(entry: CostEntry, visit: StageVisit) -> bool:
     if entry.created_at == visit.entered_at:
         return entry.stage_key != visit.stage_key
     return entry.created_at < visit.entered_at
+
+
+def _share_from(version: WorkflowVersion) -> dict[str, Decimal]:
+    """For each stage: the share of the budget planned for it and the stages after it."""
+    stages = version.definition.stages
+    share, after = stage_shares([stage.planned_cost for stage in stages])
+    return {stage.key: Decimal(repr(float(share[i] + after[i]))) for i, stage in enumerate(stages)}
