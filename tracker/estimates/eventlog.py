@@ -292,7 +292,8 @@ class _RawEvents:
         self.with_cost = with_cost
         self.naive_timestamps = 0
         self.cases, self.activities, self.lifecycles = _Codes(), _Codes(), _Codes()
-        self.case, self.activity, self.lifecycle = array("q"), array("q"), array("q")
+        self.case, self.activity = array("q"), array("q")
+        self.lifecycle = array("i")  # few distinct values: 32 bits are plenty
         self.time, self.cost = array("d"), array("d")
 
     def read(self, events: Iterable[_Event]) -> None:
@@ -351,7 +352,7 @@ class _RawEvents:
         n = len(self.time)
         if n == 0:
             raise EventLogError(f"{path}: no events")
-        lifecycle = np.frombuffer(self.lifecycle, dtype=np.int64)
+        lifecycle = np.frombuffer(self.lifecycle, dtype=np.int32)
         values = self.lifecycles.names
         counts = np.bincount(lifecycle + 1, minlength=len(values) + 1)
         rule, kept = _lifecycle_rule(values, chosen)
@@ -376,12 +377,16 @@ class _RawEvents:
                 f"{path}: none of the {lifecycle_events:,} events to use has a case, an activity "
                 "and a timestamp"
             )
-        idx = np.flatnonzero(usable)
-        case = np.frombuffer(self.case, dtype=np.int64)[idx]
-        time = np.frombuffer(self.time, dtype=np.float64)[idx]
-        order = _time_order(case, time)
-        case, time, activity = case[order], time[order], activity[idx][order]
-        cost = np.frombuffer(self.cost, dtype=np.float64)[idx][order] if self.with_cost else None
+        used = int(usable.sum())
+        every_case = np.frombuffer(self.case, dtype=np.int64)
+        every_time = np.frombuffer(self.time, dtype=np.float64)
+        idx = None if used == n else np.flatnonzero(usable)  # usually every event is used
+        order = _time_order(
+            every_case if idx is None else every_case[idx], every_time if idx is None else every_time[idx]
+        )
+        pick = order if idx is None else idx[order]
+        case, time, activity = every_case[pick], every_time[pick], activity[pick]
+        cost = np.frombuffer(self.cost, dtype=np.float64)[pick] if self.with_cost else None
         same_case = case[1:] == case[:-1]
         reordered = np.unique(case[1:][same_case & (order[1:] < order[:-1])]).size
         repeats = _repeats(case, activity, time, cost)
@@ -413,7 +418,7 @@ class _RawEvents:
             lifecycle_values=seen,
             events_without_lifecycle=int(counts[0]),
             lifecycle_events=lifecycle_events,
-            incomplete_events=lifecycle_events - int(idx.size),
+            incomplete_events=lifecycle_events - used,
             duplicate_events=int(repeats.size),
             duplicates_dropped=drop_duplicates,
             reordered_cases=int(reordered),
