@@ -407,6 +407,14 @@ class StageAheadOut(Output, kw_only=True):
     basis: str
 
 
+class EstimatorOut(Output, kw_only=True):
+    chosen: str
+    """The predictor the estimate comes from: direct (what remained for past jobs in the same
+    position), simulation (stage by stage), or median (plain median per stage)."""
+    reason: str
+    """Why: how each candidate scored on the newest closed jobs when the workflow was last fitted."""
+
+
 class EstimateExplanationOut(Output, kw_only=True):
     estimate: EstimateOut | None
     current_stage: str
@@ -421,3 +429,4 @@ class EstimateExplanationOut(Output, kw_only=True):
     basis: str
     samples: int
     p90_calibration: dict[str, float]
+    estimator: EstimatorOut

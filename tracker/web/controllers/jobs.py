@@ -609,4 +609,5 @@ class JobController(Controller):
                 "coverage": explained.calibration.coverage,
                 "samples": float(explained.calibration.samples),
             },
+            estimator=s.EstimatorOut(chosen=explained.selection.estimator, reason=explained.selection.reason),
         )
