@@ -175,8 +175,8 @@ async def test_a_job_goes_from_intake_to_completed(client, auth, shop, clock: Fa
 async def test_rework_hold_resume_cancel_and_reopen(client, auth, shop):
     job = await create_job(client, auth.staff, shop["account"]["id"], start_stage="check")
     no_reason = await act(client, auth.staff, job, "move", stage="repair", reason=" ")
-    assert no_reason.status_code == 409
-    assert no_reason.json()["code"] == "reason_required"
+    assert no_reason.status_code == 422
+    assert [e["field"] for e in no_reason.json()["errors"]] == ["reason"]
     job = (await act(client, auth.staff, job, "move", stage="repair", reason="Noise still there")).json()
     assert job["stage"]["key"] == "repair"
     job = (await act(client, auth.staff, job, "hold", reason="Waiting for approval")).json()

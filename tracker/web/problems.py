@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import ClientException, HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
@@ -38,8 +38,28 @@ TITLES = {
     429: "Too many requests",
     500: "Internal error",
 }
+CODES = {
+    400: "malformed_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    500: "internal_error",
+}
+"""The `code` of an HTTP error raised without one of its own."""
 FIELD_PATH = re.compile(r"at `\$((?:\.[A-Za-z_][\w]*|\[\d+\])*)`")
 NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
+
+
+class BadRequest(ClientException):
+    """Malformed syntax (400): a body that is not JSON, a header that contradicts the body."""
+
+    def __init__(self, detail: str, *, code: str = "malformed_request") -> None:
+        super().__init__(detail=detail)
+        self.code = code
 
 
 def problem(
@@ -94,9 +114,9 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
     if not errors:
         errors.append({"field": "body", "reason": exc.detail})
     detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
-    return problem(
-        request, 422 if errors[0]["field"] != "body" else 400, detail, code="validation", errors=errors
-    )
+    if errors[0]["field"] == "body":
+        return problem(request, 400, detail, code="malformed_request")
+    return problem(request, 422, detail, code="validation", errors=errors)
 
 
 def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
@@ -119,7 +139,7 @@ def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[dict[
         return problem(request, 428, exc.detail, code="version_required")
     if isinstance(exc, Conflict):
         return problem(request, 409, exc.detail, code=exc.code)
-    return problem(request, 400, exc.detail)
+    return problem(request, 400, exc.detail, code="malformed_request")
 
 
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
@@ -132,13 +152,17 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
         headers.setdefault("WWW-Authenticate", 'Bearer realm="tracker"')
     if status >= 500:
         log.error("unhandled HTTP error", exc_info=exc)
-    return problem(request, status, detail, headers=headers or None)
+    code = getattr(exc, "code", None) or CODES.get(status, "error")
+    return problem(request, status, detail, code=code, headers=headers or None)
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.error("unhandled error", exc_info=exc)
     return problem(
-        request, HTTP_500_INTERNAL_SERVER_ERROR, "an unexpected error occurred; it has been logged"
+        request,
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        "an unexpected error occurred; it has been logged",
+        code="internal_error",
     )
 
 

@@ -1,0 +1,106 @@
+"""The strict edge: every request is checked here, once, before any handler sees it.
+
+- An integer path parameter outside the id columns' range names no resource: 404.
+- A body must be JSON (415 otherwise), valid UTF-8, at most `MAX_DEPTH` levels deep and free of duplicate
+  keys (400 otherwise).
+- The body is decoded strictly against the handler's schema: no "1" for an integer, no number for a decimal
+  string; a value the schema refuses is a 422 naming the field by its full path (`contacts[1].time_zone`).
+
+Litestar decodes query parameters and bodies leniently (its signature model converts with
+`strict=False`); this hook holds bodies to the schema the OpenAPI document shows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import msgspec
+from litestar import Request
+from litestar.exceptions import HTTPException
+
+from tracker.domain.errors import InvalidInput, NotFound
+from tracker.web.problems import BadRequest
+from tracker.web.schemas import INT32_MAX
+
+MAX_DEPTH = 32
+JSON_MEDIA_TYPE = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
+STRING_LITERAL = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def _check_path_ids(request: Request[Any, Any, Any]) -> None:
+    for name, value in request.path_params.items():
+        if isinstance(value, int) and not isinstance(value, bool) and not 1 <= value <= INT32_MAX:
+            raise NotFound(name.removesuffix("_id").replace("_", " "), value)
+
+
+def _depth(body: bytes) -> int:
+    deepest = depth = 0
+    for bracket in BRACKET.findall(STRING_LITERAL.sub(b"", body)):
+        depth += 1 if bracket in (b"[", b"{") else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise BadRequest(f"the key {key!r} appears twice in one object")
+        result[key] = value
+    return result
+
+
+def _check_syntax(body: bytes) -> None:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not valid UTF-8") from None
+    if _depth(body) > MAX_DEPTH:
+        raise BadRequest(f"the body nests deeper than {MAX_DEPTH} levels")
+    try:
+        json.loads(text, object_pairs_hook=_no_duplicates)
+    except ValueError:
+        raise BadRequest("the body is not valid JSON") from None
+
+
+def _path(message: str) -> tuple[str, str]:
+    """Split a msgspec error into (`contacts[1].time_zone`, reason)."""
+    reason, _, where = message.rpartition(" - at `")
+    if not reason:
+        reason, where = message, "$`"
+    if where.startswith("key` in `"):  # a dict key: `Invalid enum value 'someday' - at key` in `$.x`
+        where, reason = where.removeprefix("key` in `"), f"a key: {reason}"
+    path = where.rstrip("`").removeprefix("$").lstrip(".")
+    if named := re.search(r"(?:missing required|unknown) field `([^`]+)`", reason):
+        path = f"{path}.{named.group(1)}" if path else named.group(1)
+    if "matching regex" in reason:
+        reason = "has a form or a character this field does not allow (see its pattern)"
+    return path or "body", reason
+
+
+async def strict_edge(request: Request[Any, Any, Any]) -> None:
+    """App-wide `before_request` hook: runs after authentication and guards, before the handler."""
+    _check_path_ids(request)
+    data = request.route_handler.parsed_fn_signature.parameters.get("data")
+    if data is None:
+        return
+    body = await request.body()
+    if not body.strip():
+        if data.is_optional:
+            return
+        raise BadRequest("this request needs a JSON body")
+    media_type, _ = request.content_type
+    if not JSON_MEDIA_TYPE.match(media_type.lower()):
+        raise HTTPException(
+            status_code=415, detail=f"send the body as application/json, not {media_type or 'untyped'}"
+        )
+    _check_syntax(body)
+    try:
+        msgspec.json.decode(body, type=data.annotation, strict=True)
+    except msgspec.ValidationError as error:
+        raise InvalidInput(*_path(str(error))) from None
+    except msgspec.DecodeError:
+        raise BadRequest("the body is not valid JSON") from None
