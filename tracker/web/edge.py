@@ -17,8 +17,9 @@ import re
 from typing import Any
 
 import msgspec
-from litestar import Request
+from litestar import Request, Response
 from litestar.exceptions import HTTPException
+from litestar.routes import HTTPRoute
 
 from tracker.domain.errors import InvalidInput, NotFound
 from tracker.web.problems import BadRequest
@@ -53,7 +54,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _check_syntax(body: bytes) -> None:
+def _parse(body: bytes) -> Any:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -61,9 +62,24 @@ def _check_syntax(body: bytes) -> None:
     if _depth(body) > MAX_DEPTH:
         raise BadRequest(f"the body nests deeper than {MAX_DEPTH} levels")
     try:
-        json.loads(text, object_pairs_hook=_no_duplicates)
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except ValueError:
         raise BadRequest("the body is not valid JSON") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _integral(value: Any) -> Any:
+    """JSON has one number type: 2.0 is the integer 2 (no input field is a float)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _integral(item) for key, item in value.items()}
+    return value
 
 
 def _path(message: str) -> tuple[str, str]:
@@ -81,26 +97,38 @@ def _path(message: str) -> tuple[str, str]:
     return path or "body", reason
 
 
-async def strict_edge(request: Request[Any, Any, Any]) -> None:
+def _options(request: Request[Any, Any, Any]) -> Response[None]:
+    """Answer OPTIONS with every method of the path (Litestar's own answer can miss some)."""
+    paths = request.route_handler.paths
+    methods = {
+        method
+        for route in request.app.routes
+        if isinstance(route, HTTPRoute) and route.path in paths
+        for method in route.methods
+    }
+    return Response(None, status_code=204, headers={"Allow": ", ".join(sorted(methods))})
+
+
+async def strict_edge(request: Request[Any, Any, Any]) -> Response[None] | None:
     """App-wide `before_request` hook: runs after authentication and guards, before the handler."""
+    if request.method == "OPTIONS":
+        return _options(request)
     _check_path_ids(request)
     data = request.route_handler.parsed_fn_signature.parameters.get("data")
     if data is None:
-        return
+        return None
     body = await request.body()
     if not body.strip():
         if data.is_optional:
-            return
+            return None
         raise BadRequest("this request needs a JSON body")
     media_type, _ = request.content_type
     if not JSON_MEDIA_TYPE.match(media_type.lower()):
         raise HTTPException(
             status_code=415, detail=f"send the body as application/json, not {media_type or 'untyped'}"
         )
-    _check_syntax(body)
     try:
-        msgspec.json.decode(body, type=data.annotation, strict=True)
+        msgspec.convert(_integral(_parse(body)), type=data.annotation, strict=True)
     except msgspec.ValidationError as error:
         raise InvalidInput(*_path(str(error))) from None
-    except msgspec.DecodeError:
-        raise BadRequest("the body is not valid JSON") from None
+    return None

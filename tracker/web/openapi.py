@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Litestar, Request
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin
 from litestar.routes import HTTPRoute
 
+from tracker.web import schemas as wire
 from tracker.web.auth import PUBLIC
 from tracker.web.problems import PROBLEM_JSON
 from tracker.web.schemas import INT32_MAX
@@ -131,12 +133,24 @@ def _complete_operation(
         }
 
 
+def _msgspec_components(schemas: dict[str, Any]) -> None:
+    """Describe each wire Struct as msgspec, which decodes it, does: closed objects, key patterns, limits."""
+    structs = [
+        value
+        for name, value in vars(wire).items()
+        if name in schemas and isinstance(value, type) and issubclass(value, msgspec.Struct)
+    ]
+    _, components = msgspec.json.schema_components(structs, ref_template="#/components/schemas/{name}")
+    schemas.update(components)
+
+
 def complete(app: Litestar, document: dict[str, Any]) -> dict[str, Any]:
     """Complete the generated document in place (once; it is cached with the app)."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     if PROBLEM in schemas:
         return document
     schemas[PROBLEM] = PROBLEM_SCHEMA
+    _msgspec_components(schemas)
     paths = document.get("paths", {})
     for route in app.routes:
         if not isinstance(route, HTTPRoute) or route.path_format not in paths:

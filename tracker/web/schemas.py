@@ -76,12 +76,14 @@ if TYPE_CHECKING:
     EstimateBasis = str
 else:
     # Closed sets too large to spell out: built from the libraries that check them.
-    Currency = Literal[tuple(sorted(list_currencies()))]
-    TimeZone = Literal[tuple(sorted(zoneinfo.available_timezones()))]
+    Currency = Annotated[Literal[tuple(sorted(list_currencies()))], Meta(examples=["EUR"])]
+    TimeZone = Annotated[
+        Literal[tuple(sorted(zoneinfo.available_timezones()))], Meta(examples=["Europe/Paris"])
+    ]
     LocaleCode = Literal[
         tuple(sorted({*locale_identifiers(), *(c.replace("_", "-") for c in locale_identifiers())}))
     ]
-    Country = Literal[tuple(sorted(holidays.list_supported_countries()))]
+    Country = Annotated[Literal[tuple(sorted(holidays.list_supported_countries()))], Meta(examples=["BE"])]
     EstimateBasis = Literal[BASIS_LABELS]
 
 
@@ -113,7 +115,10 @@ class DurationIn(Input, kw_only=True):
 
 class StageIn(Input, kw_only=True):
     key: StageKey
-    labels: Annotated[dict[LabelLocale, ShortText], Meta(min_length=1, max_length=50)]
+    labels: Annotated[
+        dict[LabelLocale, ShortText],
+        Meta(min_length=1, max_length=50, extra_json_schema={"required": ["en"]}),
+    ]
     """Customer-facing label by locale; `en` is required."""
     duration_hours: DurationIn
     planned_cost: Amount
