@@ -186,8 +186,21 @@ async def test_the_error_vocabulary(client: httpx.AsyncClient, auth: Keys, shop:
         f"{url}/advance", json={"version": 2}, headers={**auth.staff, "If-Match": '"1"'}
     )
     assert (disagree.status_code, disagree.json()["code"]) == (400, "version_mismatch")
+    not_a_tag = await client.post(f"{url}/advance", headers={**auth.staff, "If-Match": "0"})
+    assert (not_a_tag.status_code, not_a_tag.json()["code"]) == (412, "stale_version")
     delete = await client.delete(url, headers=auth.staff)
     assert delete.status_code == 428
+
+
+async def test_null_is_no_value_for_a_typed_query_parameter(
+    client: httpx.AsyncClient, auth: Keys, shop: dict[str, Any]
+) -> None:
+    job = await create_job(client, auth.staff, shop["account"]["id"])
+    history = await client.get(f"/jobs/{job['id']}/history", params={"after": "null"}, headers=auth.staff)
+    assert history.status_code == 422
+    assert [e["field"] for e in history.json()["errors"]] == ["query.after"]
+    search = await client.get("/jobs", params={"q": "null"}, headers=auth.staff)
+    assert search.status_code == 200
 
 
 async def test_options_lists_every_method_of_the_path(client: httpx.AsyncClient, auth: Keys) -> None:

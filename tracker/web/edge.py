@@ -37,6 +37,15 @@ def _check_path_ids(request: Request[Any, Any, Any]) -> None:
             raise NotFound(name.removesuffix("_id").replace("_", " "), value)
 
 
+def _check_query_nulls(request: Request[Any, Any, Any]) -> None:
+    """`?after=null` is not an absent parameter: only text parameters may hold the word null."""
+    parameters = request.route_handler.parsed_fn_signature.parameters
+    for name, value in request.query_params.multi_items():
+        field = parameters.get(name)
+        if value == "null" and field is not None and not field.has_inner_subclass_of(str):
+            raise InvalidInput(f"query.{name}", "is not a value of this parameter's type")
+
+
 def _depth(body: bytes) -> int:
     deepest = depth = 0
     for bracket in BRACKET.findall(STRING_LITERAL.sub(b"", body)):
@@ -114,6 +123,7 @@ async def strict_edge(request: Request[Any, Any, Any]) -> Response[None] | None:
     if request.method == "OPTIONS":
         return _options(request)
     _check_path_ids(request)
+    _check_query_nulls(request)
     data = request.route_handler.parsed_fn_signature.parameters.get("data")
     if data is None:
         return None

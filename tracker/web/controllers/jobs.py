@@ -501,7 +501,9 @@ class JobController(Controller):
         self,
         job_id: FromPath[int],
         after: Annotated[
-            int | None, QueryParameter(ge=0, le=s.BIGINT_MAX, description="Last event id seen")
+            # gt=-1, not ge=0: Litestar leaves a zero minimum out of the OpenAPI document.
+            int | None,
+            QueryParameter(gt=-1, le=s.BIGINT_MAX, description="Last event id seen"),
         ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> s.HistoryOut:
