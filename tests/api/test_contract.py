@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -106,7 +107,7 @@ def map_case(context: HookContext, case: Case[Any]) -> Case[Any]:
         case.query.pop("cursor", None)
     if body is None:
         return case
-    headers: dict[str, str] = case.headers or {}
+    headers: Mapping[str, str] = case.headers or {}
     if_match = headers.get("If-Match")
     if if_match is not None and body.get("version") is not None:
         tag = if_match.strip().removeprefix("W/").strip('"')
