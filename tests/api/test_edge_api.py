@@ -201,6 +201,11 @@ async def test_null_is_no_value_for_a_typed_query_parameter(
     assert [e["field"] for e in history.json()["errors"]] == ["query.after"]
     search = await client.get("/jobs", params={"q": "null"}, headers=auth.staff)
     assert search.status_code == 200
+    seconds = await client.get("/jobs", params={"updated_since": "0.5"}, headers=auth.staff)
+    assert seconds.status_code == 422
+    assert [e["field"] for e in seconds.json()["errors"]] == ["query.updated_since"]
+    iso = await client.get("/jobs", params={"updated_since": "2026-03-01T00:00:00Z"}, headers=auth.staff)
+    assert [j["id"] for j in iso.json()["items"]] == [job["id"]]
 
 
 async def test_options_lists_every_method_of_the_path(client: httpx.AsyncClient, auth: Keys) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date, datetime
 from typing import Any
 
 import msgspec
@@ -37,13 +38,22 @@ def _check_path_ids(request: Request[Any, Any, Any]) -> None:
             raise NotFound(name.removesuffix("_id").replace("_", " "), value)
 
 
-def _check_query_nulls(request: Request[Any, Any, Any]) -> None:
-    """`?after=null` is not an absent parameter: only text parameters may hold the word null."""
+def _check_query(request: Request[Any, Any, Any]) -> None:
+    """Query values as strict as bodies: `?after=null` is not an absent parameter, and a time is an ISO 8601
+    string, never a number of seconds."""
     parameters = request.route_handler.parsed_fn_signature.parameters
     for name, value in request.query_params.multi_items():
         field = parameters.get(name)
-        if value == "null" and field is not None and not field.has_inner_subclass_of(str):
+        if field is None or field.has_inner_subclass_of(str):
+            continue
+        if value == "null":
             raise InvalidInput(f"query.{name}", "is not a value of this parameter's type")
+        kind = next((k for k in (datetime, date) if field.has_inner_subclass_of(k)), None)
+        if kind is not None:
+            try:
+                msgspec.convert(value, kind, strict=True)
+            except msgspec.ValidationError:
+                raise InvalidInput(f"query.{name}", f"must be an ISO 8601 {kind.__name__}") from None
 
 
 def _depth(body: bytes) -> int:
@@ -123,7 +133,7 @@ async def strict_edge(request: Request[Any, Any, Any]) -> Response[None] | None:
     if request.method == "OPTIONS":
         return _options(request)
     _check_path_ids(request)
-    _check_query_nulls(request)
+    _check_query(request)
     data = request.route_handler.parsed_fn_signature.parameters.get("data")
     if data is None:
         return None
