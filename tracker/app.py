@@ -33,7 +33,7 @@ from tracker.web.controllers.workflows import WorkflowController
 from tracker.web.deps import DEPENDENCIES
 from tracker.web.edge import strict_edge
 from tracker.web.openapi import CompletedJson, CompletedScalar
-from tracker.web.problems import EXCEPTION_HANDLERS
+from tracker.web.problems import problem_details
 
 DOCS_PATH = "/schema"
 
@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
         ],
         dependencies=DEPENDENCIES,
         middleware=[PrometheusConfig(app_name="tracker", group_path=True).middleware, auth],
-        exception_handlers=EXCEPTION_HANDLERS,
+        plugins=[problem_details()],
         before_request=strict_edge,
         request_max_body_size=settings.max_body_bytes,
         lifespan=[database, scheduler],

@@ -298,6 +298,7 @@ async def test_a_body_over_the_size_limit_is_refused(client: httpx.AsyncClient, 
 
     problem = assert_problem(response, 413)
     assert problem["title"] == "Request body too large"
+    assert problem["code"] == "body_too_large"
     assert (await client.get("/workflows", headers=auth.admin)).json() == []
 
 

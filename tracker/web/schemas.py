@@ -28,7 +28,9 @@ BIGINT_MAX = 2**63 - 1
 """Event ids are 64-bit."""
 CONTROL = r"\x00-\x08\x0b-\x1f\x7f-\x9f"
 """Control characters a text may not hold: all but tab and newline."""
-TEXT = rf"^[^\S{CONTROL}]*[^\s{CONTROL}][^{CONTROL}]*$"
+SPACE = r"\t\n\x20\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+"""White space by Python's rules and by JSON Schema's (ECMAScript), spelled out so both read it alike."""
+TEXT = rf"^[{SPACE}]*[^{SPACE}{CONTROL}][^{CONTROL}]*$"
 """Some visible character, and no control character but tab and newline."""
 
 
@@ -62,7 +64,12 @@ Hours = Annotated[
 ]
 Email = Annotated[
     str,
-    Meta(max_length=254, pattern=rf"^ *{EMAIL.pattern.strip('^$')} *$", examples=["marie@example.com"]),
+    Meta(
+        max_length=254,
+        # The rule of `EMAIL`, its white space spelled out (see SPACE); spaces around it are trimmed.
+        pattern=rf"^ *{EMAIL.pattern.strip('^$').replace(chr(92) + 's', SPACE + CONTROL)} *$",
+        examples=["marie@example.com"],
+    ),
 ]
 LabelLocale = Annotated[
     str, Meta(min_length=2, max_length=16, pattern=r"^[a-z]{2,3}([_-][A-Za-z0-9]{2,8})*$")
