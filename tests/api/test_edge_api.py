@@ -24,6 +24,7 @@ INT32_MAX = 2**31 - 1
         "/accounts/4441046480068459760780836864",
         "/contacts/99999999999999999999",
         "/workflows/car-repair/versions/99999999999999999999",
+        "/workflows/car%00repair",
     ],
 )
 async def test_an_id_beyond_the_columns_is_simply_not_found(
@@ -201,6 +202,10 @@ async def test_null_is_no_value_for_a_typed_query_parameter(
     assert [e["field"] for e in history.json()["errors"]] == ["query.after"]
     search = await client.get("/jobs", params={"q": "null"}, headers=auth.staff)
     assert search.status_code == 200
+    for name, value in (("workflow", "\x00car"), ("q", "brake\x00"), ("stage", "repair\x1b")):
+        nul = await client.get("/jobs", params={name: value}, headers=auth.staff)
+        assert nul.status_code == 422, nul.text
+        assert [e["field"] for e in nul.json()["errors"]] == [f"query.{name}"]
     seconds = await client.get("/jobs", params={"updated_since": "0.5"}, headers=auth.staff)
     assert seconds.status_code == 422
     assert [e["field"] for e in seconds.json()["errors"]] == ["query.updated_since"]

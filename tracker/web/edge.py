@@ -24,27 +24,37 @@ from litestar.routes import HTTPRoute
 
 from tracker.domain.errors import InvalidInput, NotFound
 from tracker.web.problems import BadRequest
-from tracker.web.schemas import INT32_MAX
+from tracker.web.schemas import CONTROL, INT32_MAX
 
 MAX_DEPTH = 32
 JSON_MEDIA_TYPE = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
 STRING_LITERAL = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 BRACKET = re.compile(rb"[\[\]{}]")
+CONTROL_CHARACTER = re.compile(f"[{CONTROL}]")
 
 
-def _check_path_ids(request: Request[Any, Any, Any]) -> None:
+def _check_path(request: Request[Any, Any, Any]) -> None:
+    """A path naming what no record can be (an id beyond the id columns, a control character) finds
+    nothing."""
     for name, value in request.path_params.items():
-        if isinstance(value, int) and not isinstance(value, bool) and not 1 <= value <= INT32_MAX:
-            raise NotFound(name.removesuffix("_id").replace("_", " "), value)
+        if isinstance(value, bool):
+            continue
+        out_of_range = isinstance(value, int) and not 1 <= value <= INT32_MAX
+        if out_of_range or (isinstance(value, str) and CONTROL_CHARACTER.search(value)):
+            raise NotFound(name.removesuffix("_id").replace("_", " "), repr(value))
 
 
 def _check_query(request: Request[Any, Any, Any]) -> None:
-    """Query values as strict as bodies: `?after=null` is not an absent parameter, and a time is an ISO 8601
-    string, never a number of seconds."""
+    """Query values as strict as bodies: no control characters, `?after=null` is not an absent parameter,
+    and a time is an ISO 8601 string, never a number of seconds."""
     parameters = request.route_handler.parsed_fn_signature.parameters
     for name, value in request.query_params.multi_items():
         field = parameters.get(name)
-        if field is None or field.has_inner_subclass_of(str):
+        if field is None:
+            continue
+        if CONTROL_CHARACTER.search(value):
+            raise InvalidInput(f"query.{name}", "holds a control character")
+        if field.has_inner_subclass_of(str):
             continue
         if value == "null":
             raise InvalidInput(f"query.{name}", "is not a value of this parameter's type")
@@ -132,7 +142,7 @@ async def strict_edge(request: Request[Any, Any, Any]) -> Response[None] | None:
     """App-wide `before_request` hook: runs after authentication and guards, before the handler."""
     if request.method == "OPTIONS":
         return _options(request)
-    _check_path_ids(request)
+    _check_path(request)
     _check_query(request)
     data = request.route_handler.parsed_fn_signature.parameters.get("data")
     if data is None:

@@ -32,6 +32,11 @@ SPACE = r"\t\n\x20\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 """White space by Python's rules and by JSON Schema's (ECMAScript), spelled out so both read it alike."""
 TEXT = rf"^[{SPACE}]*[^{SPACE}{CONTROL}][^{CONTROL}]*$"
 """Some visible character, and no control character but tab and newline."""
+KEY = f"^{WORKFLOW_KEY.pattern}$"
+STAGE = f"^{STAGE_KEY.pattern}$"
+PLAIN = rf"^[^{CONTROL}]*$"
+"""Text with no control character but tab and newline (PostgreSQL cannot even store a NUL)."""
+CURSOR = r"^[A-Za-z0-9_-]*$"
 
 
 Text = Annotated[
@@ -44,11 +49,11 @@ Title = Annotated[str, Meta(min_length=1, max_length=300, pattern=TEXT, examples
 Reason = Annotated[
     str, Meta(min_length=1, max_length=1000, pattern=TEXT, examples=["Waiting for the customer's approval"])
 ]
-CostNote = Annotated[str, Meta(max_length=1000, pattern=rf"^[^{CONTROL}]*$", examples=["Pads, OEM"])]
+CostNote = Annotated[str, Meta(max_length=1000, pattern=PLAIN, examples=["Pads, OEM"])]
 Id = Annotated[int, Meta(ge=1, le=INT32_MAX, examples=[42])]
 Version = Annotated[int, Meta(ge=1, le=INT32_MAX, description="The job version read", examples=[3])]
-Key = Annotated[str, Meta(pattern=f"^{WORKFLOW_KEY.pattern}$", examples=["car-repair"])]
-StageKey = Annotated[str, Meta(pattern=f"^{STAGE_KEY.pattern}$", examples=["repair"])]
+Key = Annotated[str, Meta(pattern=KEY, examples=["car-repair"])]
+StageKey = Annotated[str, Meta(pattern=STAGE, examples=["repair"])]
 Reference = Annotated[str, Meta(pattern=f"^{REFERENCE.pattern}$", examples=["J-2026-7KQ4MZ"])]
 Amount = Annotated[
     str,

@@ -92,17 +92,18 @@ class JobController(Controller):
         self,
         settings: NamedDependency[Settings],
         status: Annotated[list[JobStatus] | None, QueryParameter()] = None,
-        stage: Annotated[str | None, QueryParameter(max_length=63)] = None,
+        stage: Annotated[str | None, QueryParameter(pattern=s.STAGE)] = None,
         account_id: Annotated[int | None, QueryParameter(ge=1, le=s.INT32_MAX)] = None,
-        workflow: Annotated[str | None, QueryParameter(max_length=63)] = None,
+        workflow: Annotated[str | None, QueryParameter(pattern=s.KEY)] = None,
         promised_before: Annotated[date | None, QueryParameter()] = None,
         updated_since: Annotated[datetime | None, QueryParameter()] = None,
         q: Annotated[
-            str | None, QueryParameter(max_length=200, description="Text in reference or title")
+            str | None,
+            QueryParameter(max_length=200, pattern=s.PLAIN, description="Text in reference or title"),
         ] = None,
         sort: Annotated[JobSort, QueryParameter()] = JobSort.NEWEST,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-        cursor: Annotated[str | None, QueryParameter(max_length=500)] = None,
+        cursor: Annotated[str | None, QueryParameter(max_length=500, pattern=s.CURSOR)] = None,
     ) -> s.JobList:
         if updated_since is not None and updated_since.tzinfo is None:
             raise InvalidInput("query.updated_since", "needs a time zone offset, such as Z or +01:00")
