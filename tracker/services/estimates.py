@@ -509,6 +509,12 @@ def _basis_label(time_basis: str, cost_basis: str) -> str:
     return time_basis if time_basis == cost_basis or cost_basis == "actual" else f"{time_basis}/{cost_basis}"
 
 
+BASIS_LABELS: tuple[str, ...] = tuple(
+    sorted({_basis_label(t, c) for t in ("planned", "blend", "history") for c in COST_BASES})
+)
+"""Every `basis` an estimate can show: the time basis, and the cost basis after a slash when it differs."""
+
+
 def _stage_p90(model: HistoryModel, stage_keys: list[str]) -> FloatArray:
     p90 = model.stage_p90_s()
     codes = {key: i for i, key in enumerate(model.stage_keys)}

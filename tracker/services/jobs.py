@@ -114,20 +114,22 @@ class JobService:
         async with in_transaction():
             workflow = await Workflow.get_or_none(key=new.workflow_key, is_current=True)
             if workflow is None:
-                raise InvalidInput("workflow", f"no workflow has the key {new.workflow_key!r}")
+                raise Conflict(f"no workflow has the key {new.workflow_key!r}", code="unknown_workflow")
             if workflow.archived:
-                raise InvalidInput("workflow", f"workflow {new.workflow_key!r} is archived")
+                raise Conflict(f"workflow {new.workflow_key!r} is archived", code="archived")
             if not await Account.exists(id=new.account_id):
-                raise InvalidInput("account_id", f"account {new.account_id} does not exist")
+                raise Conflict(f"account {new.account_id} does not exist", code="unknown_account")
             if new.quote.currency != workflow.currency:
-                raise InvalidInput(
-                    "quote.currency", f"workflow {workflow.key!r} is priced in {workflow.currency}"
+                raise Conflict(
+                    f"workflow {workflow.key!r} is priced in {workflow.currency}", code="currency_mismatch"
                 )
             definition = await definition_of(workflow.id)
             try:
                 position = rules.start(definition, new.start_stage)
             except Conflict:
-                raise InvalidInput("start_stage", f"the workflow has no stage {new.start_stage!r}") from None
+                raise Conflict(
+                    f"the workflow has no stage {new.start_stage!r}", code="unknown_stage"
+                ) from None
             reference = new.reference or _generated_reference(now)
             if await Job.exists(reference=reference):
                 raise Conflict(
@@ -185,7 +187,7 @@ class JobService:
                 updates["title_search"] = _search_text(job.reference, updates["title"])
             if changes.quote is not None:
                 if changes.quote.currency != job.currency:
-                    raise InvalidInput("quote.currency", f"the job is priced in {job.currency}")
+                    raise Conflict(f"the job is priced in {job.currency}", code="currency_mismatch")
                 updates["quote_amount"] = changes.quote.amount
             if changes.clear_promised_on:
                 updates["promised_on"] = None
@@ -193,10 +195,10 @@ class JobService:
                 updates["promised_on"] = changes.promised_on
             if changes.account_id is not None:
                 if not await Account.exists(id=changes.account_id):
-                    raise InvalidInput("account_id", f"account {changes.account_id} does not exist")
+                    raise Conflict(f"account {changes.account_id} does not exist", code="unknown_account")
                 updates["account_id"] = changes.account_id
             if not updates:
-                raise InvalidInput("body", "names no field to change")
+                return job  # nothing to change: no new version, no event
             data = {name: _jsonable(value) for name, value in updates.items() if name != "title_search"}
             job = await _commit(job, updates, "updated", data, actor=actor, now=now)
             await self._after(job, now)
@@ -313,11 +315,14 @@ class JobService:
             job = await get_job(job_id)
             expected.check(job.version)
             if currency is not None and currency != job.currency:
-                raise InvalidInput("currency", f"the job is priced in {job.currency}")
+                raise Conflict(f"the job is priced in {job.currency}", code="currency_mismatch")
             if job.status in {JobStatus.COMPLETED, JobStatus.CANCELLED}:
                 raise Conflict(f"the job is {job.status}: it takes no more costs", code="job_closed")
             value = parse_amount(amount, job.currency, field="amount")
             stage_key = stage or job.stage_key
+            definition = await definition_of(job.workflow_id)
+            if stage_key not in {s.key for s in definition.stages}:
+                raise Conflict(f"the job's workflow has no stage {stage_key!r}", code="unknown_stage")
             # A cost belongs to work done: the current stage or one the job has been through.
             if stage_key != job.stage_key and not await StageVisit.exists(job_id=job.id, stage_key=stage_key):
                 raise InvalidInput(

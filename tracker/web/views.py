@@ -19,7 +19,11 @@ from tracker.db.models import (
     Note,
     StageVisit,
 )
+from tracker.domain.workflow import JobStatus
+from tracker.services.accounts import AccountKind
 from tracker.services.estimates import is_overdue
+from tracker.services.jobs import CostKind, NoteVisibility
+from tracker.services.keys import Role
 from tracker.services.workflows import StoredWorkflow, WorkflowVersion, version_of
 from tracker.web import schemas as s
 
@@ -83,7 +87,7 @@ def contact_out(contact: Contact) -> s.ContactOut:
 def account_out(account: Account, contacts: list[Contact]) -> s.AccountOut:
     return s.AccountOut(
         id=account.id,
-        kind=account.kind,
+        kind=AccountKind(account.kind),
         name=account.name,
         contacts=[contact_out(c) for c in sorted(contacts, key=lambda c: c.id)],
         created_at=account.created_at,
@@ -122,7 +126,7 @@ async def job_out(job: Job, public_base_url: str) -> s.JobOut:
         title=job.title,
         quote=money(job.quote_amount, job.currency),
         promised_on=job.promised_on,
-        status=job.status,
+        status=JobStatus(job.status),
         stage=s.StageRef(key=job.stage_key, label=stage.label("en"), entered_at=job.stage_entered_at),
         version=job.version,
         status_page_url=f"{public_base_url.rstrip('/')}/status/{job.public_token}",
@@ -137,7 +141,7 @@ async def job_out(job: Job, public_base_url: str) -> s.JobOut:
 def cost_out(entry: CostEntry) -> s.CostOut:
     return s.CostOut(
         id=entry.id,
-        kind=entry.kind,
+        kind=CostKind(entry.kind),
         amount=money(entry.amount, entry.currency),
         stage=entry.stage_key,
         note=entry.note,
@@ -149,7 +153,7 @@ def cost_out(entry: CostEntry) -> s.CostOut:
 def note_out(note: Note) -> s.NoteOut:
     return s.NoteOut(
         id=note.id,
-        visibility=note.visibility,
+        visibility=NoteVisibility(note.visibility),
         body=note.body,
         created_at=note.created_at,
         created_by=note.created_by,
@@ -181,7 +185,7 @@ def key_out(key: ApiKey) -> s.KeyOut:
     return s.KeyOut(
         id=key.id,
         name=key.name,
-        role=key.role,
+        role=Role(key.role),
         prefix=key.prefix,
         created_at=key.created_at,
         revoked_at=key.revoked_at,

@@ -47,7 +47,9 @@ class AccountController(Controller):
     async def list_accounts(
         self,
         kind: Annotated[AccountKind | None, QueryParameter()] = None,
-        q: Annotated[str | None, QueryParameter(max_length=200, description="Text in the name")] = None,
+        q: Annotated[
+            str | None, QueryParameter(max_length=200, pattern=s.PLAIN, description="Text in the name")
+        ] = None,
         updated_since: Annotated[datetime | None, QueryParameter()] = None,
         sort: Annotated[Sort, QueryParameter()] = Sort.NEWEST,
         limit: PageLimit = 50,
@@ -87,7 +89,8 @@ class AccountController(Controller):
         self,
         account_id: FromPath[int],
         q: Annotated[
-            str | None, QueryParameter(max_length=200, description="Text in the name or email address")
+            str | None,
+            QueryParameter(max_length=200, pattern=s.PLAIN, description="Text in the name or email address"),
         ] = None,
         sort: Annotated[Sort, QueryParameter()] = Sort.CREATED,
         limit: PageLimit = 50,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -29,6 +30,7 @@ from tracker.web import schemas as s, views
 from tracker.web.auth import reads, requires
 from tracker.web.deps import IdempotencyKey, IfMatch, Now, PageCursor, PageLimit, etag, expected_version
 from tracker.web.idempotency import idempotent
+from tracker.web.openapi import MAY_CONFLICT
 
 STAFF = requires(Role.STAFF)
 READERS = reads(Readable.JOBS)
@@ -41,12 +43,8 @@ def _json(
     return Response(encode_json(value), status_code=status, media_type="application/json", headers=headers)
 
 
-def _statuses(raw: list[str] | None) -> tuple[JobStatus, ...]:
-    try:
-        return tuple(JobStatus(value) for value in raw or [])
-    except ValueError:
-        allowed = ", ".join(s.value for s in JobStatus)
-        raise InvalidInput("query.status", f"must be one of {allowed}") from None
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 class JobController(Controller):
@@ -95,16 +93,15 @@ class JobController(Controller):
     async def list_jobs(
         self,
         settings: NamedDependency[Settings],
-        status: Annotated[
-            list[str] | None, QueryParameter(description="open, on_hold, completed, cancelled")
-        ] = None,
-        stage: Annotated[str | None, QueryParameter(max_length=63)] = None,
-        account_id: Annotated[int | None, QueryParameter()] = None,
-        workflow: Annotated[str | None, QueryParameter(max_length=63)] = None,
+        status: Annotated[list[JobStatus] | None, QueryParameter()] = None,
+        stage: Annotated[str | None, QueryParameter(pattern=s.STAGE)] = None,
+        account_id: Annotated[int | None, QueryParameter(ge=1, le=s.INT32_MAX)] = None,
+        workflow: Annotated[str | None, QueryParameter(pattern=s.KEY)] = None,
         promised_before: Annotated[date | None, QueryParameter()] = None,
         updated_since: Annotated[datetime | None, QueryParameter()] = None,
         q: Annotated[
-            str | None, QueryParameter(max_length=200, description="Text in reference or title")
+            str | None,
+            QueryParameter(max_length=200, pattern=s.PLAIN, description="Text in reference or title"),
         ] = None,
         sort: Annotated[Sort, QueryParameter()] = Sort.NEWEST,
         limit: PageLimit = 50,
@@ -113,7 +110,7 @@ class JobController(Controller):
         if updated_since is not None and updated_since.tzinfo is None:
             raise InvalidInput("query.updated_since", "needs a time zone offset, such as Z or +01:00")
         filters = JobFilters(
-            status=_statuses(status),
+            status=tuple(status or ()),
             stage=stage,
             account_id=account_id,
             workflow_key=workflow,
@@ -168,7 +165,7 @@ class JobController(Controller):
     async def delete_job(
         self,
         job_id: FromPath[int],
-        data: JSONBody[s.DeletionIn],
+        data: JSONBody[s.RequiredReasonIn],
         jobs: NamedDependency[JobService],
         principal: NamedDependency[Principal],
         now: Now,
@@ -289,7 +286,7 @@ class JobController(Controller):
         self,
         request: Request[Any, Any, Any],
         job_id: FromPath[int],
-        data: JSONBody[s.ReasonIn],
+        data: JSONBody[s.RequiredReasonIn],
         jobs: NamedDependency[JobService],
         settings: NamedDependency[Settings],
         principal: NamedDependency[Principal],
@@ -389,7 +386,7 @@ class JobController(Controller):
         self,
         request: Request[Any, Any, Any],
         job_id: FromPath[int],
-        data: JSONBody[s.ReasonIn],
+        data: JSONBody[s.RequiredReasonIn],
         jobs: NamedDependency[JobService],
         settings: NamedDependency[Settings],
         principal: NamedDependency[Principal],
@@ -421,7 +418,7 @@ class JobController(Controller):
         self,
         request: Request[Any, Any, Any],
         job_id: FromPath[int],
-        data: JSONBody[s.ReasonIn],
+        data: JSONBody[s.RequiredReasonIn],
         jobs: NamedDependency[JobService],
         settings: NamedDependency[Settings],
         principal: NamedDependency[Principal],
@@ -532,7 +529,11 @@ class JobController(Controller):
         self,
         job_id: FromPath[int],
         principal: NamedDependency[Principal],
-        after: Annotated[int | None, QueryParameter(ge=0, description="Last event id seen")] = None,
+        after: Annotated[
+            # gt=-1, not ge=0: Litestar leaves a zero minimum out of the OpenAPI document.
+            int | None,
+            QueryParameter(gt=-1, le=s.BIGINT_MAX, description="Last event id seen"),
+        ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> s.HistoryOut:
         """Everything that happened to the job, oldest first (an append-only log).
@@ -560,7 +561,12 @@ class JobController(Controller):
         rows = await JobEstimate.filter(job_id=job_id).order_by("-id").limit(limit)
         return [views.estimate_history_out(row, job.currency) for row in rows]
 
-    @get("/{job_id:int}/estimate", guards=[READERS], operation_id="ExplainJobEstimate")
+    @get(
+        "/{job_id:int}/estimate",
+        guards=[READERS],
+        operation_id="ExplainJobEstimate",
+        opt={MAY_CONFLICT: True},
+    )
     async def explain_estimate(
         self,
         job_id: FromPath[int],
@@ -604,10 +610,10 @@ class JobController(Controller):
             calendar_time_zone=explained.time_zone,
             basis=remaining.basis,
             samples=remaining.samples,
-            p90_calibration={
-                "factor": explained.calibration.p90_factor,
-                "coverage": explained.calibration.coverage,
-                "samples": float(explained.calibration.samples),
-            },
+            p90_calibration=s.CalibrationOut(
+                factor=explained.calibration.p90_factor,
+                coverage=_finite(explained.calibration.coverage),
+                samples=explained.calibration.samples,
+            ),
             estimator=s.EstimatorOut(chosen=explained.selection.estimator, reason=explained.selection.reason),
         )
