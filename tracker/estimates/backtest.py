@@ -239,6 +239,7 @@ def run_backtest(
     refits = _refit_instants(ev, options)
     bounds = np.append(np.searchsorted(ev.time[pred], refits, side="left"), n_pred)
     moments = _Moments.build(ev, pred, cal)
+    baseline = finished.replay_baseline(ev, pred)
     simulation: _Simulation | None = None
     for r, instant in enumerate(refits):
         lo, hi = int(bounds[r]), int(bounds[r + 1])
@@ -248,7 +249,7 @@ def run_backtest(
         known = moments.at(instant, options.history_cases)
         if simulation is None or simulation.stale(known):
             simulation = _Simulation.fit(ev, instant, known, options, cal)
-        p50_all[:, lo:hi], p90_all[:, lo:hi] = _candidates(ev, known, block, simulation)
+        p50_all[:, lo:hi], p90_all[:, lo:hi] = _candidates(ev, known, block, simulation, baseline[lo:hi])
         evidence = moments.evidence(instant, lo, options.evidence, known)
         closed_last = moments.closed_last(instant, options.evidence)
         choice = choose(
@@ -281,7 +282,7 @@ def run_backtest(
         p50_end=cal.add_working_seconds_many(at, p50_s),
         p90_end=cal.add_working_seconds_many(at, p90_s),
         actual_end=ev.case_end[ev.case[pred]],
-        baseline_end=cal.add_working_seconds_many(at, finished.replay_baseline(ev, pred)),
+        baseline_end=cal.add_working_seconds_many(at, baseline),
         estimator=chosen,
         cost_so_far=None if ev.cost_so_far is None else ev.cost_so_far[pred],
         cost_p50=None if ev.cost_so_far is None else cost_p50,
@@ -461,9 +462,9 @@ def _dense(m_key: IntArray, b_key: IntArray) -> tuple[IntArray, IntArray]:
     return m_dense.astype(np.int64), np.where(seen[at] == b_key, at, seen.size).astype(np.int64)
 
 
-def _median(ev: _Events, known: _Known, block: IntArray) -> tuple[FloatArray, FloatArray]:
-    """Quantiles of the remaining time after the same activity, of closed cases only (all
-    activities pooled where one has none): the replay baseline with a P90."""
+def _median(ev: _Events, known: _Known, block: IntArray, plain: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The replay baseline (``plain``: the median remaining time after the same activity of the
+    cases closed before each prediction's instant), with the P90 of those closed before the refit."""
     s = len(ev.activity_names)
     closed = known.closed
     act = ev.activity[known.events[closed]]
@@ -472,11 +473,11 @@ def _median(ev: _Events, known: _Known, block: IntArray) -> tuple[FloatArray, Fl
         np.zeros(act.size, dtype=np.int64), known.remaining[closed], np.ones(act.size, dtype=np.bool_), 1
     )
     q = np.where((n > 0)[:, None], q, np.nan_to_num(pooled, nan=0.0))
-    return q[ev.activity[block], 0], q[ev.activity[block], 1]
+    return plain, np.maximum(q[ev.activity[block], 1], plain)
 
 
 def _candidates(
-    ev: _Events, known: _Known, block: IntArray, simulation: _Simulation
+    ev: _Events, known: _Known, block: IntArray, simulation: _Simulation, plain: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
     """P50 and raw P90 of every candidate (rows in :data:`CANDIDATES` order) for ``block``.
 
@@ -485,7 +486,7 @@ def _candidates(
     known: censored open cases alone can mislead, finished ones alone are the short ones).
     """
     direct = np.vstack(_direct(ev, known, block))
-    median = np.vstack(_median(ev, known, block))
+    median = np.vstack(_median(ev, known, block, plain))
     simulated = np.vstack(simulation.predict(ev, block))
 
     def blend(a: FloatArray, b: FloatArray) -> FloatArray:
