@@ -11,8 +11,9 @@ jobs here" estimate, the plain median by activity, the stage simulation, and two
 are scored on two sets of earlier predictions whose biases pull opposite ways: the newest ones
 old enough for most of their cases to have closed (the open ones counted by their certain error,
 which favours long predictions), and all those of the cases that closed last (exact, but short
-cases close first) - and the best one answers until the next refit; until 30 outcomes are known,
-the cautious blend of the direct estimate and the plain median does. Its P90 is calibrated
+cases close first) - and the best one answers until the next refit. The plain median, the bar
+itself, answers until 30 outcomes are known and whenever no other candidate beats it by 1 %: with
+little or misleading evidence the estimate is never worse than the bar. Its P90 is calibrated
 split-conformally on the first set, the jobs still open past their P90 counted as misses, so the
 calibration follows drift through the log.
 
@@ -306,7 +307,7 @@ def run_backtest(
 
 
 CANDIDATES = ("direct", "median", "simulation", "blend", "cautious")
-_DEFAULT = "cautious"
+_DEFAULT = "median"
 
 
 @dataclass(frozen=True)
@@ -490,8 +491,8 @@ def _candidates(
     """P50 and raw P90 of every candidate (rows in :data:`CANDIDATES` order) for ``block``.
 
     The blends are geometric means: ``blend`` of the direct history and the simulation,
-    ``cautious`` of the direct history and the plain median (the default while no outcome is
-    known: censored open cases alone can mislead, finished ones alone are the short ones).
+    ``cautious`` of the direct history and the plain median (censored open cases alone can
+    mislead, finished ones alone are the short ones).
     """
     direct = np.vstack(_direct(ev, known, block))
     median = np.vstack(_median(ev, known, block, plain))
