@@ -20,19 +20,16 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 
 from tests.conftest import _admin, _with_database
 from tracker.cli import main
-from tracker.services.workflows import forget_cached_versions
 
 KEY = re.compile(r"trk_[0-9a-f]{12}_[A-Za-z0-9_-]{40,}")
 
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state() -> Iterator[None]:
-    """Each command runs as if in a new process: no compiled queries or workflows from another database."""
+    """Each command runs as if in a new process: no compiled queries from another database."""
     EXECUTOR_CACHE.clear()
-    forget_cached_versions()
     yield
     EXECUTOR_CACHE.clear()
-    forget_cached_versions()
 
 
 @pytest.fixture

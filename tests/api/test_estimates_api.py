@@ -97,7 +97,7 @@ async def test_a_job_past_its_announced_date_is_overdue_and_gets_a_future_range(
     job = await create_job(client, auth.staff, garage["account"]["id"])
     first_p50 = when(job["estimate"]["completion"]["p50"])
     clock.advance(days=30)
-    estimates: EstimateService = client._transport.app.state.estimates
+    estimates: EstimateService = client._transport.app.state.services.estimates
     await recompute_open_jobs(estimates, settings, clock)
     later = (await client.get(f"/jobs/{job['id']}", headers=auth.staff)).json()
     assert when(later["estimate"]["completion"]["p50"]) > clock.now > first_p50
@@ -135,7 +135,7 @@ async def test_the_scheduled_tick_recomputes_every_open_job_once(client, auth, g
     jobs = [await create_job(client, auth.staff, garage["account"]["id"]) for _ in range(5)]
     await act(client, auth.staff, jobs[0], "hold", reason="Waiting for parts")
     clock.advance(minutes=10)
-    estimates: EstimateService = client._transport.app.state.estimates
+    estimates: EstimateService = client._transport.app.state.services.estimates
     assert await recompute_open_jobs(estimates, settings, clock) == 5
     assert await recompute_open_jobs(estimates, settings, clock) == 0  # same tick: nothing left to do
     clock.advance(seconds=settings.recompute_interval_s)

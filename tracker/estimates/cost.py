@@ -79,11 +79,17 @@ class CostProjection:
 
     @property
     def over_budget(self) -> bool:
-        return self.budget is not None and self.p50 > self.budget
+        return self.budget is not None and is_over_budget(self.p50, self.budget, Decimal(0))
 
     @property
     def at_risk_budget(self) -> bool:
         return self.budget is not None and self.p90 > self.budget
+
+
+def is_over_budget(projected_p50: Decimal, quote: Decimal, tolerance: Decimal) -> bool:
+    """Over budget: the P50 projected cost is above the quote by more than `tolerance` (a fraction of it,
+    0.05 for 5 %; 0 flags any excess)."""
+    return projected_p50 > quote * (1 + tolerance)
 
 
 @dataclass(frozen=True)

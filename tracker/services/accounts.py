@@ -128,6 +128,10 @@ async def list_accounts() -> list[Account]:
     return await Account.all().order_by("id").prefetch_related("contacts")
 
 
+async def contacts_of(account_id: int) -> list[Contact]:
+    return await Contact.filter(account_id=account_id).order_by("id")
+
+
 async def add_contact(account_id: int, fields: ContactFields, *, now: datetime) -> Contact:
     checked = check_contact(fields)
     async with in_transaction():

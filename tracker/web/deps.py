@@ -12,6 +12,7 @@ from litestar.params import HeaderParameter, SkipValidation
 
 from tracker.clock import Clock
 from tracker.domain.errors import InvalidInput
+from tracker.services.bootstrap import Services
 from tracker.services.estimates import EstimateService
 from tracker.services.jobs import ExpectedVersion, JobService
 from tracker.services.keys import Principal
@@ -19,6 +20,9 @@ from tracker.settings import Settings
 
 Now = NamedDependency[SkipValidation[datetime]]
 """The request's `now` from the app's clock: trusted, so unvalidated (a test clock may subclass datetime)."""
+Jobs = NamedDependency[SkipValidation[JobService]]
+Estimates = NamedDependency[SkipValidation[EstimateService]]
+"""Services are trusted objects of the app, never validated (their caches hold arbitrary values)."""
 IfMatch = Annotated[str | None, HeaderParameter(name="If-Match", description="The job's ETag, as read")]
 IdempotencyKey = Annotated[
     str | None,
@@ -39,13 +43,13 @@ def provide_settings(state: State) -> Settings:
 
 
 def provide_jobs(state: State) -> JobService:
-    service: JobService = state.job_service
-    return service
+    services: Services = state.services
+    return services.jobs
 
 
 def provide_estimates(state: State) -> EstimateService:
-    service: EstimateService = state.estimates
-    return service
+    services: Services = state.services
+    return services.estimates
 
 
 def provide_principal(request: Request[Any, Any, Any]) -> Principal:

@@ -362,6 +362,8 @@ class HoursRangeOut(Output, kw_only=True):
 class StageAheadOut(Output, kw_only=True):
     stage: str
     label: str
+    current: bool
+    """The stage the job is in now; the list starts with it and follows the order the job meets them."""
     probability: float
     """How likely the job is to go through this stage (rework loops and skips are learned)."""
     expected_visits: float
@@ -377,10 +379,19 @@ class EstimateExplanationOut(Output, kw_only=True):
     current_stage_remaining_working_hours: float | None
     queue_wait_working_hours: float
     remaining_working_hours: HoursRangeOut
+    """Working hours left, the queue wait included."""
     stages_ahead: list[StageAheadOut]
     non_working_days: list[date]
     """Days between now and the P90 completion on which the business does not work."""
     calendar_time_zone: str
     basis: str
     samples: int
-    p90_calibration: dict[str, float]
+    p90_calibration: CalibrationOut
+
+
+class CalibrationOut(Output, kw_only=True):
+    factor: float | None
+    """What the P90 of the model is scaled by; null when it could not be measured."""
+    coverage: float | None
+    """Share of past outcomes at or before their P90; null without evidence."""
+    samples: int
