@@ -18,6 +18,7 @@ from tracker.demo import CAR_REPAIR, GARAGE_CALENDAR, seed_history
 from tracker.domain.events import EVENT_PAYLOADS, EventType
 from tracker.domain.money import Money
 from tracker.estimates.eventlog import read_log
+from tracker.scheduler import recompute_open_jobs
 from tracker.services import workflows
 from tracker.services.bootstrap import Services, build_services
 from tracker.services.calendars import check_calendar
@@ -222,3 +223,19 @@ async def test_the_remaining_hours_include_the_wait_for_a_busy_stage(client, aut
     expected = served["remaining_working_hours"]["p50"] + wait
     assert waiting["remaining_working_hours"]["p50"] == pytest.approx(expected, abs=0.02)
     assert waiting["remaining_working_hours"]["p90"] >= waiting["remaining_working_hours"]["p50"]
+
+
+async def test_a_job_is_flagged_stuck_once_its_stuck_event_is_recorded_and_no_longer_after_it_moves_on(
+    client, auth, shop, clock: FakeClock, settings: Settings
+):
+    job = await create_job(client, auth.staff, shop["account"]["id"])
+    assert job["estimate"]["stuck"] is False
+
+    clock.advance(days=10)  # far past the intake stage's P90 of a few hours
+    await recompute_open_jobs(services_of(client).estimates, settings, clock)
+    job = (await client.get(f"/jobs/{job['id']}", headers=auth.staff)).json()
+
+    assert job["estimate"]["stuck"] is True
+    assert [e["type"] for e in await history(client, auth, job)].count("stuck") == 1
+    moved_on = (await act(client, auth.staff, job, "advance")).json()
+    assert moved_on["estimate"]["stuck"] is False

@@ -205,6 +205,17 @@ def is_stuck(
     return stage_p90_s is not None and stage_elapsed_s > limits.stuck_factor * stage_p90_s
 
 
+def stage_visit_id(job_id: int, stages_completed: int) -> str:
+    """Names a job's current stage visit (each visit the job finishes moves it on)."""
+    return f"{job_id}:{stages_completed}"
+
+
+def was_found_stuck(announced: Mapping[str, JsonValue] | None, visit_id: str) -> bool:
+    """The `stuck` event was recorded for this stage visit: :func:`is_stuck` held at a recomputation during
+    it, and it still holds (time in a stage only grows), until the job leaves the stage."""
+    return announced is not None and AnnouncedState.from_payload(announced).stuck_visit_id == visit_id
+
+
 def overdue_many(first_eta_p90_s: npt.ArrayLike, now_s: float) -> BoolArray:
     """Overdue: past the latest completion (P90) first given for the job, so the range now shown lies
     beyond it. One element per job, POSIX seconds, NaN where no estimate was ever given (never overdue)."""

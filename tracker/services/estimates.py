@@ -39,6 +39,7 @@ from tracker.estimates.changes import (
     may_have_changed,
     overdue_many,
     promise_deadline,
+    stage_visit_id,
 )
 from tracker.estimates.cost import (
     COST_BASES,
@@ -446,7 +447,7 @@ class EstimateService:
         promised = _promised_epochs(jobs.promised_day, version)
         stage_p90 = _stage_p90(fitted.model, jobs.stage_key)
         visit_ids = [
-            f"{job_id}:{completed}"
+            stage_visit_id(job_id, completed)
             for job_id, completed in zip(jobs.id.tolist(), jobs.stages_completed.tolist(), strict=True)
         ]
         mask = may_have_changed(

@@ -21,6 +21,8 @@ from tracker.estimates.changes import (
     is_overdue,
     late_by_working_s,
     promise_deadline,
+    stage_visit_id,
+    was_found_stuck,
 )
 from tracker.estimates.cost import is_over_budget
 from tracker.services.workflows import WorkflowVersions
@@ -44,6 +46,7 @@ class EstimateSnapshot:
     overdue: bool
     at_risk: bool
     over_budget: bool
+    stuck: bool
     computed_at: datetime
 
 
@@ -130,5 +133,6 @@ class JobSnapshots:
             overdue=is_overdue(job.announced, job.estimated_at),
             at_risk=is_at_risk(late_s, calendar=calendar, thresholds=self.thresholds),
             over_budget=is_over_budget(job.cost_p50, job.quote_amount, self.over_budget_tolerance),
+            stuck=was_found_stuck(job.announced, stage_visit_id(job.id, job.stages_completed)),
             computed_at=job.estimated_at,
         )

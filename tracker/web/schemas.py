@@ -250,6 +250,8 @@ class EstimateOut(Output, kw_only=True):
     """The P90 completion is after the promised date."""
     over_budget: bool
     """The P50 projected cost is above the quote."""
+    stuck: bool
+    """The job has been in its current stage longer than that stage's P90 duration."""
     computed_at: datetime
 
 

@@ -97,6 +97,7 @@ def estimate_out(estimate: EstimateSnapshot | None) -> s.EstimateOut | None:
         overdue=estimate.overdue,
         at_risk=estimate.at_risk,
         over_budget=estimate.over_budget,
+        stuck=estimate.stuck,
         computed_at=estimate.computed_at,
     )
 
