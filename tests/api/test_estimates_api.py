@@ -158,7 +158,7 @@ class RecordingEstimates(EstimateService):
     async def _estimate(self, connection, jobs, *, now, queues):
         self.seen.extend(jobs.id.tolist())
         await asyncio.sleep(0.01)  # hold the claimed batch a moment, as a slow process would
-        await super()._estimate(connection, jobs, now=now, queues=queues)
+        return await super()._estimate(connection, jobs, now=now, queues=queues)
 
 
 @pytest.mark.postgres_only
@@ -190,7 +190,7 @@ class LosesItsFirstBatch(EstimateService):
         if not getattr(self, "failed", False):
             self.failed = True
             raise ConnectionResetError("lost the database in the middle of a batch")
-        await super()._estimate(connection, jobs, now=now, queues=queues)
+        return await super()._estimate(connection, jobs, now=now, queues=queues)
 
 
 async def test_a_batch_lost_mid_tick_is_rolled_back_and_done_by_the_next_sweep(
