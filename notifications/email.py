@@ -1,0 +1,287 @@
+"""Building and sending one notification email.
+
+A message is multipart text + HTML with its own `Message-ID`; all messages of one thread (one job) answer a
+per-thread root id through `In-Reply-To`/`References`, so mail clients group them. One-click unsubscribe
+follows RFC 8058. Nothing a customer typed can add a header: names and subjects are folded onto one line,
+addresses and ids are validated, and anything else is refused before a byte is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import ssl
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from enum import StrEnum
+
+import aiosmtplib
+
+from notifications.attempts import Attempt, Outcome
+
+_LOCAL_PART = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z][A-Za-z0-9-]{0,61}[A-Za-z0-9]"
+_ADDRESS = re.compile(rf"{_LOCAL_PART}@{_DOMAIN}")
+_MESSAGE_ID = re.compile(rf"<{_LOCAL_PART}@{_DOMAIN}>")
+_HTTPS_URL = re.compile(r"https://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+_MAILTO = re.compile(rf"mailto:{_LOCAL_PART}@{_DOMAIN}(?:\?[A-Za-z0-9\-._~=&%+]*)?")
+_LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029\s]+")
+_MAX_ADDRESS = 254
+
+
+class InvalidEmail(ValueError):
+    """The message cannot be sent as it is; `field` names what is wrong."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+def one_line(text: str) -> str:
+    """`text` with every line break, control character and run of spaces folded into one space."""
+    return _LINE_BREAKING.sub(" ", text).strip()
+
+
+def validate_address(address: str, field: str = "address") -> str:
+    if len(address) > _MAX_ADDRESS or not _ADDRESS.fullmatch(address):
+        raise InvalidEmail(field, "not a valid email address")
+    return address
+
+
+def new_message_id(domain: str) -> str:
+    """A fresh, unguessable `Message-ID` under `domain`."""
+    return message_id(uuid.uuid4().hex, domain)
+
+
+def message_id(local: str, domain: str) -> str:
+    """A stable `Message-ID` such as the root of a job's thread: `message_id("job-42", "tracker.example")`."""
+    value = f"<{local}@{domain}>"
+    if not _MESSAGE_ID.fullmatch(value):
+        raise InvalidEmail("message_id", f"{value!r} is not a valid message id")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    address: str
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEmail:
+    """One email to one recipient; the same `message_id` on every attempt, so duplicates can be dropped."""
+
+    sender: Mailbox
+    recipient: Mailbox
+    subject: str
+    text: str
+    html: str
+    message_id: str
+    thread_id: str | None = None
+    """The thread's root `Message-ID`; every message but the root itself answers it."""
+    unsubscribe_url: str | None = None
+    """An https URL taking the RFC 8058 one-click POST; its token is the only credential."""
+    unsubscribe_mailto: str | None = None
+
+
+def _mailbox(mailbox: Mailbox, field: str) -> Address:
+    address = validate_address(mailbox.address, field)
+    local, domain = address.rsplit("@", 1)
+    return Address(display_name=one_line(mailbox.name), username=local, domain=domain)
+
+
+def _list_unsubscribe(email: OutgoingEmail) -> list[str]:
+    links = []
+    if email.unsubscribe_url is not None:
+        if not _HTTPS_URL.fullmatch(email.unsubscribe_url):
+            raise InvalidEmail("unsubscribe_url", "one-click unsubscribe needs a plain https URL")
+        links.append(f"<{email.unsubscribe_url}>")
+    if email.unsubscribe_mailto is not None:
+        if not _MAILTO.fullmatch(email.unsubscribe_mailto):
+            raise InvalidEmail("unsubscribe_mailto", "not a plain mailto: URL")
+        links.append(f"<{email.unsubscribe_mailto}>")
+    return links
+
+
+def build_message(email: OutgoingEmail, now: datetime) -> EmailMessage:
+    """The MIME message for `email`, dated `now`; raises InvalidEmail rather than emit a doubtful header."""
+    subject = one_line(email.subject)
+    if not subject:
+        raise InvalidEmail("subject", "must not be empty")
+    for name, value in (("message_id", email.message_id), ("thread_id", email.thread_id)):
+        if value is not None and not _MESSAGE_ID.fullmatch(value):
+            raise InvalidEmail(name, "not a valid message id")
+    message = EmailMessage()
+    message["From"] = _mailbox(email.sender, "sender")
+    message["To"] = _mailbox(email.recipient, "recipient")
+    message["Subject"] = subject
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = email.message_id
+    if email.thread_id is not None and email.thread_id != email.message_id:
+        message["In-Reply-To"] = email.thread_id
+        message["References"] = email.thread_id
+    links = _list_unsubscribe(email)
+    if links:
+        message["List-Unsubscribe"] = ", ".join(links)
+    if email.unsubscribe_url is not None:
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies to us
+    message.set_content(email.text)
+    message.add_alternative(email.html, subtype="html")
+    return message
+
+
+class SmtpSecurity(StrEnum):
+    STARTTLS = "starttls"
+    TLS = "tls"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    host: str
+    port: int
+    security: SmtpSecurity
+    """Explicit, never opportunistic: with `starttls` a server that does not offer it gets no mail."""
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    timeout: float = 30.0
+    tls_context: ssl.SSLContext | None = None
+    local_hostname: str | None = None
+    """The name we give in EHLO; without it every connection first looks up this host's FQDN."""
+
+
+_RECIPIENT_REPLIES = (aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError)
+
+
+def _reply_outcome(code: int) -> Outcome:
+    return Outcome.BOUNCED if 500 <= code < 600 else Outcome.FAILED
+
+
+class SmtpSender:
+    """Sends email as the settings say, keeping a few connections open between messages.
+
+    A connection goes back to the idle pool only after a message it carried was accepted, and is not
+    reused once it has been idle for `idle_timeout` seconds (servers drop idle clients after a while).
+    If a reused connection turns out to have been dropped, the message goes once more on a new one.
+    Use as an async context manager, or call `aclose`.
+    """
+
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        clock: Callable[[], datetime],
+        *,
+        max_idle: int = 4,
+        idle_timeout: float = 30.0,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._max_idle = max_idle
+        self._idle_timeout = idle_timeout
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
+
+    async def __aenter__(self) -> SmtpSender:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for client, _ in idle:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await client.quit()
+            client.close()
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        settings = self._settings
+        client = aiosmtplib.SMTP(
+            hostname=settings.host,
+            port=settings.port,
+            username=settings.username,
+            password=settings.password,
+            use_tls=settings.security is SmtpSecurity.TLS,
+            start_tls=settings.security is SmtpSecurity.STARTTLS,
+            tls_context=settings.tls_context,
+            timeout=settings.timeout,
+            local_hostname=settings.local_hostname,
+        )
+        await client.connect()
+        return client
+
+    def _take_idle(self) -> aiosmtplib.SMTP | None:
+        now = asyncio.get_running_loop().time()
+        while self._idle:
+            client, since = self._idle.pop()
+            if client.is_connected and now - since < self._idle_timeout:
+                return client
+            client.close()
+        return None
+
+    async def _transmit(self, message: EmailMessage, email: OutgoingEmail) -> str:
+        """Send over an idle connection or a new one; the DATA reply when accepted, else raises."""
+        reused = self._take_idle()
+        client = reused or await self._connect()
+        try:
+            try:
+                _, reply = await client.send_message(
+                    message, sender=email.sender.address, recipients=[email.recipient.address]
+                )
+            except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPResponseException) as failure:
+                closing = isinstance(failure, aiosmtplib.SMTPServerDisconnected) or failure.code == 421
+                if reused is None or not closing:
+                    raise
+                # The server hung up on the idle connection (421, or just closed it): nothing was
+                # accepted on it, so the message goes once more on a new connection.
+                client.close()
+                client = await self._connect()
+                _, reply = await client.send_message(
+                    message, sender=email.sender.address, recipients=[email.recipient.address]
+                )
+        except BaseException:
+            client.close()
+            raise
+        if len(self._idle) < self._max_idle:
+            self._idle.append((client, asyncio.get_running_loop().time()))
+        else:
+            client.close()
+        return reply
+
+    async def send(self, email: OutgoingEmail) -> Attempt:
+        """One attempt; every failure is classified into the returned `Attempt`, none is raised."""
+        started = time.perf_counter()
+
+        def elapsed_ms() -> float:
+            return round((time.perf_counter() - started) * 1000, 3)
+
+        try:
+            reply = await self._transmit(build_message(email, self._clock()), email)
+        except InvalidEmail as invalid:
+            return Attempt(Outcome.INVALID, elapsed_ms(), error=str(invalid))
+        except aiosmtplib.SMTPRecipientsRefused as refused:
+            first = refused.recipients[0]
+            error = f"recipient refused: {first.code} {first.message}"
+            return Attempt(_reply_outcome(first.code), elapsed_ms(), first.code, error, first.message)
+        except _RECIPIENT_REPLIES as rejected:
+            error = f"{type(rejected).__name__}: {rejected.code} {rejected.message}"
+            return Attempt(
+                _reply_outcome(rejected.code), elapsed_ms(), rejected.code, error, rejected.message
+            )
+        except aiosmtplib.SMTPTimeoutError as timeout:
+            return Attempt(Outcome.THROTTLED, elapsed_ms(), error=f"{type(timeout).__name__}: {timeout}")
+        except aiosmtplib.SMTPResponseException as failure:
+            # Refused at connection, HELO, AUTH or MAIL FROM: our side or the server's, not the address.
+            error = f"{type(failure).__name__}: {failure.code} {failure.message}"
+            return Attempt(Outcome.FAILED, elapsed_ms(), failure.code, error, failure.message)
+        except (aiosmtplib.SMTPException, OSError) as failure:
+            return Attempt(Outcome.FAILED, elapsed_ms(), error=f"{type(failure).__name__}: {failure}")
+        # aiosmtplib returns only when DATA was accepted, which is a 250.
+        return Attempt(Outcome.DELIVERED, elapsed_ms(), 250, response_excerpt=reply)
