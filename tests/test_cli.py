@@ -22,6 +22,7 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tests.conftest import _admin, _with_database
 from tracker.cli import main
 from tracker.domain.events import EVENT_PAYLOADS, EventType
+from tracker.estimates.backtest import COST_HEADER, PREDICTION_HEADER
 
 KEY = re.compile(r"trk_[0-9a-f]{12}_[A-Za-z0-9_-]{40,}")
 
@@ -408,15 +409,4 @@ def test_backtest_scores_a_log_against_its_baseline(env, log_file: Path, tmp_pat
     assert report["cases"] == 2
     assert report["predictions"] == 5
     header = predictions.read_text().splitlines()[0]
-    assert header.split(",") == [
-        "case",
-        "prefix_length",
-        "predicted_at",
-        "p50_end",
-        "p90_end",
-        "actual_end",
-        "cost_so_far",
-        "cost_p50",
-        "cost_p90",
-        "actual_cost",
-    ]
+    assert header.split(",") == [*PREDICTION_HEADER, *COST_HEADER]

@@ -172,16 +172,17 @@ async def seed_history(
         created = moment
         visits: list[StageVisit] = []
         entries: list[CostEntry] = []
-        for key in path:
+        for visit_number, key in enumerate(path):
             stage = stages[keys.index(key)]
             left = calendar.add_working_seconds(moment, _working_hours(rng, stage) * 3600)
             visits.append(
                 StageVisit(stage_key=key, entered_at=moment, left_at=left, entered_by=ACTOR, left_by=ACTOR)
             )
-            if stage.planned_cost:
-                amount = (
-                    stage.planned_cost * Decimal(str(round(rng.lognormvariate(0.05, 0.3), 2)))
-                ).quantize(Decimal("0.01"))
+            # Past jobs kept to their quotes, give or take; rework was on the house.
+            if stage.planned_cost and key not in path[:visit_number]:
+                amount = (stage.planned_cost * Decimal(str(round(rng.lognormvariate(0.0, 0.2), 2)))).quantize(
+                    Decimal("0.01")
+                )
                 entries.append(
                     CostEntry(
                         kind="labour" if number % 3 else "material",
@@ -272,7 +273,7 @@ async def seed(jobs: JobService, *, now: datetime, seed_value: int = 2026) -> in
         stored = await workflows.get_workflow(demo.workflow)
         calendar = (await jobs.versions.get(stored.row.id)).calendar
         stages = stored.definition.stages
-        # Open jobs move like the finished ones: skewed stage durations and costs near the plan.
+        # Open jobs move like the finished ones: skewed stage durations, costs near their quote's plan.
         hours = [_working_hours(rng, stage) for stage in stages[: demo.steps]]
         into_current = float(stages[demo.steps].duration.most_likely) * rng.uniform(0.1, 0.8)
         weekly_hours = sum(end - start for day in calendar.opening_hours for start, end in day) / 3600
@@ -297,8 +298,11 @@ async def seed(jobs: JobService, *, now: datetime, seed_value: int = 2026) -> in
                     job.id,
                     ExpectedVersion(job.version),
                     kind="labour",
-                    amount=(
-                        stage.planned_cost * Decimal(str(round(rng.lognormvariate(0.05, 0.3), 2)))
+                    amount=(  # the stage's share of this job's quote, give or take
+                        stage.planned_cost
+                        * Decimal(demo.quote)
+                        / sum(s.planned_cost for s in stages)
+                        * Decimal(str(round(rng.lognormvariate(0.0, 0.2), 2)))
                     ).quantize(Decimal("0.01")),
                     currency="EUR",
                     note="",

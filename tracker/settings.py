@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ class Settings:
     refit_interval_s: int = 3600
     recompute_batch_size: int = 1000
     shutdown_grace_s: int = 20
+    over_budget_tolerance: Decimal = Decimal("0.05")
+    """A job is over budget when its projected cost (P50) exceeds the quote by more than this fraction."""
     templates_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "templates")
 
     @classmethod
@@ -64,6 +67,11 @@ class Settings:
                     raise SettingsError(f"{name} must be a whole number, not {raw!r}") from error
             elif kind == "Path":
                 values[spec.name] = Path(raw)
+            elif kind == "Decimal":
+                try:
+                    values[spec.name] = Decimal(raw.strip())
+                except InvalidOperation as error:
+                    raise SettingsError(f"{name} must be a decimal number, not {raw!r}") from error
             else:
                 values[spec.name] = raw
         settings = cls(**values)
@@ -81,6 +89,8 @@ class Settings:
             raise SettingsError("TRACKER_SHUTDOWN_GRACE_S must not be negative")
         if self.max_body_bytes <= 0:
             raise SettingsError("TRACKER_MAX_BODY_BYTES must be positive")
+        if not (self.over_budget_tolerance.is_finite() and self.over_budget_tolerance >= 0):
+            raise SettingsError("TRACKER_OVER_BUDGET_TOLERANCE must be a fraction >= 0, such as 0.05")
         for name in ("recompute_interval_s", "refit_interval_s", "recompute_batch_size"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"TRACKER_{name.upper()} must be positive")

@@ -85,6 +85,8 @@ async def test_the_explanation_lists_stages_ahead_and_days_off(client, auth, gar
     assert body["calendar_time_zone"] == "Europe/Paris"
     assert body["remaining_working_hours"]["p50"] <= body["remaining_working_hours"]["p90"]
     assert body["basis"] in {"planned", "blend", "history"}
+    assert body["estimator"]["chosen"] in {"direct", "simulation", "median"}
+    assert body["estimator"]["reason"]
     # 2026-03-02 is a Monday; four stages of up to 8 working hours each run into the weekend or not,
     # but every listed day off must really be one.
     for day in body["non_working_days"]:
@@ -115,6 +117,54 @@ async def test_cost_over_the_quote_is_flagged(client, auth, garage):
     assert updated["actual_cost"] == {"amount": "5000.00", "currency": "EUR"}
     assert float(updated["estimate"]["cost"]["p50"]["amount"]) >= 5000
     assert updated["estimate"]["over_budget"] is True
+
+
+async def test_costs_within_the_stage_share_of_the_quote_leave_the_projection_alone(client, auth, garage):
+    # Four stages priced alike: each has 160 of the 640 quote.
+    job = await create_job(client, auth.staff, garage["account"]["id"])
+    assert job["estimate"]["cost"]["p50"]["amount"] == "640.00"
+    assert job["estimate"]["over_budget"] is False
+
+    async def add(amount: str, version: int) -> dict[str, Any]:
+        body = {"version": version, "kind": "labour", "amount": amount}
+        response = await client.post(f"/jobs/{job['id']}/costs", json=body, headers=auth.staff)
+        assert response.status_code == 201, response.text
+        return dict(response.json()["job"])
+
+    within = await add("150.00", 1)
+    beyond = await add("50.00", within["version"])
+    moved_on = (await act(client, auth.staff, beyond, "advance")).json()
+
+    assert within["estimate"]["cost"]["p50"]["amount"] == "640.00"
+    assert beyond["estimate"]["cost"]["p50"]["amount"] == "680.00"  # 40 over the stage's 160
+    assert moved_on["estimate"]["cost"]["p50"]["amount"] == "680.00"  # 200 spent + 3 x 160 planned
+    events = (await client.get(f"/jobs/{job['id']}/history", headers=auth.staff)).json()["items"]
+    # Only the overrun moved the announced cost (by more than 5 %).
+    assert [e["type"] for e in events] == ["created", "cost_added", "cost_added", "cost_moved", "advance"]
+
+
+@pytest.mark.parametrize("gap_hours", [0, 1])  # 0: the cost and the stage changes share their instant
+async def test_a_new_job_starts_above_its_quote_once_jobs_like_it_overran(
+    client, auth, garage, clock: FakeClock, gap_hours: int
+):
+    for _ in range(3):  # each quoted 640, each cost 800
+        job = await create_job(client, auth.staff, garage["account"]["id"])
+        clock.advance(hours=gap_hours)
+        body = {"version": job["version"], "kind": "labour", "amount": "800.00"}
+        job = (await client.post(f"/jobs/{job['id']}/costs", json=body, headers=auth.staff)).json()["job"]
+        for _ in range(3):
+            clock.advance(hours=gap_hours)
+            job = (await act(client, auth.staff, job, "advance")).json()
+        assert (await act(client, auth.staff, job, "complete")).status_code == 200
+    estimates: EstimateService = client._transport.app.state.services.estimates
+    await estimates.refit("car-repair", now=clock.now)
+
+    job = await create_job(client, auth.staff, garage["account"]["id"])
+
+    # From intake on they spent 800 where 640 was planned (ratio 1.25, overrun 160): with 3 samples
+    # that history weighs 3 / (3 + 10) against the quote.
+    assert job["estimate"]["cost"]["p50"]["amount"] == "676.92"
+    assert job["estimate"]["basis"].endswith("blend")
 
 
 async def test_a_promise_before_the_p90_puts_the_job_at_risk_once(client, auth, garage, clock: FakeClock):

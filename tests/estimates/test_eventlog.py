@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import gzip
+import json
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
-from tracker.estimates.eventlog import EventLogError, log_to_cases, read_log, write_csv
+from tracker.cli.backtest import backtest_command
+from tracker.estimates.eventlog import EVERY_LIFECYCLE, EventLogError, log_to_cases, read_log, write_csv
 from tracker.estimates.synthetic import generate_workload
 
 XES = """<?xml version="1.0" encoding="UTF-8"?>
@@ -158,3 +162,343 @@ def test_log_to_cases_needs_now_to_censor_running_cases(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="now"):
         log_to_cases(read_log(path), running={"A-1"})
+
+
+# ------------------------------------------------------------------ real logs as they come
+
+
+def _xes(*traces: tuple[str | None, list[tuple[str, str | None, str]]]) -> str:
+    """An XES document: traces of (name, [(activity, lifecycle or None, timestamp)])."""
+    parts = ['<?xml version="1.0" encoding="UTF-8"?>\n<log xes.version="1.0">']
+    for name, events in traces:
+        parts.append("<trace>")
+        if name is not None:
+            parts.append(f'<string key="concept:name" value="{name}"/>')
+        for activity, lifecycle, stamp in events:
+            parts.append("<event>")
+            parts.append(f'<string key="concept:name" value="{activity}"/>')
+            if lifecycle is not None:
+                parts.append(f'<string key="lifecycle:transition" value="{lifecycle}"/>')
+            parts.append(f'<date key="time:timestamp" value="{stamp}"/></event>')
+        parts.append("</trace>")
+    parts.append("</log>")
+    return "\n".join(parts)
+
+
+# The IT incident log's shape: lifecycle values are states, and none is "complete".
+INCIDENTS = _xes(
+    (
+        "IN-1",
+        [
+            ("Queued", "Awaiting Assignment", "2012-01-02T08:00:00+01:00"),
+            ("Accepted", "In Progress", "2012-01-02T09:00:00+01:00"),
+            ("Accepted", "Resolved", "2012-01-03T09:00:00+01:00"),
+            ("Completed", "Closed", "2012-01-04T09:00:00+01:00"),
+        ],
+    ),
+    (
+        "IN-2",
+        [
+            ("Accepted", "In Progress", "2012-01-05T09:00:00+01:00"),
+            ("Accepted", "In Progress", "2012-01-05T10:00:00+01:00"),
+            ("Completed", "Closed", "2012-01-06T09:00:00+01:00"),
+        ],
+    ),
+)
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_xes_without_complete_lifecycle_takes_every_event_and_says_so(tmp_path: Path) -> None:
+    log = read_log(_write(tmp_path, "incidents.xes", INCIDENTS))
+
+    assert log.n_events == 7
+    assert log.case_names == ("IN-1", "IN-2")
+    assert log.activity_names == ("Queued", "Accepted", "Completed")
+    assert log.reading is not None
+    assert log.reading.lifecycle_rule == "every-event"
+    assert log.reading.lifecycle_values == (
+        ("In Progress", 3),
+        ("Closed", 2),
+        ("Awaiting Assignment", 1),
+        ("Resolved", 1),
+    )
+    summary = log.reading.lifecycle_summary()
+    assert "no event is 'complete'" in summary
+    assert "In Progress (3)" in summary
+    assert "every event is a completion" in summary
+
+
+def test_choosing_a_lifecycle_no_event_has_says_which_values_the_log_has(tmp_path: Path) -> None:
+    path = _write(tmp_path, "incidents.xes", INCIDENTS)
+
+    with pytest.raises(EventLogError) as raised:
+        read_log(path, lifecycle=["complete"])
+
+    assert "0 of 7 events have lifecycle 'complete'; lifecycle values seen: In Progress (3), Closed (2)," in (
+        str(raised.value)
+    )
+
+
+def test_chosen_lifecycle_values_match_whatever_their_case(tmp_path: Path) -> None:
+    log = read_log(_write(tmp_path, "incidents.xes", INCIDENTS), lifecycle=["resolved", "CLOSED"])
+
+    assert [log.activity_names[a] for a in log.activity] == ["Accepted", "Completed", "Completed"]
+    assert log.activity_names == ("Accepted", "Completed")
+    assert log.reading is not None
+    assert log.reading.lifecycle_rule == "chosen"
+    assert log.reading.lifecycle_events == 3
+    assert "'resolved' or 'CLOSED', as chosen" in log.reading.lifecycle_summary()
+
+
+def test_every_lifecycle_can_be_chosen_even_when_complete_events_exist(tmp_path: Path) -> None:
+    path = _write(tmp_path, "log.xes", XES)
+
+    assert read_log(path).n_events == 3
+    assert read_log(path, lifecycle=[EVERY_LIFECYCLE]).n_events == 4
+
+
+def test_complete_events_win_over_start_events_in_any_case(tmp_path: Path) -> None:
+    text = _xes(
+        (
+            "P-1",
+            [
+                ("check", "start", "2014-04-11T01:00:00.000+03:00"),
+                ("check", "COMPLETE", "2014-04-11T05:00:00.000+03:00"),
+                ("decide", "Start", "2014-04-14T01:00:00.000+03:00"),
+                ("decide", "Complete", "2014-04-15T01:00:00.000+03:00"),
+            ],
+        )
+    )
+
+    log = read_log(_write(tmp_path, "permits.xes", text))
+
+    assert log.time.tolist() == [_epoch("2014-04-11T02:00:00+00:00"), _epoch("2014-04-14T22:00:00+00:00")]
+    assert log.reading is not None
+    assert log.reading.lifecycle_rule == "complete"
+    assert log.reading.events_in_file == 4
+    assert log.reading.lifecycle_values == (("start", 1), ("COMPLETE", 1), ("Start", 1), ("Complete", 1))
+
+
+def test_timestamps_without_offset_are_read_in_the_given_zone_and_counted(tmp_path: Path) -> None:
+    text = _xes(("A", [("x", None, "2024-07-01T10:00:00"), ("y", None, "2024-07-01T12:00:00+00:00")]))
+    path = _write(tmp_path, "naive.xes", text)
+
+    as_utc = read_log(path)
+    as_amsterdam = read_log(path, naive_tz=ZoneInfo("Europe/Amsterdam"))
+
+    assert as_utc.time.tolist() == [_epoch("2024-07-01T10:00:00+00:00"), _epoch("2024-07-01T12:00:00+00:00")]
+    assert as_amsterdam.time[0] == _epoch("2024-07-01T08:00:00+00:00")  # summer time: UTC+2
+    assert as_amsterdam.reading is not None
+    assert as_amsterdam.reading.naive_timestamps == 1
+    assert "1 timestamps without a UTC offset, read as Europe/Amsterdam" in "\n".join(
+        as_amsterdam.reading.describe()
+    )
+
+
+def test_events_out_of_order_in_a_trace_are_sorted_by_time(tmp_path: Path) -> None:
+    text = _xes(
+        ("late", [("b", None, "2024-01-02T00:00:00Z"), ("a", None, "2024-01-01T00:00:00Z")]),
+        ("fine", [("a", None, "2024-01-01T00:00:00Z"), ("b", None, "2024-01-03T00:00:00Z")]),
+    )
+
+    log = read_log(_write(tmp_path, "order.xes", text))
+
+    assert [log.activity_names[a] for a in log.activity] == ["a", "b", "a", "b"]
+    assert np.all(np.diff(log.time)[[0, 2]] > 0)
+    assert log.reading is not None
+    assert log.reading.reordered_cases == 1
+
+
+def test_repeated_events_are_counted_and_dropped_only_on_request(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "log.csv",
+        "CaseID,ActivityID,CompleteTimestamp\n"
+        "1,a,2024-01-01T10:00:00Z\n"
+        "1,b,2024-01-01T10:00:00Z\n"
+        "1,a,2024-01-01T10:00:00Z\n"  # repeats the first row, not next to it
+        "1,a,2024-01-02T10:00:00Z\n"
+        "2,a,2024-01-01T10:00:00Z\n",  # same activity and time, another case
+    )
+
+    kept = read_log(path)
+    dropped = read_log(path, drop_duplicates=True)
+
+    assert kept.n_events == 5
+    assert kept.reading is not None and kept.reading.duplicate_events == 1
+    assert dropped.n_events == 4
+    assert [dropped.activity_names[a] for a in dropped.activity] == ["a", "b", "a", "a"]
+    assert dropped.reading is not None and dropped.reading.duplicates_dropped
+
+
+def test_single_event_cases_are_kept_and_counted(tmp_path: Path) -> None:
+    text = _xes(
+        ("one", [("a", "complete", "2024-01-01T00:00:00Z")]),
+        ("two", [("a", "complete", "2024-01-01T00:00:00Z"), ("b", "complete", "2024-01-02T00:00:00Z")]),
+    )
+
+    log = read_log(_write(tmp_path, "log.xes", text))
+
+    assert log.case_names == ("one", "two")
+    assert log.case_start.tolist() == [0, 1, 3]
+    assert log.reading is not None and log.reading.single_event_cases == 1
+
+
+def test_traces_without_a_name_stay_apart(tmp_path: Path) -> None:
+    text = _xes((None, [("a", None, "2024-01-01T00:00:00Z")]), (None, [("a", None, "2024-01-02T00:00:00Z")]))
+
+    log = read_log(_write(tmp_path, "log.xes", text))
+
+    assert log.case_names == ("trace 1", "trace 2")
+
+
+def test_events_without_a_timestamp_are_skipped_and_a_log_of_only_those_is_refused(tmp_path: Path) -> None:
+    text = (
+        '<log><trace><string key="concept:name" value="A"/>'
+        '<event><string key="concept:name" value="a"/></event>'
+        '<event><string key="concept:name" value="b"/>'
+        '<date key="time:timestamp" value="2024-01-01T00:00:00Z"/>'
+        "</event></trace></log>"
+    )
+    assert (reading := read_log(_write(tmp_path, "some.xes", text)).reading) is not None
+    assert reading.incomplete_events == 1
+
+    only = '<log><trace><event><string key="concept:name" value="a"/></event></trace></log>'
+    with pytest.raises(
+        EventLogError, match="none of the 1 events to use has a case, an activity and a timestamp"
+    ):
+        read_log(_write(tmp_path, "none.xes", only))
+    with pytest.raises(EventLogError, match="no events"):
+        read_log(_write(tmp_path, "empty.xes", "<log/>"))
+
+
+@pytest.mark.parametrize(
+    ("text", "described"),
+    [
+        (
+            '"case";"activity";"time"\r\n"J;1";"paint; dry";"2024-03-01T10:30:00Z"\r\n'
+            '"J;1";"say ""done""";"2024-03-02T10:30:00Z"\r\n',
+            "semicolon-separated",
+        ),
+        (
+            "case\tactivity\ttime\nJ;1\tpaint; dry\t2024-03-01T10:30:00Z\n"
+            'J;1\tsay "done"\t2024-03-02T10:30:00Z\n',
+            "tab-separated",
+        ),
+        (
+            'case|activity|time\nJ;1|paint; dry|2024-03-01T10:30:00Z\nJ;1|say "done"|2024-03-02T10:30:00Z\n',
+            "pipe-separated",
+        ),
+        (
+            '\ufeffcase,activity,time\n"J;1","paint; dry",2024-03-01T10:30:00Z\n'
+            '"J;1","say ""done""",2024-03-02T10:30:00Z\n',
+            "comma-separated, byte-order mark skipped",
+        ),
+    ],
+)
+def test_csv_dialects_are_sniffed(tmp_path: Path, text: str, described: str) -> None:
+    path = tmp_path / "log.csv"
+    path.write_bytes(text.encode("utf-8"))
+
+    log = read_log(path, case="case", activity="activity", timestamp="time")
+
+    assert log.case_names == ("J;1",)
+    assert log.activity_names == ("paint; dry", 'say "done"')
+    assert log.time.tolist() == [_epoch("2024-03-01T10:30:00+00:00"), _epoch("2024-03-02T10:30:00+00:00")]
+    assert log.reading is not None
+    assert described in log.reading.source
+
+
+def test_csv_lifecycle_column_follows_the_same_rule(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "log.csv",
+        "CaseID,ActivityID,CompleteTimestamp,lifecycle:transition\n"
+        "1,a,2024-01-01T08:00:00Z,start\n"
+        "1,a,2024-01-01T10:00:00Z,complete\n"
+        "1,b,2024-01-02T10:00:00Z,start\n",
+    )
+
+    log = read_log(path)
+
+    assert log.n_events == 1
+    assert read_log(path, lifecycle=["start"]).n_events == 2
+
+
+def test_choosing_a_lifecycle_for_a_csv_without_one_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, "log.csv", "CaseID,ActivityID,CompleteTimestamp\n1,a,2024-01-01T08:00:00Z\n")
+
+    with pytest.raises(EventLogError, match="no column"):
+        read_log(path, lifecycle=["complete"])
+
+
+def test_unreadable_xes_timestamp_names_the_case(tmp_path: Path) -> None:
+    path = _write(tmp_path, "log.xes", _xes(("IN-9", [("a", None, "last Tuesday")])))
+
+    with pytest.raises(EventLogError, match="case 'IN-9'"):
+        read_log(path)
+
+
+# ------------------------------------------------------------------ the commands
+
+
+def _incident_log(tmp_path: Path, cases: int = 30) -> Path:
+    """Cases of Awaiting Assignment, In Progress, Closed: states, none of them 'complete'."""
+    traces: list[tuple[str | None, list[tuple[str, str | None, str]]]] = []
+    for c in range(cases):
+        day = 1 + c % 20
+        traces.append(
+            (
+                f"IN-{c}",
+                [
+                    ("Queued", "Awaiting Assignment", f"2012-01-{day:02d}T08:00:00"),
+                    ("Accepted", "In Progress", f"2012-01-{day:02d}T{9 + c % 5:02d}:00:00"),
+                    ("Completed", "Closed", f"2012-01-{day + 2:02d}T09:00:00"),
+                ],
+            )
+        )
+    return _write(tmp_path, "incidents.xes", _xes(*traces))
+
+
+def test_backtest_says_which_lifecycle_rule_it_applied(tmp_path: Path) -> None:
+    path = _incident_log(tmp_path)
+
+    text = CliRunner().invoke(backtest_command, [str(path), "--tz", "Europe/Brussels"])
+    as_json = CliRunner().invoke(backtest_command, [str(path), "--json"])
+
+    assert text.exit_code == 0, text.output
+    assert "lifecycle         no event is 'complete'" in text.output
+    assert "90 timestamps without a UTC offset, read as Europe/Brussels" in text.output
+    assert as_json.exit_code == 0, as_json.output
+    reading = json.loads(as_json.output)["reading"]
+    assert reading["lifecycle_rule"] == "every-event"
+    assert reading["lifecycle_values"] == {"Awaiting Assignment": 30, "In Progress": 30, "Closed": 30}
+    assert reading["events"] == 90
+    assert reading["naive_time_zone"] == "UTC"
+
+
+def test_backtest_reads_the_chosen_lifecycle_values(tmp_path: Path) -> None:
+    path = _incident_log(tmp_path)
+
+    chosen = CliRunner().invoke(backtest_command, [str(path), "--lifecycle", "in progress, closed", "--json"])
+    missing = CliRunner().invoke(backtest_command, [str(path), "--lifecycle", "complete"])
+
+    assert chosen.exit_code == 0, chosen.output
+    assert json.loads(chosen.output)["events"] == 60
+    assert missing.exit_code == 1
+    assert "0 of 90 events have lifecycle 'complete'; lifecycle values seen: Awaiting Assignment (30)" in (
+        missing.output
+    )
+
+
+@pytest.mark.parametrize(("option", "value"), [("--tz", "Mars/Olympus_Mons"), ("--lifecycle", " , ")])
+def test_backtest_refuses_a_bad_log_option(tmp_path: Path, option: str, value: str) -> None:
+    result = CliRunner().invoke(backtest_command, [str(_incident_log(tmp_path)), option, value])
+
+    assert result.exit_code == 2
+    assert option in result.output

@@ -261,6 +261,8 @@ def test_saved_model_loads_with_the_same_estimates_and_extra(tmp_path: Path) -> 
         assert np.array_equal(got, want)
     assert loaded.remaining(jobs[0]) == model.remaining(jobs[0])
     assert loaded.position_bases() == model.position_bases()
+    assert loaded.selection == model.selection
+    assert model.selection.longest_s == 8 * DAY  # no job seen ran longer than the plan at its slowest
 
 
 def test_stage_p90_and_bases_describe_each_stage() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,9 @@ def refused(environ: dict[str, str]) -> str:
 
 def test_every_field_is_covered_by_exactly_one_type_list() -> None:
     names = [spec.name for spec in dataclasses.fields(Settings)]
-    assert sorted(names) == sorted([*BOOL_FIELDS, *INT_FIELDS, *STR_FIELDS, "templates_dir"])
+    assert sorted(names) == sorted(
+        [*BOOL_FIELDS, *INT_FIELDS, *STR_FIELDS, "templates_dir", "over_budget_tolerance"]
+    )
 
 
 # --- Defaults -------------------------------------------------------------------------------------------
@@ -153,6 +156,18 @@ def test_the_templates_dir_is_read_as_a_path(raw: str) -> None:
     settings = Settings.from_env({"TRACKER_TEMPLATES_DIR": raw})
     assert settings.templates_dir == Path(raw)
     assert isinstance(settings.templates_dir, Path)
+
+
+def test_the_over_budget_tolerance_is_a_decimal_fraction() -> None:
+    assert Settings().over_budget_tolerance == Decimal("0.05")
+    settings = Settings.from_env({"TRACKER_OVER_BUDGET_TOLERANCE": " 0.1 "})
+    assert settings.over_budget_tolerance == Decimal("0.1")
+    assert isinstance(settings.over_budget_tolerance, Decimal)
+
+
+@pytest.mark.parametrize("raw", ["five", "-0.01", "NaN", "Infinity"])
+def test_a_malformed_over_budget_tolerance_is_refused(raw: str) -> None:
+    assert "TRACKER_OVER_BUDGET_TOLERANCE" in refused({"TRACKER_OVER_BUDGET_TOLERANCE": raw})
 
 
 def test_several_variables_combine() -> None:

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from tracker.cli.backtest import backtest_command, log_options, parse_mapping, read_log_option_values
+from tracker.cli.backtest import LogReader, backtest_command, log_options, parse_mapping, reading_lines
 from tracker.clock import utc_now
 from tracker.settings import Settings, SettingsError
 
@@ -211,11 +211,7 @@ def import_history(
     log: Path,
     workflow_key: str,
     pairs: tuple[str, ...],
-    case: str,
-    activity: str,
-    timestamp: str,
-    timestamp_format: str | None,
-    cost: str | None,
+    log_reader: LogReader,
 ) -> None:
     """Load an event log's cases (CSV, XES or XES.gz) as finished jobs of a workflow, then refit it."""
     from tracker.db.session import open_database
@@ -223,7 +219,7 @@ def import_history(
     from tracker.services.bootstrap import build_services
     from tracker.services.imports import import_history as run_import
 
-    events = read_log_option_values(log, case, activity, timestamp, timestamp_format, cost)
+    events = log_reader.read(log)
     mapping = parse_mapping(pairs)
 
     settings = _settings()
@@ -238,7 +234,7 @@ def import_history(
             )
 
     try:
-        click.echo(_run(run()))
+        click.echo("\n".join([*reading_lines(events), _run(run())]))
     except DomainError as error:
         raise click.ClickException(error.detail) from None
 

@@ -55,6 +55,12 @@ def _job_columns(postgres: bool) -> str:
         "eta_p90_s": epoch("eta_p90"),
         "cost_p50_f": number("cost_p50"),
         "actual_cost_f": number("actual_cost"),
+        # Recorded since the job entered its current stage: within the stage's planned share it does not
+        # move the projected cost (one probe of the cost_entry (job_id, id) index per job).
+        "stage_cost_f": number(
+            "(SELECT coalesce(sum(c.amount), 0) FROM cost_entry AS c WHERE c.job_id = job.id"
+            " AND c.stage_key = job.stage_key AND c.created_at >= job.stage_entered_at)"
+        ),
         "quote_f": number("quote_amount"),
         "announced_eta_s": epoch(f"({announced('eta_p50')}){timestamp}"),
         "announced_cost_f": number(f"({announced('cost_p50')})"),
@@ -98,6 +104,7 @@ class OpenJobs:
     eta_p90_s: FloatArray
     cost_p50_f: FloatArray
     actual_cost_f: FloatArray
+    stage_cost_f: FloatArray
     quote_f: FloatArray
     announced_eta_s: FloatArray
     announced_cost_f: FloatArray
@@ -146,6 +153,7 @@ class OpenJobs:
             eta_p90_s=floats("eta_p90_s"),
             cost_p50_f=floats("cost_p50_f"),
             actual_cost_f=floats("actual_cost_f"),
+            stage_cost_f=floats("stage_cost_f"),
             quote_f=floats("quote_f"),
             announced_eta_s=floats("announced_eta_s"),
             announced_cost_f=floats("announced_cost_f"),

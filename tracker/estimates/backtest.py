@@ -1,19 +1,30 @@
-"""Deployment-faithful backtest of the history model on an event log.
+"""Deployment-faithful backtest of the estimator on an event log.
 
 Each case is a job and each event the completion of a stage named by its activity; a stage lasts
 from the case's previous event, and the first event is the case start. The log is replayed in
-time order. After every event but a case's last, the case's remaining time is predicted with a
-model refitted periodically from what was known at the refit instant only: cases whose last
-event came before it, and cases still running then (right-censored). Nothing later leaks in.
-P90 is calibrated as the service calibrates it, on the newest finished cases at each refit.
+time order. After every event but a case's last, the case's remaining time is predicted from what
+was known at the last refit only: cases whose last event came before it, and cases still running
+then (right-censored). Nothing later leaks in.
 
-The bar is the usual naive estimate: the median remaining time of finished cases after the same
-last activity, trained on the same finished cases.
+At each refit the candidate predictors (:data:`CANDIDATES`: the direct "what remained for past
+jobs here" estimate, the plain median by activity, the stage simulation, and two geometric blends)
+are scored on two sets of earlier predictions whose biases pull opposite ways: the newest ones
+old enough for most of their cases to have closed (the open ones counted by their certain error,
+which favours long predictions), and all those of the cases that closed last (exact, but short
+cases close first) - and the best one answers until the next refit; until 30 outcomes are known,
+the cautious blend of the direct estimate and the plain median does. Its P90 is calibrated
+split-conformally on the first set, the jobs still open past their P90 counted as misses, so the
+calibration follows drift through the log.
+
+The bar is the replay baseline: at each prediction's instant, the median remaining time after the
+same activity of the cases closed before it (all activities pooled when that one has none). It is
+written beside each prediction in the predictions file.
 """
 
 from __future__ import annotations
 
 import csv
+import heapq
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -23,13 +34,25 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from tracker.estimates.calendar import BusinessCalendar
 from tracker.estimates.eventlog import EventLog, WorkingTime, iso_utc
 from tracker.estimates.history import BoolArray, FloatArray, IntArray, VisitTable
-from tracker.estimates.model import fit_visit_table
+from tracker.estimates.model import (
+    BOUND,
+    N_BUCKETS,
+    CalibrationEvidence,
+    HistoryModel,
+    calibrate,
+    fit_visit_table,
+    prefix_bucket,
+)
+from tracker.estimates.residual import grouped_quantiles, residual_quantiles, shrink
+from tracker.estimates.selection import choose
 
 _DAY = 86_400.0
 _PREFIXES = 10
+_TENTHS = 10
+_AGE_BUCKETS = 5
+_SIMULATED_PATHS = 250  # per position: enough for a P50 and P90 to compete with, four times cheaper
 
 
 class WorkingCalendar(WorkingTime, Protocol):
@@ -38,20 +61,40 @@ class WorkingCalendar(WorkingTime, Protocol):
     def add_working_seconds_many(self, start_epoch: npt.ArrayLike, seconds: npt.ArrayLike) -> FloatArray: ...
 
 
+class ElapsedTime:
+    """Working time that is elapsed time (a 24x7 calendar) without a calendar's day tables: a log
+    spanning years, with estimates reaching years ahead, costs nothing to convert."""
+
+    def working_seconds_between_many(
+        self, start_epoch: npt.ArrayLike, end_epoch: npt.ArrayLike
+    ) -> FloatArray:
+        start, end = np.broadcast_arrays(
+            np.asarray(start_epoch, np.float64), np.asarray(end_epoch, np.float64)
+        )
+        return np.asarray(np.maximum(end - start, 0.0), dtype=np.float64)
+
+    def add_working_seconds_many(self, start_epoch: npt.ArrayLike, seconds: npt.ArrayLike) -> FloatArray:
+        return np.asarray(np.add(start_epoch, seconds), dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class BacktestOptions:
     """How often to refit and how the model is fitted.
 
-    A refit happens a simulated ``refit_every_s`` after the last one, or sooner once the number of
-    finished cases has grown by ``refit_growth`` (so the sparse start of a log is not starved).
-    Each fit sees the newest cases (by start) back to the ``history_cases``-th newest finished
-    one, running cases included, as a service would load a bounded history.
+    A refit happens a simulated ``refit_every_s`` after the last one once ``min_closed_growth``
+    more cases have closed, or sooner once closed cases or events seen have grown by
+    ``refit_growth`` (so the sparse start of a log is not starved). Each fit sees the newest cases
+    (by start) back to the ``history_cases``-th newest finished one, running cases included, as a
+    service would load a bounded history. The choice of candidate and the P90 calibration look at
+    ``evidence`` earlier predictions: fewer follow drift sooner, more are steadier.
     """
 
     refit_every_s: float = _DAY
     refit_growth: float = 0.1
     history_cases: int = 20_000
     window: int = 2000
+    evidence: int = 1000
+    min_closed_growth: float = 0.02
     half_life_s: float | None = None
     min_samples: int = 30
     seed: int = 0
@@ -64,6 +107,17 @@ class PrefixScore:
     predictions: int
     mae_days: float
     baseline_mae_days: float
+
+
+@dataclass(frozen=True)
+class TenthScore:
+    """Scores of the predictions made in one tenth of the log's time span (1 = the first)."""
+
+    tenth: int
+    predictions: int
+    mae_days: float
+    baseline_mae_days: float
+    p90_coverage: float
 
 
 @dataclass(frozen=True)
@@ -91,6 +145,8 @@ class BacktestReport:
     p50_coverage: float
     mean_p90_width_days: float
     by_prefix: tuple[PrefixScore, ...]
+    by_tenth: tuple[TenthScore, ...]
+    estimators: dict[str, int]
     cost: CostScore | None
     runtime_s: float
     events_per_s: float
@@ -117,6 +173,13 @@ class BacktestReport:
             f"  {s.prefix_length:>2}: {s.predictions:>7}  {s.mae_days:7.3f}  {s.baseline_mae_days:7.3f}"
             for s in self.by_prefix
         ]
+        lines.append("by tenth of time  t: n  MAE  baseline  P90 coverage")
+        lines += [
+            f"  {t.tenth:>2}: {t.predictions:>7}  {t.mae_days:7.3f}  {t.baseline_mae_days:7.3f}"
+            f"  {t.p90_coverage:.3f}"
+            for t in self.by_tenth
+        ]
+        lines.append("estimator chosen  " + ", ".join(f"{k} {v}" for k, v in self.estimators.items()))
         if self.cost is not None:
             lines.append(
                 f"cost MAE          {self.cost.mae:.2f}   (no further cost {self.cost.baseline_mae:.2f}), "
@@ -132,11 +195,13 @@ class Predictions:
 
     case: IntArray
     prefix_length: IntArray
+    activity: IntArray
     predicted_at: FloatArray
     p50_end: FloatArray
     p90_end: FloatArray
     actual_end: FloatArray
     baseline_end: FloatArray
+    estimator: IntArray  # index in CANDIDATES of the predictor chosen
     cost_so_far: FloatArray | None = None
     cost_p50: FloatArray | None = None
     cost_p90: FloatArray | None = None
@@ -160,20 +225,288 @@ def run_backtest(
     """Replay ``log`` in time order and score the predictions (see the module docstring)."""
     started = time.perf_counter()
     options = options or BacktestOptions()
-    cal: WorkingCalendar = calendar if calendar is not None else BusinessCalendar.always_open()
+    cal: WorkingCalendar = calendar if calendar is not None else ElapsedTime()
     ev = _Events.build(log, cal)
     pred = ev.prediction_order()
     n_pred = pred.size
-    p50_s, p90_s, base_s = (np.zeros(n_pred) for _ in range(3))
+    names = CANDIDATES
+    p50_all = np.zeros((len(names), n_pred))
+    p90_all = np.zeros((len(names), n_pred))
+    p50_s, p90_s = np.zeros(n_pred), np.zeros(n_pred)
+    chosen = np.zeros(n_pred, dtype=np.int64)
     cost_p50, cost_p90 = np.zeros(n_pred), np.zeros(n_pred)
     finished = _FinishedPrefixes.build(ev)
     refits = _refit_instants(ev, options)
     bounds = np.append(np.searchsorted(ev.time[pred], refits, side="left"), n_pred)
-    s = len(log.activity_names)
+    moments = _Moments.build(ev, pred, cal)
+    simulation: _Simulation | None = None
     for r, instant in enumerate(refits):
         lo, hi = int(bounds[r]), int(bounds[r + 1])
         if lo == hi:
             continue
+        block = pred[lo:hi]
+        known = moments.at(instant, options.history_cases)
+        if simulation is None or simulation.stale(known):
+            simulation = _Simulation.fit(ev, instant, known, options, cal)
+        p50_all[:, lo:hi], p90_all[:, lo:hi] = _candidates(ev, known, block, simulation)
+        evidence = moments.evidence(instant, lo, options.evidence, known)
+        closed_last = moments.closed_last(instant, options.evidence)
+        choice = choose(
+            names,
+            p50_all[:, np.r_[evidence.rows, closed_last.rows]],
+            np.r_[evidence.observed, closed_last.observed],
+            np.r_[evidence.resolved, closed_last.resolved],
+            default=_DEFAULT,
+        )
+        k = names.index(choice.name)
+        chosen[lo:hi] = k
+        factor = calibrate(
+            CalibrationEvidence(p90_all[k, evidence.rows], evidence.observed, evidence.resolved)
+        ).p90_factor
+        raw90 = p90_all[k, lo:hi]
+        if not choice.errors:  # nothing known yet: the long-running open cases are all there is
+            raw90 = p90_all[[names.index("direct"), names.index("median")], lo:hi].max(axis=0)
+        # Never absurd: the service's bound, on the longest case seen (or this one's age).
+        cap = BOUND * np.maximum(known.case_duration.max(initial=0.0), ev.age[block])
+        p50_s[lo:hi] = np.minimum(p50_all[k, lo:hi], cap)
+        p90_s[lo:hi] = np.minimum(np.maximum(raw90 * factor, p50_s[lo:hi]), cap)
+        if ev.cost_so_far is not None:
+            cost_p50[lo:hi], cost_p90[lo:hi] = finished.cost_projection(ev, instant, block, options)
+    at = ev.time[pred]
+    predictions = Predictions(
+        case=ev.case_label[ev.case[pred]],
+        prefix_length=ev.prefix[pred],
+        activity=ev.activity[pred],
+        predicted_at=at,
+        p50_end=cal.add_working_seconds_many(at, p50_s),
+        p90_end=cal.add_working_seconds_many(at, p90_s),
+        actual_end=ev.case_end[ev.case[pred]],
+        baseline_end=cal.add_working_seconds_many(at, finished.replay_baseline(ev, pred)),
+        estimator=chosen,
+        cost_so_far=None if ev.cost_so_far is None else ev.cost_so_far[pred],
+        cost_p50=None if ev.cost_so_far is None else cost_p50,
+        cost_p90=None if ev.cost_so_far is None else cost_p90,
+        actual_cost=None if ev.case_cost is None else ev.case_cost[ev.case[pred]],
+    )
+    runtime = time.perf_counter() - started
+    report = _score(predictions, log, name, calendar_name, len(refits), runtime, options)
+    return Backtest(report, predictions)
+
+
+# ---------------------------------------------------------------------- candidates
+
+
+CANDIDATES = ("direct", "median", "simulation", "blend", "cautious")
+_DEFAULT = "cautious"
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What is known at a refit instant about the prediction moments before it (rows of
+    :class:`_Moments`), and about the cases begun before it."""
+
+    instant: float
+    events: IntArray
+    remaining: FloatArray  # working seconds to the case's end, or to the instant while it is open
+    closed: BoolArray
+    case_duration: FloatArray  # per case begun before the instant (working, censored while open)
+    case_closed: BoolArray
+    n_closed_cases: int
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    rows: IntArray  # indices into the prediction order
+    observed: FloatArray
+    resolved: BoolArray
+
+
+@dataclass(frozen=True)
+class _Moments:
+    """The prediction moments (every event but each case's last) in time order, with the working
+    clock of each event and of its case's end, so what is known at any instant is a slice."""
+
+    index: IntArray
+    time: FloatArray
+    clock: FloatArray
+    end_time: FloatArray
+    end_clock: FloatArray
+    case: IntArray
+    case_first_clock: FloatArray
+    case_end_clock: FloatArray
+    case_first: FloatArray
+    case_end: FloatArray
+    cal: WorkingCalendar
+    origin: float
+    by_end: IntArray  # rows in order of their case's end
+    end_sorted: FloatArray
+
+    @classmethod
+    def build(cls, ev: _Events, pred: IntArray, cal: WorkingCalendar) -> _Moments:
+        origin = float(ev.time.min()) if ev.time.size else 0.0
+
+        def clock(t: FloatArray) -> FloatArray:
+            return cal.working_seconds_between_many(np.full(t.size, origin), t)
+
+        case_end_clock = clock(ev.case_end)
+        return cls(
+            index=pred,
+            time=ev.time[pred],
+            clock=clock(ev.time[pred]),
+            end_time=ev.case_end[ev.case[pred]],
+            end_clock=case_end_clock[ev.case[pred]],
+            case=ev.case[pred],
+            case_first_clock=clock(ev.case_first),
+            case_end_clock=case_end_clock,
+            case_first=ev.case_first,
+            case_end=ev.case_end,
+            cal=cal,
+            origin=origin,
+            by_end=np.argsort(ev.case_end[ev.case[pred]], kind="stable"),
+            end_sorted=np.sort(ev.case_end[ev.case[pred]], kind="stable"),
+        )
+
+    def clock_at(self, instant: float) -> float:
+        """Working seconds from the log's start to ``instant``, counted on from the last moment
+        before it (a calendar walks day by day: years of log would cost years of days)."""
+        before = int(np.searchsorted(self.time, instant, side="right")) - 1
+        start, clock = (self.time[before], self.clock[before]) if before >= 0 else (self.origin, 0.0)
+        return float(clock + self.cal.working_seconds_between_many(start, max(instant, start)))
+
+    def at(self, instant: float, history_cases: int) -> _Known:
+        """Moments before ``instant`` of the newest cases back to the ``history_cases``-th newest
+        finished one, and the durations of those cases (open ones censored at ``instant``)."""
+        now = self.clock_at(instant)
+        begun = int(np.searchsorted(self.case_first, instant, side="left"))
+        closed_case = self.case_end[:begun] < instant
+        closed_back = np.cumsum(closed_case[::-1])
+        oldest = max(begun - 1 - int(np.searchsorted(closed_back, history_cases, side="left")), 0)
+        n = int(np.searchsorted(self.time, instant, side="left"))
+        rows = np.flatnonzero(self.case[:n] >= oldest)
+        closed = self.end_time[rows] < instant
+        remaining = np.where(closed, self.end_clock[rows], now) - self.clock[rows]
+        cases = slice(oldest, begun)
+        duration = (
+            np.where(closed_case[cases], self.case_end_clock[cases], now) - self.case_first_clock[cases]
+        )
+        return _Known(
+            instant, self.index[rows], remaining, closed, duration, closed_case[cases], int(closed_case.sum())
+        )
+
+    def closed_last(self, instant: float, size: int) -> _Evidence:
+        """The predictions of the cases that closed last before ``instant`` (``size`` of them, by
+        their case's end) and their actual remaining time."""
+        n = int(np.searchsorted(self.end_sorted, instant, side="left"))
+        rows = np.sort(self.by_end[max(n - size, 0) : n])
+        observed = self.end_clock[rows] - self.clock[rows]
+        return _Evidence(rows, observed, np.ones(rows.size, dtype=np.bool_))
+
+    def evidence(self, instant: float, before: int, size: int, known: _Known) -> _Evidence:
+        """The newest ``size`` predictions made before row ``before`` and long enough before
+        ``instant`` for most of their cases to have closed (by the P80 of the remaining times of
+        the closed cases), with what is known of their outcome: the remaining time when the case
+        has closed, else the time since the prediction."""
+        closed = known.remaining[known.closed]
+        horizon = float(np.quantile(closed, 0.8)) if closed.size else 0.0
+        since = self.clock_at(instant) - horizon
+        old_enough = int(np.searchsorted(self.clock[:before], since, side="left"))
+        end = old_enough if old_enough >= min(size, before) // 2 else before
+        rows = np.arange(max(end - size, 0), end)
+        resolved = self.end_time[rows] < instant
+        observed = np.where(resolved, self.end_clock[rows], self.clock_at(instant)) - self.clock[rows]
+        return _Evidence(rows, observed, resolved)
+
+
+def _age_buckets(ages: FloatArray, reference: FloatArray) -> IntArray:
+    """Bucket of each age among the quintiles of ``reference`` (scale-free: any process's ages)."""
+    if reference.size == 0:
+        return np.zeros(ages.size, dtype=np.int64)
+    edges = np.quantile(reference, [0.2, 0.4, 0.6, 0.8])
+    return np.searchsorted(edges, ages, side="right").astype(np.int64)
+
+
+def _direct(ev: _Events, known: _Known, block: IntArray) -> tuple[FloatArray, FloatArray]:
+    """Remaining time from past moments, backed off: the whole workflow at the job's age <- last
+    activity and age <- the two last activities and age <- those and the number of stages done
+    <- the whole sequence of activities so far; each finer level shrunk towards the coarser by its
+    number of closed samples."""
+    s = len(ev.activity_names)
+    estimate, _ = residual_quantiles(known.case_duration, known.case_closed, ev.age[block])
+    moment = known.events
+    m_age = ev.age[moment]
+    m_key = ev.activity[moment] * _AGE_BUCKETS + _age_buckets(m_age, m_age)
+    b_key = ev.activity[block] * _AGE_BUCKETS + _age_buckets(ev.age[block], m_age)
+    refinements = (
+        (np.zeros(ev.activity.size, dtype=np.int64), 1),
+        (ev.previous_activity, s + 1),
+        (prefix_bucket(ev.prefix), N_BUCKETS),
+        (ev.sequence, int(ev.sequence.max(initial=0)) + 1),
+    )
+    for refine, fan_out in refinements:
+        m_key, b_key = _dense(m_key * fan_out + refine[moment], b_key * fan_out + refine[block])
+        size = int(m_key.max(initial=-1)) + 2  # the groups seen and the empty one
+        q, _ = grouped_quantiles(m_key, known.remaining, known.closed, size)
+        n = np.bincount(m_key, weights=known.closed, minlength=size).astype(np.float64)
+        estimate = shrink(q[b_key], n[b_key], estimate)
+    return estimate[:, 0], np.maximum(estimate[:, 1], estimate[:, 0])
+
+
+def _dense(m_key: IntArray, b_key: IntArray) -> tuple[IntArray, IntArray]:
+    """Group keys renumbered 0..n-1 by the moments' keys; a key no moment has gets n (a group
+    without samples), so the group tables stay as small as the groups seen."""
+    seen, m_dense = np.unique(m_key, return_inverse=True)
+    if seen.size == 0:
+        return m_dense.astype(np.int64), np.zeros(b_key.size, dtype=np.int64)
+    at = np.minimum(np.searchsorted(seen, b_key), seen.size - 1)
+    return m_dense.astype(np.int64), np.where(seen[at] == b_key, at, seen.size).astype(np.int64)
+
+
+def _median(ev: _Events, known: _Known, block: IntArray) -> tuple[FloatArray, FloatArray]:
+    """Quantiles of the remaining time after the same activity, of closed cases only (all
+    activities pooled where one has none): the replay baseline with a P90."""
+    s = len(ev.activity_names)
+    closed = known.closed
+    act = ev.activity[known.events[closed]]
+    q, n = grouped_quantiles(act, known.remaining[closed], np.ones(act.size, dtype=np.bool_), s)
+    pooled, _ = grouped_quantiles(
+        np.zeros(act.size, dtype=np.int64), known.remaining[closed], np.ones(act.size, dtype=np.bool_), 1
+    )
+    q = np.where((n > 0)[:, None], q, np.nan_to_num(pooled, nan=0.0))
+    return q[ev.activity[block], 0], q[ev.activity[block], 1]
+
+
+def _candidates(
+    ev: _Events, known: _Known, block: IntArray, simulation: _Simulation
+) -> tuple[FloatArray, FloatArray]:
+    """P50 and raw P90 of every candidate (rows in :data:`CANDIDATES` order) for ``block``.
+
+    The blends are geometric means: ``blend`` of the direct history and the simulation,
+    ``cautious`` of the direct history and the plain median (the default while no outcome is
+    known: censored open cases alone can mislead, finished ones alone are the short ones).
+    """
+    direct = np.vstack(_direct(ev, known, block))
+    median = np.vstack(_median(ev, known, block))
+    simulated = np.vstack(simulation.predict(ev, block))
+
+    def blend(a: FloatArray, b: FloatArray) -> FloatArray:
+        return np.asarray(np.sqrt(np.maximum(a, 1.0) * np.maximum(b, 1.0)), dtype=np.float64)
+
+    rows = [direct, median, simulated, blend(direct, simulated), blend(direct, median)]
+    return np.vstack([r[0] for r in rows]), np.vstack([r[1] for r in rows])
+
+
+@dataclass(frozen=True)
+class _Simulation:
+    """The stage simulation (the service's history model), refitted whenever the number of closed
+    cases has doubled since its last fit: it is by far the slowest candidate to fit."""
+
+    model: HistoryModel
+    closed_cases: int
+
+    @classmethod
+    def fit(
+        cls, ev: _Events, instant: float, known: _Known, options: BacktestOptions, cal: WorkingCalendar
+    ) -> _Simulation:
         model = fit_visit_table(
             ev.visit_table(instant, options.history_cases, cal),
             [],
@@ -183,31 +516,19 @@ def run_backtest(
             half_life_s=options.half_life_s,
             min_samples=options.min_samples,
             current_stage_known=False,
+            paths_per_position=_SIMULATED_PATHS,
         )
-        block = pred[lo:hi]
-        p50_s[lo:hi], p90_s[lo:hi], _ = model.remaining_arrays(
+        return cls(model, known.n_closed_cases)
+
+    def stale(self, known: _Known) -> bool:
+        return known.n_closed_cases >= max(self.closed_cases * 2, self.closed_cases + 10)
+
+    def predict(self, ev: _Events, block: IntArray) -> tuple[FloatArray, FloatArray]:
+        s = len(ev.activity_names)
+        p50, _, raw90 = self.model.remaining_arrays(
             s + ev.activity[block], ev.prefix[block], np.zeros(block.size), ev.age[block]
         )
-        base_s[lo:hi] = finished.baseline(ev, instant)[ev.activity[block]]
-        if ev.cost_so_far is not None:
-            cost_p50[lo:hi], cost_p90[lo:hi] = finished.cost_projection(ev, instant, block, options)
-    at = ev.time[pred]
-    predictions = Predictions(
-        case=ev.case_label[ev.case[pred]],
-        prefix_length=ev.prefix[pred],
-        predicted_at=at,
-        p50_end=cal.add_working_seconds_many(at, p50_s),
-        p90_end=cal.add_working_seconds_many(at, p90_s),
-        actual_end=ev.case_end[ev.case[pred]],
-        baseline_end=cal.add_working_seconds_many(at, base_s),
-        cost_so_far=None if ev.cost_so_far is None else ev.cost_so_far[pred],
-        cost_p50=None if ev.cost_so_far is None else cost_p50,
-        cost_p90=None if ev.cost_so_far is None else cost_p90,
-        actual_cost=None if ev.case_cost is None else ev.case_cost[ev.case[pred]],
-    )
-    runtime = time.perf_counter() - started
-    report = _score(predictions, log, name, calendar_name, len(refits), runtime, options)
-    return Backtest(report, predictions)
+        return p50, raw90
 
 
 # ---------------------------------------------------------------------- event arrays
@@ -226,6 +547,8 @@ class _Events:
     entered: FloatArray  # time of the case's previous event (own time for the first)
     duration: FloatArray  # working seconds since the previous event; 0 for the first
     prefix: IntArray  # number of events seen so far in the case, this one included
+    previous_activity: IntArray  # activity of the case's previous event; the activity count for the first
+    sequence: IntArray  # code of the case's activities so far, in order
     age: FloatArray  # working seconds since the case's first event
     last: BoolArray
     case_end: FloatArray
@@ -265,6 +588,8 @@ class _Events:
             entered=entered,
             duration=duration,
             prefix=prefix,
+            previous_activity=np.where(first, len(log.activity_names), np.roll(activity, 1)),
+            sequence=_sequence_codes(activity, first),
             age=worked - worked[start[case]],
             last=prefix == np.diff(start)[case],
             case_end=case_end,
@@ -329,14 +654,25 @@ class _FinishedPrefixes:
             for lo, hi in zip(self.group_start[:-1], self.group_start[1:], strict=True)
         ]
 
-    def baseline(self, ev: _Events, instant: float) -> FloatArray:
-        """Median remaining working time after each activity (all activities pooled when unseen)."""
-        groups = self.groups(instant)
-        pooled = np.concatenate(groups)
-        if pooled.size == 0:
-            return np.zeros(len(groups))
-        fallback = float(np.median(ev.remaining_work[pooled]))
-        return np.array([np.median(ev.remaining_work[g]) if g.size else fallback for g in groups])
+    def replay_baseline(self, ev: _Events, pred: IntArray) -> FloatArray:
+        """The bar, at each prediction's own instant: the median remaining working time after the
+        same activity over the prefixes of cases closed strictly before it (all activities pooled
+        when that activity has none yet, 0 before any case has closed)."""
+        at = ev.time[pred]
+        group_medians = []
+        for lo, hi in zip(self.group_start[:-1], self.group_start[1:], strict=True):
+            group_medians.append(_running_medians(ev.remaining_work[self.index[lo:hi]]))
+        pooled_order = np.argsort(self.end, kind="stable")
+        pooled_end = self.end[pooled_order]
+        pooled = _running_medians(ev.remaining_work[self.index[pooled_order]])
+        before_any = np.searchsorted(pooled_end, at, side="left")
+        value = pooled[before_any]
+        activity = ev.activity[pred]
+        for a, (lo, hi) in enumerate(zip(self.group_start[:-1], self.group_start[1:], strict=True)):
+            rows = np.flatnonzero(activity == a)
+            count = np.searchsorted(self.end[lo:hi], at[rows], side="left")
+            value[rows] = np.where(count > 0, group_medians[a][count], value[rows])
+        return value
 
     def cost_projection(
         self, ev: _Events, instant: float, block: IntArray, options: BacktestOptions
@@ -361,17 +697,60 @@ class _FinishedPrefixes:
 
 
 def _refit_instants(ev: _Events, options: BacktestOptions) -> FloatArray:
-    """Refit a day (simulated) after the last refit, or when finished cases grew enough."""
+    """Refit a day (simulated) after the last refit once at least ``min_closed_growth`` more cases
+    have closed (one at least), or sooner when closed cases or events seen grew by ``refit_growth``
+    (so the sparse start of a log, where open cases are all there is, is not starved); a quiet
+    stretch of a long log costs no refit."""
     ends = np.sort(ev.case_end)
+    times = np.sort(ev.time)
     last_prediction = float(ev.time[~ev.last].max()) if (~ev.last).any() else float(ev.time.min())
     instants = [float(ev.time.min())]
+
+    def when(sorted_times: FloatArray, count: int) -> float:
+        return float(sorted_times[count - 1]) + 1e-3 if count <= sorted_times.size else np.inf
+
     while instants[-1] <= last_prediction:
         now = instants[-1]
         done = int(np.searchsorted(ends, now, side="left"))
-        target = max(done + 10, int(np.ceil(done * (1 + options.refit_growth))))
-        by_growth = float(ends[target - 1]) + 1e-3 if target <= ends.size else np.inf
-        instants.append(min(now + options.refit_every_s, by_growth))
+        seen = int(np.searchsorted(times, now, side="left"))
+        by_growth = min(
+            when(ends, max(done + 10, int(np.ceil(done * (1 + options.refit_growth))))),
+            when(times, max(seen + 10, int(np.ceil(seen * (1 + options.refit_growth))))),
+        )
+        by_day = when(ends, done + max(1, int(np.ceil(done * options.min_closed_growth))))
+        following = min(by_growth, max(now + options.refit_every_s, by_day))
+        instants.append(following if np.isfinite(following) else last_prediction + 1.0)
     return np.array(instants)
+
+
+def _sequence_codes(activity: IntArray, first: BoolArray) -> IntArray:
+    """A code per distinct sequence of activities from the case's start to each event."""
+    codes: dict[tuple[int, int], int] = {}
+    result = np.zeros(activity.size, dtype=np.int64)
+    current = 0
+    for i, (a, f) in enumerate(zip(activity.tolist(), first.tolist(), strict=True)):
+        current = codes.setdefault((0 if f else current, a), len(codes) + 1)
+        result[i] = current
+    return result
+
+
+def _running_medians(values: FloatArray) -> FloatArray:
+    """``result[k]``: the median (``np.median``'s: mean of the two middle values) of the first k
+    values; ``result[0]`` is 0. Two heaps, one pass."""
+    low: list[float] = []  # max-heap of the lower half, negated
+    high: list[float] = []
+    result = np.zeros(values.size + 1)
+    for k, v in enumerate(values.tolist(), start=1):
+        if low and v > -low[0]:
+            heapq.heappush(high, v)
+        else:
+            heapq.heappush(low, -v)
+        if len(low) > len(high) + 1:
+            heapq.heappush(high, -heapq.heappop(low))
+        elif len(high) > len(low):
+            heapq.heappush(low, -heapq.heappop(high))
+        result[k] = -low[0] if k % 2 else (high[0] - low[0]) / 2
+    return result
 
 
 def _shrunk_quantiles(
@@ -419,6 +798,19 @@ def _score(
         for k in range(1, _PREFIXES + 1)
         if (mask := p.prefix_length == k).any()
     )
+    covered = (p.actual_end <= p.p90_end + 1e-6).astype(np.float64)
+    first, span = (float(log.time.min()), float(np.ptp(log.time))) if log.n_events else (0.0, 0.0)
+    tenth = np.minimum(((p.predicted_at - first) / max(span, 1e-9) * _TENTHS).astype(np.int64), _TENTHS - 1)
+    by_tenth = tuple(
+        TenthScore(t + 1, int(mask.sum()), mean(err[mask]), mean(base[mask]), mean(covered[mask]))
+        for t in range(_TENTHS)
+        if (mask := tenth == t).any()
+    )
+    estimators = {
+        candidate: int((p.estimator == k).sum())
+        for k, candidate in enumerate(CANDIDATES)
+        if (p.estimator == k).any()
+    }
     cost = None
     if (
         p.cost_p50 is not None
@@ -442,10 +834,12 @@ def _score(
         baseline_mae_days=mean(base),
         mae_days_per_case=per_case(err),
         baseline_mae_days_per_case=per_case(base),
-        p90_coverage=mean((p.actual_end <= p.p90_end + 1e-6).astype(np.float64)),
+        p90_coverage=mean(covered),
         p50_coverage=mean((p.actual_end <= p.p50_end + 1e-6).astype(np.float64)),
         mean_p90_width_days=mean((p.p90_end - p.p50_end) / _DAY),
         by_prefix=by_prefix,
+        by_tenth=by_tenth,
+        estimators=estimators,
         cost=cost,
         runtime_s=runtime,
         events_per_s=log.n_events / runtime if runtime > 0 else float("inf"),
@@ -453,13 +847,33 @@ def _score(
     )
 
 
-PREDICTION_HEADER = ("case", "prefix_length", "predicted_at", "p50_end", "p90_end", "actual_end")
+PREDICTION_HEADER = (
+    "case",
+    "prefix_length",
+    "predicted_at",
+    "p50_end",
+    "p90_end",
+    "actual_end",
+    "baseline_end",
+    "activity",
+    "estimator",
+)
 COST_HEADER = ("cost_so_far", "cost_p50", "cost_p90", "actual_cost")
 
 
-def write_predictions(predictions: Predictions, case_names: tuple[str, ...], path: str | Path) -> None:
-    """One CSV row per prediction; instants as ISO 8601 UTC."""
+def write_predictions(
+    predictions: Predictions,
+    case_names: tuple[str, ...],
+    path: str | Path,
+    activity_names: tuple[str, ...] = (),
+) -> None:
+    """One CSV row per prediction; instants as ISO 8601 UTC. ``baseline_end`` is the replay
+    baseline's completion (median remaining time after the same activity of the cases closed
+    before the prediction), ``estimator`` the candidate chosen for the prediction."""
     p = predictions
+    activities = (
+        np.array(activity_names, dtype=object)[p.activity].tolist() if activity_names else p.activity.tolist()
+    )
     columns: list[list[Any]] = [
         np.array(case_names, dtype=object)[p.case].tolist(),
         p.prefix_length.tolist(),
@@ -467,6 +881,9 @@ def write_predictions(predictions: Predictions, case_names: tuple[str, ...], pat
         iso_utc(p.p50_end),
         iso_utc(p.p90_end),
         iso_utc(p.actual_end),
+        iso_utc(p.baseline_end),
+        activities,
+        np.array(CANDIDATES, dtype=object)[p.estimator].tolist(),
     ]
     header = list(PREDICTION_HEADER)
     if (

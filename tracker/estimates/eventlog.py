@@ -3,20 +3,36 @@
 One event is the completion of an activity in a case. Case and activity names become small
 integer codes, timestamps float64 POSIX seconds, so a million events take a few tens of MB.
 Files are streamed: CSV row by row, XES with ``iterparse`` and element clearing.
+
+Real logs come as they are, so reading takes them as they are and says what it did
+(:class:`LogReading`):
+
+- Lifecycle. When some events have ``lifecycle:transition`` ``complete`` (any case: ``COMPLETE``),
+  those events are the completions (an event without the attribute is atomic, so complete too);
+  when none has, as in logs whose values are states such as ``In Progress`` or ``Resolved``, every
+  event is taken as a completion. A chosen set of values (``lifecycle=``) overrides both.
+- Timestamps without a UTC offset are taken in ``naive_tz`` (UTC unless told otherwise).
+- Events out of time order inside a case are sorted by time (file order breaks ties). Events
+  repeating one of the same case, activity, timestamp (and cost) are counted, and dropped only on
+  request. Events without an activity or a timestamp are skipped; cases of a single event are kept.
+- CSV: the dialect (delimiter, quoting) is sniffed from the start of the file; a UTF-8 byte-order
+  mark is skipped. A column named ``lifecycle:transition`` or ``lifecycle`` is read as the lifecycle.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
+import math
 import xml.etree.ElementTree as ET
 from array import array
-from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import IO, Protocol, cast
+from typing import IO, Any, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +42,13 @@ from tracker.estimates.history import CaseHistory, FloatArray, IntArray, VisitRe
 DEFAULT_CASE = "CaseID"
 DEFAULT_ACTIVITY = "ActivityID"
 DEFAULT_TIMESTAMP = "CompleteTimestamp"
+EVERY_LIFECYCLE = "*"
+"""As a chosen lifecycle value: every event is a completion, whatever its lifecycle."""
+
+_COMPLETE = "complete"
+_LIFECYCLE_COLUMNS = ("lifecycle:transition", "lifecycle")
+_SNIFF_BYTES = 64 * 1024
+_VALUES_LISTED = 12
 
 
 class WorkingTime(Protocol):
@@ -37,8 +60,106 @@ class WorkingTime(Protocol):
 
 
 @dataclass(frozen=True)
+class LogReading:
+    """How a file became an :class:`EventLog`: which events were kept, and what was assumed.
+
+    ``lifecycle_rule`` is ``complete`` (the events whose lifecycle is complete), ``every-event``
+    (no event is complete, so each is a completion) or ``chosen`` (the values in
+    ``lifecycle_kept``, chosen by the caller). ``lifecycle_values`` counts each value seen in the
+    file, most frequent first; events without a lifecycle are counted apart.
+    """
+
+    source: str
+    events_in_file: int
+    events: int
+    cases: int
+    lifecycle_rule: str
+    lifecycle_kept: tuple[str, ...]
+    lifecycle_values: tuple[tuple[str, int], ...]
+    events_without_lifecycle: int
+    lifecycle_events: int
+    incomplete_events: int
+    duplicate_events: int
+    duplicates_dropped: bool
+    reordered_cases: int
+    single_event_cases: int
+    naive_timestamps: int
+    naive_time_zone: str
+
+    def lifecycle_summary(self) -> str:
+        """One sentence: which lifecycle rule was applied, and to what."""
+        seen = _listed(self.lifecycle_values, self.events_without_lifecycle)
+        if self.lifecycle_rule == "every-event":
+            if not self.lifecycle_values:
+                return "none in the log: every event is a completion"
+            return f"no event is 'complete' (values seen: {seen}): every event is a completion"
+        kept = " or ".join(repr(value) for value in self.lifecycle_kept)
+        how = "" if self.lifecycle_rule == _COMPLETE else ", as chosen"
+        return (
+            f"kept the {self.lifecycle_events:,} of {self.events_in_file:,} events whose lifecycle "
+            f"is {kept}{how} (values seen: {seen})"
+        )
+
+    def describe(self) -> list[str]:
+        """Lines for a report, labels in an 18-character column."""
+        lines = [
+            f"read              {self.source}: {self.events:,} events in {self.cases:,} cases "
+            f"({self.events_in_file:,} events in the file)",
+            f"lifecycle         {self.lifecycle_summary()}",
+        ]
+        if self.incomplete_events:
+            lines.append(f"skipped           {self.incomplete_events:,} events without an activity or a time")
+        if self.duplicate_events:
+            fate = "dropped" if self.duplicates_dropped else "kept (drop them with --drop-duplicates)"
+            lines.append(
+                f"repeated          {self.duplicate_events:,} events repeat an earlier one of the same case, "
+                f"activity and time: {fate}"
+            )
+        if self.reordered_cases:
+            lines.append(f"out of order      {self.reordered_cases:,} cases, their events sorted by time")
+        if self.single_event_cases:
+            lines.append(f"single-event      {self.single_event_cases:,} cases of one event")
+        if self.naive_timestamps:
+            lines.append(
+                f"time zone         {self.naive_timestamps:,} timestamps without a UTC offset, "
+                f"read as {self.naive_time_zone}"
+            )
+        return lines
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "events_in_file": self.events_in_file,
+            "events": self.events,
+            "cases": self.cases,
+            "lifecycle_rule": self.lifecycle_rule,
+            "lifecycle_kept": list(self.lifecycle_kept),
+            "lifecycle_values": dict(self.lifecycle_values),
+            "events_without_lifecycle": self.events_without_lifecycle,
+            "lifecycle_summary": self.lifecycle_summary(),
+            "incomplete_events": self.incomplete_events,
+            "duplicate_events": self.duplicate_events,
+            "duplicates_dropped": self.duplicates_dropped,
+            "reordered_cases": self.reordered_cases,
+            "single_event_cases": self.single_event_cases,
+            "naive_timestamps": self.naive_timestamps,
+            "naive_time_zone": self.naive_time_zone,
+        }
+
+
+def _listed(values: tuple[tuple[str, int], ...], without: int) -> str:
+    parts = [f"{value} ({count:,})" for value, count in values[:_VALUES_LISTED]]
+    if len(values) > _VALUES_LISTED:
+        parts.append(f"{len(values) - _VALUES_LISTED} more")
+    if without:
+        parts.append(f"no lifecycle ({without:,})")
+    return ", ".join(parts) or "none"
+
+
+@dataclass(frozen=True)
 class EventLog:
-    """Events sorted by case, then time (file order breaks ties)."""
+    """Events sorted by case, then time (file order breaks ties). ``reading`` says how a file
+    became this log (None for logs built in memory)."""
 
     case: IntArray
     activity: IntArray
@@ -46,6 +167,7 @@ class EventLog:
     cost: FloatArray | None
     case_names: tuple[str, ...]
     activity_names: tuple[str, ...]
+    reading: LogReading | None = None
 
     @property
     def n_events(self) -> int:
@@ -70,19 +192,29 @@ class EventLog:
         cost: FloatArray | None,
         case_names: tuple[str, ...],
         activity_names: tuple[str, ...],
+        *,
+        ordered: bool = False,
     ) -> EventLog:
-        """Sort events into case/time order; cases without events are dropped."""
-        order = np.lexsort((np.arange(time.size), time, case))
-        case = case[order]
+        """Sort events into case/time order (unless already ``ordered``); cases without events
+        are dropped."""
+        if not ordered:
+            order = _time_order(case, time)
+            case, activity, time = case[order], activity[order], time[order]
+            cost = None if cost is None else cost[order]
         used, dense = np.unique(case, return_inverse=True)
         return cls(
             case=dense.astype(np.int64),
-            activity=activity[order].astype(np.int64),
-            time=time[order].astype(np.float64),
-            cost=None if cost is None else cost[order].astype(np.float64),
+            activity=activity.astype(np.int64),
+            time=time.astype(np.float64),
+            cost=None if cost is None else cost.astype(np.float64),
             case_names=tuple(case_names[i] for i in used),
             activity_names=activity_names,
         )
+
+
+def _time_order(case: IntArray, time: FloatArray) -> IntArray:
+    """Indices sorting events by case, then time, then position."""
+    return np.lexsort((np.arange(time.size), time, case)).astype(np.int64)
 
 
 class EventLogError(ValueError):
@@ -97,12 +229,23 @@ def read_log(
     timestamp: str = DEFAULT_TIMESTAMP,
     timestamp_format: str | None = None,
     cost: str | None = None,
+    lifecycle: Collection[str] | None = None,
     naive_tz: tzinfo = UTC,
+    drop_duplicates: bool = False,
 ) -> EventLog:
-    """Read a CSV or XES log (optionally gzip-compressed), chosen by the file name."""
+    """Read a CSV or XES log (optionally gzip-compressed), chosen by the file name.
+
+    ``lifecycle``: the lifecycle values that mark a completion (case-insensitive;
+    :data:`EVERY_LIFECYCLE` for all events); None applies the rule of the module docstring.
+    ``drop_duplicates`` keeps one of events equal in case, activity, time (and cost): by default
+    they are kept, since at a coarse time resolution (dates only) they are distinct pieces of work.
+    Raises :class:`EventLogError` saying why when no event can be used.
+    """
     name = Path(path).name.lower().removesuffix(".gz")
     if name.endswith(".xes"):
-        return read_xes(path, cost=cost, naive_tz=naive_tz)
+        return read_xes(
+            path, cost=cost, lifecycle=lifecycle, naive_tz=naive_tz, drop_duplicates=drop_duplicates
+        )
     return read_csv(
         path,
         case=case,
@@ -110,7 +253,9 @@ def read_log(
         timestamp=timestamp,
         timestamp_format=timestamp_format,
         cost=cost,
+        lifecycle=lifecycle,
         naive_tz=naive_tz,
+        drop_duplicates=drop_duplicates,
     )
 
 
@@ -122,32 +267,194 @@ def _open_binary(path: str | Path) -> IO[bytes]:
     return Path(path).open("rb")
 
 
-def _epoch(text: str, timestamp_format: str | None, naive_tz: tzinfo) -> float:
-    moment = (
-        datetime.fromisoformat(text.strip())
-        if timestamp_format is None
-        else datetime.strptime(text.strip(), timestamp_format)
-    )
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=naive_tz)
-    return moment.timestamp()
-
-
 class _Codes:
     """Names to dense integer codes, in order of first appearance."""
 
     def __init__(self) -> None:
         self.index: dict[str, int] = {}
 
-    def __call__(self, name: str) -> int:
-        code = self.index.get(name)
-        if code is None:
-            code = self.index[name] = len(self.index)
-        return code
-
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self.index)
+
+
+_Event = tuple[str, str | None, str | None, str | None, str | None]
+"""Case, activity, timestamp text, lifecycle and cost text of one event, as written."""
+
+
+class _RawEvents:
+    """Events as the file gives them, in file order, before any is dropped. An event without a
+    case, activity or timestamp gets activity -1; one without a lifecycle, lifecycle -1."""
+
+    def __init__(self, timestamp_format: str | None, naive_tz: tzinfo, with_cost: bool) -> None:
+        self.timestamp_format = timestamp_format
+        self.naive_tz = naive_tz
+        self.with_cost = with_cost
+        self.naive_timestamps = 0
+        self.cases, self.activities, self.lifecycles = _Codes(), _Codes(), _Codes()
+        self.case, self.activity = array("q"), array("q")
+        self.lifecycle = array("i")  # few distinct values: 32 bits are plenty
+        self.time, self.cost = array("d"), array("d")
+
+    def read(self, events: Iterable[_Event]) -> None:
+        """Append events; raises ValueError for a timestamp or cost that cannot be read.
+        (The loop binds what it calls to locals: it runs once per event of big logs.)"""
+        case_code, activity_code, lifecycle_code = (
+            self.cases.index,
+            self.activities.index,
+            self.lifecycles.index,
+        )
+        add_case, add_activity, add_lifecycle = self.case.append, self.activity.append, self.lifecycle.append
+        add_time, add_cost = self.time.append, self.cost.append
+        timestamp_format, naive_tz, with_cost = self.timestamp_format, self.naive_tz, self.with_cost
+        parse, parse_format, nan = datetime.fromisoformat, datetime.strptime, math.nan
+        naive = 0
+        case = ""
+        try:
+            for case, activity, stamp, lifecycle, amount in events:
+                text = stamp.strip() if stamp else ""
+                if case and activity and text:
+                    moment = parse(text) if timestamp_format is None else parse_format(text, timestamp_format)
+                    if moment.tzinfo is None:
+                        naive += 1
+                        moment = moment.replace(tzinfo=naive_tz)
+                    add_time(moment.timestamp())
+                    code = activity_code.get(activity)
+                    if code is None:
+                        code = activity_code[activity] = len(activity_code)
+                    add_activity(code)
+                else:
+                    add_time(nan)
+                    add_activity(-1)
+                if with_cost:
+                    add_cost(float(amount) if amount and not amount.isspace() else 0.0)
+                code = case_code.get(case)
+                if code is None:
+                    code = case_code[case] = len(case_code)
+                add_case(code)
+                if lifecycle is None:
+                    add_lifecycle(-1)
+                else:
+                    code = lifecycle_code.get(lifecycle := lifecycle.strip())
+                    if code is None:
+                        code = lifecycle_code[lifecycle] = len(lifecycle_code)
+                    add_lifecycle(code)
+        except ValueError as exc:
+            raise ValueError(f"case {case!r}: {exc}") from exc
+        finally:
+            self.naive_timestamps += naive
+
+    def assemble(
+        self, path: str | Path, source: str, chosen: Collection[str] | None, drop_duplicates: bool
+    ) -> EventLog:
+        """Keep the completion events and sort each case by time; count (and drop if asked)
+        repeated events."""
+        n = len(self.time)
+        if n == 0:
+            raise EventLogError(f"{path}: no events")
+        lifecycle = np.frombuffer(self.lifecycle, dtype=np.int32)
+        values = self.lifecycles.names
+        counts = np.bincount(lifecycle + 1, minlength=len(values) + 1)
+        rule, kept = _lifecycle_rule(values, chosen)
+        folded = {value.casefold() for value in kept}
+        keep_value = np.array(
+            [EVERY_LIFECYCLE in folded or _COMPLETE in folded]
+            + [EVERY_LIFECYCLE in folded or v.casefold() in folded for v in values]
+        )
+        keep = keep_value[lifecycle + 1]
+        lifecycle_events = int(keep.sum())
+        seen = tuple(sorted(zip(values, counts[1:].tolist(), strict=True), key=lambda vc: -vc[1]))
+        if lifecycle_events == 0:
+            wanted = " or ".join(repr(value) for value in kept)
+            raise EventLogError(
+                f"{path}: 0 of {n:,} events have lifecycle {wanted}; "
+                f"lifecycle values seen: {_listed(seen, int(counts[0]))}"
+            )
+        activity = np.frombuffer(self.activity, dtype=np.int64)
+        usable = keep & (activity >= 0)
+        if not usable.any():
+            raise EventLogError(
+                f"{path}: none of the {lifecycle_events:,} events to use has a case, an activity "
+                "and a timestamp"
+            )
+        used = int(usable.sum())
+        every_case = np.frombuffer(self.case, dtype=np.int64)
+        every_time = np.frombuffer(self.time, dtype=np.float64)
+        idx = None if used == n else np.flatnonzero(usable)  # usually every event is used
+        order = _time_order(
+            every_case if idx is None else every_case[idx], every_time if idx is None else every_time[idx]
+        )
+        pick = order if idx is None else idx[order]
+        case, time, activity = every_case[pick], every_time[pick], activity[pick]
+        cost = np.frombuffer(self.cost, dtype=np.float64)[pick] if self.with_cost else None
+        same_case = case[1:] == case[:-1]
+        reordered = np.unique(case[1:][same_case & (order[1:] < order[:-1])]).size
+        repeats = _repeats(case, activity, time, cost)
+        if drop_duplicates and repeats.size:
+            unique = np.delete(np.arange(time.size), repeats)
+            case, activity, time = case[unique], activity[unique], time[unique]
+            cost = None if cost is None else cost[unique]
+        names = self.activities.names
+        present = np.bincount(activity, minlength=len(names)) > 0
+        if not present.all():  # activities seen only on events not kept
+            activity = (np.cumsum(present) - 1)[activity]
+        log = EventLog.from_arrays(
+            case,
+            activity,
+            time,
+            cost,
+            self.cases.names,
+            tuple(np.array(names, dtype=object)[present]),
+            ordered=True,
+        )
+        per_case = np.bincount(log.case, minlength=log.n_cases)
+        reading = LogReading(
+            source=source,
+            events_in_file=n,
+            events=log.n_events,
+            cases=log.n_cases,
+            lifecycle_rule=rule,
+            lifecycle_kept=kept,
+            lifecycle_values=seen,
+            events_without_lifecycle=int(counts[0]),
+            lifecycle_events=lifecycle_events,
+            incomplete_events=lifecycle_events - used,
+            duplicate_events=int(repeats.size),
+            duplicates_dropped=drop_duplicates,
+            reordered_cases=int(reordered),
+            single_event_cases=int((per_case == 1).sum()),
+            naive_timestamps=self.naive_timestamps,
+            naive_time_zone=str(self.naive_tz),
+        )
+        return replace(log, reading=reading)
+
+
+def _lifecycle_rule(values: tuple[str, ...], chosen: Collection[str] | None) -> tuple[str, tuple[str, ...]]:
+    """The rule's name and the lifecycle values it keeps."""
+    if chosen is not None:
+        return "chosen", tuple(value.strip() for value in chosen)
+    if any(value.casefold() == _COMPLETE for value in values):
+        return _COMPLETE, (_COMPLETE,)
+    return "every-event", (EVERY_LIFECYCLE,)
+
+
+def _repeats(case: IntArray, activity: IntArray, time: FloatArray, cost: FloatArray | None) -> IntArray:
+    """Positions of events equal in case, activity, time (and cost) to an earlier one. Events are
+    sorted by case and time, so only events sharing both with a neighbour can repeat another."""
+    tie = (case[1:] == case[:-1]) & (time[1:] == time[:-1])
+    if not tie.any():
+        return np.zeros(0, dtype=np.int64)
+    in_tie = np.zeros(case.size, dtype=np.bool_)
+    in_tie[1:] |= tie
+    in_tie[:-1] |= tie
+    pos = np.flatnonzero(in_tie)
+    keys = [case[pos], time[pos], activity[pos], *([] if cost is None else [cost[pos]])]
+    order = np.lexsort((pos, *reversed(keys)))
+    same = np.ones(order.size - 1, dtype=np.bool_)
+    for key in keys:
+        ordered = key[order]
+        same &= ordered[1:] == ordered[:-1]
+    return np.sort(pos[order[1:][same]])
 
 
 def read_csv(
@@ -158,58 +465,81 @@ def read_csv(
     timestamp: str = DEFAULT_TIMESTAMP,
     timestamp_format: str | None = None,
     cost: str | None = None,
+    lifecycle: Collection[str] | None = None,
     naive_tz: tzinfo = UTC,
+    drop_duplicates: bool = False,
 ) -> EventLog:
     """Stream a CSV log. Timestamps are ISO 8601 unless ``timestamp_format`` (strptime) is given;
     naive ones are taken in ``naive_tz``. Empty cost cells count as 0."""
-    cases, activities = _Codes(), _Codes()
-    case_col, activity_col, time_col, cost_col = array("q"), array("q"), array("d"), array("d")
-    with io.TextIOWrapper(_open_binary(path), encoding="utf-8-sig", newline="") as handle:
-        first_line = handle.readline()
-        if not first_line.strip():
+    raw = _RawEvents(timestamp_format, naive_tz, with_cost=cost is not None)
+    with _open_binary(path) as binary:
+        sample = binary.read(_SNIFF_BYTES)
+        binary.seek(0)
+        dialect, source = _sniff(sample)
+        handle = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+        reader = csv.reader(handle, dialect)
+        header = next(reader, None)
+        if not header or not any(cell.strip() for cell in header):
             raise EventLogError(f"{path}: empty file")
-        delimiter = max(",;\t|", key=first_line.count)
-        header = next(csv.reader([first_line], delimiter=delimiter))
-        reader = csv.reader(handle, delimiter=delimiter)
         columns = {name.strip(): i for i, name in enumerate(header)}
         wanted = [case, activity, timestamp, *([cost] if cost else [])]
         absent = [name for name in wanted if name not in columns]
         if absent:
             raise EventLogError(
-                f"{path}: no column {', '.join(map(repr, absent))} (has {', '.join(columns)})"
+                f"{path}: no column {', '.join(map(repr, absent))} (has {', '.join(columns)}; read {source})"
             )
+        li = next((i for name, i in columns.items() if name.casefold() in _LIFECYCLE_COLUMNS), -1)
+        if lifecycle is not None and li < 0:
+            raise EventLogError(f"{path}: a lifecycle was chosen but there is no column {_LIFECYCLE_COLUMNS}")
         ci, ai, ti = columns[case], columns[activity], columns[timestamp]
         ki = columns[cost] if cost else -1
-        for line, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            try:
-                time_col.append(_epoch(row[ti], timestamp_format, naive_tz))
-                if ki >= 0:
-                    cost_col.append(float(row[ki]) if row[ki].strip() else 0.0)
-            except (ValueError, IndexError) as exc:
-                raise EventLogError(f"{path}, line {line}: {exc}") from exc
-            case_col.append(cases(row[ci]))
-            activity_col.append(activities(row[ai]))
-    return EventLog.from_arrays(
-        np.frombuffer(case_col, dtype=np.int64),
-        np.frombuffer(activity_col, dtype=np.int64),
-        np.frombuffer(time_col, dtype=np.float64),
-        np.frombuffer(cost_col, dtype=np.float64) if cost else None,
-        cases.names,
-        activities.names,
-    )
+
+        def events() -> Iterator[_Event]:
+            for row in reader:
+                if row:
+                    lifecycle_cell = row[li] if li >= 0 else None
+                    yield row[ci], row[ai], row[ti], lifecycle_cell, row[ki] if ki >= 0 else None
+
+        try:
+            raw.read(events())
+        except (ValueError, IndexError) as exc:
+            raise EventLogError(f"{path}, line {reader.line_num}: {exc}") from exc
+    return raw.assemble(path, source, lifecycle, drop_duplicates)
+
+
+def _sniff(sample: bytes) -> tuple[type[csv.Dialect], str]:
+    """The CSV dialect of the file's first bytes, and how to describe it."""
+    bom = sample.startswith(codecs.BOM_UTF8)
+    text = sample.decode("utf-8-sig", errors="ignore")
+    if len(sample) == _SNIFF_BYTES:
+        text = text[: text.rfind("\n") + 1] or text  # whole lines only
+    try:
+        dialect = csv.Sniffer().sniff(text, delimiters=",;\t|")
+    except csv.Error:
+        first_line = text.partition("\n")[0]
+
+        class Counted(csv.excel):
+            delimiter = max(",;\t|", key=first_line.count)
+
+        dialect = Counted
+    dialect.doublequote = True  # the sniffer guesses it from too little
+    names = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+    source = f"CSV ({names.get(dialect.delimiter, repr(dialect.delimiter))}-separated"
+    source += ", byte-order mark skipped)" if bom else ")"
+    return dialect, source
 
 
 def _local(tag: str) -> str:
     return tag.rpartition("}")[2]
 
 
-def _xes_events(handle: IO[bytes], cost: str | None) -> Iterator[tuple[str, str, str, str | None]]:
-    """Yield (case name, activity, timestamp text, cost text) for completion events, trace by trace."""
+def _xes_events(handle: IO[bytes], cost: str | None) -> Iterator[_Event]:
+    """Yield (case name, activity, timestamp text, lifecycle, cost text) for every event, trace
+    by trace. A trace without a name is named by its position."""
     depth = 0
-    trace_name = ""
-    pending: list[tuple[str, str, str | None]] = []
+    traces = 0
+    trace_name: str | None = None
+    pending: list[tuple[str | None, str | None, str | None, str | None]] = []
     root: ET.Element | None = None
     # Logs are files an operator chose to import; expat (>= 2.4) already bounds entity expansion.
     for event, element in ET.iterparse(handle, events=("start", "end")):  # noqa: S314
@@ -223,17 +553,23 @@ def _xes_events(handle: IO[bytes], cost: str | None) -> Iterator[tuple[str, str,
         if tag == "event":
             depth -= 1
             values = {child.get("key"): child.get("value") for child in element}
-            lifecycle = (values.get("lifecycle:transition") or "complete").lower()
-            name, stamp = values.get("concept:name"), values.get("time:timestamp")
-            if lifecycle == "complete" and name is not None and stamp is not None:
-                pending.append((name, stamp, values.get(cost) if cost else None))
+            pending.append(
+                (
+                    values.get("concept:name"),
+                    values.get("time:timestamp"),
+                    values.get("lifecycle:transition"),
+                    values.get(cost) if cost else None,
+                )
+            )
             element.clear()
         elif tag == "trace":
             depth -= 1
-            for activity, stamp, amount in pending:
-                yield trace_name, activity, stamp, amount
+            traces += 1
+            name = trace_name if trace_name is not None else f"trace {traces}"
+            for activity, stamp, lifecycle, amount in pending:
+                yield name, activity, stamp, lifecycle, amount
             pending.clear()
-            trace_name = ""
+            trace_name = None
             element.clear()
             if root is not None:
                 root.clear()
@@ -241,29 +577,23 @@ def _xes_events(handle: IO[bytes], cost: str | None) -> Iterator[tuple[str, str,
             trace_name = element.get("value") or ""
 
 
-def read_xes(path: str | Path, *, cost: str | None = None, naive_tz: tzinfo = UTC) -> EventLog:
-    """Stream an XES log (IEEE 1849): trace and event ``concept:name``, ``time:timestamp``,
-    events whose ``lifecycle:transition`` is complete or absent; ``cost`` names an event attribute."""
-    cases, activities = _Codes(), _Codes()
-    case_col, activity_col, time_col, cost_col = array("q"), array("q"), array("d"), array("d")
+def read_xes(
+    path: str | Path,
+    *,
+    cost: str | None = None,
+    lifecycle: Collection[str] | None = None,
+    naive_tz: tzinfo = UTC,
+    drop_duplicates: bool = False,
+) -> EventLog:
+    """Stream an XES log (IEEE 1849): trace and event ``concept:name``, ``time:timestamp`` and
+    ``lifecycle:transition`` (see the module docstring); ``cost`` names an event attribute."""
+    raw = _RawEvents(None, naive_tz, with_cost=cost is not None)
     with _open_binary(path) as handle:
         try:
-            for trace, activity, stamp, amount in _xes_events(handle, cost):
-                time_col.append(_epoch(stamp, None, naive_tz))
-                if cost:
-                    cost_col.append(float(amount) if amount else 0.0)
-                case_col.append(cases(trace))
-                activity_col.append(activities(activity))
+            raw.read(_xes_events(handle, cost))
         except (ET.ParseError, ValueError) as exc:
             raise EventLogError(f"{path}: {exc}") from exc
-    return EventLog.from_arrays(
-        np.frombuffer(case_col, dtype=np.int64),
-        np.frombuffer(activity_col, dtype=np.int64),
-        np.frombuffer(time_col, dtype=np.float64),
-        np.frombuffer(cost_col, dtype=np.float64) if cost else None,
-        cases.names,
-        activities.names,
-    )
+    return raw.assemble(path, "XES", lifecycle, drop_duplicates)
 
 
 def iso_utc(epoch: FloatArray) -> list[str]:

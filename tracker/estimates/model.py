@@ -55,6 +55,7 @@ from tracker.estimates.model_direct import (
     moments_of,
 )
 from tracker.estimates.model_survival import km_masses, km_quantiles, newest_per_group
+from tracker.estimates.selection import choose
 
 Basis = Literal["planned", "blend", "history"]
 
@@ -189,13 +190,34 @@ class _Fitted:
     stage_p90: FloatArray  # P90 of one visit's working duration, per stage
 
 
+ESTIMATORS = ("direct", "simulation", "median")
+BOUND = 3.0
+"""No remaining time exceeds this many times the longest job the workflow has seen (or the job's
+own age, when it is older still)."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which candidate the model answers with, why, and the longest job seen (the bound's base).
+
+    ``direct``: what remained for past jobs in the same position (finest group with enough
+    history, backed by the simulation); ``simulation``: the stage simulation alone; ``median``:
+    the plain median remaining time per position, whatever the time already spent.
+    """
+
+    estimator: str = "direct"
+    reason: str = "not scored"
+    longest_s: float = float("inf")
+
+
 class HistoryModel:
     """Fitted estimator for one workflow. Build it with :func:`fit_history`."""
 
-    def __init__(self, fitted: _Fitted, calibration: Calibration) -> None:
+    def __init__(self, fitted: _Fitted, calibration: Calibration, selection: Selection | None = None) -> None:
         self._fit = fitted
         self._codes = {key: i for i, key in enumerate(fitted.stage_keys)}
         self.calibration = calibration
+        self.selection = selection or Selection()
 
     @property
     def stage_keys(self) -> tuple[str, ...]:
@@ -207,7 +229,11 @@ class HistoryModel:
 
     def with_calibration(self, calibration: Calibration) -> HistoryModel:
         """The same model with another P90 calibration."""
-        return HistoryModel(self._fit, calibration)
+        return HistoryModel(self._fit, calibration, self.selection)
+
+    def with_selection(self, selection: Selection) -> HistoryModel:
+        """The same model answering with another candidate."""
+        return HistoryModel(self._fit, self.calibration, selection)
 
     def position_bases(self) -> list[Basis]:
         """What the estimate of a job just entering each position rests on, by position code."""
@@ -233,6 +259,11 @@ class HistoryModel:
             "format": _FORMAT,
             "stage_keys": list(fit.stage_keys),
             "calibration": asdict(self.calibration),
+            "selection": {
+                "estimator": self.selection.estimator,
+                "reason": self.selection.reason,
+                "longest_s": None if np.isinf(self.selection.longest_s) else self.selection.longest_s,
+            },
             "extra": dict(extra or {}),
         }
         np.savez_compressed(file, meta=np.array(json.dumps(meta)), **arrays)
@@ -247,7 +278,13 @@ class HistoryModel:
             laws = _StageLaws(**{f.name: data[f"laws.{f.name}"] for f in fields(_StageLaws)})
             arrays = {f.name: data[f.name] for f in fields(_Fitted) if f.name not in ("stage_keys", "laws")}
         fitted = _Fitted(stage_keys=tuple(meta["stage_keys"]), laws=laws, **arrays)
-        return cls(fitted, Calibration(**meta["calibration"])), meta["extra"]
+        chosen = meta.get("selection") or {}
+        selection = Selection(
+            estimator=chosen.get("estimator", "direct"),
+            reason=chosen.get("reason", "not scored"),
+            longest_s=float("inf") if chosen.get("longest_s") is None else float(chosen["longest_s"]),
+        )
+        return cls(fitted, Calibration(**meta["calibration"]), selection), meta["extra"]
 
     # ------------------------------------------------------------------ prediction
 
@@ -267,11 +304,29 @@ class HistoryModel:
 
         ``job_age_s`` is each job's working time since it started (NaN or None: unknown).
         """
+        return self._candidate_arrays(self.selection.estimator, positions, completed, elapsed_s, job_age_s)
+
+    def _candidate_arrays(
+        self,
+        estimator: str,
+        positions: IntArray,
+        completed: IntArray,
+        elapsed_s: FloatArray,
+        job_age_s: FloatArray | None,
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
         rows, g, frac, scale = self._locate(positions, completed, elapsed_s, job_age_s)
+        if estimator == "simulation":
+            rows = positions
+        elif estimator == "median":
+            rows = self._fit.rows_by_position[positions]
+            g, frac, scale = np.zeros_like(g), np.zeros_like(frac), np.ones_like(scale)
         p50 = _interpolate(self._fit.q50, rows, g, frac, scale)
         raw90 = np.maximum(_interpolate(self._fit.q90, rows, g, frac, scale), p50)
         p90 = np.maximum(raw90 * self.calibration.p90_factor, p50)
-        return p50, p90, raw90
+        # Never absurd: at most BOUND times the longest job seen, or this job's own age.
+        age = np.zeros(positions.size) if job_age_s is None else np.nan_to_num(job_age_s, nan=0.0)
+        cap = BOUND * np.maximum(self.selection.longest_s, np.maximum(age, elapsed_s))
+        return np.minimum(p50, cap), np.minimum(p90, cap), np.minimum(raw90, cap)
 
     def remaining_many(self, jobs: Sequence[JobProgress]) -> tuple[FloatArray, FloatArray]:
         """P50 and P90 remaining working seconds of many jobs (a table lookup, no simulation)."""
@@ -419,12 +474,14 @@ def fit_visit_table(
     min_samples: int = 30,
     evidence: CalibrationEvidence | None = None,
     current_stage_known: bool = True,
+    paths_per_position: int = 1000,
 ) -> HistoryModel:
     """:func:`fit_history` on the array form (what the backtest uses).
 
-    ``current_stage_known=False`` is for histories from event logs, which record completions only:
-    jobs are then always predicted "just after stage x", and the direct history of positions
-    inside stages is not built (the stage simulation still covers them).
+    ``paths_per_position`` caps the simulated futures from each position (the backtest, which refits
+    often, uses fewer). ``current_stage_known=False`` is for histories from event logs, which record
+    completions only: jobs are then always predicted "just after stage x", and the direct history
+    of positions inside stages is not built (the stage simulation still covers them).
     """
     planned_by_key = {stage.key: stage for stage in planned}
     missing = [stage.key for stage in planned if stage.key not in table.stage_keys]
@@ -450,7 +507,7 @@ def fit_visit_table(
 
     # Simulated futures from every position.
     n_pos = 2 * s + 1
-    paths = int(np.clip(_PATH_BUDGET // n_pos, 300, 1000))
+    paths = int(np.clip(_PATH_BUDGET // n_pos, min(300, paths_per_position), paths_per_position))
     first = np.concatenate(
         [
             np.repeat(np.arange(s), paths),
@@ -499,6 +556,7 @@ def fit_visit_table(
         stage_p90=np.quantile(visit_draws, 0.9, axis=1) if s else np.zeros(0),
     )
     model = HistoryModel(fitted, Calibration(1.0, float("nan"), float("nan"), 0, "none"))
+    model = model.with_selection(_select(model, moments, table, _longest(table, planned)))
     if evidence is not None:
         return model.with_calibration(calibrate(evidence))
     # Jobs the model was fitted on flatter it: their evidence may widen P90, never narrow it.
@@ -765,12 +823,44 @@ def _position_bases(laws: _StageLaws, transitions: FloatArray, s: int) -> tuple[
     return basis, samples
 
 
-def _in_sample_evidence(model: HistoryModel, moments: Moments, table: VisitTable) -> CalibrationEvidence:
-    """Recently closed jobs, replayed from each of their moments at zero elapsed time."""
+def _longest(table: VisitTable, planned: Sequence[PlannedStage]) -> float:
+    """The longest job the workflow has seen (open ones so far), or its whole plan at the slowest."""
+    worked = np.bincount(table.case_of_visit, weights=table.duration, minlength=table.n_cases)
+    seen = float((worked + table.case_open_s).max(initial=0.0))
+    return max(seen, sum(stage.pessimistic_s for stage in planned)) or float("inf")
+
+
+def _recent_moments(model: HistoryModel, moments: Moments, table: VisitTable) -> BoolArray:
+    """Moments of the newest closed jobs (by their last stage entry), except "not started"."""
     closed_cases = np.flatnonzero(table.case_finished & (np.diff(table.case_start) > 0))
     last_entry = table.entered[table.case_start[1:][closed_cases] - 1]
     recent = closed_cases[np.argsort(-last_entry, kind="stable")[:_CALIBRATION_CASES]]
-    pick = np.isin(moments.case, recent) & (moments.position != 2 * model.n_stages)
+    return np.asarray(np.isin(moments.case, recent) & (moments.position != 2 * model.n_stages))
+
+
+def _select(model: HistoryModel, moments: Moments, table: VisitTable, longest: float) -> Selection:
+    """Score every candidate on the newest closed jobs, replayed from each of their moments."""
+    pick = _recent_moments(model, moments, table)
+    bounded = model.with_selection(Selection(longest_s=longest))
+    p50 = np.vstack(
+        [
+            bounded._candidate_arrays(
+                name,
+                moments.position[pick],
+                moments.completed[pick],
+                np.zeros(int(pick.sum())),
+                moments.age[pick],
+            )[0]
+            for name in ESTIMATORS
+        ]
+    )
+    choice = choose(ESTIMATORS, p50, moments.remaining[pick], moments.closed[pick], default=ESTIMATORS[0])
+    return Selection(choice.name, choice.reason, longest)
+
+
+def _in_sample_evidence(model: HistoryModel, moments: Moments, table: VisitTable) -> CalibrationEvidence:
+    """Recently closed jobs, replayed from each of their moments at zero elapsed time."""
+    pick = _recent_moments(model, moments, table)
     _, _, raw90 = model.remaining_arrays(
         moments.position[pick], moments.completed[pick], np.zeros(int(pick.sum())), moments.age[pick]
     )
@@ -784,6 +874,7 @@ __all__ = [
     "CalibrationEvidence",
     "HistoryModel",
     "RemainingWork",
+    "Selection",
     "StageOutlook",
     "calibrate",
     "fit_history",

@@ -24,6 +24,8 @@ def build_services(settings: Settings) -> Services:
     """Every job change re-estimates the job in its own transaction; all share one workflow cache."""
     workflows = WorkflowVersions()
     estimates = EstimateService(versions=workflows)
-    snapshots = JobSnapshots(workflows, settings.public_base_url, thresholds=estimates.thresholds)
+    snapshots = JobSnapshots(
+        workflows, settings.public_base_url, settings.over_budget_tolerance, thresholds=estimates.thresholds
+    )
     jobs = JobService(workflows, snapshots, after_change=[estimates.recompute_job])
     return Services(settings, workflows, estimates, snapshots, jobs)

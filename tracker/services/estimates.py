@@ -43,14 +43,14 @@ from tracker.estimates.changes import (
 )
 from tracker.estimates.cost import (
     COST_BASES,
-    percent_complete_many,
+    overrun_quantiles,
     project_costs_many,
     ratio_quantiles,
-    remaining_quantiles,
+    stage_shares,
 )
 from tracker.estimates.eta import JobClocks, eta_ranges
 from tracker.estimates.history import JobProgress
-from tracker.estimates.model import Calibration, HistoryModel, RemainingWork, fit_history
+from tracker.estimates.model import Calibration, HistoryModel, RemainingWork, Selection, fit_history
 from tracker.estimates.queueing import ServiceTimes, WaitingJob, simulate_queue_waits
 from tracker.services.events import record_events
 from tracker.services.history import gather_history, planned_stages
@@ -69,6 +69,8 @@ EPOCH_DAY = date(1970, 1, 1)
 QueueCache = dict[tuple[str, str], asyncio.Future[dict[int, tuple[float, float]]]]
 """Queue waits per (workflow, stage), computed once per tick and shared by the tick's sweeps."""
 SWEEPS_PER_PROCESS = 2
+COST_HISTORY = "cost_against_plan"
+"""Key of the per-stage cost quantiles in a stored fit."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ class FittedWorkflow:
     model: HistoryModel
     fitted_at: datetime
     cost_quantiles: dict[str, tuple[float, float, int, float, float, int]]
-    """Per stage: ratio P50, P90, n and remaining-cost P50, P90, n of finished jobs."""
+    """Per stage: spent / planned ratio P50, P90, n and overrun P50, P90, n of finished jobs."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class Explanation:
     time_zone: str
     basis: str
     samples: int
+    selection: Selection
 
 
 def stages_in_meeting_order(
@@ -158,7 +161,7 @@ class EstimateService:
         history = await gather_history(workflow_key, self.versions, now=now)
         model = await asyncio.to_thread(fit_history, history.cases, planned_stages(version), now=now)
         costs = {
-            key: (*ratio_quantiles(h), *remaining_quantiles(h)) for key, h in history.cost_by_stage.items()
+            key: (*ratio_quantiles(h), *overrun_quantiles(h)) for key, h in history.cost_by_stage.items()
         }
         fitted = FittedWorkflow(workflow_key, model, now, costs)
         calibration = model.calibration
@@ -273,6 +276,7 @@ class EstimateService:
             time_zone=calendar.timezone.key,
             basis=remaining.basis,
             samples=remaining.samples,
+            selection=fitted.model.selection,
         )
 
     # ------------------------------------------------------------------ recomputation
@@ -384,11 +388,11 @@ class EstimateService:
         now_s = now.timestamp()
         eta = eta_ranges(model, calendar, clocks, now_s)
 
-        # Cost: earned value from the plan, blended with what finished jobs cost from each stage on.
+        # Cost: the quote spread over the stages by the plan, blended with what finished jobs spent
+        # from each stage on.
         position = _codes(jobs.stage_key, plan_index, missing=0)
         planned = [stage.planned_cost for stage in definition.stages]
-        stage_duration = np.array([float(s.duration.pert_mean) * 3600 for s in definition.stages])
-        fraction = np.clip(eta.elapsed_s / np.maximum(stage_duration[position], 1.0), 0.0, 0.95)
+        share, after = stage_shares(planned)
         quantiles = np.array(
             [
                 fitted.cost_quantiles.get(s.key, (np.nan, np.nan, 0, np.nan, np.nan, 0))
@@ -399,15 +403,17 @@ class EstimateService:
         per_job = quantiles[position]
         costs = project_costs_many(
             actual_cost=jobs.actual_cost_f,
-            percent_complete=percent_complete_many(planned, position, fraction),
+            stage_cost=np.clip(jobs.stage_cost_f, 0.0, jobs.actual_cost_f),
+            share_current=share[position],
+            share_after=after[position],
             planned_total=float(sum(planned)),
             budget=jobs.quote_f,
             ratio_p50=per_job[:, 0],
             ratio_p90=per_job[:, 1],
             ratio_samples=per_job[:, 2].astype(np.int64),
-            remaining_p50=per_job[:, 3],
-            remaining_p90=per_job[:, 4],
-            remaining_samples=per_job[:, 5].astype(np.int64),
+            overrun_p50=per_job[:, 3],
+            overrun_p90=per_job[:, 4],
+            overrun_samples=per_job[:, 5].astype(np.int64),
         )
         basis = [
             _basis_label(time_basis, COST_BASES[int(c)])
@@ -630,11 +636,13 @@ def _money(value: float) -> Decimal:
 
 def _dump(fitted: FittedWorkflow) -> bytes:
     buffer = io.BytesIO()
-    fitted.model.save(buffer, extra={"cost_quantiles": fitted.cost_quantiles})
+    fitted.model.save(buffer, extra={COST_HISTORY: fitted.cost_quantiles})
     return buffer.getvalue()
 
 
 def _load(key: str, fitted_at: datetime, payload: bytes) -> FittedWorkflow:
     model, extra = HistoryModel.load(io.BytesIO(payload))
-    costs = {k: tuple(v) for k, v in extra["cost_quantiles"].items()}
+    # A fit stored before costs were learned against the plan has none: it is used without them until the
+    # next refit.
+    costs = {k: tuple(v) for k, v in extra.get(COST_HISTORY, {}).items()}
     return FittedWorkflow(key, model, fitted_at, costs)

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from tracker.db.models import CostEntry, Job, StageVisit
 from tracker.domain.workflow import JobStatus
-from tracker.estimates.cost import CostHistory
+from tracker.estimates.cost import CostHistory, stage_shares
 from tracker.estimates.history import CaseHistory, PlannedStage, VisitRecord
 from tracker.services.workflows import WorkflowVersion, WorkflowVersions
 
@@ -25,7 +25,7 @@ HOUR = 3600.0
 class WorkflowHistory:
     cases: list[CaseHistory]
     cost_by_stage: dict[str, CostHistory]
-    """For each stage: final cost / cost so far when finished jobs entered it."""
+    """For each stage: what finished jobs spent from their entry into it on, against their plan."""
 
 
 def planned_stages(workflow: WorkflowVersion) -> list[PlannedStage]:
@@ -52,7 +52,9 @@ async def gather_history(
         Job.filter(workflow__key=workflow_key, status__in=[status.value for status in LEARNED_FROM])
         .order_by("-created_at")
         .limit(limit)
-        .values("id", "workflow_id", "status", "stage_held_seconds", "held_since", "actual_cost")
+        .values(
+            "id", "workflow_id", "status", "stage_held_seconds", "held_since", "actual_cost", "quote_amount"
+        )
     )
     if not jobs:
         return WorkflowHistory([], {})
@@ -66,9 +68,11 @@ async def gather_history(
 
     cases: list[CaseHistory] = []
     ratios: dict[str, list[float]] = defaultdict(list)
-    remaining: dict[str, list[Decimal]] = defaultdict(list)
+    overruns: dict[str, list[Decimal]] = defaultdict(list)
+    plans: dict[int, dict[str, Decimal]] = {}
     for job_id, job in by_id.items():
-        calendar = (await versions.get(job["workflow_id"])).calendar
+        version = await versions.get(job["workflow_id"])
+        calendar = version.calendar
         records = []
         for visit in visits[job_id]:
             if visit.left_at is not None:
@@ -90,17 +94,35 @@ async def gather_history(
         finished = job["status"] == JobStatus.COMPLETED.value
         cases.append(CaseHistory(str(job_id), tuple(records), finished))
         if finished:
-            final = Decimal(job["actual_cost"])
+            # From each stage's entry on: what the job spent against what its budget had left there.
+            final, budget = Decimal(job["actual_cost"]), Decimal(job["quote_amount"])
+            if job["workflow_id"] not in plans:
+                plans[job["workflow_id"]] = _share_from(version)
+            share_from = plans[job["workflow_id"]]
             for visit in visits[job_id]:
-                so_far = sum(
-                    (e.amount for e in costs[job_id] if e.created_at <= visit.entered_at), Decimal(0)
-                )
-                if so_far > 0:
-                    ratios[visit.stage_key].append(float(final / so_far))
-                else:
-                    remaining[visit.stage_key].append(final)
+                if visit.stage_key not in share_from:
+                    continue
+                so_far = sum((e.amount for e in costs[job_id] if _before(e, visit)), Decimal(0))
+                planned = budget * share_from[visit.stage_key]
+                spent = final - so_far
+                if planned > 0:
+                    ratios[visit.stage_key].append(float(spent / planned))
+                overruns[visit.stage_key].append(spent - planned)
     cost_by_stage = {
-        key: CostHistory(ratios=tuple(ratios[key]), remaining=tuple(remaining[key]))
-        for key in set(ratios) | set(remaining)
+        key: CostHistory(ratios=tuple(ratios[key]), overruns=tuple(overruns[key])) for key in overruns
     }
     return WorkflowHistory(cases, cost_by_stage)
+
+
+def _before(entry: CostEntry, visit: StageVisit) -> bool:
+    """The cost was recorded before the visit began (at the same instant: in another stage)."""
+    if entry.created_at == visit.entered_at:
+        return entry.stage_key != visit.stage_key
+    return entry.created_at < visit.entered_at
+
+
+def _share_from(version: WorkflowVersion) -> dict[str, Decimal]:
+    """For each stage: the share of the budget planned for it and the stages after it."""
+    stages = version.definition.stages
+    share, after = stage_shares([stage.planned_cost for stage in stages])
+    return {stage.key: Decimal(repr(float(share[i] + after[i]))) for i, stage in enumerate(stages)}

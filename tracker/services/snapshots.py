@@ -80,9 +80,9 @@ class JobSnapshots:
 
     versions: WorkflowVersions
     public_base_url: str
-    thresholds: ChangeThresholds = field(default_factory=ChangeThresholds)
-    over_budget_tolerance: Decimal = Decimal(0)
+    over_budget_tolerance: Decimal
     """How far above the quote the P50 cost may go before the job is over budget (0.05: 5 %)."""
+    thresholds: ChangeThresholds = field(default_factory=ChangeThresholds)
 
     def public_url(self, public_token: str) -> str:
         return f"{self.public_base_url.rstrip('/')}/status/{public_token}"

@@ -247,9 +247,9 @@ class EstimateOut(Output, kw_only=True):
     overdue: bool
     """The job ran past the completion date last announced; `completion` is the new range."""
     at_risk: bool
-    """The P90 completion is after the promised date."""
+    """The P90 completion is after the end of the promised day, in working time."""
     over_budget: bool
-    """The P50 projected cost is above the quote."""
+    """The P50 projected cost is above the quote by more than TRACKER_OVER_BUDGET_TOLERANCE."""
     stuck: bool
     """The job has been in its current stage longer than that stage's P90 duration."""
     computed_at: datetime
@@ -374,6 +374,14 @@ class StageAheadOut(Output, kw_only=True):
     basis: str
 
 
+class EstimatorOut(Output, kw_only=True):
+    chosen: str
+    """The predictor the estimate comes from: direct (what remained for past jobs in the same
+    position), simulation (stage by stage), or median (plain median per stage)."""
+    reason: str
+    """Why: how each candidate scored on the newest closed jobs when the workflow was last fitted."""
+
+
 class EstimateExplanationOut(Output, kw_only=True):
     estimate: EstimateOut | None
     current_stage: str
@@ -389,6 +397,7 @@ class EstimateExplanationOut(Output, kw_only=True):
     basis: str
     samples: int
     p90_calibration: CalibrationOut
+    estimator: EstimatorOut
 
 
 class CalibrationOut(Output, kw_only=True):

@@ -231,4 +231,5 @@ def explanation_out(explained: Explanation, job: JobSnapshot) -> s.EstimateExpla
             coverage=_measured(explained.calibration.coverage),
             samples=explained.calibration.samples,
         ),
+        estimator=s.EstimatorOut(chosen=explained.selection.estimator, reason=explained.selection.reason),
     )
