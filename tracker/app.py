@@ -6,13 +6,13 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Litestar, Response, get
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from tortoise import Tortoise
 
 import tracker
@@ -30,7 +30,9 @@ from tracker.web.controllers.jobs import JobController
 from tracker.web.controllers.keys import KeyController
 from tracker.web.controllers.workflows import WorkflowController
 from tracker.web.deps import DEPENDENCIES
-from tracker.web.problems import EXCEPTION_HANDLERS
+from tracker.web.edge import strict_edge
+from tracker.web.openapi import CompletedJson, CompletedScalar
+from tracker.web.problems import problem_details
 
 DOCS_PATH = "/schema"
 
@@ -53,7 +55,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
     class MetricsController(PrometheusController):
         opt = {PUBLIC: metrics_public}
         guards = [] if metrics_public else [requires(Role.ADMIN)]
-        include_in_schema = False
+        tags = ["Operations"]
+
+        @get(
+            operation_id="Metrics",
+            media_type=CONTENT_TYPE_LATEST,
+            responses={200: ResponseSpec(str, media_type="text/plain", description="Prometheus text format")},
+        )
+        async def get(self) -> Response[bytes]:
+            return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     auth = DefineMiddleware(
         ApiKeyMiddleware,
@@ -74,7 +84,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
         ],
         dependencies=DEPENDENCIES,
         middleware=[PrometheusConfig(app_name="tracker", group_path=True).middleware, auth],
-        exception_handlers=EXCEPTION_HANDLERS,
+        plugins=[problem_details()],
+        before_request=strict_edge,
         request_max_body_size=settings.max_body_bytes,
         lifespan=[database, scheduler],
         state=State(
@@ -90,7 +101,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             version=tracker.__version__,
             description="Staff and integrator API of tracker: jobs, their stages, costs and estimates.",
             path=DOCS_PATH,
-            render_plugins=[ScalarRenderPlugin()],
+            render_plugins=[CompletedScalar(), CompletedJson()],
             components=Components(
                 security_schemes={
                     "apiKey": SecurityScheme(type="http", scheme="bearer", description="tracker API key")

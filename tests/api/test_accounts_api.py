@@ -160,7 +160,7 @@ async def test_a_bad_contact_is_refused_naming_the_field(
     body = {"kind": "institutional", "name": "Acme", "contacts": [contact(**change)]}
     created = await client.post("/accounts", json=body, headers=auth.staff)
     assert created.status_code == 422, created.text
-    assert _fields(created) == [field]
+    assert _fields(created) == [f"contacts[0].{field}"]
     assert (await client.get("/accounts", headers=auth.staff)).json() == []
 
     account = await create_account(client, auth.staff, kind="institutional", contacts=[])

@@ -54,12 +54,14 @@ async def test_creation_refuses_bad_input_naming_the_field(client, auth, shop):
     account_id = shop["account"]["id"]
     cases: list[tuple[dict[str, Any], str]] = [
         (job_body(account_id, quote={"amount": "10.001", "currency": "EUR"}), "quote.amount"),
-        (job_body(account_id, quote={"amount": "10.00", "currency": "USD"}), "quote.currency"),
         (job_body(account_id, quote={"amount": "-1", "currency": "EUR"}), "quote.amount"),
         (job_body(account_id, quote={"amount": "10", "currency": "ZZZ"}), "quote.currency"),
-        (job_body(account_id, workflow="nope"), "workflow"),
-        (job_body(9999), "account_id"),
-        (job_body(account_id, start_stage="nowhere"), "start_stage"),
+        (job_body(account_id, workflow="Not a key"), "workflow"),
+        (job_body(0), "account_id"),
+        (job_body(2**31), "account_id"),
+        ({**job_body(account_id), "account_id": "1"}, "account_id"),
+        (job_body(account_id, quote={"amount": 10, "currency": "EUR"}), "quote.amount"),
+        (job_body(account_id, title="Brake\x00discs"), "title"),
         (job_body(account_id, title="   "), "title"),
         (job_body(account_id, reference="has space"), "reference"),
         (job_body(account_id, colour="red"), "colour"),
@@ -73,6 +75,22 @@ async def test_creation_refuses_bad_input_naming_the_field(client, auth, shop):
         problem = response.json()
         assert problem["errors"][0]["field"] == field, (body, problem)
         assert problem["errors"][0]["reason"]
+    listing = await client.get("/jobs", headers=auth.staff)
+    assert listing.json()["items"] == []
+
+
+async def test_creation_that_clashes_with_other_records_is_a_conflict_naming_the_rule(client, auth, shop):
+    account_id = shop["account"]["id"]
+    cases: list[tuple[dict[str, Any], str]] = [
+        (job_body(account_id, quote={"amount": "10.00", "currency": "USD"}), "currency_mismatch"),
+        (job_body(account_id, workflow="nope"), "unknown_workflow"),
+        (job_body(9999), "unknown_account"),
+        (job_body(account_id, start_stage="nowhere"), "unknown_stage"),
+    ]
+    for body, code in cases:
+        response = await client.post("/jobs", json=body, headers=auth.staff)
+        assert response.status_code == 409, (body, response.text)
+        assert response.json()["code"] == code
     listing = await client.get("/jobs", headers=auth.staff)
     assert listing.json()["items"] == []
 
@@ -118,10 +136,13 @@ async def test_updating_a_job_needs_the_version_it_read(client, auth, shop):
     assert current.json()["title"] == "New title"
 
 
-async def test_an_update_that_changes_nothing_is_refused(client, auth, shop):
+async def test_an_update_that_changes_nothing_leaves_the_job_as_it_was(client, auth, shop):
     job = await create_job(client, auth.staff, shop["account"]["id"])
     response = await client.patch(f"/jobs/{job['id']}", json={"version": 1}, headers=auth.staff)
-    assert response.status_code == 422
+    assert response.status_code == 200
+    assert response.json() == job
+    history = await client.get(f"/jobs/{job['id']}/history", headers=auth.staff)
+    assert [event["type"] for event in history.json()["items"]] == ["created"]
 
 
 async def test_the_quote_changes_in_the_jobs_currency_only(client, auth, shop):
@@ -137,8 +158,8 @@ async def test_the_quote_changes_in_the_jobs_currency_only(client, auth, shop):
         json={"version": 2, "quote": {"amount": "700", "currency": "USD"}},
         headers=auth.staff,
     )
-    assert other.status_code == 422
-    assert other.json()["errors"][0]["field"] == "quote.currency"
+    assert other.status_code == 409
+    assert other.json()["code"] == "currency_mismatch"
 
 
 async def test_deleting_a_job_needs_its_etag(client, auth, shop):
@@ -175,8 +196,8 @@ async def test_a_job_goes_from_intake_to_completed(client, auth, shop, clock: Fa
 async def test_rework_hold_resume_cancel_and_reopen(client, auth, shop):
     job = await create_job(client, auth.staff, shop["account"]["id"], start_stage="check")
     no_reason = await act(client, auth.staff, job, "move", stage="repair", reason=" ")
-    assert no_reason.status_code == 409
-    assert no_reason.json()["code"] == "reason_required"
+    assert no_reason.status_code == 422
+    assert [e["field"] for e in no_reason.json()["errors"]] == ["reason"]
     job = (await act(client, auth.staff, job, "move", stage="repair", reason="Noise still there")).json()
     assert job["stage"]["key"] == "repair"
     job = (await act(client, auth.staff, job, "hold", reason="Waiting for approval")).json()
@@ -239,7 +260,8 @@ async def test_costs_and_notes_are_recorded_against_the_job(client, auth, shop):
         json={"version": 2, "kind": "labour", "amount": "1", "stage": "paint"},
         headers=auth.staff,
     )
-    assert bad_stage.json()["errors"][0]["field"] == "stage"
+    assert bad_stage.status_code == 409
+    assert bad_stage.json()["code"] == "unknown_stage"
     note = await client.post(
         f"/jobs/{job['id']}/notes",
         json={"version": 2, "visibility": "public", "body": "Pads ordered"},
@@ -304,7 +326,7 @@ async def test_concurrent_retries_of_one_action_apply_it_once(client, auth, shop
 
 async def test_a_failed_request_is_not_remembered_under_its_key(client, auth, shop):
     headers = {**auth.staff, "Idempotency-Key": "fix-and-retry"}
-    bad = await client.post("/jobs", json=job_body(shop["account"]["id"], workflow="nope"), headers=headers)
+    bad = await client.post("/jobs", json=job_body(shop["account"]["id"], title=" "), headers=headers)
     assert bad.status_code == 422
     good = await client.post("/jobs", json=job_body(shop["account"]["id"]), headers=headers)
     assert good.status_code == 201

@@ -128,6 +128,20 @@ def test_the_report_scores_each_tenth_of_the_log_and_names_the_estimators_chosen
         assert tenth.mae_days <= 1.5 * tenth.baseline_mae_days
 
 
+def test_coverage_within_the_log_leaves_out_the_p90s_past_its_last_event(log_synthetic: EventLog) -> None:
+    result = run_backtest(log_synthetic)
+    p = result.predictions
+    within = p.p90_end <= log_synthetic.time.max()
+    last = result.report.by_tenth[-1]
+    in_last = (p.predicted_at - log_synthetic.time.min()) >= 0.9 * np.ptp(log_synthetic.time)
+
+    # Near the end of the log, many P90s reach past it: those could never be seen missed.
+    assert last.decidable == int((in_last & within).sum()) < last.predictions
+    covered = p.actual_end[in_last & within] <= p.p90_end[in_last & within]
+    assert last.p90_coverage_decidable == pytest.approx(covered.mean())
+    assert all(t.decidable <= t.predictions for t in result.report.by_tenth)
+
+
 def test_cli_rejects_an_unknown_calendar(tmp_path: Path, log_synthetic: EventLog) -> None:
     source = tmp_path / "log.csv"
     write_csv(log_synthetic, source)

@@ -69,6 +69,14 @@ def at(status: JobStatus, stage_key: str = MIDDLE) -> JobPosition:
     return JobPosition(status, stage_key)
 
 
+def invalid_reason(action: Callable[[], object]) -> InvalidInput:
+    """A missing or overlong reason is bad input (422), not a clash with the job's state."""
+    with pytest.raises(InvalidInput) as caught:
+        action()
+    assert caught.value.field == "reason"
+    return caught.value
+
+
 def illegal(action: Callable[[], object]) -> IllegalTransition:
     with pytest.raises(IllegalTransition) as caught:
         action()
@@ -397,18 +405,16 @@ TOO_LONG = ["x" * (MAX_REASON_LENGTH + 1), " " + "y" * (MAX_REASON_LENGTH + 1) +
 @pytest.mark.parametrize("name", REQUIRED)
 def test_a_required_reason_that_is_missing_or_blank_is_refused(name: str, missing: str | None) -> None:
     action, verb = REQUIRED[name]
-    error = illegal(lambda: action(missing))
-    assert error.code == "reason_required"
-    assert error.detail == f"a reason is required to {verb} a job"
+    error = invalid_reason(lambda: action(missing))
+    assert error.reason == f"is required to {verb} a job"
 
 
 @pytest.mark.parametrize("too_long", TOO_LONG, ids=["plain", "padded"])
 @pytest.mark.parametrize("name", [*REQUIRED, *OPTIONAL])
 def test_a_reason_longer_than_the_limit_is_refused(name: str, too_long: str) -> None:
     action = REQUIRED[name][0] if name in REQUIRED else OPTIONAL[name]
-    error = illegal(lambda: action(too_long))
-    assert error.code == "reason_too_long"
-    assert str(MAX_REASON_LENGTH) in error.detail
+    error = invalid_reason(lambda: action(too_long))
+    assert str(MAX_REASON_LENGTH) in error.reason
 
 
 @pytest.mark.parametrize("name", [*REQUIRED, *OPTIONAL])
@@ -489,9 +495,8 @@ def test_cannot_complete_before_the_last_stage_without_force(stage_key: str) -> 
 
 @pytest.mark.parametrize("stage_key", [FIRST, MIDDLE])
 def test_force_complete_needs_a_reason(stage_key: str) -> None:
-    error = illegal(lambda: complete(at(OPEN, stage_key), WORKFLOW, force=True))
-    assert error.code == "reason_required"
-    assert "force-complete" in error.detail
+    error = invalid_reason(lambda: complete(at(OPEN, stage_key), WORKFLOW, force=True))
+    assert "force-complete" in error.reason
 
 
 @pytest.mark.parametrize("stage_key", [FIRST, MIDDLE])

@@ -168,11 +168,9 @@ def start(workflow: WorkflowDefinition, stage_key: str | None = None) -> JobPosi
 def _required_reason(reason: str | None, action: str) -> str:
     text = (reason or "").strip()
     if not text:
-        raise IllegalTransition(f"a reason is required to {action} a job", code="reason_required")
+        raise InvalidInput("reason", f"is required to {action} a job")
     if len(text) > MAX_REASON_LENGTH:
-        raise IllegalTransition(
-            f"the reason is longer than {MAX_REASON_LENGTH} characters", code="reason_too_long"
-        )
+        raise InvalidInput("reason", f"must be at most {MAX_REASON_LENGTH} characters")
     return text
 
 

@@ -190,7 +190,8 @@ class _Fitted:
     stage_p90: FloatArray  # P90 of one visit's working duration, per stage
 
 
-ESTIMATORS = ("direct", "simulation", "median")
+EstimatorName = Literal["direct", "simulation", "median"]
+ESTIMATORS: tuple[EstimatorName, ...] = ("direct", "simulation", "median")
 BOUND = 3.0
 """No remaining time exceeds this many times the longest job the workflow has seen (or the job's
 own age, when it is older still)."""
@@ -205,7 +206,7 @@ class Selection:
     the plain median remaining time per position, whatever the time already spent.
     """
 
-    estimator: str = "direct"
+    estimator: EstimatorName = "direct"
     reason: str = "not scored"
     longest_s: float = float("inf")
 
@@ -279,8 +280,9 @@ class HistoryModel:
             arrays = {f.name: data[f.name] for f in fields(_Fitted) if f.name not in ("stage_keys", "laws")}
         fitted = _Fitted(stage_keys=tuple(meta["stage_keys"]), laws=laws, **arrays)
         chosen = meta.get("selection") or {}
+        stored = chosen.get("estimator")
         selection = Selection(
-            estimator=chosen.get("estimator", "direct"),
+            estimator=next((name for name in ESTIMATORS if name == stored), "direct"),
             reason=chosen.get("reason", "not scored"),
             longest_s=float("inf") if chosen.get("longest_s") is None else float(chosen["longest_s"]),
         )
@@ -855,7 +857,8 @@ def _select(model: HistoryModel, moments: Moments, table: VisitTable, longest: f
         ]
     )
     choice = choose(ESTIMATORS, p50, moments.remaining[pick], moments.closed[pick], default=ESTIMATORS[0])
-    return Selection(choice.name, choice.reason, longest)
+    chosen = next(name for name in ESTIMATORS if name == choice.name)
+    return Selection(chosen, choice.reason, longest)
 
 
 def _in_sample_evidence(model: HistoryModel, moments: Moments, table: VisitTable) -> CalibrationEvidence:

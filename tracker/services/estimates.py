@@ -50,7 +50,7 @@ from tracker.estimates.cost import (
 )
 from tracker.estimates.eta import JobClocks, eta_ranges
 from tracker.estimates.history import JobProgress
-from tracker.estimates.model import Calibration, HistoryModel, RemainingWork, Selection, fit_history
+from tracker.estimates.model import Basis, Calibration, HistoryModel, RemainingWork, Selection, fit_history
 from tracker.estimates.queueing import ServiceTimes, WaitingJob, simulate_queue_waits
 from tracker.services.events import record_events
 from tracker.services.history import gather_history, planned_stages
@@ -92,7 +92,7 @@ class StageAhead:
     expected_visits: float
     expected_duration_s: float
     samples: int
-    basis: str
+    basis: Basis
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class Explanation:
     non_working_days: list[date]
     calibration: Calibration
     time_zone: str
-    basis: str
+    basis: Basis
     samples: int
     selection: Selection
 
@@ -591,6 +591,12 @@ def _time_bases(model: HistoryModel, stage_codes: npt.NDArray[np.int64]) -> list
 
 def _basis_label(time_basis: str, cost_basis: str) -> str:
     return time_basis if time_basis == cost_basis or cost_basis == "actual" else f"{time_basis}/{cost_basis}"
+
+
+BASIS_LABELS: tuple[str, ...] = tuple(
+    sorted({_basis_label(t, c) for t in ("planned", "blend", "history") for c in COST_BASES})
+)
+"""Every `basis` an estimate can show: the time basis, and the cost basis after a slash when it differs."""
 
 
 def _stage_p90(model: HistoryModel, stage_keys: list[str]) -> FloatArray:

@@ -265,20 +265,22 @@ class JobService:
         async with in_transaction():
             workflow = await Workflow.get_or_none(key=new.workflow_key, is_current=True)
             if workflow is None:
-                raise InvalidInput("workflow", f"no workflow has the key {new.workflow_key!r}")
+                raise Conflict(f"no workflow has the key {new.workflow_key!r}", code="unknown_workflow")
             if workflow.archived:
-                raise InvalidInput("workflow", f"workflow {new.workflow_key!r} is archived")
+                raise Conflict(f"workflow {new.workflow_key!r} is archived", code="archived")
             if not await Account.exists(id=new.account_id):
-                raise InvalidInput("account_id", f"account {new.account_id} does not exist")
+                raise Conflict(f"account {new.account_id} does not exist", code="unknown_account")
             if new.quote.currency != workflow.currency:
-                raise InvalidInput(
-                    "quote.currency", f"workflow {workflow.key!r} is priced in {workflow.currency}"
+                raise Conflict(
+                    f"workflow {workflow.key!r} is priced in {workflow.currency}", code="currency_mismatch"
                 )
             definition = (await self.versions.get(workflow.id)).definition
             try:
                 position = rules.start(definition, new.start_stage)
             except Conflict:
-                raise InvalidInput("start_stage", f"the workflow has no stage {new.start_stage!r}") from None
+                raise Conflict(
+                    f"the workflow has no stage {new.start_stage!r}", code="unknown_stage"
+                ) from None
             reference = new.reference or _generated_reference(now)
             if await Job.exists(reference=reference):
                 raise Conflict(
@@ -317,7 +319,7 @@ class JobService:
                 updates["title_search"] = search_text(job.reference, updates["title"])
             if changes.quote is not None:
                 if changes.quote.currency != job.currency:
-                    raise InvalidInput("quote.currency", f"the job is priced in {job.currency}")
+                    raise Conflict(f"the job is priced in {job.currency}", code="currency_mismatch")
                 updates["quote_amount"] = changes.quote.amount
             if changes.clear_promised_on:
                 updates["promised_on"] = None
@@ -325,10 +327,10 @@ class JobService:
                 updates["promised_on"] = changes.promised_on
             if changes.account_id is not None:
                 if not await Account.exists(id=changes.account_id):
-                    raise InvalidInput("account_id", f"account {changes.account_id} does not exist")
+                    raise Conflict(f"account {changes.account_id} does not exist", code="unknown_account")
                 updates["account_id"] = changes.account_id
             if not updates:
-                raise InvalidInput("body", "names no field to change")
+                return await self.snapshots.of(job)  # nothing to change: no new version, no event
             data = {name: _jsonable(value) for name, value in updates.items() if name != "title_search"}
             job, event = await _commit(job, updates, EventType.UPDATED, data, actor=actor, now=now)
             await self._finish(job, [event], now)
@@ -421,12 +423,12 @@ class JobService:
             job = await get_job(job_id)
             expected.check(job.version)
             if currency is not None and currency != job.currency:
-                raise InvalidInput("currency", f"the job is priced in {job.currency}")
+                raise Conflict(f"the job is priced in {job.currency}", code="currency_mismatch")
             value = parse_amount(amount, job.currency, field="amount")
             stage_key = stage or job.stage_key
             definition = (await self.versions.get(job.workflow_id)).definition
             if stage_key not in {s.key for s in definition.stages}:
-                raise InvalidInput("stage", f"the job's workflow has no stage {stage_key!r}")
+                raise Conflict(f"the job's workflow has no stage {stage_key!r}", code="unknown_stage")
             payload: CostAddedPayload = {
                 "kind": cost_kind.value,
                 "amount": str(value),

@@ -35,8 +35,10 @@ def requires(*roles: Role) -> Guard:
     allowed = {*roles, Role.ADMIN}
 
     def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        principal = connection.user
-        if not isinstance(principal, Principal) or principal.role not in allowed:
+        principal = connection.scope.get("user")
+        if not isinstance(principal, Principal):
+            raise NotAuthorizedException("send an API key as 'Authorization: Bearer <key>'")
+        if principal.role not in allowed:
             needed = " or ".join(sorted(r.value for r in allowed))
             raise PermissionDeniedException(f"this needs a key with the role {needed}")
 

@@ -8,26 +8,49 @@ from typing import Annotated, Any
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter, SkipValidation
 
 from tracker.clock import Clock
-from tracker.domain.errors import InvalidInput
 from tracker.services.bootstrap import Services
 from tracker.services.estimates import EstimateService
 from tracker.services.jobs import ExpectedVersion, JobService
 from tracker.services.keys import Principal
 from tracker.settings import Settings
+from tracker.web.idempotency import MAX_KEY_LENGTH
+from tracker.web.problems import BadRequest
 
 Now = NamedDependency[SkipValidation[datetime]]
 """The request's `now` from the app's clock: trusted, so unvalidated (a test clock may subclass datetime)."""
+IfMatch = Annotated[
+    str | None,
+    HeaderParameter(
+        name="If-Match",
+        description='The job\'s ETag, as read, such as "3"; or send the version in the body',
+        examples=[Example(value='"3"')],
+    ),
+]
+RequiredIfMatch = Annotated[
+    str | None,
+    HeaderParameter(
+        name="If-Match",
+        description='The job\'s ETag, as read, such as "3"',
+        required=True,
+        examples=[Example(value='"3"')],
+    ),
+]
 Jobs = NamedDependency[SkipValidation[JobService]]
 Estimates = NamedDependency[SkipValidation[EstimateService]]
 """Services are trusted objects of the app, never validated (their caches hold arbitrary values)."""
-IfMatch = Annotated[str | None, HeaderParameter(name="If-Match", description="The job's ETag, as read")]
 IdempotencyKey = Annotated[
     str | None,
     HeaderParameter(
-        name="Idempotency-Key", description="Retries with the same key replay the first response"
+        name="Idempotency-Key",
+        description="Retries with the same key replay the first response",
+        min_length=1,
+        max_length=MAX_KEY_LENGTH,
+        pattern=r"^[\x20-\x7e]*[\x21-\x7e][\x20-\x7e]*$",
+        examples=[Example(value="5b0f3c1e-advance-1")],
     ),
 ]
 
@@ -67,14 +90,23 @@ DEPENDENCIES = {
 }
 
 
+NO_VERSION = 0
+"""Job versions start at 1."""
+
+
 def expected_version(if_match: str | None, body_version: int | None) -> ExpectedVersion:
-    """The version a change is based on: `If-Match: "7"` (or W/"7") wins over a `version` field."""
-    if if_match is not None:
-        tag = if_match.strip().removeprefix("W/").strip('"')
-        if not tag.isdigit():
-            raise InvalidInput("header.If-Match", 'must be the ETag of the job, such as "3"')
-        return ExpectedVersion(int(tag), from_header=True)
-    return ExpectedVersion(body_version, from_header=False)
+    """The version a change is based on: `If-Match: "7"` (or W/"7") or a `version` field; both must agree."""
+    if if_match is None:
+        return ExpectedVersion(body_version, from_header=False)
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    # A tag that names no version matches no version of the job: the precondition fails (412).
+    version = int(tag) if tag.isascii() and tag.isdigit() else NO_VERSION
+    if body_version is not None and body_version != version:
+        raise BadRequest(
+            f"If-Match names version {tag!r} but the body names version {body_version}",
+            code="version_mismatch",
+        )
+    return ExpectedVersion(version, from_header=True)
 
 
 def etag(version: int) -> dict[str, str]:

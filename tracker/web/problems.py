@@ -7,9 +7,13 @@ import re
 from typing import Any
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import ClientException, HTTPException, ValidationException
+from litestar.plugins.problem_details import (
+    ProblemDetailsConfig,
+    ProblemDetailsException,
+    ProblemDetailsPlugin,
+)
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from litestar.types import ExceptionHandlersMap
 
 from tracker.domain.errors import (
     Conflict,
@@ -38,33 +42,55 @@ TITLES = {
     429: "Too many requests",
     500: "Internal error",
 }
+CODES = {
+    400: "malformed_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    500: "internal_error",
+}
+"""The `code` of an HTTP error raised without one of its own."""
 FIELD_PATH = re.compile(r"at `\$((?:\.[A-Za-z_][\w]*|\[\d+\])*)`")
 NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
 
 
-def problem(
-    request: Request[Any, Any, Any],
-    status: int,
-    detail: str,
-    *,
-    code: str | None = None,
-    errors: list[dict[str, str]] | None = None,
-    headers: dict[str, str] | None = None,
-    **extra: Any,
-) -> Response[dict[str, Any]]:
-    body: dict[str, Any] = {
-        "type": f"urn:tracker:problem:{code}" if code else "about:blank",
-        "title": TITLES.get(status, "Error"),
-        "status": status,
-        "detail": detail,
-        "instance": request.url.path,
-    }
-    if code:
-        body["code"] = code
-    if errors:
-        body["errors"] = errors
-    body.update(extra)
-    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+class BadRequest(ClientException):
+    """Malformed syntax (400): a body that is not JSON, a header that contradicts the body."""
+
+    def __init__(self, detail: str, *, code: str = "malformed_request") -> None:
+        super().__init__(detail=detail)
+        self.code = code
+
+
+class Problem(ProblemDetailsException):
+    """An RFC 9457 problem with tracker's members: a stable `code`, and for bad input `errors[]`."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        code: str,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+        **members: Any,
+    ) -> None:
+        super().__init__(
+            detail=detail,
+            status_code=status,
+            headers=headers,
+            type_=f"urn:tracker:problem:{code}",
+            title=TITLES.get(status, "Error"),
+            extra={"code": code, **({"errors": errors} if errors else {}), **members},
+        )
+
+    def to_response(self, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+        self.instance = self.instance or request.url.path
+        return super().to_response(request)
 
 
 def _field_of(message: str, key: str | None) -> str:
@@ -79,7 +105,7 @@ def _field_of(message: str, key: str | None) -> str:
     return path.replace(".[", "[") if path else "body"
 
 
-def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
+def _validation(exc: ValidationException) -> Problem:
     errors: list[dict[str, str]] = []
     if isinstance(exc.extra, list):
         for item in exc.extra:
@@ -94,21 +120,20 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
     if not errors:
         errors.append({"field": "body", "reason": exc.detail})
     detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
-    return problem(
-        request, 422 if errors[0]["field"] != "body" else 400, detail, code="validation", errors=errors
-    )
+    if errors[0]["field"] == "body":
+        return Problem(400, detail, code="malformed_request")
+    return Problem(422, detail, code="validation", errors=errors)
 
 
-def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
+def _domain(exc: DomainError) -> Problem:
     if isinstance(exc, InvalidInput):
-        return problem(
-            request, 422, exc.detail, code="validation", errors=[{"field": exc.field, "reason": exc.reason}]
+        return Problem(
+            422, exc.detail, code="validation", errors=[{"field": exc.field, "reason": exc.reason}]
         )
     if isinstance(exc, NotFound):
-        return problem(request, 404, exc.detail, code="not_found")
+        return Problem(404, exc.detail, code="not_found")
     if isinstance(exc, StaleVersion):
-        return problem(
-            request,
+        return Problem(
             412 if exc.from_header else 409,
             exc.detail,
             code="stale_version",
@@ -116,13 +141,13 @@ def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[dict[
             headers={"ETag": f'"{exc.current}"'},
         )
     if isinstance(exc, PreconditionRequired):
-        return problem(request, 428, exc.detail, code="version_required")
+        return Problem(428, exc.detail, code="version_required")
     if isinstance(exc, Conflict):
-        return problem(request, 409, exc.detail, code=exc.code)
-    return problem(request, 400, exc.detail)
+        return Problem(409, exc.detail, code=exc.code)
+    return Problem(400, exc.detail, code="malformed_request")
 
 
-def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+def _http(exc: HTTPException) -> Problem:
     status = exc.status_code
     detail = exc.detail if exc.detail and exc.detail != TITLES.get(status) else TITLES.get(status, "Error")
     if status == 413:
@@ -132,19 +157,28 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
         headers.setdefault("WWW-Authenticate", 'Bearer realm="tracker"')
     if status >= 500:
         log.error("unhandled HTTP error", exc_info=exc)
-    return problem(request, status, detail, headers=headers or None)
+    code = getattr(exc, "code", None) or CODES.get(status, "error")
+    return Problem(status, detail, code=code, headers=headers or None)
 
 
-def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+def _unexpected(exc: Exception) -> Problem:
     log.error("unhandled error", exc_info=exc)
-    return problem(
-        request, HTTP_500_INTERNAL_SERVER_ERROR, "an unexpected error occurred; it has been logged"
+    return Problem(
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        "an unexpected error occurred; it has been logged",
+        code="internal_error",
     )
 
 
-EXCEPTION_HANDLERS: ExceptionHandlersMap = {
-    ValidationException: _validation,
-    DomainError: _domain,
-    HTTPException: _http,
-    Exception: _unexpected,
-}
+def problem_details() -> ProblemDetailsPlugin:
+    """Litestar's problem-details support, with tracker's errors mapped onto it once."""
+    return ProblemDetailsPlugin(
+        ProblemDetailsConfig(
+            exception_to_problem_detail_map={
+                ValidationException: _validation,
+                DomainError: _domain,
+                HTTPException: _http,
+                Exception: _unexpected,
+            }
+        )
+    )

@@ -1,17 +1,103 @@
-"""Wire schemas (msgspec Structs), one per direction, mapped explicitly from the models."""
+"""Wire schemas (msgspec Structs), one per direction, mapped explicitly from the models.
+
+The constrained types below are the edge's limits, shared by every schema: they are what the OpenAPI
+document shows and what the strict body decoder (`tracker.web.edge`) enforces, so the two cannot differ.
+"""
 
 from __future__ import annotations
 
+import zoneinfo
 from datetime import date, datetime
-from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import holidays
+from babel.localedata import locale_identifiers
+from babel.numbers import list_currencies
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-Text = Annotated[str, Meta(max_length=10_000)]
-ShortText = Annotated[str, Meta(max_length=300)]
-Reason = Annotated[str, Meta(max_length=1000)]
-Version = Annotated[int, Meta(ge=1)]
+from tracker.domain.workflow import STAGE_KEY, JobStatus
+from tracker.estimates.model import EstimatorName
+from tracker.services.accounts import EMAIL, AccountKind
+from tracker.services.estimates import BASIS_LABELS
+from tracker.services.jobs import REFERENCE, CostKind, NoteVisibility
+from tracker.services.keys import Role
+from tracker.services.workflows import WORKFLOW_KEY
+
+INT32_MAX = 2**31 - 1
+"""Ids, versions and counts are 32-bit integer columns on PostgreSQL."""
+BIGINT_MAX = 2**63 - 1
+"""Event ids are 64-bit."""
+CONTROL = r"\x00-\x08\x0b-\x1f\x7f-\x9f"
+"""Control characters a text may not hold: all but tab and newline."""
+SPACE = r"\t\n\x20\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+"""White space by Python's rules and by JSON Schema's (ECMAScript), spelled out so both read it alike."""
+TEXT = rf"^[{SPACE}]*[^{SPACE}{CONTROL}][^{CONTROL}]*$"
+"""Some visible character, and no control character but tab and newline."""
+KEY = f"^{WORKFLOW_KEY.pattern}$"
+STAGE = f"^{STAGE_KEY.pattern}$"
+PLAIN = rf"^[^{CONTROL}]*$"
+"""Text with no control character but tab and newline (PostgreSQL cannot even store a NUL)."""
+CURSOR = r"^[A-Za-z0-9_-]*$"
+
+
+Text = Annotated[
+    str,
+    Meta(min_length=1, max_length=10_000, pattern=TEXT, examples=["The old pads go back to the customer."]),
+]
+ShortText = Annotated[str, Meta(min_length=1, max_length=300, pattern=TEXT, examples=["Front axle"])]
+Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=TEXT, examples=["Marie Dubois"])]
+Title = Annotated[str, Meta(min_length=1, max_length=300, pattern=TEXT, examples=["Brake discs and pads"])]
+Reason = Annotated[
+    str, Meta(min_length=1, max_length=1000, pattern=TEXT, examples=["Waiting for the customer's approval"])
+]
+CostNote = Annotated[str, Meta(max_length=1000, pattern=PLAIN, examples=["Pads, OEM"])]
+Id = Annotated[int, Meta(ge=1, le=INT32_MAX, examples=[42])]
+Version = Annotated[int, Meta(ge=1, le=INT32_MAX, description="The job version read", examples=[3])]
+Key = Annotated[str, Meta(pattern=KEY, examples=["car-repair"])]
+StageKey = Annotated[str, Meta(pattern=STAGE, examples=["repair"])]
+Reference = Annotated[str, Meta(pattern=f"^{REFERENCE.pattern}$", examples=["J-2026-7KQ4MZ"])]
+Amount = Annotated[
+    str,
+    Meta(
+        pattern=r"^\d{1,13}(\.\d{1,2})?$",
+        description="A decimal string, never a JSON number, with no more decimals than the currency has",
+        examples=["640.00"],
+    ),
+]
+Hours = Annotated[
+    str,
+    Meta(pattern=r"^\d{1,8}(\.\d{1,2})?$", description="Working hours, a decimal string", examples=["4.5"]),
+]
+Email = Annotated[
+    str,
+    Meta(
+        max_length=254,
+        # The rule of `EMAIL`, its white space spelled out (see SPACE); spaces around it are trimmed.
+        pattern=rf"^ *{EMAIL.pattern.strip('^$').replace(chr(92) + 's', SPACE + CONTROL)} *$",
+        examples=["marie@example.com"],
+    ),
+]
+LabelLocale = Annotated[
+    str, Meta(min_length=2, max_length=16, pattern=r"^[a-z]{2,3}([_-][A-Za-z0-9]{2,8})*$")
+]
+
+if TYPE_CHECKING:
+    Currency = str
+    TimeZone = str
+    LocaleCode = str
+    Country = str
+    EstimateBasis = str
+else:
+    # Closed sets too large to spell out: built from the libraries that check them.
+    Currency = Annotated[Literal[tuple(sorted(list_currencies()))], Meta(examples=["EUR"])]
+    TimeZone = Annotated[
+        Literal[tuple(sorted(zoneinfo.available_timezones()))], Meta(examples=["Europe/Paris"])
+    ]
+    LocaleCode = Literal[
+        tuple(sorted({*locale_identifiers(), *(c.replace("_", "-") for c in locale_identifiers())}))
+    ]
+    Country = Annotated[Literal[tuple(sorted(holidays.list_supported_countries()))], Meta(examples=["BE"])]
+    EstimateBasis = Literal[BASIS_LABELS]
 
 
 class Input(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -23,8 +109,8 @@ class Output(Struct, kw_only=True):
 
 
 class MoneyIn(Input, kw_only=True):
-    amount: Decimal
-    currency: Annotated[str, Meta(min_length=3, max_length=3)]
+    amount: Amount
+    currency: Currency
 
 
 class MoneyOut(Output, kw_only=True):
@@ -35,17 +121,21 @@ class MoneyOut(Output, kw_only=True):
 class DurationIn(Input, kw_only=True):
     """Planned working hours: optimistic, most likely and pessimistic."""
 
-    optimistic: Decimal
-    most_likely: Decimal
-    pessimistic: Decimal
+    optimistic: Hours
+    most_likely: Hours
+    pessimistic: Hours
 
 
 class StageIn(Input, kw_only=True):
-    key: Annotated[str, Meta(max_length=63)]
-    labels: dict[Annotated[str, Meta(max_length=16)], ShortText]
+    key: StageKey
+    labels: Annotated[
+        dict[LabelLocale, ShortText],
+        Meta(min_length=1, max_length=50, extra_json_schema={"required": ["en"]}),
+    ]
+    """Customer-facing label by locale; `en` is required."""
     duration_hours: DurationIn
-    planned_cost: Decimal
-    capacity: Annotated[int, Meta(ge=1)] | None = None
+    planned_cost: Amount
+    capacity: Annotated[int, Meta(ge=1, le=INT32_MAX)] | None = None
     customer_visible: bool = True
 
 
@@ -60,9 +150,9 @@ class CalendarIn(Input, kw_only=True):
     opening hours, Monday to Friday 08:00-18:00, minus the country's public holidays.
     """
 
-    time_zone: Annotated[str, Meta(max_length=64)] | None = None
-    country: Annotated[str, Meta(min_length=2, max_length=2)] | None = None
-    subdivision: Annotated[str, Meta(max_length=10)] | None = None
+    time_zone: TimeZone | None = None
+    country: Country | None = None
+    subdivision: Annotated[str, Meta(max_length=10, pattern=r"^[A-Za-z0-9]{1,10}$")] | None = None
     opening_hours: dict[Weekday, Annotated[list[tuple[Clock, Clock]], Meta(max_length=6)]] | None = None
     closures: Annotated[list[date], Meta(max_length=1000)] = []
 
@@ -76,16 +166,16 @@ class CalendarOut(Output, kw_only=True):
 
 
 class WorkflowIn(Input, kw_only=True):
-    key: Annotated[str, Meta(max_length=63)]
-    name: ShortText
-    currency: Annotated[str, Meta(min_length=3, max_length=3)]
+    key: Key
+    name: Name
+    currency: Currency
     stages: Annotated[list[StageIn], Meta(min_length=1, max_length=100)]
     calendar: CalendarIn | None = None
 
 
 class WorkflowVersionIn(Input, kw_only=True):
-    name: ShortText
-    currency: Annotated[str, Meta(min_length=3, max_length=3)]
+    name: Name
+    currency: Currency
     stages: Annotated[list[StageIn], Meta(min_length=1, max_length=100)]
     calendar: CalendarIn | None = None
 
@@ -118,17 +208,17 @@ class WorkflowOut(Output, kw_only=True):
 
 
 class ContactIn(Input, kw_only=True):
-    name: ShortText
-    email: Annotated[str, Meta(max_length=254)]
-    locale: Annotated[str, Meta(max_length=16)] = "en"
-    time_zone: Annotated[str, Meta(max_length=64)] = "UTC"
+    name: Name
+    email: Email
+    locale: LocaleCode = "en"
+    time_zone: TimeZone = "UTC"
 
 
 class ContactUpdate(Input, kw_only=True):
-    name: ShortText | UnsetType = UNSET
-    email: Annotated[str, Meta(max_length=254)] | UnsetType = UNSET
-    locale: Annotated[str, Meta(max_length=16)] | UnsetType = UNSET
-    time_zone: Annotated[str, Meta(max_length=64)] | UnsetType = UNSET
+    name: Name | UnsetType = UNSET
+    email: Email | UnsetType = UNSET
+    locale: LocaleCode | UnsetType = UNSET
+    time_zone: TimeZone | UnsetType = UNSET
 
 
 class ContactOut(Output, kw_only=True):
@@ -143,19 +233,19 @@ class ContactOut(Output, kw_only=True):
 
 
 class AccountIn(Input, kw_only=True):
-    kind: str
-    name: ShortText
+    kind: AccountKind
+    name: Name
     contacts: Annotated[list[ContactIn], Meta(max_length=100)] = []
 
 
 class AccountUpdate(Input, kw_only=True):
-    kind: str | UnsetType = UNSET
-    name: ShortText | UnsetType = UNSET
+    kind: AccountKind | UnsetType = UNSET
+    name: Name | UnsetType = UNSET
 
 
 class AccountOut(Output, kw_only=True):
     id: int
-    kind: str
+    kind: AccountKind
     name: str
     contacts: list[ContactOut]
     created_at: datetime
@@ -163,21 +253,21 @@ class AccountOut(Output, kw_only=True):
 
 
 class JobIn(Input, kw_only=True):
-    account_id: int
-    workflow: Annotated[str, Meta(max_length=63)]
-    title: ShortText
+    account_id: Id
+    workflow: Key
+    title: Title
     quote: MoneyIn
-    reference: Annotated[str, Meta(max_length=64)] | None = None
+    reference: Reference | None = None
     promised_on: date | None = None
-    start_stage: Annotated[str, Meta(max_length=63)] | None = None
+    start_stage: StageKey | None = None
 
 
 class JobUpdate(Input, kw_only=True):
     version: Version | None = None
-    title: ShortText | UnsetType = UNSET
+    title: Title | UnsetType = UNSET
     quote: MoneyIn | UnsetType = UNSET
     promised_on: date | UnsetType | None = UNSET
-    account_id: int | UnsetType = UNSET
+    account_id: Id | UnsetType = UNSET
 
 
 class VersionIn(Input, kw_only=True):
@@ -189,9 +279,14 @@ class ReasonIn(Input, kw_only=True):
     reason: Reason | None = None
 
 
+class RequiredReasonIn(Input, kw_only=True):
+    version: Version | None = None
+    reason: Reason
+
+
 class MoveIn(Input, kw_only=True):
     version: Version | None = None
-    stage: Annotated[str, Meta(max_length=63)]
+    stage: StageKey
     reason: Reason
 
 
@@ -203,16 +298,16 @@ class CompleteIn(Input, kw_only=True):
 
 class CostIn(Input, kw_only=True):
     version: Version | None = None
-    kind: str
-    amount: Decimal
-    currency: Annotated[str, Meta(min_length=3, max_length=3)] | None = None
-    note: Annotated[str, Meta(max_length=1000)] = ""
-    stage: Annotated[str, Meta(max_length=63)] | None = None
+    kind: CostKind
+    amount: Amount
+    currency: Currency | None = None
+    note: CostNote = ""
+    stage: StageKey | None = None
 
 
 class NoteIn(Input, kw_only=True):
     version: Version | None = None
-    visibility: str = "internal"
+    visibility: NoteVisibility = NoteVisibility.INTERNAL
     body: Text
 
 
@@ -242,7 +337,7 @@ class MoneyRangeOut(Output, kw_only=True):
 class EstimateOut(Output, kw_only=True):
     completion: RangeOut
     cost: MoneyRangeOut
-    basis: str
+    basis: EstimateBasis
     """planned (from the workflow's plan), history (learned from past jobs) or blend."""
     overdue: bool
     """The job ran past the completion date last announced; `completion` is the new range."""
@@ -263,7 +358,7 @@ class JobOut(Output, kw_only=True):
     title: str
     quote: MoneyOut
     promised_on: date | None
-    status: str
+    status: JobStatus
     stage: StageRef
     version: int
     status_page_url: str
@@ -281,7 +376,7 @@ class JobList(Output, kw_only=True):
 
 class CostOut(Output, kw_only=True):
     id: int
-    kind: str
+    kind: CostKind
     amount: MoneyOut
     stage: str
     note: str
@@ -296,7 +391,7 @@ class CostAdded(Output, kw_only=True):
 
 class NoteOut(Output, kw_only=True):
     id: int
-    visibility: str
+    visibility: NoteVisibility
     body: str
     created_at: datetime
     created_by: str
@@ -330,14 +425,14 @@ class VisitOut(Output, kw_only=True):
 
 
 class KeyIn(Input, kw_only=True):
-    name: Annotated[str, Meta(max_length=100)]
-    role: str
+    name: Annotated[str, Meta(min_length=1, max_length=100, pattern=TEXT, examples=["Workshop tablet"])]
+    role: Role
 
 
 class KeyOut(Output, kw_only=True):
     id: int
     name: str
-    role: str
+    role: Role
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
@@ -352,7 +447,7 @@ class EstimateHistoryOut(Output, kw_only=True):
     computed_at: datetime
     completion: RangeOut
     cost: MoneyRangeOut
-    basis: str
+    basis: EstimateBasis
     overdue: bool
 
 
@@ -371,11 +466,20 @@ class StageAheadOut(Output, kw_only=True):
     expected_visits: float
     expected_working_hours: float
     samples: int
-    basis: str
+    basis: Literal["planned", "blend", "history"]
+
+
+class CalibrationOut(Output, kw_only=True):
+    """How the P90 is widened so that nine in ten past jobs finished by it."""
+
+    factor: float
+    coverage: float | None
+    """The share of past jobs done by their P90, or null before any finished."""
+    samples: int
 
 
 class EstimatorOut(Output, kw_only=True):
-    chosen: str
+    chosen: EstimatorName
     """The predictor the estimate comes from: direct (what remained for past jobs in the same
     position), simulation (stage by stage), or median (plain median per stage)."""
     reason: str
@@ -394,15 +498,7 @@ class EstimateExplanationOut(Output, kw_only=True):
     non_working_days: list[date]
     """Days between now and the P90 completion on which the business does not work."""
     calendar_time_zone: str
-    basis: str
+    basis: Literal["planned", "blend", "history"]
     samples: int
     p90_calibration: CalibrationOut
     estimator: EstimatorOut
-
-
-class CalibrationOut(Output, kw_only=True):
-    factor: float | None
-    """What the P90 of the model is scaled by; null when it could not be measured."""
-    coverage: float | None
-    """Share of past outcomes at or before their P90; null without evidence."""
-    samples: int

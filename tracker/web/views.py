@@ -7,8 +7,18 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from tracker.domain.money import Money
+from tracker.services.accounts import AccountKind
 from tracker.services.estimates import Explanation
-from tracker.services.jobs import CostItem, EstimateItem, EventItem, NoteItem, VisitItem
+from tracker.services.jobs import (
+    CostItem,
+    CostKind,
+    EstimateItem,
+    EventItem,
+    NoteItem,
+    NoteVisibility,
+    VisitItem,
+)
+from tracker.services.keys import Role
 from tracker.services.snapshots import EstimateSnapshot, JobSnapshot
 from tracker.services.workflows import StoredWorkflow
 from tracker.web import schemas as s
@@ -75,7 +85,7 @@ def contact_out(contact: Contact) -> s.ContactOut:
 def account_out(account: Account, contacts: list[Contact]) -> s.AccountOut:
     return s.AccountOut(
         id=account.id,
-        kind=account.kind,
+        kind=AccountKind(account.kind),
         name=account.name,
         contacts=[contact_out(c) for c in contacts],
         created_at=account.created_at,
@@ -111,7 +121,7 @@ def job_out(job: JobSnapshot) -> s.JobOut:
         title=job.title,
         quote=money_out(job.quote),
         promised_on=job.promised_on,
-        status=job.status.value,
+        status=job.status,
         stage=s.StageRef(key=job.stage.key, label=job.stage.label, entered_at=job.stage.entered_at),
         version=job.version,
         status_page_url=job.public_url,
@@ -126,7 +136,7 @@ def job_out(job: JobSnapshot) -> s.JobOut:
 def cost_out(entry: CostItem) -> s.CostOut:
     return s.CostOut(
         id=entry.id,
-        kind=entry.kind,
+        kind=CostKind(entry.kind),
         amount=money_out(entry.amount),
         stage=entry.stage,
         note=entry.note,
@@ -138,7 +148,7 @@ def cost_out(entry: CostItem) -> s.CostOut:
 def note_out(note: NoteItem) -> s.NoteOut:
     return s.NoteOut(
         id=note.id,
-        visibility=note.visibility,
+        visibility=NoteVisibility(note.visibility),
         body=note.body,
         created_at=note.created_at,
         created_by=note.created_by,
@@ -170,7 +180,7 @@ def key_out(key: ApiKey) -> s.KeyOut:
     return s.KeyOut(
         id=key.id,
         name=key.name,
-        role=key.role,
+        role=Role(key.role),
         prefix=key.prefix,
         created_at=key.created_at,
         revoked_at=key.revoked_at,
@@ -227,7 +237,7 @@ def explanation_out(explained: Explanation, job: JobSnapshot) -> s.EstimateExpla
         basis=explained.basis,
         samples=explained.samples,
         p90_calibration=s.CalibrationOut(
-            factor=_measured(explained.calibration.p90_factor),
+            factor=explained.calibration.p90_factor,
             coverage=_measured(explained.calibration.coverage),
             samples=explained.calibration.samples,
         ),

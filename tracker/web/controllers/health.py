@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Response, get
+from litestar.openapi import ResponseSpec
 
 from tracker.services.health import database_problem
 from tracker.web.auth import PUBLIC
@@ -13,7 +14,13 @@ async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/health/ready", opt={PUBLIC: True}, tags=["Operations"], operation_id="Ready")
+@get(
+    "/health/ready",
+    opt={PUBLIC: True},
+    tags=["Operations"],
+    operation_id="Ready",
+    responses={503: ResponseSpec(dict[str, str], description="The database does not answer")},
+)
 async def ready() -> Response[dict[str, str]]:
     """Ready when the database answers."""
     problem = await database_problem()

@@ -22,8 +22,18 @@ from tracker.services.jobs import JobChanges, JobFilters, JobService, JobSort, N
 from tracker.services.keys import Principal, Role
 from tracker.web import schemas as s, views
 from tracker.web.auth import requires
-from tracker.web.deps import Estimates, IdempotencyKey, IfMatch, Jobs, Now, etag, expected_version
+from tracker.web.deps import (
+    Estimates,
+    IdempotencyKey,
+    IfMatch,
+    Jobs,
+    Now,
+    RequiredIfMatch,
+    etag,
+    expected_version,
+)
 from tracker.web.idempotency import idempotent
+from tracker.web.openapi import MAY_CONFLICT
 
 STAFF = requires(Role.STAFF)
 READERS = requires(Role.STAFF, Role.INTEGRATOR)
@@ -34,14 +44,6 @@ def _json(
 ) -> Response[bytes]:
     """Encode like Litestar's own responses (its serializer also takes datetime subclasses)."""
     return Response(encode_json(value), status_code=status, media_type="application/json", headers=headers)
-
-
-def _statuses(raw: list[str] | None) -> tuple[JobStatus, ...]:
-    try:
-        return tuple(JobStatus(value) for value in raw or [])
-    except ValueError:
-        allowed = ", ".join(s.value for s in JobStatus)
-        raise InvalidInput("query.status", f"must be one of {allowed}") from None
 
 
 @dataclass(frozen=True)
@@ -132,25 +134,24 @@ class JobController(Controller):
     async def list_jobs(
         self,
         jobs: Jobs,
-        status: Annotated[
-            list[str] | None, QueryParameter(description="open, on_hold, completed, cancelled")
-        ] = None,
-        stage: Annotated[str | None, QueryParameter(max_length=63)] = None,
-        account_id: Annotated[int | None, QueryParameter()] = None,
-        workflow: Annotated[str | None, QueryParameter(max_length=63)] = None,
+        status: Annotated[list[JobStatus] | None, QueryParameter()] = None,
+        stage: Annotated[str | None, QueryParameter(pattern=s.STAGE)] = None,
+        account_id: Annotated[int | None, QueryParameter(ge=1, le=s.INT32_MAX)] = None,
+        workflow: Annotated[str | None, QueryParameter(pattern=s.KEY)] = None,
         promised_before: Annotated[date | None, QueryParameter()] = None,
         updated_since: Annotated[datetime | None, QueryParameter()] = None,
         q: Annotated[
-            str | None, QueryParameter(max_length=200, description="Text in reference or title")
+            str | None,
+            QueryParameter(max_length=200, pattern=s.PLAIN, description="Text in reference or title"),
         ] = None,
         sort: Annotated[JobSort, QueryParameter()] = JobSort.NEWEST,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-        cursor: Annotated[str | None, QueryParameter(max_length=500)] = None,
+        cursor: Annotated[str | None, QueryParameter(max_length=500, pattern=s.CURSOR)] = None,
     ) -> s.JobList:
         if updated_since is not None and updated_since.tzinfo is None:
             raise InvalidInput("query.updated_since", "needs a time zone offset, such as Z or +01:00")
         filters = JobFilters(
-            status=_statuses(status),
+            status=tuple(status or ()),
             stage=stage,
             account_id=account_id,
             workflow_key=workflow,
@@ -193,7 +194,7 @@ class JobController(Controller):
         return _json(views.job_out(job), headers=etag(job.version))
 
     @delete("/{job_id:int}", guards=[STAFF], operation_id="DeleteJob", status_code=HTTP_204_NO_CONTENT)
-    async def delete_job(self, job_id: FromPath[int], jobs: Jobs, if_match: IfMatch = None) -> None:
+    async def delete_job(self, job_id: FromPath[int], jobs: Jobs, if_match: RequiredIfMatch = None) -> None:
         await jobs.delete(job_id, expected_version(if_match, None))
 
     @post(
@@ -232,7 +233,7 @@ class JobController(Controller):
         responses={200: ResponseSpec(s.JobOut)},
     )
     async def hold(
-        self, job_id: FromPath[int], action: JobActionDependency, data: JSONBody[s.ReasonIn]
+        self, job_id: FromPath[int], action: JobActionDependency, data: JSONBody[s.RequiredReasonIn]
     ) -> Response[bytes]:
         """Put the job on hold, with a reason; the clock stops until it resumes."""
         return await action.run(job_id, TransitionKind.HOLD, data.version, reason=data.reason)
@@ -274,7 +275,7 @@ class JobController(Controller):
         responses={200: ResponseSpec(s.JobOut)},
     )
     async def cancel(
-        self, job_id: FromPath[int], action: JobActionDependency, data: JSONBody[s.ReasonIn]
+        self, job_id: FromPath[int], action: JobActionDependency, data: JSONBody[s.RequiredReasonIn]
     ) -> Response[bytes]:
         return await action.run(job_id, TransitionKind.CANCEL, data.version, reason=data.reason)
 
@@ -286,7 +287,7 @@ class JobController(Controller):
         responses={200: ResponseSpec(s.JobOut)},
     )
     async def reopen(
-        self, job_id: FromPath[int], action: JobActionDependency, data: JSONBody[s.ReasonIn]
+        self, job_id: FromPath[int], action: JobActionDependency, data: JSONBody[s.RequiredReasonIn]
     ) -> Response[bytes]:
         return await action.run(job_id, TransitionKind.REOPEN, data.version, reason=data.reason)
 
@@ -369,7 +370,11 @@ class JobController(Controller):
     async def history(
         self,
         job_id: FromPath[int],
-        after: Annotated[int | None, QueryParameter(ge=0, description="Last event id seen")] = None,
+        after: Annotated[
+            # gt=-1, not ge=0: Litestar leaves a zero minimum out of the OpenAPI document.
+            int | None,
+            QueryParameter(gt=-1, le=s.BIGINT_MAX, description="Last event id seen"),
+        ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> s.HistoryOut:
         """Everything that happened to the job, oldest first (an append-only log)."""
@@ -393,7 +398,12 @@ class JobController(Controller):
             views.estimate_history_out(item) for item in await job_queries.job_estimates(job_id, limit=limit)
         ]
 
-    @get("/{job_id:int}/estimate", guards=[READERS], operation_id="ExplainJobEstimate")
+    @get(
+        "/{job_id:int}/estimate",
+        guards=[READERS],
+        operation_id="ExplainJobEstimate",
+        opt={MAY_CONFLICT: True},
+    )
     async def explain_estimate(
         self,
         job_id: FromPath[int],

@@ -20,24 +20,13 @@ from tracker.web import schemas as s, views
 from tracker.web.auth import requires
 from tracker.web.deps import Now
 
-HOURS_STEP = Decimal("0.01")
-MAX_HOURS = Decimal("99999999.99")
-"""Hours are stored with two decimal places and at most ten digits."""
-
 
 def _duration(hours: s.DurationIn, index: int) -> ThreePointEstimate:
     """The estimate, with an error naming the field as the request spells it (`stages[1].duration_hours`)."""
-    for name in ("optimistic", "most_likely", "pessimistic"):
-        value: Decimal = getattr(hours, name)
-        field = f"stages[{index}].duration_hours.{name}"
-        if not value.is_finite():
-            raise InvalidInput(field, "must be a finite number")
-        if abs(value) > MAX_HOURS:
-            raise InvalidInput(field, f"must be at most {MAX_HOURS} hours")
-        if value != value.quantize(HOURS_STEP):
-            raise InvalidInput(field, "has more than two decimal places")
     try:
-        return ThreePointEstimate(hours.optimistic, hours.most_likely, hours.pessimistic)
+        return ThreePointEstimate(
+            Decimal(hours.optimistic), Decimal(hours.most_likely), Decimal(hours.pessimistic)
+        )
     except InvalidInput as error:
         field = error.field.replace("duration", f"stages[{index}].duration_hours", 1)
         raise InvalidInput(field, error.reason) from None
