@@ -78,6 +78,14 @@ async def test_every_event_a_job_goes_through_is_shaped_as_the_catalogue_says(
     assert {"complete", "reopen", "cancel", "at_risk"} <= {e["type"] for e in events}
 
 
+async def test_the_created_event_shows_the_quote_as_the_job_does(client, auth, shop):
+    job = await create_job(client, auth.staff, shop["account"]["id"])
+
+    created = next(e for e in await history(client, auth, job) if e["type"] == "created")
+
+    assert created["data"]["quote"] == job["quote"]
+
+
 async def test_the_at_risk_flag_and_the_at_risk_events_read_one_rule(client, auth, shop):
     job = await create_job(client, auth.staff, shop["account"]["id"], promised_on="2026-03-02")
     assert job["estimate"]["at_risk"] is True

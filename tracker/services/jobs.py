@@ -225,7 +225,7 @@ def created_event(
         "reference": job.reference,
         "workflow": {"key": workflow_key, "version": workflow_version},
         "stage": stage or job.stage_key,
-        "quote": {"amount": str(job.quote_amount), "currency": job.currency},
+        "quote": Money.in_minor_units(job.quote_amount, job.currency).as_json(),
         "promised_on": job.promised_on.isoformat() if job.promised_on else None,
     }
     return NewEvent(job.id, 1, EventType.CREATED, payload, actor, job.created_at)
