@@ -23,6 +23,7 @@ run: install
 lint: install
 	$(BIN)/ruff check tracker notifications tests
 	$(BIN)/ruff format --check tracker notifications tests
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy tracker notifications tests

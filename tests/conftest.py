@@ -24,7 +24,6 @@ from tortoise.connection import get_connection
 from tracker.app import create_app
 from tracker.db.config import tortoise_config
 from tracker.services import keys
-from tracker.services.workflows import forget_cached_versions
 from tracker.settings import Settings
 
 CURRENT_TIME = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -81,7 +80,6 @@ async def _truncate_all() -> None:
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[str]:
     """An empty database with the schema, open for the test (and for the app under test)."""
-    forget_cached_versions()
     # Tortoise caches compiled INSERTs by connection name; both engines call theirs "default".
     EXECUTOR_CACHE.clear()
     await Tortoise.init(
@@ -94,7 +92,6 @@ async def db(database_url: str) -> AsyncIterator[str]:
         yield database_url
     finally:
         await Tortoise.close_connections()
-        forget_cached_versions()
 
 
 @dataclass

@@ -14,26 +14,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
+import msgspec
 import pytest
 from click.testing import CliRunner, Result
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 
 from tests.conftest import _admin, _with_database
 from tracker.cli import main
+from tracker.domain.events import EVENT_PAYLOADS, EventType
 from tracker.estimates.backtest import COST_HEADER, PREDICTION_HEADER
-from tracker.services.workflows import forget_cached_versions
 
 KEY = re.compile(r"trk_[0-9a-f]{12}_[A-Za-z0-9_-]{40,}")
 
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state() -> Iterator[None]:
-    """Each command runs as if in a new process: no compiled queries or workflows from another database."""
+    """Each command runs as if in a new process: no compiled queries from another database."""
     EXECUTOR_CACHE.clear()
-    forget_cached_versions()
     yield
     EXECUTOR_CACHE.clear()
-    forget_cached_versions()
 
 
 @pytest.fixture
@@ -272,6 +271,12 @@ def test_demo_if_empty_seeds_once_and_prints_a_fresh_staff_key(
     assert query(sqlite_file, "SELECT count(*) > 500 FROM job WHERE reference LIKE 'H-%'") == [(1,)]
     assert query(sqlite_file, "SELECT count(*) FROM workflow") == [(2,)]
     assert query(sqlite_file, "SELECT count(*) FROM account") == [(2,)]
+    events = query(sqlite_file, "SELECT type, data FROM job_event")
+    for event_type, data in events:  # every event the demo writes is in the catalogue
+        msgspec.convert(json.loads(str(data)), EVENT_PAYLOADS[EventType(str(event_type))], strict=True)
+    # The demo's services re-estimate each change as the app's do, so the estimator's events are there too.
+    assert {"created", "advance", "complete", "cost_added"} <= {t for t, _ in events}
+    assert {"eta_moved", "cost_moved", "at_risk", "stuck"} & {t for t, _ in events}
 
     second = ok(env, "demo", "--if-empty")
 

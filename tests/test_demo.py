@@ -9,7 +9,8 @@ import pytest
 from tracker import demo
 from tracker.db.models import Account, CostEntry, Job, JobEvent, StageVisit, Workflow
 from tracker.domain.workflow import JobStatus
-from tracker.services.jobs import JobService
+from tracker.services.bootstrap import build_services
+from tracker.settings import Settings
 
 AWKWARD_MOMENTS = [
     pytest.param(datetime(2026, 3, 1, 20, 0, tzinfo=UTC), id="sunday-evening"),
@@ -21,7 +22,7 @@ AWKWARD_MOMENTS = [
 async def test_the_demo_lies_in_the_past_in_order_and_counts_its_jobs_by_status(
     db: str, now: datetime
 ) -> None:
-    statuses = await demo.seed(JobService(), now=now)
+    statuses = await demo.seed(build_services(Settings(database_url=db)).jobs, now=now)
 
     assert dict(statuses) == {
         JobStatus.OPEN: 9,

@@ -20,8 +20,7 @@ from tracker.clock import Clock, utc_now
 from tracker.db.config import tortoise_config
 from tracker.logs import RequestLogging
 from tracker.scheduler import scheduler
-from tracker.services.estimates import EstimateService
-from tracker.services.jobs import JobService
+from tracker.services.bootstrap import build_services
 from tracker.services.keys import Role
 from tracker.settings import Settings
 from tracker.web.auth import PUBLIC, ApiKeyMiddleware, requires
@@ -52,7 +51,6 @@ async def database(app: Litestar) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> Litestar:
     settings = settings or Settings.from_env(os.environ)
-    estimates = EstimateService()
     metrics_public = settings.metrics_public
 
     class MetricsController(PrometheusController):
@@ -96,8 +94,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             {
                 "settings": settings,
                 "clock": clock,
-                "job_service": JobService(after_change=[estimates.recompute_job]),
-                "estimates": estimates,
+                "services": build_services(settings),
             }
         ),
         logging_config=None,

@@ -34,17 +34,40 @@ from tracker.db import bulk
 from tracker.db.config import tortoise_config
 from tracker.db.session import apply_migrations
 from tracker.demo import CAR_REPAIR
+from tracker.domain.money import Money
 from tracker.estimates.eventlog import read_log, write_csv
 from tracker.estimates.synthetic import generate_log
 from tracker.services import accounts, workflows
 from tracker.services.accounts import ContactFields
-from tracker.services.estimates import EstimateService
+from tracker.services.bootstrap import build_services
+from tracker.services.jobs import new_job_row
 from tracker.settings import Settings
 
 JOBS = 100_000
 BATCH = 5_000
 EVENTS = 1_000_000
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+COPIED = (
+    "reference",
+    "account_id",
+    "workflow_id",
+    "title",
+    "title_search",
+    "quote_amount",
+    "currency",
+    "promised_on",
+    "status",
+    "stage_key",
+    "stage_entered_at",
+    "version",
+    "public_token",
+    "created_at",
+    "updated_at",
+    "stages_completed",
+    "actual_cost",
+    "stage_held_seconds",
+)
+"""The job columns the bench writes with COPY, from rows built by `new_job_row`."""
 REAL_LOG = Path(__file__).resolve().parents[1] / "tests" / "data" / "eventlogs" / "BPIC15_1.xes.gz"
 
 
@@ -76,58 +99,33 @@ async def _seed_jobs(url: str, workflow_id: int, account_id: int) -> None:
     """Open jobs spread over the stages, written with COPY (seeding is not what is measured)."""
     rng = np.random.default_rng(7)
     stages = [stage.key for stage in CAR_REPAIR.stages]
-    records = []
+    rows = []
     for index in range(JOBS):
         stage = int(rng.integers(0, len(stages)))
         entered = NOW - timedelta(hours=float(rng.uniform(0, 72)))
         created = entered - timedelta(days=float(rng.uniform(0, 10)))
-        records.append(
-            (
-                f"B-{index:06d}",
-                account_id,
-                workflow_id,
-                "Bench job",
-                f"b-{index:06d} bench job",
-                Decimal(int(rng.integers(200, 3000))),
-                "EUR",
-                (NOW + timedelta(days=int(rng.integers(1, 30)))).date(),
-                "open",
-                stages[stage],
-                entered,
-                1,
-                secrets.token_urlsafe(24),
-                created,
-                created,
-                stage,
-                Decimal(int(rng.integers(0, 900))),
-                0.0,
+        rows.append(
+            new_job_row(
+                reference=f"B-{index:06d}",
+                account_id=account_id,
+                workflow_id=workflow_id,
+                title="Bench job",
+                quote=Money(Decimal(int(rng.integers(200, 3000))), "EUR"),
+                promised_on=(NOW + timedelta(days=int(rng.integers(1, 30)))).date(),
+                stage_key=stages[stage],
+                stage_entered_at=entered,
+                created_at=created,
+                stages_completed=stage,
+                actual_cost=Decimal(int(rng.integers(0, 900))),
             )
         )
+    records = [tuple(getattr(row, column) for column in COPIED) for row in rows]
     connection = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
     try:
         await connection.copy_records_to_table(
             "job",
             records=records,
-            columns=[
-                "reference",
-                "account_id",
-                "workflow_id",
-                "title",
-                "title_search",
-                "quote_amount",
-                "currency",
-                "promised_on",
-                "status",
-                "stage_key",
-                "stage_entered_at",
-                "version",
-                "public_token",
-                "created_at",
-                "updated_at",
-                "stages_completed",
-                "actual_cost",
-                "stage_held_seconds",
-            ],
+            columns=list(COPIED),
         )
         await connection.execute("ANALYZE job")
     finally:
@@ -186,7 +184,7 @@ async def bench_recompute(base_url: str) -> None:
             now=NOW,
         )
         await _seed_jobs(url, stored.row.id, account.id)
-        estimates = EstimateService()
+        estimates = build_services(settings).estimates
         await estimates.refit("car-repair", now=NOW)
         bare = await _bare_update_rows_per_s()
         # First pass: every job is estimated for the first time (history row and announced state each).

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import math
 import random
-import secrets
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from tracker.db.models import CostEntry, Job, JobEvent, StageVisit, Workflow
+from tracker.db.models import CostEntry, StageVisit, Workflow
+from tracker.domain.events import EventType, NewEvent
 from tracker.domain.money import Money
 from tracker.domain.workflow import (
+    JobPosition,
     JobStatus,
     StageDefinition,
     ThreePointEstimate,
@@ -26,7 +27,15 @@ from tracker.estimates.calendar import BusinessCalendar
 from tracker.services import accounts, workflows
 from tracker.services.accounts import ContactFields
 from tracker.services.calendars import check_calendar
-from tracker.services.jobs import ExpectedVersion, JobService, NewJob
+from tracker.services.events import record_events
+from tracker.services.jobs import (
+    ExpectedVersion,
+    JobService,
+    NewJob,
+    created_event,
+    new_job_row,
+    transition_payload,
+)
 
 ACTOR = "staff:demo"
 
@@ -146,7 +155,7 @@ async def seed_history(
 ) -> None:
     """Finished past jobs with realistic, skewed durations and costs, so estimates learn from day one."""
     stored = await workflows.get_workflow(workflow_key)
-    calendar = (await workflows.version_of(stored.row.id)).calendar
+    calendar = (await workflows.load_version(stored.row.id)).calendar
     stages = stored.definition.stages
     keys = [stage.key for stage in stages]
     rework_from, rework_to, rework_chance = REWORK[workflow_key]
@@ -194,49 +203,36 @@ async def seed_history(
             continue
         total = sum((entry.amount for entry in entries), Decimal(0))
         planned = sum((stage.planned_cost for stage in stages), Decimal(0))
-        job = await Job.create(
+        job = new_job_row(
             reference=f"H-{workflow_key[:3].upper()}-{number + 1:04d}",
             account_id=account_id,
             workflow_id=stored.row.id,
             title=f"Past {stored.row.name.lower()} #{number + 1}",
-            title_search=f"h-{workflow_key[:3]}-{number + 1:04d} past",
-            quote_amount=planned,
-            currency="EUR",
-            status="completed",
+            quote=Money(planned, "EUR"),
+            status=JobStatus.COMPLETED,
             stage_key=path[-1],
             stage_entered_at=visits[-1].entered_at,
             version=len(path) + 1,
-            public_token=secrets.token_urlsafe(24),
             created_at=created,
             updated_at=moment,
             closed_at=moment,
             stages_completed=len(path),
             actual_cost=total,
         )
+        await job.save()
         for visit in visits:
             visit.job_id = job.id
         for entry in entries:
             entry.job_id = job.id
         await StageVisit.bulk_create(visits)
         await CostEntry.bulk_create(entries)
-        await JobEvent.bulk_create(
+        finished = transition_payload(
+            JobPosition(JobStatus.OPEN, path[-1]), JobPosition(JobStatus.COMPLETED, path[-1]), None
+        )
+        await record_events(
             [
-                JobEvent(
-                    job_id=job.id,
-                    job_version=1,
-                    type="created",
-                    data={"reference": job.reference},
-                    actor=ACTOR,
-                    occurred_at=created,
-                ),
-                JobEvent(
-                    job_id=job.id,
-                    job_version=job.version,
-                    type="complete",
-                    data={"stages": path},
-                    actor=ACTOR,
-                    occurred_at=moment,
-                ),
+                created_event(job, workflow_key, stored.row.version, actor=ACTOR, stage=path[0]),
+                NewEvent(job.id, job.version, EventType.COMPLETE, finished, ACTOR, moment),
             ]
         )
 
@@ -290,7 +286,7 @@ async def seed(jobs: JobService, *, now: datetime, seed_value: int = 2026) -> Co
     for index, demo in enumerate(DEMO_JOBS):
         account = marie if index % 3 == 0 else facilities
         stored = await workflows.get_workflow(demo.workflow)
-        calendar = (await workflows.version_of(stored.row.id)).calendar
+        calendar = (await jobs.versions.get(stored.row.id)).calendar
         stages = stored.definition.stages
         # Open jobs move like the finished ones: skewed stage durations, costs near their quote's plan.
         hours = [_working_hours(rng, stage) for stage in stages[: demo.steps]]

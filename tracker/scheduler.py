@@ -16,6 +16,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from litestar import Litestar
 
 from tracker.clock import Clock
+from tracker.services.bootstrap import Services
 from tracker.services.estimates import EstimateService
 from tracker.settings import Settings
 
@@ -51,7 +52,8 @@ async def scheduler(app: Litestar) -> AsyncIterator[None]:
     if not settings.scheduler_enabled:
         yield
         return
-    estimates: EstimateService = app.state.estimates
+    services: Services = app.state.services
+    estimates = services.estimates
     clock: Clock = app.state.clock
     ticker = AsyncIOScheduler(
         timezone=UTC,

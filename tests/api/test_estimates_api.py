@@ -99,7 +99,7 @@ async def test_a_job_past_its_announced_date_is_overdue_and_gets_a_future_range(
     job = await create_job(client, auth.staff, garage["account"]["id"])
     first_p50 = when(job["estimate"]["completion"]["p50"])
     clock.advance(days=30)
-    estimates: EstimateService = client._transport.app.state.estimates
+    estimates: EstimateService = client._transport.app.state.services.estimates
     await recompute_open_jobs(estimates, settings, clock)
     later = (await client.get(f"/jobs/{job['id']}", headers=auth.staff)).json()
     assert when(later["estimate"]["completion"]["p50"]) > clock.now > first_p50
@@ -156,7 +156,7 @@ async def test_a_new_job_starts_above_its_quote_once_jobs_like_it_overran(
             clock.advance(hours=gap_hours)
             job = (await act(client, auth.staff, job, "advance")).json()
         assert (await act(client, auth.staff, job, "complete")).status_code == 200
-    estimates: EstimateService = client._transport.app.state.estimates
+    estimates: EstimateService = client._transport.app.state.services.estimates
     await estimates.refit("car-repair", now=clock.now)
 
     job = await create_job(client, auth.staff, garage["account"]["id"])
@@ -185,7 +185,7 @@ async def test_the_scheduled_tick_recomputes_every_open_job_once(client, auth, g
     jobs = [await create_job(client, auth.staff, garage["account"]["id"]) for _ in range(5)]
     await act(client, auth.staff, jobs[0], "hold", reason="Waiting for parts")
     clock.advance(minutes=10)
-    estimates: EstimateService = client._transport.app.state.estimates
+    estimates: EstimateService = client._transport.app.state.services.estimates
     assert await recompute_open_jobs(estimates, settings, clock) == 5
     assert await recompute_open_jobs(estimates, settings, clock) == 0  # same tick: nothing left to do
     clock.advance(seconds=settings.recompute_interval_s)
@@ -208,7 +208,7 @@ class RecordingEstimates(EstimateService):
     async def _estimate(self, connection, jobs, *, now, queues):
         self.seen.extend(jobs.id.tolist())
         await asyncio.sleep(0.01)  # hold the claimed batch a moment, as a slow process would
-        await super()._estimate(connection, jobs, now=now, queues=queues)
+        return await super()._estimate(connection, jobs, now=now, queues=queues)
 
 
 @pytest.mark.postgres_only
@@ -240,7 +240,7 @@ class LosesItsFirstBatch(EstimateService):
         if not getattr(self, "failed", False):
             self.failed = True
             raise ConnectionResetError("lost the database in the middle of a batch")
-        await super()._estimate(connection, jobs, now=now, queues=queues)
+        return await super()._estimate(connection, jobs, now=now, queues=queues)
 
 
 async def test_a_batch_lost_mid_tick_is_rolled_back_and_done_by_the_next_sweep(

@@ -9,12 +9,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from tracker.domain.events import EventType
 from tracker.estimates.calendar import BusinessCalendar
 from tracker.estimates.changes import (
     AnnouncedState,
     ChangeEvent,
     ChangeThresholds,
-    ChangeType,
     FreshEstimate,
     detect_changes,
     may_have_changed,
@@ -39,7 +39,7 @@ def fresh(**overrides: object) -> FreshEstimate:
     return FreshEstimate(**values)  # type: ignore[arg-type]
 
 
-def types(announced: AnnouncedState | None, estimate: FreshEstimate, now: datetime = NOW) -> list[ChangeType]:
+def types(announced: AnnouncedState | None, estimate: FreshEstimate, now: datetime = NOW) -> list[EventType]:
     return [event.type for event in detect_changes(announced, estimate, now=now, calendar=CALENDAR).events]
 
 
@@ -70,7 +70,7 @@ def test_eta_moving_more_than_a_working_day_is_announced() -> None:
     later = datetime(2024, 6, 6, 13, tzinfo=PARIS)  # 11 working hours later
     result = detect_changes(ANNOUNCED, fresh(eta_p50=later), now=NOW, calendar=CALENDAR)
     (event,) = result.events
-    assert (event.type, event.old, event.new) == (ChangeType.ETA_MOVED, ETA, later)
+    assert (event.type, event.old, event.new) == (EventType.ETA_MOVED, ETA, later)
     assert event.payload["moved_working_s"] == 11 * 3600
     assert event.payload["new"] == "2024-06-06T13:00:00+02:00"
     assert result.announced.eta_p50 == later
@@ -95,46 +95,46 @@ def test_ten_percent_of_remaining_time_beats_one_day_for_long_jobs() -> None:
     three_days_later = datetime(2024, 9, 5, 12, tzinfo=PARIS)
     assert types(announced, fresh(eta_p50=three_days_later)) == []
     eight_days_later = datetime(2024, 9, 12, 12, tzinfo=PARIS)
-    assert types(announced, fresh(eta_p50=eight_days_later)) == [ChangeType.ETA_MOVED]
+    assert types(announced, fresh(eta_p50=eight_days_later)) == [EventType.ETA_MOVED]
     # The same three-day move is news when the job is almost done.
     assert types(announced, fresh(eta_p50=three_days_later), now=far - timedelta(days=2)) == [
-        ChangeType.ETA_MOVED
+        EventType.ETA_MOVED
     ]
 
 
 def test_small_drifts_add_up_against_the_announced_eta() -> None:
     # 4 working hours later at each recomputation: announced once 12 h > 10 h have accumulated.
     drift = [fresh(eta_p50=CALENDAR.add_working_seconds(ETA, hours * 3600)) for hours in (4, 8, 12)]
-    assert [e.type for e in replay(drift)] == [ChangeType.ETA_MOVED]
+    assert [e.type for e in replay(drift)] == [EventType.ETA_MOVED]
 
 
 def test_cost_moving_more_than_five_percent_is_announced() -> None:
     result = detect_changes(ANNOUNCED, fresh(cost_p50=Decimal("1060.00")), now=NOW, calendar=CALENDAR)
     (event,) = result.events
     assert (event.type, event.old, event.new) == (
-        ChangeType.COST_MOVED,
+        EventType.COST_MOVED,
         Decimal("1000.00"),
         Decimal("1060.00"),
     )
     assert event.payload["change_fraction"] == pytest.approx(0.06)
     assert result.announced.cost_p50 == Decimal("1060.00")
-    assert types(ANNOUNCED, fresh(cost_p50=Decimal("940.00"))) == [ChangeType.COST_MOVED]
+    assert types(ANNOUNCED, fresh(cost_p50=Decimal("940.00"))) == [EventType.COST_MOVED]
 
 
 def test_any_cost_after_a_zero_announcement_is_announced() -> None:
     announced = AnnouncedState(eta_p50=ETA, cost_p50=Decimal(0))
-    assert types(announced, fresh(cost_p50=Decimal("0.01"))) == [ChangeType.COST_MOVED]
+    assert types(announced, fresh(cost_p50=Decimal("0.01"))) == [EventType.COST_MOVED]
 
 
 def test_p90_after_the_promise_puts_the_job_at_risk_then_back_on_track() -> None:
     late = fresh(eta_p90=PROMISED + timedelta(days=3))  # Monday evening
     at_risk = detect_changes(ANNOUNCED, late, now=NOW, calendar=CALENDAR)
     (event,) = at_risk.events
-    assert (event.type, event.old, event.new) == (ChangeType.AT_RISK, PROMISED, late.eta_p90)
+    assert (event.type, event.old, event.new) == (EventType.AT_RISK, PROMISED, late.eta_p90)
     assert event.payload["late_by_working_s"] == 10 * 3600
     assert at_risk.announced.at_risk
     recovered = detect_changes(at_risk.announced, fresh(), now=NOW, calendar=CALENDAR)
-    assert [e.type for e in recovered.events] == [ChangeType.BACK_ON_TRACK]
+    assert [e.type for e in recovered.events] == [EventType.BACK_ON_TRACK]
     assert not recovered.announced.at_risk
 
 
@@ -146,7 +146,7 @@ def test_a_p90_wobbling_around_the_promise_emits_once() -> None:
         else PROMISED + timedelta(hours=hours)
         for hours in (1, -1, 2, -2, 1, -3, 3)
     ]
-    assert [e.type for e in replay([fresh(eta_p90=p90) for p90 in wobble])] == [ChangeType.AT_RISK]
+    assert [e.type for e in replay([fresh(eta_p90=p90) for p90 in wobble])] == [EventType.AT_RISK]
 
 
 def test_withdrawing_the_promise_clears_the_risk_silently() -> None:
@@ -163,8 +163,8 @@ def test_stuck_is_announced_once_per_stage_visit() -> None:
     visits = [("paint-1", 19), ("paint-1", 21), ("paint-1", 30), ("paint-2", 5), ("paint-2", 25)]
     events = replay([stage(visit, elapsed) for visit, elapsed in visits])
     assert [(e.type, e.payload["stage_visit_id"]) for e in events] == [
-        (ChangeType.STUCK, "paint-1"),
-        (ChangeType.STUCK, "paint-2"),
+        (EventType.STUCK, "paint-1"),
+        (EventType.STUCK, "paint-2"),
     ]
 
 
@@ -178,7 +178,7 @@ def test_thresholds_can_be_tuned() -> None:
     strict = ChangeThresholds(eta_min_days=0.25, cost_min_fraction=0.01)
     estimate = fresh(eta_p50=ETA + timedelta(hours=3), cost_p50=Decimal("1020.00"))
     result = detect_changes(ANNOUNCED, estimate, now=NOW, calendar=CALENDAR, thresholds=strict)
-    assert [e.type for e in result.events] == [ChangeType.ETA_MOVED, ChangeType.COST_MOVED]
+    assert [e.type for e in result.events] == [EventType.ETA_MOVED, EventType.COST_MOVED]
 
 
 def test_payloads_and_announced_state_are_json_friendly() -> None:

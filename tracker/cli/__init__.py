@@ -87,8 +87,7 @@ def demo(if_empty: bool) -> None:
     from tracker.db.session import open_database
     from tracker.domain.workflow import JobStatus
     from tracker.services import keys
-    from tracker.services.estimates import EstimateService
-    from tracker.services.jobs import JobService
+    from tracker.services.bootstrap import build_services
 
     settings = _settings()
 
@@ -96,8 +95,9 @@ def demo(if_empty: bool) -> None:
         async with open_database(settings):
             now = utc_now()
             if not (if_empty and await demo_data.is_seeded()):
-                statuses = await demo_data.seed(JobService(), now=now)
-                estimates = EstimateService()
+                services = build_services(settings)
+                statuses = await demo_data.seed(services.jobs, now=now)
+                estimates = services.estimates
                 await estimates.refit_all(now=now)
                 await estimates.recompute_tick(
                     now=now, tick_start=now, batch_size=settings.recompute_batch_size
@@ -233,11 +233,13 @@ def keys_revoke(key_id: int) -> None:
 def refit(workflow_key: str | None) -> None:
     """Refit the history models now (the scheduler also does it every TRACKER_REFIT_INTERVAL_S)."""
     from tracker.db.session import open_database
-    from tracker.services.estimates import EstimateService
+    from tracker.services.bootstrap import build_services
+
+    settings = _settings()
 
     async def run() -> list[str]:
-        async with open_database(_settings()):
-            service = EstimateService()
+        async with open_database(settings):
+            service = build_services(settings).estimates
             if workflow_key is None:
                 return await service.refit_all(now=utc_now())
             fitted = await service.refit(workflow_key, now=utc_now())
@@ -267,16 +269,18 @@ def import_history(
     """Load an event log's cases (CSV, XES or XES.gz) as finished jobs of a workflow, then refit it."""
     from tracker.db.session import open_database
     from tracker.domain.errors import DomainError
-    from tracker.services.estimates import EstimateService
+    from tracker.services.bootstrap import build_services
     from tracker.services.imports import import_history as run_import
 
     events = log_reader.read(log)
     mapping = parse_mapping(pairs)
 
+    settings = _settings()
+
     async def run() -> str:
-        async with open_database(_settings()):
+        async with open_database(settings):
             report = await run_import(events, workflow_key, mapping=mapping, now=utc_now())
-            await EstimateService().refit(workflow_key, now=utc_now())
+            await build_services(settings).estimates.refit(workflow_key, now=utc_now())
             return (
                 f"imported {report.cases} cases ({report.visits} stage visits); "
                 f"{report.skipped} imported before were left as they were"

@@ -17,6 +17,8 @@ import numpy as np
 import numpy.typing as npt
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from tracker.domain.workflow import OPEN_STATUSES
+
 
 def _job_columns(postgres: bool) -> str:
     """The columns a recomputation reads, with instants as POSIX seconds and money as floats already,
@@ -163,7 +165,7 @@ class OpenJobs:
 
 # The SQL below interpolates only these fixed column expressions and placeholder marks; every value is a
 # bound parameter.
-SWEPT_STATUSES = ("on_hold", "open")
+SWEPT_STATUSES = tuple(sorted(status.value for status in OPEN_STATUSES))
 """Statuses of open jobs; a recompute sweeps them one after the other, each along its (status, id) index."""
 OPEN_JOBS = "FROM job WHERE status IN (" + ", ".join(f"'{status}'" for status in SWEPT_STATUSES) + ")"
 SELECT_JOBS = {postgres: f"SELECT {_job_columns(postgres)} {OPEN_JOBS}" for postgres in (True, False)}

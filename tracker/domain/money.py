@@ -48,5 +48,11 @@ class Money:
         code = check_currency(currency, field=f"{field}.currency")
         return cls(parse_amount(amount, code, field=f"{field}.amount"), code)
 
+    @classmethod
+    def in_minor_units(cls, amount: Decimal, currency: str) -> Money:
+        """An amount as shown: stored amounts have four places, the currency usually fewer."""
+        places = get_currency_precision(currency)
+        return cls(amount.quantize(Decimal(1).scaleb(-places)), currency)
+
     def as_json(self) -> dict[str, str]:
         return {"amount": str(self.amount), "currency": self.currency}

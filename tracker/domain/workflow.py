@@ -24,6 +24,16 @@ class JobStatus(StrEnum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
 
+    @property
+    def is_open(self) -> bool:
+        """Still work to do: open or on hold. An open job has an estimate; a closed one has none."""
+        return self in OPEN_STATUSES
+
+
+OPEN_STATUSES = frozenset({JobStatus.OPEN, JobStatus.ON_HOLD})
+"""The statuses of a job not yet closed (an on-hold job is open: it will resume)."""
+CLOSED_STATUSES = frozenset(JobStatus) - OPEN_STATUSES
+
 
 class TransitionKind(StrEnum):
     ADVANCE = "advance"
@@ -233,7 +243,7 @@ def complete(
 
 
 def cancel(position: JobPosition, reason: str | None) -> Transition:
-    if position.status not in {JobStatus.OPEN, JobStatus.ON_HOLD}:
+    if not position.status.is_open:
         raise IllegalTransition(f"the job is already {position.status.value}", code="job_closed")
     text = _required_reason(reason, "cancel")
     return Transition(
@@ -243,7 +253,7 @@ def cancel(position: JobPosition, reason: str | None) -> Transition:
 
 def reopen(position: JobPosition, reason: str | None) -> Transition:
     """Bring a completed or cancelled job back to work, in the stage it ended in."""
-    if position.status not in {JobStatus.COMPLETED, JobStatus.CANCELLED}:
+    if position.status.is_open:
         raise IllegalTransition(
             f"only a completed or cancelled job can reopen; this one is {position.status.value}",
             code="job_not_closed",

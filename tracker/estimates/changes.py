@@ -4,32 +4,31 @@ Every comparison is against what was last *announced*, not what was last compute
 drift adds up until it crosses a threshold, and a value announced once is not announced again.
 ``at_risk`` uses separate enter and exit thresholds and ``stuck`` fires once per stage visit, so
 a forecast wobbling around a threshold does not notify again and again.
+
+The rules themselves are defined here once and read by the API flags, the events and the pages:
+:func:`promise_deadline`, :func:`late_by_working_s` and :func:`is_at_risk` (the event adds hysteresis
+on top of it), :func:`is_stuck` and :func:`is_overdue`; over budget is
+:func:`tracker.estimates.cost.is_over_budget`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
 
+from tracker.domain.events import EventType
 from tracker.estimates.calendar import BusinessCalendar
 
 BoolArray = npt.NDArray[np.bool_]
+FIRST_ETA_P90 = "first_eta_p90"
+"""Kept beside the announced state: the first P90 completion the job was given, to tell when it is overdue."""
 JsonValue = str | int | float | bool | None
 EventValue = datetime | Decimal | float | None
-
-
-class ChangeType(StrEnum):
-    ETA_MOVED = "eta_moved"
-    COST_MOVED = "cost_moved"
-    AT_RISK = "at_risk"
-    BACK_ON_TRACK = "back_on_track"
-    STUCK = "stuck"
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,8 @@ class ChangeEvent:
     seconds) and ``new`` the value that crossed it; ``payload`` repeats them as JSON primitives.
     """
 
-    type: ChangeType
+    type: EventType
+    """One of the estimate's event types: eta_moved, cost_moved, at_risk, back_on_track, stuck."""
     old: EventValue
     new: EventValue
     payload: dict[str, JsonValue] = field(hash=False)
@@ -131,7 +131,7 @@ def detect_changes(
             threshold = max(limits.eta_min_days * day_s, limits.eta_min_fraction_of_remaining * remaining)
             if abs(moved) > threshold:
                 payload = {"moved_working_s": moved, "threshold_working_s": threshold}
-                events.append(_event(ChangeType.ETA_MOVED, state.eta_p50, fresh.eta_p50, payload))
+                events.append(_event(EventType.ETA_MOVED, state.eta_p50, fresh.eta_p50, payload))
                 state = replace(state, eta_p50=fresh.eta_p50)
 
     if fresh.cost_p50 is not None:
@@ -140,36 +140,93 @@ def detect_changes(
             state = replace(state, cost_p50=fresh.cost_p50)
         elif abs(fresh.cost_p50 - old_cost) > abs(old_cost) * Decimal(repr(limits.cost_min_fraction)):
             change = float((fresh.cost_p50 - old_cost) / old_cost) if old_cost else None
-            events.append(
-                _event(ChangeType.COST_MOVED, old_cost, fresh.cost_p50, {"change_fraction": change})
-            )
+            events.append(_event(EventType.COST_MOVED, old_cost, fresh.cost_p50, {"change_fraction": change}))
             state = replace(state, cost_p50=fresh.cost_p50)
 
+    late_s = late_by_working_s(fresh.promised_at, fresh.eta_p90, calendar)
     if fresh.promised_at is None:
         state = replace(state, at_risk=False)  # no promise, nothing to be at risk of breaking
-    elif fresh.eta_p90 is not None:
-        late_s = _signed_working_seconds(calendar, fresh.promised_at, fresh.eta_p90)
-        if not state.at_risk and late_s > limits.at_risk_enter_days * day_s:
-            flip = ChangeType.AT_RISK
+    elif late_s is not None:
+        if not state.at_risk and is_at_risk(late_s, calendar=calendar, thresholds=limits):
+            flip = EventType.AT_RISK
         elif state.at_risk and late_s < -limits.at_risk_exit_days * day_s:
-            flip = ChangeType.BACK_ON_TRACK
+            flip = EventType.BACK_ON_TRACK
         else:
             flip = None
         if flip is not None:
             events.append(_event(flip, fresh.promised_at, fresh.eta_p90, {"late_by_working_s": late_s}))
-            state = replace(state, at_risk=flip is ChangeType.AT_RISK)
+            state = replace(state, at_risk=flip is EventType.AT_RISK)
 
     visit, p90_s = fresh.stage_visit_id, fresh.stage_p90_s
     if (
         visit is not None
         and p90_s is not None
         and visit != state.stuck_visit_id
-        and fresh.stage_elapsed_s > limits.stuck_factor * p90_s
+        and is_stuck(fresh.stage_elapsed_s, p90_s, thresholds=limits)
     ):
-        events.append(_event(ChangeType.STUCK, p90_s, fresh.stage_elapsed_s, {"stage_visit_id": visit}))
+        events.append(_event(EventType.STUCK, p90_s, fresh.stage_elapsed_s, {"stage_visit_id": visit}))
         state = replace(state, stuck_visit_id=visit)
 
     return Changes(tuple(events), state)
+
+
+def promise_deadline(promised_on: date, calendar: BusinessCalendar) -> datetime:
+    """A promised date means by the end of that day, in the business's time zone."""
+    return datetime.combine(promised_on + timedelta(days=1), time(), calendar.timezone)
+
+
+def late_by_working_s(
+    promised_at: datetime | None, eta_p90: datetime | None, calendar: BusinessCalendar
+) -> float | None:
+    """Working seconds from the promise to the P90 completion (negative: that much ahead of it); None
+    without a promise or a P90."""
+    if promised_at is None or eta_p90 is None:
+        return None
+    return _signed_working_seconds(calendar, promised_at, eta_p90)
+
+
+def is_at_risk(
+    late_s: float | None, *, calendar: BusinessCalendar, thresholds: ChangeThresholds | None = None
+) -> bool:
+    """At risk: the P90 completion is after the promise by more than the enter threshold (working time).
+
+    The `at_risk` event enters on this and leaves only once the P90 is back before the promise by the exit
+    threshold (hysteresis); the API flag reads this rule as it is.
+    """
+    limits = thresholds or ChangeThresholds()
+    return late_s is not None and late_s > limits.at_risk_enter_days * calendar.working_day_seconds
+
+
+def is_stuck(
+    stage_elapsed_s: float, stage_p90_s: float | None, *, thresholds: ChangeThresholds | None = None
+) -> bool:
+    """Stuck: in the current stage visit for longer than the stage's P90 duration (times the factor)."""
+    limits = thresholds or ChangeThresholds()
+    return stage_p90_s is not None and stage_elapsed_s > limits.stuck_factor * stage_p90_s
+
+
+def stage_visit_id(job_id: int, stages_completed: int) -> str:
+    """Names a job's current stage visit (each visit the job finishes moves it on)."""
+    return f"{job_id}:{stages_completed}"
+
+
+def was_found_stuck(announced: Mapping[str, JsonValue] | None, visit_id: str) -> bool:
+    """The `stuck` event was recorded for this stage visit: :func:`is_stuck` held at a recomputation during
+    it, and it still holds (time in a stage only grows), until the job leaves the stage."""
+    return announced is not None and AnnouncedState.from_payload(announced).stuck_visit_id == visit_id
+
+
+def overdue_many(first_eta_p90_s: npt.ArrayLike, now_s: float) -> BoolArray:
+    """Overdue: past the latest completion (P90) first given for the job, so the range now shown lies
+    beyond it. One element per job, POSIX seconds, NaN where no estimate was ever given (never overdue)."""
+    return np.asarray(first_eta_p90_s, dtype=np.float64) < now_s
+
+
+def is_overdue(announced: Mapping[str, object] | None, now: datetime) -> bool:
+    """:func:`overdue_many` for one job, from what it was last announced (with its first P90)."""
+    first = (announced or {}).get(FIRST_ETA_P90)
+    first_s = datetime.fromisoformat(first).timestamp() if isinstance(first, str) else np.nan
+    return bool(overdue_many([first_s], now.timestamp())[0])
 
 
 # Slack of the pre-filter's comparisons, so that float rounding differences between the scalar and
@@ -292,5 +349,5 @@ def _json(value: EventValue) -> JsonValue:
     return value
 
 
-def _event(kind: ChangeType, old: EventValue, new: EventValue, extra: Mapping[str, JsonValue]) -> ChangeEvent:
+def _event(kind: EventType, old: EventValue, new: EventValue, extra: Mapping[str, JsonValue]) -> ChangeEvent:
     return ChangeEvent(kind, old, new, {"type": kind.value, "old": _json(old), "new": _json(new), **extra})

@@ -166,6 +166,10 @@ async def list_contacts(
     return await paginate(query, sort, limit=limit, cursor=cursor)
 
 
+async def contacts_of(account_id: int) -> list[Contact]:
+    return await Contact.filter(account_id=account_id).order_by("id")
+
+
 async def add_contact(account_id: int, fields: ContactFields, *, now: datetime) -> Contact:
     checked = check_contact(fields)
     async with in_transaction():

@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -26,14 +26,20 @@ from tortoise.transactions import in_transaction
 
 from tracker.db import bulk
 from tracker.db.bulk import OpenJobs
-from tracker.db.models import HistoryFit, Job, JobEvent, Workflow
-from tracker.domain.workflow import StageDefinition
+from tracker.db.models import HistoryFit, Job, Workflow
+from tracker.domain.errors import Conflict
+from tracker.domain.events import NewEvent
+from tracker.domain.workflow import JobStatus, StageDefinition, WorkflowDefinition
 from tracker.estimates.changes import (
+    FIRST_ETA_P90,
     AnnouncedState,
     ChangeThresholds,
     FreshEstimate,
     detect_changes,
     may_have_changed,
+    overdue_many,
+    promise_deadline,
+    stage_visit_id,
 )
 from tracker.estimates.cost import (
     COST_BASES,
@@ -44,10 +50,12 @@ from tracker.estimates.cost import (
 )
 from tracker.estimates.eta import JobClocks, eta_ranges
 from tracker.estimates.history import JobProgress
-from tracker.estimates.model import Calibration, HistoryModel, RemainingWork, Selection, fit_history
+from tracker.estimates.model import Basis, Calibration, HistoryModel, RemainingWork, Selection, fit_history
 from tracker.estimates.queueing import ServiceTimes, WaitingJob, simulate_queue_waits
+from tracker.services.events import record_events
 from tracker.services.history import gather_history, planned_stages
-from tracker.services.workflows import WorkflowVersion, version_of
+from tracker.services.jobs import get_job
+from tracker.services.workflows import WorkflowVersion, WorkflowVersions
 
 log = logging.getLogger("tracker.estimates")
 ESTIMATOR = "tracker:estimator"
@@ -55,8 +63,6 @@ REFIT_LOCK = 0x7472_6B72  # PostgreSQL advisory lock key of the history refit
 HISTORY_STEP_S = 3600.0
 """An estimate-history row is kept when an ETA moves by more than this (or the cost by 0.5 %)."""
 KEPT_FITS = 3
-FIRST_ETA_P90 = "first_eta_p90"
-"""Kept beside the announced state: the first P90 completion the job was given, to tell when it is overdue."""
 
 FloatArray = npt.NDArray[np.float64]
 EPOCH_DAY = date(1970, 1, 1)
@@ -77,28 +83,82 @@ class FittedWorkflow:
 
 
 @dataclass(frozen=True)
+class StageAhead:
+    key: str
+    label: str
+    current: bool
+    """The stage the job is in now (listed first)."""
+    probability: float
+    expected_visits: float
+    expected_duration_s: float
+    samples: int
+    basis: Basis
+
+
+@dataclass(frozen=True)
 class Explanation:
-    remaining: RemainingWork
+    """What a job's estimate is made of; durations in working seconds."""
+
+    current_stage: str
     elapsed_s: float
+    current_stage_remaining_s: float | None
     queue_wait_s: float
+    remaining_p50_s: float
+    """The queue wait included, as in the completion range."""
+    remaining_p90_s: float
+    stages_ahead: tuple[StageAhead, ...]
+    """In the order the job meets them: the current stage, the earlier ones it may go back to, the rest."""
     non_working_days: list[date]
     calibration: Calibration
     time_zone: str
+    basis: Basis
+    samples: int
     selection: Selection
+
+
+def stages_in_meeting_order(
+    remaining: RemainingWork, definition: WorkflowDefinition, current: str, *, locale: str
+) -> tuple[StageAhead, ...]:
+    """The stages ahead as the job meets them: the one it is in, then those it may be sent back to (rework
+    comes right after the current stage), then the stages after it, each group in the workflow's order."""
+    position = {stage.key: index for index, stage in enumerate(definition.stages)}
+    here = position.get(current, 0)
+
+    def order(key: str) -> tuple[int, int]:
+        index = position.get(key, len(position))
+        return (0 if key == current else 1 if index < here else 2), index
+
+    return tuple(
+        StageAhead(
+            key=stage.key,
+            label=definition.stage(stage.key).label(locale) if stage.key in position else stage.key,
+            current=stage.key == current,
+            probability=stage.probability,
+            expected_visits=stage.expected_visits,
+            expected_duration_s=stage.expected_duration_s,
+            samples=stage.samples,
+            basis=stage.basis,
+        )
+        for stage in sorted(remaining.stages, key=lambda stage: order(stage.key))
+    )
 
 
 @dataclass
 class EstimateService:
+    """Fits, recomputations and explanations; one per app (from `build_services`), holding its fits."""
+
+    versions: WorkflowVersions = field(default_factory=WorkflowVersions)
     thresholds: ChangeThresholds = field(default_factory=ChangeThresholds)
     _fits: dict[str, FittedWorkflow] = field(default_factory=dict)
+    _planned: dict[tuple[str, int], FittedWorkflow] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ fitting
 
     async def refit(self, workflow_key: str, *, now: datetime) -> FittedWorkflow:
         """Fit a workflow's history model from its jobs and store it for every process."""
         current = await Workflow.get(key=workflow_key, is_current=True)
-        version = await version_of(current.id)
-        history = await gather_history(workflow_key, now=now)
+        version = await self.versions.get(current.id)
+        history = await gather_history(workflow_key, self.versions, now=now)
         model = await asyncio.to_thread(fit_history, history.cases, planned_stages(version), now=now)
         costs = {
             key: (*ratio_quantiles(h), *overrun_quantiles(h)) for key, h in history.cost_by_stage.items()
@@ -146,8 +206,13 @@ class EstimateService:
             await self.refit(key, now=now)
         return keys
 
-    async def fitted(self, workflow_key: str, *, now: datetime) -> FittedWorkflow:
-        """The newest stored fit (fitting one now if there is none yet)."""
+    async def fitted(self, version: WorkflowVersion, *, now: datetime) -> FittedWorkflow:
+        """The newest stored fit of the workflow; the plan of this version until a refit stores one.
+
+        Fitting history is the scheduled (or an explicit) refit's work, never a request's: it would hold
+        the request's transaction (on SQLite, the only write lock) for the whole fit.
+        """
+        workflow_key = version.key
         # Asked on every change and every batch: compare times first, fetch the model only when it is newer.
         newest = (
             await HistoryFit.filter(workflow_key=workflow_key)
@@ -157,19 +222,31 @@ class EstimateService:
         )
         cached = self._fits.get(workflow_key)
         if newest is None:
-            return cached or await self.refit(workflow_key, now=now)
+            return cached or self._planned_fit(version, now=now)
         if cached is None or cached.fitted_at < newest.fitted_at:
             stored = await HistoryFit.get(id=newest.id)
             cached = _load(workflow_key, stored.fitted_at, bytes(stored.payload))
             self._fits[workflow_key] = cached
         return cached
 
+    def _planned_fit(self, version: WorkflowVersion, *, now: datetime) -> FittedWorkflow:
+        """A model of the version's plan alone (no history: quick, and kept for the app's life)."""
+        key = (version.key, version.version)
+        planned = self._planned.get(key)
+        if planned is None:
+            model = fit_history([], planned_stages(version), now=now)
+            planned = self._planned[key] = FittedWorkflow(version.key, model, now, {})
+        return planned
+
     # ------------------------------------------------------------------ explanation
 
-    async def explain(self, job: Job, *, now: datetime) -> Explanation:
-        """What the job's estimate is made of: the stages ahead, the queue, the days off in between."""
-        version = await version_of(job.workflow_id)
-        fitted = await self.fitted(version.key, now=now)
+    async def explain(self, job_id: int, *, now: datetime, locale: str = "en") -> Explanation:
+        """What an open job's estimate is made of: the stages ahead, the queue, the days off in between."""
+        job = await get_job(job_id)
+        if not JobStatus(job.status).is_open:
+            raise Conflict(f"the job is {job.status}: it has no estimate", code="job_closed")
+        version = await self.versions.get(job.workflow_id)
+        fitted = await self.fitted(version, now=now)
         jobs = await bulk.jobs_by_id(get_connection("default"), [job.id])
         waits = await _queue_waits(version, jobs, now, {}) if len(jobs) else (np.zeros(1), np.zeros(1))
         calendar = version.calendar
@@ -181,29 +258,40 @@ class EstimateService:
         remaining = fitted.model.remaining(
             JobProgress(job.stage_key, elapsed, None, job.stages_completed, age)
         )
-        p90_end = job.eta_p90 or calendar.add_working_seconds(now, remaining.p90_s)
+        # Queue wait and work add up as in `eta_ranges`, so the hours explain the completion range.
+        wait_p50, wait_p90 = float(waits[0][0]), float(waits[1][0])
+        remaining_p50 = remaining.p50_s + wait_p50
+        remaining_p90 = max(remaining.p90_s + wait_p90, remaining_p50)
+        p90_end = job.eta_p90 or calendar.add_working_seconds(now, remaining_p90)
         return Explanation(
-            remaining=remaining,
+            current_stage=job.stage_key,
             elapsed_s=elapsed,
-            queue_wait_s=float(waits[0][0]),
+            current_stage_remaining_s=remaining.current_stage_remaining_s,
+            queue_wait_s=wait_p50,
+            remaining_p50_s=remaining_p50,
+            remaining_p90_s=remaining_p90,
+            stages_ahead=stages_in_meeting_order(remaining, version.definition, job.stage_key, locale=locale),
             non_working_days=calendar.non_working_days_between(now, p90_end),
             calibration=fitted.model.calibration,
             time_zone=calendar.timezone.key,
+            basis=remaining.basis,
+            samples=remaining.samples,
             selection=fitted.model.selection,
         )
 
     # ------------------------------------------------------------------ recomputation
 
-    async def recompute_job(self, job: Job, now: datetime) -> None:
-        """Refresh one job's estimate in the transaction that just changed it."""
-        await self.recompute_jobs([job.id], now=now)
+    async def recompute_job(self, job_id: int, now: datetime) -> list[NewEvent]:
+        """Refresh one job's estimate in the transaction that just changed it; return the events found,
+        for that transaction to record with its own."""
+        return await self.recompute_jobs([job_id], now=now)
 
-    async def recompute_jobs(self, job_ids: Sequence[int], *, now: datetime) -> int:
-        """Recompute the given open jobs now (inside the caller's transaction, if any)."""
+    async def recompute_jobs(self, job_ids: Sequence[int], *, now: datetime) -> list[NewEvent]:
+        """Recompute the given open jobs now (inside the caller's transaction, if any); return the events
+        to record."""
         connection = get_connection("default")
         jobs = await bulk.jobs_by_id(connection, list(job_ids))
-        await self._estimate(connection, jobs, now=now, queues={})
-        return len(jobs)
+        return await self._estimate(connection, jobs, now=now, queues={})
 
     async def recompute_tick(self, *, now: datetime, tick_start: datetime, batch_size: int) -> int:
         """Recompute every open job not yet estimated since `tick_start`, batch by batch.
@@ -254,20 +342,24 @@ class EstimateService:
                 )
                 if not len(jobs):
                     return done
-                await self._estimate(connection, jobs, now=now, queues=queues)
+                events = await self._estimate(connection, jobs, now=now, queues=queues)
+                await record_events(events, connection=connection)
             done += len(jobs)
             after_id = int(jobs.id.max())  # not the last element: the batch's arrays need not be sorted
 
     async def _estimate(
         self, connection: BaseDBAsyncClient, jobs: OpenJobs, *, now: datetime, queues: QueueCache
-    ) -> None:
+    ) -> list[NewEvent]:
+        """Estimate and write back a batch of jobs; return the events to record."""
+        events: list[NewEvent] = []
         for workflow_id in np.unique(jobs.workflow_id).tolist():
             same = jobs.workflow_id == workflow_id
             group = jobs if same.all() else jobs.take(np.flatnonzero(same))
-            version = await version_of(workflow_id)
-            fitted = await self.fitted(version.key, now=now)
+            version = await self.versions.get(workflow_id)
+            fitted = await self.fitted(version, now=now)
             waits = await _queue_waits(version, group, now, queues)
-            await self._estimate_group(connection, version, fitted, group, waits, now=now)
+            events += await self._estimate_group(connection, version, fitted, group, waits, now=now)
+        return events
 
     async def _estimate_group(
         self,
@@ -278,7 +370,7 @@ class EstimateService:
         waits: tuple[FloatArray, FloatArray],
         *,
         now: datetime,
-    ) -> None:
+    ) -> list[NewEvent]:
         model, calendar, definition = fitted.model, version.calendar, version.definition
         codes = {key: i for i, key in enumerate(model.stage_keys)}
         plan_index = {stage.key: i for i, stage in enumerate(definition.stages)}
@@ -339,7 +431,7 @@ class EstimateService:
             ),
             now=now,
         )
-        await self._record_changes(
+        return await self._record_changes(
             connection, version, fitted, jobs, eta, costs.p50, costs.p90, basis, now=now
         )
 
@@ -355,13 +447,13 @@ class EstimateService:
         basis: list[str],
         *,
         now: datetime,
-    ) -> None:
-        """Keep estimate history where it moved, and turn changes customers should hear about into events."""
+    ) -> list[NewEvent]:
+        """Keep estimate history where it moved; return the changes customers should hear about, as events."""
         calendar = version.calendar
         promised = _promised_epochs(jobs.promised_day, version)
         stage_p90 = _stage_p90(fitted.model, jobs.stage_key)
         visit_ids = [
-            f"{job_id}:{completed}"
+            stage_visit_id(job_id, completed)
             for job_id, completed in zip(jobs.id.tolist(), jobs.stages_completed.tolist(), strict=True)
         ]
         mask = may_have_changed(
@@ -400,7 +492,7 @@ class EstimateService:
                 cost_p50=cost_p50[kept].tolist(),
                 cost_p90=cost_p90[kept].tolist(),
                 basis=[basis[i] for i in kept],
-                overdue=(now.timestamp() > jobs.first_eta_p90_s[kept]).tolist(),
+                overdue=overdue_many(jobs.first_eta_p90_s[kept], now.timestamp()).tolist(),
                 detail=[
                     json.dumps(
                         {
@@ -415,7 +507,7 @@ class EstimateService:
             now=now,
         )
         announcements: list[tuple[int, dict[str, Any]]] = []
-        events: list[JobEvent] = []
+        events: list[NewEvent] = []
         for i in np.flatnonzero(mask):
             job_id = int(jobs.id[i])
             raw = jobs.announced[i]
@@ -441,19 +533,11 @@ class EstimateService:
             if changes.announced != previous:
                 announcements.append((job_id, changes.announced.to_payload() | {FIRST_ETA_P90: first_p90}))
             events.extend(
-                JobEvent(
-                    job_id=job_id,
-                    job_version=int(jobs.version[i]),
-                    type=event.type.value,
-                    data=event.payload,
-                    actor=ESTIMATOR,
-                    occurred_at=now,
-                )
+                NewEvent(job_id, int(jobs.version[i]), event.type, event.payload, ESTIMATOR, now)
                 for event in changes.events
             )
         await bulk.write_announced(connection, announcements)
-        if events:
-            await JobEvent.bulk_create(events)
+        return events
 
 
 async def _queue_waits(
@@ -481,7 +565,7 @@ async def _stage_queue(
     """Waits of the jobs in a stage beyond its first `capacity` (those in service), by job id."""
     assert stage.capacity is not None
     in_stage = (
-        await Job.filter(workflow__key=workflow_key, stage_key=stage.key, status="open")
+        await Job.filter(workflow__key=workflow_key, stage_key=stage.key, status=JobStatus.OPEN.value)
         .order_by("stage_entered_at", "id")
         .values("id", "stage_entered_at")
     )
@@ -521,22 +605,14 @@ def _stage_p90(model: HistoryModel, stage_keys: list[str]) -> FloatArray:
     return np.array([p90[codes[k]] if k in codes else np.nan for k in stage_keys], dtype=np.float64)
 
 
-def is_overdue(announced: dict[str, Any] | None, now: datetime) -> bool:
-    """Past the latest completion first given for the job: the new range then lies beyond it."""
-    first = (announced or {}).get(FIRST_ETA_P90)
-    return first is not None and now > datetime.fromisoformat(first)
-
-
 def _promised_epochs(days: FloatArray, version: WorkflowVersion) -> FloatArray:
-    """A promised date (days since 1970-01-01) means by the end of that day, in the business's time zone;
-    NaN where nothing was promised. Computed once per distinct date: a batch promises few of them."""
+    """The deadline of each promised date (days since 1970-01-01), NaN where nothing was promised.
+    Computed once per distinct date: a batch promises few of them."""
     promised = np.isfinite(days)
     distinct, where = np.unique(days[promised], return_inverse=True)
     ends = np.array(
         [
-            datetime.combine(
-                EPOCH_DAY + timedelta(days=int(day) + 1), time(), version.calendar.timezone
-            ).timestamp()
+            promise_deadline(EPOCH_DAY + timedelta(days=int(day)), version.calendar).timestamp()
             for day in distinct
         ],
         dtype=np.float64,

@@ -13,9 +13,10 @@ from datetime import datetime
 from decimal import Decimal
 
 from tracker.db.models import CostEntry, Job, StageVisit
+from tracker.domain.workflow import JobStatus
 from tracker.estimates.cost import CostHistory, stage_shares
 from tracker.estimates.history import CaseHistory, PlannedStage, VisitRecord
-from tracker.services.workflows import WorkflowVersion, version_of
+from tracker.services.workflows import WorkflowVersion, WorkflowVersions
 
 HOUR = 3600.0
 
@@ -39,10 +40,16 @@ def planned_stages(workflow: WorkflowVersion) -> list[PlannedStage]:
     ]
 
 
-async def gather_history(workflow_key: str, *, now: datetime, limit: int = 20_000) -> WorkflowHistory:
+LEARNED_FROM = (JobStatus.OPEN, JobStatus.ON_HOLD, JobStatus.COMPLETED)
+"""Every job but the cancelled ones."""
+
+
+async def gather_history(
+    workflow_key: str, versions: WorkflowVersions, *, now: datetime, limit: int = 20_000
+) -> WorkflowHistory:
     """The newest `limit` non-cancelled jobs of a workflow (all its versions), as case histories."""
     jobs = await (
-        Job.filter(workflow__key=workflow_key, status__in=["open", "on_hold", "completed"])
+        Job.filter(workflow__key=workflow_key, status__in=[status.value for status in LEARNED_FROM])
         .order_by("-created_at")
         .limit(limit)
         .values(
@@ -64,7 +71,7 @@ async def gather_history(workflow_key: str, *, now: datetime, limit: int = 20_00
     overruns: dict[str, list[Decimal]] = defaultdict(list)
     plans: dict[int, dict[str, Decimal]] = {}
     for job_id, job in by_id.items():
-        version = await version_of(job["workflow_id"])
+        version = await versions.get(job["workflow_id"])
         calendar = version.calendar
         records = []
         for visit in visits[job_id]:
@@ -84,7 +91,7 @@ async def gather_history(workflow_key: str, *, now: datetime, limit: int = 20_00
                     visit.left_at is not None,
                 )
             )
-        finished = job["status"] == "completed"
+        finished = job["status"] == JobStatus.COMPLETED.value
         cases.append(CaseHistory(str(job_id), tuple(records), finished))
         if finished:
             # From each stage's entry on: what the job spent against what its budget had left there.

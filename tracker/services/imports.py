@@ -6,7 +6,6 @@ before). Importing the same log again adds nothing: a case keeps its reference (
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,10 +13,15 @@ from decimal import Decimal
 
 from tortoise.transactions import in_transaction
 
-from tracker.db.models import Account, CostEntry, Job, JobEvent, StageVisit, Workflow
+from tracker.db.models import Account, CostEntry, Job, StageVisit, Workflow
 from tracker.domain.errors import InvalidInput, NotFound
+from tracker.domain.events import EventType, ImportedPayload, NewEvent
+from tracker.domain.money import Money
+from tracker.domain.workflow import JobStatus
 from tracker.estimates.eventlog import EventLog
-from tracker.services.workflows import version_of
+from tracker.services.events import record_events
+from tracker.services.jobs import new_job_row
+from tracker.services.workflows import load_version
 
 ACTOR = "import:history"
 ACCOUNT_NAME = "Imported history"
@@ -38,7 +42,7 @@ async def import_history(
     workflow = await Workflow.get_or_none(key=workflow_key, is_current=True)
     if workflow is None:
         raise NotFound("workflow", workflow_key)
-    version = await version_of(workflow.id)
+    version = await load_version(workflow.id)
     stage_keys = {stage.key for stage in version.definition.stages}
     stage_of_activity = [mapping.get(name, name) for name in log.activity_names]
     unknown = sorted(
@@ -79,19 +83,15 @@ async def import_history(
                 begin, end = _at(log.time[lo]), _at(log.time[hi - 1])
                 cost = Decimal(0) if log.cost is None else Decimal(repr(float(log.cost[lo:hi].sum())))
                 jobs.append(
-                    Job(
+                    new_job_row(
                         reference=reference,
                         account_id=account.id,
                         workflow_id=workflow.id,
                         title=f"Imported case {log.case_names[c]}"[:300],
-                        title_search=reference.lower(),
-                        quote_amount=cost,
-                        currency=version.currency,
-                        status="completed",
+                        quote=Money(cost, version.currency),
+                        status=JobStatus.COMPLETED,
                         stage_key=stage_of_activity[log.activity[hi - 1]],
                         stage_entered_at=_at(log.time[max(hi - 2, lo)]),
-                        version=1,
-                        public_token=secrets.token_urlsafe(24),
                         created_at=begin,
                         updated_at=end,
                         closed_at=end,
@@ -101,7 +101,8 @@ async def import_history(
                 )
             await Job.bulk_create(jobs)
             ids = dict(await Job.filter(reference__in=list(fresh)).values_list("reference", "id"))
-            visits, entries, events = [], [], []
+            visits, entries = [], []
+            events: list[NewEvent] = []
             for reference, c in fresh.items():
                 job_id = ids[reference]
                 lo, hi = int(starts[c]), int(starts[c + 1])
@@ -131,19 +132,11 @@ async def import_history(
                                 created_by=ACTOR,
                             )
                         )
-                events.append(
-                    JobEvent(
-                        job_id=job_id,
-                        job_version=1,
-                        type="imported",
-                        actor=ACTOR,
-                        occurred_at=now,
-                        data={"case": log.case_names[c], "events": hi - lo},
-                    )
-                )
+                payload: ImportedPayload = {"case": log.case_names[c], "events": hi - lo}
+                events.append(NewEvent(job_id, 1, EventType.IMPORTED, payload, ACTOR, now))
             await StageVisit.bulk_create(visits)
             await CostEntry.bulk_create(entries)
-            await JobEvent.bulk_create(events)
+            await record_events(events)
         imported += len(fresh)
         visits_written += len(visits)
     return ImportReport(imported, visits_written, skipped)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -19,23 +19,34 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from tracker.db.models import Account, CostEntry, Job, JobEvent, Note, StageVisit, Workflow
+from tracker.db.models import Account, CostEntry, Job, JobEstimate, JobEvent, Note, StageVisit, Workflow
 from tracker.domain import workflow as rules
 from tracker.domain.errors import Conflict, InvalidInput, NotFound, PreconditionRequired, StaleVersion
+from tracker.domain.events import (
+    CostAddedPayload,
+    CreatedPayload,
+    EventType,
+    NewEvent,
+    NoteAddedPayload,
+    TransitionPayload,
+)
 from tracker.domain.money import Money, parse_amount
 from tracker.domain.workflow import JobPosition, JobStatus, Transition, TransitionKind
 from tracker.estimates.calendar import BusinessCalendar
 from tracker.services import audit
 from tracker.services.audit import AuditAction
+from tracker.services.events import record_events
 from tracker.services.pages import Page, Sort, paginate
-from tracker.services.workflows import definition_of, version_of
+from tracker.services.snapshots import JobSnapshot, JobSnapshots
+from tracker.services.workflows import WorkflowVersions
 
 REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 MAX_TEXT = 10_000
 
-# Hook run inside each job's transaction after every change (the estimates issue plugs in here).
-AfterChange = Callable[[Job, datetime], Awaitable[object]]
+AfterChange = Callable[[int, datetime], Awaitable[Sequence[NewEvent]]]
+"""Run inside each job's transaction after every change, with the job's id; returns the events it found
+(the estimator plugs in here), recorded with the change's own."""
 
 
 class CostKind(StrEnum):
@@ -95,19 +106,147 @@ class JobFilters:
     text: str | None = None
 
 
+@dataclass(frozen=True)
+class CostItem:
+    id: int
+    kind: str
+    amount: Money
+    stage: str
+    note: str
+    created_at: datetime
+    created_by: str
+
+
+@dataclass(frozen=True)
+class NoteItem:
+    id: int
+    visibility: str
+    body: str
+    created_at: datetime
+    created_by: str
+
+
+@dataclass(frozen=True)
+class EventItem:
+    id: int
+    type: str
+    job_version: int
+    actor: str
+    occurred_at: datetime
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class VisitItem:
+    stage: str
+    entered_at: datetime
+    left_at: datetime | None
+    entered_by: str
+    left_by: str | None
+
+
+@dataclass(frozen=True)
+class EstimateItem:
+    """One kept estimate of a job (a row whenever it moved noticeably)."""
+
+    computed_at: datetime
+    completion_p50: datetime
+    completion_p90: datetime
+    cost_p50: Money
+    cost_p90: Money
+    basis: str
+    overdue: bool
+
+
+def search_text(reference: str, title: str) -> str:
+    """What `?q=` searches: the lower-cased reference and title."""
+    return f"{reference} {title}".lower()[:400]
+
+
+def new_job_row(
+    *,
+    reference: str,
+    account_id: int,
+    workflow_id: int,
+    title: str,
+    quote: Money,
+    stage_key: str,
+    created_at: datetime,
+    status: JobStatus = JobStatus.OPEN,
+    stage_entered_at: datetime | None = None,
+    updated_at: datetime | None = None,
+    closed_at: datetime | None = None,
+    promised_on: date | None = None,
+    version: int = 1,
+    stages_completed: int = 0,
+    actual_cost: Decimal = Decimal(0),
+) -> Job:
+    """A job row, not yet saved: the one place job rows are built (API, imports, demo and bench alike)."""
+    return Job(
+        reference=reference,
+        account_id=account_id,
+        workflow_id=workflow_id,
+        title=title,
+        title_search=search_text(reference, title),
+        quote_amount=quote.amount,
+        currency=quote.currency,
+        promised_on=promised_on,
+        status=status.value,
+        stage_key=stage_key,
+        stage_entered_at=stage_entered_at or created_at,
+        version=version,
+        public_token=secrets.token_urlsafe(24),
+        created_at=created_at,
+        updated_at=updated_at or created_at,
+        closed_at=closed_at,
+        stages_completed=stages_completed,
+        actual_cost=actual_cost,
+    )
+
+
+def created_event(
+    job: Job, workflow_key: str, workflow_version: int, *, actor: str, stage: str | None = None
+) -> NewEvent:
+    """The `created` event of a job row (`stage`: where it started, when it has moved on since)."""
+    quote = Money.in_minor_units(job.quote_amount, job.currency)
+    payload: CreatedPayload = {
+        "reference": job.reference,
+        "workflow": {"key": workflow_key, "version": workflow_version},
+        "stage": stage or job.stage_key,
+        "quote": {"amount": str(quote.amount), "currency": quote.currency},
+        "promised_on": job.promised_on.isoformat() if job.promised_on else None,
+    }
+    return NewEvent(job.id, 1, EventType.CREATED, payload, actor, job.created_at)
+
+
+def transition_payload(
+    before: JobPosition, after: JobPosition, reason: str | None, *, forced: bool = False
+) -> TransitionPayload:
+    return {
+        "from": {"status": before.status.value, "stage": before.stage_key},
+        "to": {"status": after.status.value, "stage": after.stage_key},
+        "reason": reason,
+        "forced": forced,
+    }
+
+
 @dataclass
 class JobService:
     """Job use cases; `after_change` runs in the same transaction as every change."""
 
+    versions: WorkflowVersions
+    snapshots: JobSnapshots
     after_change: list[AfterChange] = field(default_factory=list)
 
-    async def _after(self, job: Job, now: datetime) -> None:
+    async def _finish(self, job: Job, events: list[NewEvent], now: datetime) -> None:
+        """Run the hooks and record the change's events with theirs, in the change's transaction."""
         for hook in self.after_change:
-            await hook(job, now)
+            events.extend(await hook(job.id, now))
+        await record_events(events)
         if self.after_change:
             await job.refresh_from_db()
 
-    async def create(self, new: NewJob, *, actor: str, now: datetime) -> Job:
+    async def create(self, new: NewJob, *, actor: str, now: datetime) -> JobSnapshot:
         title = _title(new.title)
         if new.reference is not None and not REFERENCE.fullmatch(new.reference):
             raise InvalidInput("reference", "use letters, digits and . _ / - (at most 64)")
@@ -123,7 +262,7 @@ class JobService:
                 raise Conflict(
                     f"workflow {workflow.key!r} is priced in {workflow.currency}", code="currency_mismatch"
                 )
-            definition = await definition_of(workflow.id)
+            definition = (await self.versions.get(workflow.id)).definition
             try:
                 position = rules.start(definition, new.start_stage)
             except Conflict:
@@ -135,56 +274,37 @@ class JobService:
                 raise Conflict(
                     f"a job with reference {reference!r} exists already", code="duplicate_reference"
                 )
+            job = new_job_row(
+                reference=reference,
+                account_id=new.account_id,
+                workflow_id=workflow.id,
+                title=title,
+                quote=new.quote,
+                promised_on=new.promised_on,
+                status=position.status,
+                stage_key=position.stage_key,
+                created_at=now,
+            )
             try:
-                job = await Job.create(
-                    reference=reference,
-                    account_id=new.account_id,
-                    workflow_id=workflow.id,
-                    title=title,
-                    title_search=_search_text(reference, title),
-                    quote_amount=new.quote.amount,
-                    currency=new.quote.currency,
-                    promised_on=new.promised_on,
-                    status=position.status.value,
-                    stage_key=position.stage_key,
-                    stage_entered_at=now,
-                    version=1,
-                    public_token=secrets.token_urlsafe(24),
-                    created_at=now,
-                    updated_at=now,
-                )
+                await job.save()
             except IntegrityError:
                 raise Conflict(
                     f"a job with reference {reference!r} exists already", code="duplicate_reference"
                 ) from None
             await StageVisit.create(job=job, stage_key=position.stage_key, entered_at=now, entered_by=actor)
-            await JobEvent.create(
-                job=job,
-                job_version=1,
-                type="created",
-                actor=actor,
-                occurred_at=now,
-                data={
-                    "reference": reference,
-                    "workflow": {"key": workflow.key, "version": workflow.version},
-                    "stage": position.stage_key,
-                    "quote": new.quote.as_json(),
-                    "promised_on": new.promised_on.isoformat() if new.promised_on else None,
-                },
-            )
-            await self._after(job, now)
-        return job
+            await self._finish(job, [created_event(job, workflow.key, workflow.version, actor=actor)], now)
+        return await self.snapshots.of(job)
 
     async def update(
         self, job_id: int, expected: ExpectedVersion, changes: JobChanges, *, actor: str, now: datetime
-    ) -> Job:
+    ) -> JobSnapshot:
         async with in_transaction():
             job = await get_job(job_id)
             expected.check(job.version)
             updates: dict[str, Any] = {}
             if changes.title is not None:
                 updates["title"] = _title(changes.title)
-                updates["title_search"] = _search_text(job.reference, updates["title"])
+                updates["title_search"] = search_text(job.reference, updates["title"])
             if changes.quote is not None:
                 if changes.quote.currency != job.currency:
                     raise Conflict(f"the job is priced in {job.currency}", code="currency_mismatch")
@@ -198,11 +318,11 @@ class JobService:
                     raise Conflict(f"account {changes.account_id} does not exist", code="unknown_account")
                 updates["account_id"] = changes.account_id
             if not updates:
-                return job  # nothing to change: no new version, no event
+                return await self.snapshots.of(job)  # nothing to change: no new version, no event
             data = {name: _jsonable(value) for name, value in updates.items() if name != "title_search"}
-            job = await _commit(job, updates, "updated", data, actor=actor, now=now)
-            await self._after(job, now)
-        return job
+            job, event = await _commit(job, updates, EventType.UPDATED, data, actor=actor, now=now)
+            await self._finish(job, [event], now)
+        return await self.snapshots.of(job)
 
     async def delete(
         self, job_id: int, expected: ExpectedVersion, *, reason: str, actor: str, now: datetime
@@ -249,11 +369,11 @@ class JobService:
         stage: str | None = None,
         reason: str | None = None,
         force: bool = False,
-    ) -> Job:
+    ) -> JobSnapshot:
         async with in_transaction():
             job = await get_job(job_id)
             expected.check(job.version)
-            workflow = await version_of(job.workflow_id)
+            workflow = await self.versions.get(job.workflow_id)
             position = JobPosition(JobStatus(job.status), job.stage_key)
             transition = _transition(
                 kind, position, workflow.definition, stage=stage, reason=reason, force=force
@@ -269,18 +389,20 @@ class JobService:
                 updates["closed_at"] = None
             if transition.opens_visit:
                 updates["stage_entered_at"] = now
-            data = {
-                "from": {"status": position.status.value, "stage": position.stage_key},
-                "to": {"status": transition.after.status.value, "stage": transition.after.stage_key},
-                "reason": transition.reason,
-                "forced": force and kind is TransitionKind.COMPLETE,
-            }
+            data = transition_payload(
+                position,
+                transition.after,
+                transition.reason,
+                forced=force and kind is TransitionKind.COMPLETE,
+            )
             held_in_visit = updates.get("stage_held_seconds", job.stage_held_seconds)
             if transition.closes_visit:
                 updates["stages_completed"] = job.stages_completed + 1
             if transition.opens_visit:
                 updates["stage_held_seconds"] = 0.0
-            job = await _commit(job, updates, kind.value, data, actor=actor, now=now)
+            job, event = await _commit(
+                job, updates, EventType.of_transition(kind), data, actor=actor, now=now
+            )
             if transition.closes_visit:
                 await StageVisit.filter(job_id=job.id, left_at=None).update(
                     left_at=now, left_by=actor, held_seconds=held_in_visit
@@ -289,8 +411,8 @@ class JobService:
                 await StageVisit.create(
                     job_id=job.id, stage_key=transition.after.stage_key, entered_at=now, entered_by=actor
                 )
-            await self._after(job, now)
-        return job
+            await self._finish(job, [event], now)
+        return await self.snapshots.of(job)
 
     async def add_cost(
         self,
@@ -304,7 +426,7 @@ class JobService:
         stage: str | None,
         actor: str,
         now: datetime,
-    ) -> tuple[Job, CostEntry]:
+    ) -> tuple[JobSnapshot, CostItem]:
         try:
             cost_kind = CostKind(kind)
         except ValueError:
@@ -320,7 +442,7 @@ class JobService:
                 raise Conflict(f"the job is {job.status}: it takes no more costs", code="job_closed")
             value = parse_amount(amount, job.currency, field="amount")
             stage_key = stage or job.stage_key
-            definition = await definition_of(job.workflow_id)
+            definition = (await self.versions.get(job.workflow_id)).definition
             if stage_key not in {s.key for s in definition.stages}:
                 raise Conflict(f"the job's workflow has no stage {stage_key!r}", code="unknown_stage")
             # A cost belongs to work done: the current stage or one the job has been through.
@@ -328,17 +450,18 @@ class JobService:
                 raise InvalidInput(
                     "stage", f"the job has not reached stage {stage_key!r}: costs go on a stage it visited"
                 )
-            job = await _commit(
+            payload: CostAddedPayload = {
+                "kind": cost_kind.value,
+                "amount": str(value),
+                "currency": job.currency,
+                "stage": stage_key,
+                "note": note,
+            }
+            job, event = await _commit(
                 job,
                 {"actual_cost": job.actual_cost + value},
-                "cost_added",
-                {
-                    "kind": cost_kind.value,
-                    "amount": str(value),
-                    "currency": job.currency,
-                    "stage": stage_key,
-                    "note": note,
-                },
+                EventType.COST_ADDED,
+                payload,
                 actor=actor,
                 now=now,
             )
@@ -352,12 +475,12 @@ class JobService:
                 created_at=now,
                 created_by=actor,
             )
-            await self._after(job, now)
-        return job, entry
+            await self._finish(job, [event], now)
+        return await self.snapshots.of(job), cost_item(entry)
 
     async def add_note(
         self, job_id: int, expected: ExpectedVersion, *, visibility: str, body: str, actor: str, now: datetime
-    ) -> tuple[Job, Note]:
+    ) -> tuple[JobSnapshot, NoteItem]:
         try:
             note_visibility = NoteVisibility(visibility)
         except ValueError:
@@ -368,19 +491,22 @@ class JobService:
         async with in_transaction():
             job = await get_job(job_id)
             expected.check(job.version)
-            job = await _commit(
-                job,
-                {},
-                "note_added",
-                {"visibility": note_visibility.value, "body": text},
-                actor=actor,
-                now=now,
-            )
+            payload: NoteAddedPayload = {"visibility": note_visibility.value, "body": text}
+            job, event = await _commit(job, {}, EventType.NOTE_ADDED, payload, actor=actor, now=now)
             note = await Note.create(
                 job_id=job.id, visibility=note_visibility.value, body=text, created_at=now, created_by=actor
             )
-            await self._after(job, now)
-        return job, note
+            await self._finish(job, [event], now)
+        return await self.snapshots.of(job), note_item(note)
+
+    async def get(self, job_id: int) -> JobSnapshot:
+        return await self.snapshots.of(await get_job(job_id))
+
+    async def list_page(
+        self, filters: JobFilters, *, sort: Sort, limit: int, cursor: str | None
+    ) -> Page[JobSnapshot]:
+        rows = await _list_rows(filters, sort=sort, limit=limit, cursor=cursor)
+        return Page(await self.snapshots.of_many(rows.items), rows.next_cursor)
 
 
 def _hold_clock(
@@ -431,9 +557,15 @@ async def _current_version(job_id: int) -> int:
 
 
 async def _commit(
-    job: Job, updates: dict[str, Any], event_type: str, data: dict[str, Any], *, actor: str, now: datetime
-) -> Job:
-    """Write `updates` only if nobody changed the job since it was read, and log the event."""
+    job: Job,
+    updates: dict[str, Any],
+    event_type: EventType,
+    data: Mapping[str, object],
+    *,
+    actor: str,
+    now: datetime,
+) -> tuple[Job, NewEvent]:
+    """Write `updates` only if nobody changed the job since it was read; return the event to record."""
     new_version = job.version + 1
     changed = await Job.filter(id=job.id, version=job.version).update(
         **updates, version=new_version, updated_at=now
@@ -443,10 +575,7 @@ async def _commit(
     for name, value in updates.items():
         setattr(job, name, value)
     job.version, job.updated_at = new_version, now
-    await JobEvent.create(
-        job_id=job.id, job_version=new_version, type=event_type, data=data, actor=actor, occurred_at=now
-    )
-    return job
+    return job, NewEvent(job.id, new_version, event_type, data, actor, now)
 
 
 async def get_job(job_id: int) -> Job:
@@ -470,10 +599,6 @@ def _title(raw: str) -> str:
     return title
 
 
-def _search_text(reference: str, title: str) -> str:
-    return f"{reference} {title}".lower()[:400]
-
-
 def _generated_reference(now: datetime) -> str:
     suffix = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
     return f"J-{now:%Y}-{suffix}"
@@ -487,7 +612,7 @@ def _jsonable(value: object) -> object:
     return value
 
 
-async def list_jobs(filters: JobFilters, *, sort: Sort, limit: int, cursor: str | None) -> Page[Job]:
+async def _list_rows(filters: JobFilters, *, sort: Sort, limit: int, cursor: str | None) -> Page[Job]:
     query = Job.all()
     if filters.status:
         query = query.filter(status__in=[s.value for s in filters.status])
@@ -506,24 +631,83 @@ async def list_jobs(filters: JobFilters, *, sort: Sort, limit: int, cursor: str 
     return await paginate(query, sort, limit=limit, cursor=cursor)
 
 
-async def job_history(job_id: int, *, after: int | None, limit: int) -> list[JobEvent]:
+def cost_item(entry: CostEntry) -> CostItem:
+    return CostItem(
+        id=entry.id,
+        kind=entry.kind,
+        amount=Money.in_minor_units(entry.amount, entry.currency),
+        stage=entry.stage_key,
+        note=entry.note,
+        created_at=entry.created_at,
+        created_by=entry.created_by,
+    )
+
+
+def note_item(note: Note) -> NoteItem:
+    return NoteItem(
+        id=note.id,
+        visibility=note.visibility,
+        body=note.body,
+        created_at=note.created_at,
+        created_by=note.created_by,
+    )
+
+
+async def job_history(job_id: int, *, after: int | None, limit: int) -> list[EventItem]:
     await get_job(job_id)
     query = JobEvent.filter(job_id=job_id)
     if after is not None:
         query = query.filter(id__gt=after)
-    return await query.order_by("id").limit(limit)
+    return [
+        EventItem(
+            id=event.id,
+            type=event.type,
+            job_version=event.job_version,
+            actor=event.actor,
+            occurred_at=event.occurred_at,
+            data=dict(event.data),
+        )
+        for event in await query.order_by("id").limit(limit)
+    ]
 
 
-async def job_visits(job_id: int) -> list[StageVisit]:
+async def job_visits(job_id: int) -> list[VisitItem]:
     await get_job(job_id)
-    return await StageVisit.filter(job_id=job_id).order_by("id")
+    return [
+        VisitItem(
+            stage=visit.stage_key,
+            entered_at=visit.entered_at,
+            left_at=visit.left_at,
+            entered_by=visit.entered_by,
+            left_by=visit.left_by,
+        )
+        for visit in await StageVisit.filter(job_id=job_id).order_by("id")
+    ]
 
 
-async def job_costs(job_id: int) -> list[CostEntry]:
+async def job_costs(job_id: int) -> list[CostItem]:
     await get_job(job_id)
-    return await CostEntry.filter(job_id=job_id).order_by("id")
+    return [cost_item(entry) for entry in await CostEntry.filter(job_id=job_id).order_by("id")]
 
 
-async def job_notes(job_id: int) -> list[Note]:
+async def job_notes(job_id: int) -> list[NoteItem]:
     await get_job(job_id)
-    return await Note.filter(job_id=job_id).order_by("id")
+    return [note_item(note) for note in await Note.filter(job_id=job_id).order_by("id")]
+
+
+async def job_estimates(job_id: int, *, limit: int) -> list[EstimateItem]:
+    """How the job's estimate moved, newest first."""
+    job = await get_job(job_id)
+    rows = await JobEstimate.filter(job_id=job_id).order_by("-id").limit(limit)
+    return [
+        EstimateItem(
+            computed_at=row.computed_at,
+            completion_p50=row.eta_p50,
+            completion_p90=row.eta_p90,
+            cost_p50=Money.in_minor_units(row.cost_p50, job.currency),
+            cost_p90=Money.in_minor_units(row.cost_p90, job.currency),
+            basis=row.basis,
+            overdue=row.overdue,
+        )
+        for row in rows
+    ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -38,10 +38,6 @@ class WorkflowVersion:
     calendar: BusinessCalendar
 
 
-# Workflow versions never change once written, so they can be cached for the life of the process.
-_versions: dict[int, WorkflowVersion] = {}
-
-
 def _definition_from_rows(workflow: Workflow, stages: list[Stage]) -> WorkflowDefinition:
     return WorkflowDefinition(
         name=workflow.name,
@@ -61,33 +57,34 @@ def _definition_from_rows(workflow: Workflow, stages: list[Stage]) -> WorkflowDe
     )
 
 
-def forget_cached_versions() -> None:
-    """Drop the cache, for when the database under the process is replaced (tests)."""
-    _versions.clear()
+async def load_version(workflow_id: int) -> WorkflowVersion:
+    """Read one workflow version from the database (`WorkflowVersions` reads each one once)."""
+    workflow = await Workflow.get(id=workflow_id)
+    definition = _definition_from_rows(workflow, await Stage.filter(workflow_id=workflow_id))
+    return WorkflowVersion(
+        workflow.key, workflow.version, workflow.currency, definition, calendar_from_spec(workflow.calendar)
+    )
 
 
-async def version_of(workflow_id: int) -> WorkflowVersion:
-    cached = _versions.get(workflow_id)
-    if cached is None:
-        workflow = await Workflow.get(id=workflow_id)
-        definition = _definition_from_rows(workflow, await Stage.filter(workflow_id=workflow_id))
-        cached = WorkflowVersion(
-            workflow.key,
-            workflow.version,
-            workflow.currency,
-            definition,
-            calendar_from_spec(workflow.calendar),
-        )
-        _versions[workflow_id] = cached
-    return cached
+@dataclass
+class WorkflowVersions:
+    """Workflow versions by id, each read once: a version never changes once written.
 
+    One per app, built by `build_services`: a fresh app (a test's) starts with a fresh one.
+    """
 
-async def definition_of(workflow_id: int) -> WorkflowDefinition:
-    return (await version_of(workflow_id)).definition
+    _cache: dict[int, WorkflowVersion] = field(default_factory=dict)
+
+    async def get(self, workflow_id: int) -> WorkflowVersion:
+        cached = self._cache.get(workflow_id)
+        if cached is None:
+            cached = self._cache[workflow_id] = await load_version(workflow_id)
+        return cached
 
 
 async def _stored(workflow: Workflow) -> StoredWorkflow:
-    return StoredWorkflow(workflow, await definition_of(workflow.id))
+    stages = await Stage.filter(workflow_id=workflow.id)
+    return StoredWorkflow(workflow, _definition_from_rows(workflow, stages))
 
 
 def _check_storable(definition: WorkflowDefinition) -> None:

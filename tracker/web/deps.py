@@ -12,6 +12,7 @@ from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter, QueryParameter, SkipValidation
 
 from tracker.clock import Clock
+from tracker.services.bootstrap import Services
 from tracker.services.estimates import EstimateService
 from tracker.services.jobs import ExpectedVersion, JobService
 from tracker.services.keys import Principal
@@ -30,6 +31,9 @@ IfMatch = Annotated[
         examples=[Example(value='"3"')],
     ),
 ]
+Jobs = NamedDependency[SkipValidation[JobService]]
+Estimates = NamedDependency[SkipValidation[EstimateService]]
+"""Services are trusted objects of the app, never validated (their caches hold arbitrary values)."""
 IdempotencyKey = Annotated[
     str | None,
     HeaderParameter(
@@ -60,13 +64,13 @@ def provide_settings(state: State) -> Settings:
 
 
 def provide_jobs(state: State) -> JobService:
-    service: JobService = state.job_service
-    return service
+    services: Services = state.services
+    return services.jobs
 
 
 def provide_estimates(state: State) -> EstimateService:
-    service: EstimateService = state.estimates
-    return service
+    services: Services = state.services
+    return services.estimates
 
 
 def provide_principal(request: Request[Any, Any, Any]) -> Principal:

@@ -13,11 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from litestar import Request, Response
-from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
-from tracker.db.models import IdempotencyRecord
-from tracker.domain.errors import Conflict, DomainError, InvalidInput
+from tracker.domain.errors import Conflict, InvalidInput
+from tracker.services.idempotency import StoredResponse, once
 from tracker.services.keys import Principal
 
 HEADER = "idempotency-key"
@@ -33,15 +31,19 @@ async def _fingerprint(request: Request[Any, Any, Any]) -> str:
     return digest.hexdigest()
 
 
-def _replay(record: IdempotencyRecord, fingerprint: str) -> Response[bytes]:
-    if record.fingerprint != fingerprint:
+def _replay(stored: StoredResponse, fingerprint: str) -> Response[bytes]:
+    if stored.fingerprint != fingerprint:
         raise Conflict("this Idempotency-Key was used for a different request", code="idempotency_key_reused")
     return Response(
-        record.body.encode(),
-        status_code=record.status_code,
+        stored.body.encode(),
+        status_code=stored.status_code,
         media_type="application/json",
         headers={"Idempotent-Replayed": "true"},
     )
+
+
+def _as_stored(response: Response[bytes]) -> tuple[int, str]:
+    return int(response.status_code or 200), bytes(response.content).decode()
 
 
 async def idempotent(
@@ -55,27 +57,5 @@ async def idempotent(
     principal = request.user
     assert isinstance(principal, Principal)
     fingerprint = await _fingerprint(request)
-    existing = await IdempotencyRecord.get_or_none(api_key_id=principal.key_id, key=key)
-    if existing is not None:
-        return _replay(existing, fingerprint)
-    try:
-        async with in_transaction():
-            response = await produce()
-            await IdempotencyRecord.create(
-                api_key_id=principal.key_id,
-                key=key,
-                fingerprint=fingerprint,
-                status_code=response.status_code,
-                body=bytes(response.content).decode(),
-                created_at=now,
-            )
-    except IntegrityError:
-        winner = await IdempotencyRecord.get(api_key_id=principal.key_id, key=key)
-        return _replay(winner, fingerprint)
-    except DomainError:
-        # A copy racing ours may have applied the action first, making ours stale: answer as it did.
-        first = await IdempotencyRecord.get_or_none(api_key_id=principal.key_id, key=key)
-        if first is None:
-            raise
-        return _replay(first, fingerprint)
-    return response
+    result = await once(principal.key_id, key, fingerprint, produce, _as_stored, now=now)
+    return _replay(result, fingerprint) if isinstance(result, StoredResponse) else result

@@ -91,7 +91,8 @@ def _error_statuses(
         statuses |= {400, 413, 415, 422}
     if any(p.get("in") in {"query", "header"} for p in operation.get("parameters", [])):
         statuses.add(422)
-    if "if_match" in parameters:
+    headers = {p.get("name") for p in operation.get("parameters", []) if p.get("in") == "header"}
+    if "If-Match" in headers:  # from the handler or a dependency it uses (the job actions' JobAction)
         statuses |= {400, 409, 412, 428}
     if method != "GET" or handler.opt.get(MAY_CONFLICT):
         statuses.add(409)

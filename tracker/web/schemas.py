@@ -352,9 +352,11 @@ class EstimateOut(Output, kw_only=True):
     overdue: bool
     """The job ran past the completion date last announced; `completion` is the new range."""
     at_risk: bool
-    """The P90 completion is after the promised date."""
+    """The P90 completion is after the end of the promised day, in working time."""
     over_budget: bool
-    """The P50 projected cost is above the quote."""
+    """The P50 projected cost is above the quote by more than TRACKER_OVER_BUDGET_TOLERANCE."""
+    stuck: bool
+    """The job has been in its current stage longer than that stage's P90 duration."""
     computed_at: datetime
 
 
@@ -488,6 +490,8 @@ class HoursRangeOut(Output, kw_only=True):
 class StageAheadOut(Output, kw_only=True):
     stage: str
     label: str
+    current: bool
+    """The stage the job is in now; the list starts with it and follows the order the job meets them."""
     probability: float
     """How likely the job is to go through this stage (rework loops and skips are learned)."""
     expected_visits: float
@@ -520,6 +524,7 @@ class EstimateExplanationOut(Output, kw_only=True):
     current_stage_remaining_working_hours: float | None
     queue_wait_working_hours: float
     remaining_working_hours: HoursRangeOut
+    """Working hours left, the queue wait included."""
     stages_ahead: list[StageAheadOut]
     non_working_days: list[date]
     """Days between now and the P90 completion on which the business does not work."""

@@ -1,37 +1,35 @@
-"""Map models to wire schemas."""
+"""Map the services' read models to wire schemas: a field-by-field mapping, no rule and no query."""
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+import math
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from babel.numbers import get_currency_precision
-
-from tracker.db.models import (
-    Account,
-    ApiKey,
-    AuditEntry,
-    Contact,
-    CostEntry,
-    Job,
-    JobEstimate,
-    JobEvent,
-    Note,
-    StageVisit,
-)
-from tracker.domain.workflow import JobStatus
+from tracker.domain.money import Money
 from tracker.services.accounts import AccountKind
-from tracker.services.estimates import is_overdue
-from tracker.services.jobs import CostKind, NoteVisibility
+from tracker.services.estimates import Explanation
+from tracker.services.jobs import (
+    CostItem,
+    CostKind,
+    EstimateItem,
+    EventItem,
+    NoteItem,
+    NoteVisibility,
+    VisitItem,
+)
 from tracker.services.keys import Role
-from tracker.services.workflows import StoredWorkflow, WorkflowVersion, version_of
+from tracker.services.snapshots import EstimateSnapshot, JobSnapshot
+from tracker.services.workflows import StoredWorkflow
 from tracker.web import schemas as s
+
+if TYPE_CHECKING:  # accounts, contacts, keys and audit entries still come as rows of their services
+    from tracker.db.models import Account, ApiKey, AuditEntry, Contact
 
 
 def money(amount: Decimal, currency: str) -> s.MoneyOut:
     """Amounts are stored with four places; show them with the currency's own minor units."""
-    places = get_currency_precision(currency)
-    return s.MoneyOut(amount=str(amount.quantize(Decimal(1).scaleb(-places))), currency=currency)
+    return money_out(Money.in_minor_units(amount, currency))
 
 
 def workflow_out(stored: StoredWorkflow) -> s.WorkflowOut:
@@ -95,62 +93,59 @@ def account_out(account: Account, contacts: list[Contact]) -> s.AccountOut:
     )
 
 
-def estimate_out(job: Job, workflow: WorkflowVersion) -> s.EstimateOut | None:
-    if job.eta_p50 is None or job.eta_p90 is None or job.cost_p50 is None or job.cost_p90 is None:
+def money_out(value: Money) -> s.MoneyOut:
+    return s.MoneyOut(amount=str(value.amount), currency=value.currency)
+
+
+def estimate_out(estimate: EstimateSnapshot | None) -> s.EstimateOut | None:
+    if estimate is None:
         return None
-    assert job.estimated_at is not None
-    promised_end = (
-        None
-        if job.promised_on is None
-        else datetime.combine(job.promised_on + timedelta(days=1), time(), workflow.calendar.timezone)
-    )
     return s.EstimateOut(
-        completion=s.RangeOut(p50=job.eta_p50, p90=job.eta_p90),
-        cost=s.MoneyRangeOut(p50=money(job.cost_p50, job.currency), p90=money(job.cost_p90, job.currency)),
-        basis=job.estimate_basis or "planned",
-        overdue=is_overdue(job.announced, job.estimated_at),
-        at_risk=promised_end is not None and job.eta_p90 > promised_end,
-        over_budget=job.cost_p50 > job.quote_amount,
-        computed_at=job.estimated_at,
+        completion=s.RangeOut(p50=estimate.completion_p50, p90=estimate.completion_p90),
+        cost=s.MoneyRangeOut(p50=money_out(estimate.cost_p50), p90=money_out(estimate.cost_p90)),
+        basis=estimate.basis,
+        overdue=estimate.overdue,
+        at_risk=estimate.at_risk,
+        over_budget=estimate.over_budget,
+        stuck=estimate.stuck,
+        computed_at=estimate.computed_at,
     )
 
 
-async def job_out(job: Job, public_base_url: str) -> s.JobOut:
-    workflow = await version_of(job.workflow_id)
-    stage = workflow.definition.stage(job.stage_key)
+def job_out(job: JobSnapshot) -> s.JobOut:
     return s.JobOut(
         id=job.id,
         reference=job.reference,
         account_id=job.account_id,
-        workflow=s.WorkflowRef(key=workflow.key, version=workflow.version),
+        workflow=s.WorkflowRef(key=job.workflow_key, version=job.workflow_version),
         title=job.title,
-        quote=money(job.quote_amount, job.currency),
+        quote=money_out(job.quote),
         promised_on=job.promised_on,
-        status=JobStatus(job.status),
-        stage=s.StageRef(key=job.stage_key, label=stage.label("en"), entered_at=job.stage_entered_at),
+        status=job.status,
+        stage=s.StageRef(key=job.stage.key, label=job.stage.label, entered_at=job.stage.entered_at),
         version=job.version,
-        status_page_url=f"{public_base_url.rstrip('/')}/status/{job.public_token}",
+        status_page_url=job.public_url,
         created_at=job.created_at,
         updated_at=job.updated_at,
         closed_at=job.closed_at,
-        actual_cost=money(job.actual_cost, job.currency),
-        estimate=estimate_out(job, workflow) if job.status in {"open", "on_hold"} else None,
+        actual_cost=money_out(job.actual_cost),
+        estimate=estimate_out(job.estimate),
     )
 
 
-def cost_out(entry: CostEntry) -> s.CostOut:
+def cost_out(entry: CostItem) -> s.CostOut:
     return s.CostOut(
         id=entry.id,
         kind=CostKind(entry.kind),
-        amount=money(entry.amount, entry.currency),
-        stage=entry.stage_key,
+        amount=money_out(entry.amount),
+        stage=entry.stage,
         note=entry.note,
         created_at=entry.created_at,
         created_by=entry.created_by,
     )
 
 
-def note_out(note: Note) -> s.NoteOut:
+def note_out(note: NoteItem) -> s.NoteOut:
     return s.NoteOut(
         id=note.id,
         visibility=NoteVisibility(note.visibility),
@@ -160,20 +155,20 @@ def note_out(note: Note) -> s.NoteOut:
     )
 
 
-def event_out(event: JobEvent) -> s.EventOut:
+def event_out(event: EventItem) -> s.EventOut:
     return s.EventOut(
         id=event.id,
         type=event.type,
         job_version=event.job_version,
         actor=event.actor,
         occurred_at=event.occurred_at,
-        data=dict(event.data),
+        data=event.data,
     )
 
 
-def visit_out(visit: StageVisit) -> s.VisitOut:
+def visit_out(visit: VisitItem) -> s.VisitOut:
     return s.VisitOut(
-        stage=visit.stage_key,
+        stage=visit.stage,
         entered_at=visit.entered_at,
         left_at=visit.left_at,
         entered_by=visit.entered_by,
@@ -194,13 +189,61 @@ def key_out(key: ApiKey) -> s.KeyOut:
     )
 
 
-def estimate_history_out(row: JobEstimate, currency: str) -> s.EstimateHistoryOut:
+def estimate_history_out(item: EstimateItem) -> s.EstimateHistoryOut:
     return s.EstimateHistoryOut(
-        computed_at=row.computed_at,
-        completion=s.RangeOut(p50=row.eta_p50, p90=row.eta_p90),
-        cost=s.MoneyRangeOut(p50=money(row.cost_p50, currency), p90=money(row.cost_p90, currency)),
-        basis=row.basis,
-        overdue=row.overdue,
+        computed_at=item.computed_at,
+        completion=s.RangeOut(p50=item.completion_p50, p90=item.completion_p90),
+        cost=s.MoneyRangeOut(p50=money_out(item.cost_p50), p90=money_out(item.cost_p90)),
+        basis=item.basis,
+        overdue=item.overdue,
+    )
+
+
+def _hours(seconds: float) -> float:
+    return round(seconds / 3600, 2)
+
+
+def _measured(value: float) -> float | None:
+    """A figure that could not be measured (NaN) is null."""
+    return value if math.isfinite(value) else None
+
+
+def explanation_out(explained: Explanation, job: JobSnapshot) -> s.EstimateExplanationOut:
+    remaining_in_stage = explained.current_stage_remaining_s
+    return s.EstimateExplanationOut(
+        estimate=estimate_out(job.estimate),
+        current_stage=explained.current_stage,
+        working_hours_in_stage=_hours(explained.elapsed_s),
+        current_stage_remaining_working_hours=None
+        if remaining_in_stage is None
+        else _hours(remaining_in_stage),
+        queue_wait_working_hours=_hours(explained.queue_wait_s),
+        remaining_working_hours=s.HoursRangeOut(
+            p50=_hours(explained.remaining_p50_s), p90=_hours(explained.remaining_p90_s)
+        ),
+        stages_ahead=[
+            s.StageAheadOut(
+                stage=stage.key,
+                label=stage.label,
+                current=stage.current,
+                probability=round(stage.probability, 3),
+                expected_visits=round(stage.expected_visits, 3),
+                expected_working_hours=_hours(stage.expected_duration_s),
+                samples=stage.samples,
+                basis=stage.basis,
+            )
+            for stage in explained.stages_ahead
+        ],
+        non_working_days=explained.non_working_days,
+        calendar_time_zone=explained.time_zone,
+        basis=explained.basis,
+        samples=explained.samples,
+        p90_calibration=s.CalibrationOut(
+            factor=explained.calibration.p90_factor,
+            coverage=_measured(explained.calibration.coverage),
+            samples=explained.calibration.samples,
+        ),
+        estimator=s.EstimatorOut(chosen=explained.selection.estimator, reason=explained.selection.reason),
     )
 
 

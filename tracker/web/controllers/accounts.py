@@ -10,7 +10,6 @@ from litestar import Controller, delete, get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from tracker.db.models import Contact
 from tracker.domain.errors import InvalidInput
 from tracker.services import accounts
 from tracker.services.accounts import AccountFilters, AccountKind, ContactFields
@@ -27,8 +26,7 @@ def _fields(contact: s.ContactIn) -> ContactFields:
 
 async def _account_out(account_id: int) -> s.AccountOut:
     account = await accounts.get_account(account_id)
-    contacts = await Contact.filter(account_id=account_id).order_by("id")
-    return views.account_out(account, contacts)
+    return views.account_out(account, await accounts.contacts_of(account_id))
 
 
 class AccountController(Controller):

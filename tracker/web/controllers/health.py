@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from litestar import Response, get
 from litestar.openapi import ResponseSpec
-from tortoise.connection import get_connection
 
+from tracker.services.health import database_problem
 from tracker.web.auth import PUBLIC
 
 
@@ -23,8 +23,7 @@ async def live() -> dict[str, str]:
 )
 async def ready() -> Response[dict[str, str]]:
     """Ready when the database answers."""
-    try:
-        await get_connection("default").execute_query("SELECT 1")
-    except Exception as error:  # any failure to reach the database means not ready
-        return Response({"status": "unavailable", "reason": type(error).__name__}, status_code=503)
+    problem = await database_problem()
+    if problem is not None:
+        return Response({"status": "unavailable", "reason": problem}, status_code=503)
     return Response({"status": "ok"}, status_code=200)

@@ -2,33 +2,39 @@
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter, SkipValidation
 from litestar.serialization import encode_json
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from tracker.db.models import JobEstimate
-from tracker.domain.errors import Conflict, InvalidInput
+from tracker.domain.errors import InvalidInput
 from tracker.domain.money import Money
 from tracker.domain.workflow import JobStatus, TransitionKind
 from tracker.services import access, jobs as job_queries
 from tracker.services.access import Readable
-from tracker.services.estimates import EstimateService
 from tracker.services.jobs import JobChanges, JobFilters, JobService, NewJob
 from tracker.services.keys import Principal, Role
 from tracker.services.pages import Sort
-from tracker.services.workflows import version_of
-from tracker.settings import Settings
 from tracker.web import schemas as s, views
 from tracker.web.auth import reads, requires
-from tracker.web.deps import IdempotencyKey, IfMatch, Now, PageCursor, PageLimit, etag, expected_version
+from tracker.web.deps import (
+    Estimates,
+    IdempotencyKey,
+    IfMatch,
+    Jobs,
+    Now,
+    PageCursor,
+    PageLimit,
+    etag,
+    expected_version,
+)
 from tracker.web.idempotency import idempotent
 from tracker.web.openapi import MAY_CONFLICT
 
@@ -43,13 +49,52 @@ def _json(
     return Response(encode_json(value), status_code=status, media_type="application/json", headers=headers)
 
 
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
+@dataclass(frozen=True)
+class JobAction:
+    """What every stage action shares (who asks, when, the version read, replayed retries), so an action's
+    handler only names its transition and its body's fields."""
+
+    request: Request[Any, Any, Any]
+    jobs: JobService
+    principal: Principal
+    now: datetime
+    if_match: str | None
+
+    async def run(
+        self, job_id: int, kind: TransitionKind, body_version: int | None, **params: Any
+    ) -> Response[bytes]:
+        async def produce() -> Response[bytes]:
+            job = await self.jobs.act(
+                job_id,
+                expected_version(self.if_match, body_version),
+                kind,
+                actor=self.principal.actor,
+                now=self.now,
+                **params,
+            )
+            return _json(views.job_out(job), headers=etag(job.version))
+
+        return await idempotent(self.request, self.now, produce)
+
+
+def provide_job_action(
+    request: Request[Any, Any, Any],
+    jobs: Jobs,
+    principal: NamedDependency[Principal],
+    now: Now,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,  # documented here, read by `idempotent`
+) -> JobAction:
+    return JobAction(request, jobs, principal, now, if_match)
+
+
+JobActionDependency = NamedDependency[SkipValidation[JobAction]]
 
 
 class JobController(Controller):
     path = "/jobs"
     tags = ["Jobs"]
+    dependencies = {"action": Provide(provide_job_action, sync_to_thread=False)}
 
     @post(
         guards=[STAFF],
@@ -61,8 +106,7 @@ class JobController(Controller):
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[s.JobIn],
-        jobs: NamedDependency[JobService],
-        settings: NamedDependency[Settings],
+        jobs: Jobs,
         principal: NamedDependency[Principal],
         now: Now,
         idempotency_key: IdempotencyKey = None,
@@ -82,7 +126,7 @@ class JobController(Controller):
                 now=now,
             )
             return _json(
-                await views.job_out(job, settings.public_base_url),
+                views.job_out(job),
                 status=201,
                 headers={**etag(job.version), "Location": f"/jobs/{job.id}"},
             )
@@ -92,7 +136,7 @@ class JobController(Controller):
     @get(guards=[READERS], operation_id="ListJobs")
     async def list_jobs(
         self,
-        settings: NamedDependency[Settings],
+        jobs: Jobs,
         status: Annotated[list[JobStatus] | None, QueryParameter()] = None,
         stage: Annotated[str | None, QueryParameter(pattern=s.STAGE)] = None,
         account_id: Annotated[int | None, QueryParameter(ge=1, le=s.INT32_MAX)] = None,
@@ -118,24 +162,20 @@ class JobController(Controller):
             updated_since=updated_since,
             text=q,
         )
-        page = await job_queries.list_jobs(filters, sort=sort, limit=limit, cursor=cursor)
-        return s.JobList(
-            items=[await views.job_out(job, settings.public_base_url) for job in page.items],
-            next_cursor=page.next_cursor,
-        )
+        page = await jobs.list_page(filters, sort=sort, limit=limit, cursor=cursor)
+        return s.JobList(items=[views.job_out(job) for job in page.items], next_cursor=page.next_cursor)
 
     @get("/{job_id:int}", guards=[READERS], operation_id="GetJob", responses={200: ResponseSpec(s.JobOut)})
-    async def get_job(self, job_id: FromPath[int], settings: NamedDependency[Settings]) -> Response[bytes]:
-        job = await job_queries.get_job(job_id)
-        return _json(await views.job_out(job, settings.public_base_url), headers=etag(job.version))
+    async def get_job(self, job_id: FromPath[int], jobs: Jobs) -> Response[bytes]:
+        job = await jobs.get(job_id)
+        return _json(views.job_out(job), headers=etag(job.version))
 
     @patch("/{job_id:int}", guards=[STAFF], operation_id="UpdateJob", responses={200: ResponseSpec(s.JobOut)})
     async def update_job(
         self,
         job_id: FromPath[int],
         data: JSONBody[s.JobUpdate],
-        jobs: NamedDependency[JobService],
-        settings: NamedDependency[Settings],
+        jobs: Jobs,
         principal: NamedDependency[Principal],
         now: Now,
         if_match: IfMatch = None,
@@ -154,7 +194,7 @@ class JobController(Controller):
         job = await jobs.update(
             job_id, expected_version(if_match, data.version), changes, actor=principal.actor, now=now
         )
-        return _json(await views.job_out(job, settings.public_base_url), headers=etag(job.version))
+        return _json(views.job_out(job), headers=etag(job.version))
 
     @delete(
         "/{job_id:int}",
@@ -166,7 +206,7 @@ class JobController(Controller):
         self,
         job_id: FromPath[int],
         data: JSONBody[s.RequiredReasonIn],
-        jobs: NamedDependency[JobService],
+        jobs: Jobs,
         principal: NamedDependency[Principal],
         now: Now,
         if_match: IfMatch = None,
@@ -183,32 +223,6 @@ class JobController(Controller):
             now=now,
         )
 
-    async def _act(
-        self,
-        request: Request[Any, Any, Any],
-        job_id: int,
-        kind: TransitionKind,
-        jobs: JobService,
-        settings: Settings,
-        principal: Principal,
-        now: datetime,
-        if_match: str | None,
-        body_version: int | None,
-        **params: Any,
-    ) -> Response[bytes]:
-        async def produce() -> Response[bytes]:
-            job = await jobs.act(
-                job_id,
-                expected_version(if_match, body_version),
-                kind,
-                actor=principal.actor,
-                now=now,
-                **params,
-            )
-            return _json(await views.job_out(job, settings.public_base_url), headers=etag(job.version))
-
-        return await idempotent(request, now, produce)
-
     @post(
         "/{job_id:int}/advance",
         guards=[STAFF],
@@ -217,29 +231,10 @@ class JobController(Controller):
         responses={200: ResponseSpec(s.JobOut)},
     )
     async def advance(
-        self,
-        request: Request[Any, Any, Any],
-        job_id: FromPath[int],
-        jobs: NamedDependency[JobService],
-        settings: NamedDependency[Settings],
-        principal: NamedDependency[Principal],
-        now: Now,
-        data: JSONBody[s.VersionIn | None] = None,
-        if_match: IfMatch = None,
-        idempotency_key: IdempotencyKey = None,
+        self, job_id: FromPath[int], action: JobActionDependency, data: JSONBody[s.VersionIn | None] = None
     ) -> Response[bytes]:
         """Move the job to the next stage of its workflow."""
-        return await self._act(
-            request,
-            job_id,
-            TransitionKind.ADVANCE,
-            jobs,
-            settings,
-            principal,
-            now,
-            if_match,
-            data.version if data else None,
-        )
+        return await action.run(job_id, TransitionKind.ADVANCE, data.version if data else None)
 
     @post(
         "/{job_id:int}/move",
@@ -249,30 +244,11 @@ class JobController(Controller):
         responses={200: ResponseSpec(s.JobOut)},
     )
     async def move(
-        self,
-        request: Request[Any, Any, Any],
-        job_id: FromPath[int],
-        data: JSONBody[s.MoveIn],
-        jobs: NamedDependency[JobService],
-        settings: NamedDependency[Settings],
-        principal: NamedDependency[Principal],
-        now: Now,
-        if_match: IfMatch = None,
-        idempotency_key: IdempotencyKey = None,
+        self, job_id: FromPath[int], action: JobActionDependency, data: JSONBody[s.MoveIn]
     ) -> Response[bytes]:
         """Skip ahead to a later stage or send the job back for rework, with a reason."""
-        return await self._act(
-            request,
-            job_id,
-            TransitionKind.MOVE,
-            jobs,
-            settings,
-            principal,
-            now,
-            if_match,
-            data.version,
-            stage=data.stage,
-            reason=data.reason,
+        return await action.run(
+            job_id, TransitionKind.MOVE, data.version, stage=data.stage, reason=data.reason
         )
 
     @post(
@@ -283,30 +259,10 @@ class JobController(Controller):
         responses={200: ResponseSpec(s.JobOut)},
     )
     async def hold(
-        self,
-        request: Request[Any, Any, Any],
-        job_id: FromPath[int],
-        data: JSONBody[s.RequiredReasonIn],
-        jobs: NamedDependency[JobService],
-        settings: NamedDependency[Settings],
-        principal: NamedDependency[Principal],
-        now: Now,
-        if_match: IfMatch = None,
-        idempotency_key: IdempotencyKey = None,
+        self, job_id: FromPath[int], action: JobActionDependency, data: JSONBody[s.RequiredReasonIn]
     ) -> Response[bytes]:
         """Put the job on hold, with a reason; the clock stops until it resumes."""
-        return await self._act(
-            request,
-            job_id,
-            TransitionKind.HOLD,
-            jobs,
-            settings,
-            principal,
-            now,
-            if_match,
-            data.version,
-            reason=data.reason,
-        )
+        return await action.run(job_id, TransitionKind.HOLD, data.version, reason=data.reason)
 
     @post(
         "/{job_id:int}/resume",
@@ -316,29 +272,10 @@ class JobController(Controller):
         responses={200: ResponseSpec(s.JobOut)},
     )
     async def resume(
-        self,
-        request: Request[Any, Any, Any],
-        job_id: FromPath[int],
-        jobs: NamedDependency[JobService],
-        settings: NamedDependency[Settings],
-        principal: NamedDependency[Principal],
-        now: Now,
-        data: JSONBody[s.ReasonIn | None] = None,
-        if_match: IfMatch = None,
-        idempotency_key: IdempotencyKey = None,
+        self, job_id: FromPath[int], action: JobActionDependency, data: JSONBody[s.ReasonIn | None] = None
     ) -> Response[bytes]:
-        return await self._act(
-            request,
-            job_id,
-            TransitionKind.RESUME,
-            jobs,
-            settings,
-            principal,
-            now,
-            if_match,
-            data.version if data else None,
-            reason=data.reason if data else None,
-        )
+        body = data or s.ReasonIn()
+        return await action.run(job_id, TransitionKind.RESUME, body.version, reason=body.reason)
 
     @post(
         "/{job_id:int}/complete",
@@ -348,31 +285,12 @@ class JobController(Controller):
         responses={200: ResponseSpec(s.JobOut)},
     )
     async def complete(
-        self,
-        request: Request[Any, Any, Any],
-        job_id: FromPath[int],
-        jobs: NamedDependency[JobService],
-        settings: NamedDependency[Settings],
-        principal: NamedDependency[Principal],
-        now: Now,
-        data: JSONBody[s.CompleteIn | None] = None,
-        if_match: IfMatch = None,
-        idempotency_key: IdempotencyKey = None,
+        self, job_id: FromPath[int], action: JobActionDependency, data: JSONBody[s.CompleteIn | None] = None
     ) -> Response[bytes]:
         """Complete the job from its last stage, or from an earlier one with `force` and a reason."""
         body = data or s.CompleteIn()
-        return await self._act(
-            request,
-            job_id,
-            TransitionKind.COMPLETE,
-            jobs,
-            settings,
-            principal,
-            now,
-            if_match,
-            body.version,
-            force=body.force,
-            reason=body.reason,
+        return await action.run(
+            job_id, TransitionKind.COMPLETE, body.version, force=body.force, reason=body.reason
         )
 
     @post(
@@ -383,29 +301,9 @@ class JobController(Controller):
         responses={200: ResponseSpec(s.JobOut)},
     )
     async def cancel(
-        self,
-        request: Request[Any, Any, Any],
-        job_id: FromPath[int],
-        data: JSONBody[s.RequiredReasonIn],
-        jobs: NamedDependency[JobService],
-        settings: NamedDependency[Settings],
-        principal: NamedDependency[Principal],
-        now: Now,
-        if_match: IfMatch = None,
-        idempotency_key: IdempotencyKey = None,
+        self, job_id: FromPath[int], action: JobActionDependency, data: JSONBody[s.RequiredReasonIn]
     ) -> Response[bytes]:
-        return await self._act(
-            request,
-            job_id,
-            TransitionKind.CANCEL,
-            jobs,
-            settings,
-            principal,
-            now,
-            if_match,
-            data.version,
-            reason=data.reason,
-        )
+        return await action.run(job_id, TransitionKind.CANCEL, data.version, reason=data.reason)
 
     @post(
         "/{job_id:int}/reopen",
@@ -415,29 +313,9 @@ class JobController(Controller):
         responses={200: ResponseSpec(s.JobOut)},
     )
     async def reopen(
-        self,
-        request: Request[Any, Any, Any],
-        job_id: FromPath[int],
-        data: JSONBody[s.RequiredReasonIn],
-        jobs: NamedDependency[JobService],
-        settings: NamedDependency[Settings],
-        principal: NamedDependency[Principal],
-        now: Now,
-        if_match: IfMatch = None,
-        idempotency_key: IdempotencyKey = None,
+        self, job_id: FromPath[int], action: JobActionDependency, data: JSONBody[s.RequiredReasonIn]
     ) -> Response[bytes]:
-        return await self._act(
-            request,
-            job_id,
-            TransitionKind.REOPEN,
-            jobs,
-            settings,
-            principal,
-            now,
-            if_match,
-            data.version,
-            reason=data.reason,
-        )
+        return await action.run(job_id, TransitionKind.REOPEN, data.version, reason=data.reason)
 
     @post(
         "/{job_id:int}/costs",
@@ -451,8 +329,7 @@ class JobController(Controller):
         request: Request[Any, Any, Any],
         job_id: FromPath[int],
         data: JSONBody[s.CostIn],
-        jobs: NamedDependency[JobService],
-        settings: NamedDependency[Settings],
+        jobs: Jobs,
         principal: NamedDependency[Principal],
         now: Now,
         if_match: IfMatch = None,
@@ -470,9 +347,7 @@ class JobController(Controller):
                 actor=principal.actor,
                 now=now,
             )
-            added = s.CostAdded(
-                job=await views.job_out(job, settings.public_base_url), cost=views.cost_out(entry)
-            )
+            added = s.CostAdded(job=views.job_out(job), cost=views.cost_out(entry))
             return _json(added, status=201, headers=etag(job.version))
 
         return await idempotent(request, now, produce)
@@ -493,8 +368,7 @@ class JobController(Controller):
         request: Request[Any, Any, Any],
         job_id: FromPath[int],
         data: JSONBody[s.NoteIn],
-        jobs: NamedDependency[JobService],
-        settings: NamedDependency[Settings],
+        jobs: Jobs,
         principal: NamedDependency[Principal],
         now: Now,
         if_match: IfMatch = None,
@@ -509,9 +383,7 @@ class JobController(Controller):
                 actor=principal.actor,
                 now=now,
             )
-            added = s.NoteAdded(
-                job=await views.job_out(job, settings.public_base_url), note=views.note_out(note)
-            )
+            added = s.NoteAdded(job=views.job_out(job), note=views.note_out(note))
             return _json(added, status=201, headers=etag(job.version))
 
         return await idempotent(request, now, produce)
@@ -557,9 +429,9 @@ class JobController(Controller):
         self, job_id: FromPath[int], limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100
     ) -> list[s.EstimateHistoryOut]:
         """How the job's estimate moved, newest first (a row whenever it moved noticeably)."""
-        job = await job_queries.get_job(job_id)
-        rows = await JobEstimate.filter(job_id=job_id).order_by("-id").limit(limit)
-        return [views.estimate_history_out(row, job.currency) for row in rows]
+        return [
+            views.estimate_history_out(item) for item in await job_queries.job_estimates(job_id, limit=limit)
+        ]
 
     @get(
         "/{job_id:int}/estimate",
@@ -570,50 +442,11 @@ class JobController(Controller):
     async def explain_estimate(
         self,
         job_id: FromPath[int],
-        estimates: NamedDependency[EstimateService],
+        estimates: Estimates,
+        jobs: Jobs,
         now: Now,
     ) -> s.EstimateExplanationOut:
         """The current estimate and what it is made of: stages ahead, queue, non-working days, basis."""
-        job = await job_queries.get_job(job_id)
-        if job.status not in {"open", "on_hold"}:
-            raise Conflict(f"the job is {job.status}: it has no estimate", code="job_closed")
-        workflow = await version_of(job.workflow_id)
-        explained = await estimates.explain(job, now=now)
-        remaining = explained.remaining
-        labels = {stage.key: stage.label("en") for stage in workflow.definition.stages}
-        return s.EstimateExplanationOut(
-            estimate=views.estimate_out(job, workflow),
-            current_stage=job.stage_key,
-            working_hours_in_stage=round(explained.elapsed_s / 3600, 2),
-            current_stage_remaining_working_hours=(
-                None
-                if remaining.current_stage_remaining_s is None
-                else round(remaining.current_stage_remaining_s / 3600, 2)
-            ),
-            queue_wait_working_hours=round(explained.queue_wait_s / 3600, 2),
-            remaining_working_hours=s.HoursRangeOut(
-                p50=round(remaining.p50_s / 3600, 2), p90=round(remaining.p90_s / 3600, 2)
-            ),
-            stages_ahead=[
-                s.StageAheadOut(
-                    stage=stage.key,
-                    label=labels.get(stage.key, stage.key),
-                    probability=round(stage.probability, 3),
-                    expected_visits=round(stage.expected_visits, 3),
-                    expected_working_hours=round(stage.expected_duration_s / 3600, 2),
-                    samples=stage.samples,
-                    basis=stage.basis,
-                )
-                for stage in remaining.stages
-            ],
-            non_working_days=explained.non_working_days,
-            calendar_time_zone=explained.time_zone,
-            basis=remaining.basis,
-            samples=remaining.samples,
-            p90_calibration=s.CalibrationOut(
-                factor=explained.calibration.p90_factor,
-                coverage=_finite(explained.calibration.coverage),
-                samples=explained.calibration.samples,
-            ),
-            estimator=s.EstimatorOut(chosen=explained.selection.estimator, reason=explained.selection.reason),
-        )
+        explained = await estimates.explain(job_id, now=now)
+        job = await jobs.get(job_id)
+        return views.explanation_out(explained, job)

@@ -1,0 +1,31 @@
+"""`build_services`: the services wired once, the same way for the app, the CLI, the demo and the bench."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tracker.services.estimates import EstimateService
+from tracker.services.jobs import JobService
+from tracker.services.snapshots import JobSnapshots
+from tracker.services.workflows import WorkflowVersions
+from tracker.settings import Settings
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    workflows: WorkflowVersions
+    estimates: EstimateService
+    snapshots: JobSnapshots
+    jobs: JobService
+
+
+def build_services(settings: Settings) -> Services:
+    """Every job change re-estimates the job in its own transaction; all share one workflow cache."""
+    workflows = WorkflowVersions()
+    estimates = EstimateService(versions=workflows)
+    snapshots = JobSnapshots(
+        workflows, settings.public_base_url, settings.over_budget_tolerance, thresholds=estimates.thresholds
+    )
+    jobs = JobService(workflows, snapshots, after_change=[estimates.recompute_job])
+    return Services(settings, workflows, estimates, snapshots, jobs)
