@@ -233,6 +233,8 @@ async def test_the_openapi_document_tells_the_truth(client: httpx.AsyncClient) -
     }
     deletion = paths["/jobs/{job_id}"]["delete"]
     assert {"204", "409", "412", "428"} <= deletion["responses"].keys()
+    assert "409" not in paths["/workflows/{key}/restore"]["post"]["responses"]  # a restore cannot clash
+    assert "409" in paths["/jobs/{job_id}/estimate"]["get"]["responses"]  # a closed job has no estimate
     assert set(schemas["RequiredReasonIn"]["required"]) == {"reason"}
     assert schemas["CostIn"]["properties"]["kind"]["$ref"].endswith("/CostKind")
     assert set(schemas["CostKind"]["enum"]) == {"labour", "material"}

@@ -16,7 +16,6 @@ from tracker.services.bootstrap import Services
 from tracker.services.estimates import EstimateService
 from tracker.services.jobs import ExpectedVersion, JobService
 from tracker.services.keys import Principal
-from tracker.settings import Settings
 from tracker.web.idempotency import MAX_KEY_LENGTH
 from tracker.web.problems import BadRequest
 from tracker.web.schemas import CURSOR
@@ -58,11 +57,6 @@ def provide_now(state: State) -> datetime:
     return clock()
 
 
-def provide_settings(state: State) -> Settings:
-    settings: Settings = state.settings
-    return settings
-
-
 def provide_jobs(state: State) -> JobService:
     services: Services = state.services
     return services.jobs
@@ -81,7 +75,6 @@ def provide_principal(request: Request[Any, Any, Any]) -> Principal:
 
 DEPENDENCIES = {
     "now": Provide(provide_now, sync_to_thread=False),
-    "settings": Provide(provide_settings, sync_to_thread=False),
     "jobs": Provide(provide_jobs, sync_to_thread=False),
     "principal": Provide(provide_principal, sync_to_thread=False),
     "estimates": Provide(provide_estimates, sync_to_thread=False),

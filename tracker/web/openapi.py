@@ -5,7 +5,7 @@ the edge and the error handlers add to every operation:
 
 - the problem-details error responses (`application/problem+json`) each operation can return, derived
   from the handler: a key (401), a guard (403), a path parameter (404), a body (400, 413, 415, 422),
-  parameters (422), a job version (409, 412, 428), a write (409);
+  parameters (422), a job version (409, 412, 428), a write (409, unless its route says otherwise);
 - `security: []` on the operations that need no key;
 - parameters as HTTP sends them: a header or query value is absent or a string, never null.
 
@@ -28,7 +28,8 @@ from tracker.web.problems import PROBLEM_JSON
 from tracker.web.schemas import INT32_MAX
 
 MAY_CONFLICT = "may_conflict"
-"""Route `opt` key: a read that can answer 409 (say, an estimate of a closed job)."""
+"""Route `opt` key, when a route differs from the rule that writes may answer 409 and reads may not:
+True for a read that can (an estimate of a closed job), False for a write that cannot (a restore)."""
 PROBLEM = "Problem"
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -94,7 +95,7 @@ def _error_statuses(
     headers = {p.get("name") for p in operation.get("parameters", []) if p.get("in") == "header"}
     if "If-Match" in headers:  # from the handler or a dependency it uses (the job actions' JobAction)
         statuses |= {400, 409, 412, 428}
-    if method != "GET" or handler.opt.get(MAY_CONFLICT):
+    if handler.opt.get(MAY_CONFLICT, method != "GET"):
         statuses.add(409)
     return statuses
 

@@ -20,6 +20,7 @@ from tracker.services.keys import Role
 from tracker.web import schemas as s, views
 from tracker.web.auth import reads, requires
 from tracker.web.deps import Now
+from tracker.web.openapi import MAY_CONFLICT
 
 
 def _duration(hours: s.DurationIn, index: int) -> ThreePointEstimate:
@@ -108,6 +109,7 @@ class WorkflowController(Controller):
         guards=[requires(Role.ADMIN)],
         operation_id="RestoreWorkflow",
         status_code=200,
+        opt={MAY_CONFLICT: False},
     )
     async def restore_workflow(self, key: FromPath[str]) -> s.WorkflowOut:
         """Undo an archive: new jobs may use the workflow again. Restoring an active workflow is a no-op."""
