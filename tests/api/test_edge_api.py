@@ -202,6 +202,10 @@ async def test_null_is_no_value_for_a_typed_query_parameter(
     assert [e["field"] for e in history.json()["errors"]] == ["query.after"]
     search = await client.get("/jobs", params={"q": "null"}, headers=auth.staff)
     assert search.status_code == 200
+    for path, name in (("/accounts", "kind"), ("/jobs", "status")):
+        enum = await client.get(path, params={name: "null"}, headers=auth.staff)
+        assert enum.status_code == 422, enum.text
+        assert [e["field"] for e in enum.json()["errors"]] == [f"query.{name}"]
     for name, value in (("workflow", "\x00car"), ("q", "brake\x00"), ("stage", "repair\x1b")):
         nul = await client.get("/jobs", params={name: value}, headers=auth.staff)
         assert nul.status_code == 422, nul.text

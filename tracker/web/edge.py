@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, datetime
+from enum import Enum
 from typing import Any
 
 import msgspec
@@ -54,8 +55,8 @@ def _check_query(request: Request[Any, Any, Any]) -> None:
             continue
         if CONTROL_CHARACTER.search(value):
             raise InvalidInput(f"query.{name}", "holds a control character")
-        if field.has_inner_subclass_of(str):
-            continue
+        if field.has_inner_subclass_of(str) and not field.has_inner_subclass_of(Enum):
+            continue  # free text, where "null" is a word like any other
         if value == "null":
             raise InvalidInput(f"query.{name}", "is not a value of this parameter's type")
         kind = next((k for k in (datetime, date) if field.has_inner_subclass_of(k)), None)
