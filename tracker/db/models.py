@@ -94,6 +94,13 @@ class Contact(Model):
     time_zone = fields.CharField(max_length=64)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
+    page_token = fields.CharField(max_length=64, unique=True, null=True)
+    """Unguessable: the contact's account page (`/a/{token}`), preferences page and unsubscribe links."""
+    progress_emails = fields.CharField(max_length=8, default="each", db_default="each")
+    """Each preference is `each`, `digest` (in the daily digest) or `off`, read in SQL by the fan-out."""
+    estimate_emails = fields.CharField(max_length=8, default="each", db_default="each")
+    alert_emails = fields.CharField(max_length=8, default="each", db_default="each")
+    note_emails = fields.CharField(max_length=8, default="each", db_default="each")
 
     class Meta:
         table = "contact"
@@ -223,10 +230,12 @@ class JobEvent(Model):
     data: fields.JSONField[dict[str, Any]] = fields.JSONField()
     actor = fields.CharField(max_length=100)
     occurred_at = fields.DatetimeField()
+    batch = fields.CharField(max_length=32, null=True)
+    """The `record_events` call that wrote it, so the outbox fan-out can select its events in SQL."""
 
     class Meta:
         table = "job_event"
-        indexes = (Index(fields=("job_id", "id")),)
+        indexes = (Index(fields=("job_id", "id")), Index(fields=("batch",)))
 
 
 class JobEstimate(Model):
@@ -295,3 +304,129 @@ class IdempotencyRecord(Model):
     class Meta:
         table = "idempotency_record"
         unique_together = (("api_key_id", "key"),)
+
+
+class WebhookEndpoint(Model):
+    """An integrator's receiver: what it hears about (event types, optionally one account) and its secret."""
+
+    id = fields.IntField(primary_key=True)
+    url = fields.CharField(max_length=2000)
+    description = fields.CharField(max_length=500, default="")
+    account_id = fields.IntField(null=True)
+    """Only this account's jobs, or None for every account."""
+    owner_key_id = fields.IntField(null=True)
+    """The API key that registered it: an integrator sees and manages only its own endpoints."""
+    secret = fields.CharField(max_length=100)
+    previous_secret = fields.CharField(max_length=100, null=True)
+    previous_secret_until = fields.DatetimeField(null=True)
+    """During a rotation the old secret keeps signing beside the new one until then."""
+    status = fields.CharField(max_length=16, default="active")
+    """`active`, `paused` (by its owner) or `disabled` (gone, or failing for days)."""
+    disabled_reason = fields.CharField(max_length=200, null=True)
+    failing_since = fields.DatetimeField(null=True)
+    warned_at = fields.DatetimeField(null=True)
+    rate_per_second = fields.FloatField(null=True)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "webhook_endpoint"
+
+
+class WebhookSubscription(Model):
+    """One event type an endpoint hears about, a row each, so the fan-out joins on it in SQL."""
+
+    id = fields.IntField(primary_key=True)
+    endpoint: fields.ForeignKeyRelation[WebhookEndpoint] = fields.ForeignKeyField(
+        "tracker.WebhookEndpoint", related_name="subscriptions", on_delete=fields.CASCADE
+    )
+    endpoint_id: int
+    event_type = fields.CharField(max_length=32)
+
+    class Meta:
+        table = "webhook_subscription"
+        unique_together = (("event_type", "endpoint_id"),)
+
+
+class Delivery(Model):
+    """The outbox: one message to one recipient on one channel, written in the transaction of its event."""
+
+    id = fields.BigIntField(primary_key=True)
+    dedupe_key = fields.CharField(max_length=200, unique=True)
+    """Event (or digest, alert, test), channel and target: fan-out twice writes nothing new."""
+    channel = fields.CharField(max_length=8)
+    """`email` or `webhook`."""
+    kind = fields.CharField(max_length=32)
+    """What it says: an event type, `digest`, `staff_alert`, `staff_summary`, `endpoint_warning` or `test`."""
+    target = fields.CharField(max_length=300)
+    """What concurrency and rate limits apply to: `webhook:<id>`, `email:<address>`."""
+    event_id = fields.BigIntField(null=True)
+    job_id = fields.IntField(null=True)
+    contact_id = fields.IntField(null=True)
+    endpoint_id = fields.IntField(null=True)
+    address = fields.CharField(max_length=254, null=True)
+    """An email recipient who is no contact (staff alerts, endpoint owners)."""
+    status = fields.CharField(max_length=16, default="queued")
+    """`queued`, `sent`, `dead`, `bounced`, `folded` (merged into another email), `skipped` (preference
+    or suppression found at send time)."""
+    attempts = fields.IntField(default=0)
+    available_at = fields.DatetimeField()
+    """When it is next due (a claim moves it to the end of its lease)."""
+    claim = fields.CharField(max_length=32, null=True)
+    created_at = fields.DatetimeField()
+    sent_at = fields.DatetimeField(null=True)
+    last_error = fields.CharField(max_length=500, null=True)
+
+    class Meta:
+        table = "delivery"
+        indexes = (
+            Index(fields=("status", "available_at")),
+            Index(fields=("job_id", "id")),
+            Index(fields=("endpoint_id", "id")),
+        )
+
+
+class DeliveryAttempt(Model):
+    """One try of a delivery, kept for `GET /webhooks/{id}/attempts` and the job's notification list."""
+
+    id = fields.BigIntField(primary_key=True)
+    delivery_id = fields.BigIntField()
+    endpoint_id = fields.IntField(null=True)
+    attempted_at = fields.DatetimeField()
+    outcome = fields.CharField(max_length=16)
+    status_code = fields.IntField(null=True)
+    latency_ms = fields.FloatField(null=True)
+    error = fields.CharField(max_length=500, null=True)
+    response_excerpt = fields.CharField(max_length=2048, null=True)
+
+    class Meta:
+        table = "delivery_attempt"
+        indexes = (Index(fields=("endpoint_id", "id")), Index(fields=("delivery_id", "id")))
+
+
+class Suppression(Model):
+    """An address we no longer email: it bounced for good, or its owner asked (staff list and clear them)."""
+
+    id = fields.IntField(primary_key=True)
+    address = fields.CharField(max_length=254, unique=True)
+    """Lower-cased."""
+    reason = fields.CharField(max_length=500)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "suppression"
+
+
+class DevMail(Model):
+    """An email that would have gone out, kept instead when no SMTP server is configured (`/dev/mailbox`)."""
+
+    id = fields.IntField(primary_key=True)
+    delivery_id = fields.BigIntField(null=True)
+    recipient = fields.CharField(max_length=254)
+    subject = fields.CharField(max_length=500)
+    message = fields.TextField()
+    """The whole message as sent (RFC 5322 text)."""
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "dev_mail"
