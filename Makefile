@@ -4,9 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck pytest bench migrations clean
+.PHONY: install catalogs messages run test lint typecheck pytest bench migrations clean
 
-install: $(STAMP)
+CATALOGS := $(patsubst %.po,%.mo,$(wildcard templates/locale/*/LC_MESSAGES/messages.po))
+
+install: $(STAMP) catalogs
+
+catalogs: $(CATALOGS)
+
+templates/locale/%/LC_MESSAGES/messages.mo: templates/locale/%/LC_MESSAGES/messages.po $(STAMP)
+	$(BIN)/pybabel compile --statistics -i $< -o $@
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tracker needs Python 3.11 or newer")'
@@ -35,6 +42,11 @@ test: lint typecheck pytest
 
 bench: install
 	$(BIN)/python -m tracker.bench
+
+# After changing customer-facing text: extract it and update every catalog, then translate what is new.
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg --no-location --omit-header -k _ -k gettext -k ngettext:1,2 -o templates/locale/messages.pot .
+	$(BIN)/pybabel update -D messages -i templates/locale/messages.pot -d templates/locale --no-fuzzy-matching
 
 # Regenerate migrations after a model change (commit the result).
 migrations: install
