@@ -62,11 +62,14 @@ def test_placeholders_survive_translation() -> None:
         for message in catalog(language):
             if not message.id or not message.python_format:
                 continue
-            ids = message.id if isinstance(message.id, tuple) else (message.id,)
-            strings = message.string if isinstance(message.string, tuple) else (message.string,)
-            names = {name for text in ids for name in _placeholders(text)}
-            for text in strings:
+            names = {name for text in _texts(message.id) for name in _placeholders(text)}
+            for text in _texts(message.string):
                 assert _placeholders(text) <= names, (language, message.id)
+
+
+def _texts(value: object) -> list[str]:
+    """A message's singular and plural forms (babel gives a plural message as a tuple)."""
+    return [str(text) for text in value] if isinstance(value, tuple | list) else [str(value)]
 
 
 def _placeholders(text: str) -> set[str]:
