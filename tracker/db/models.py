@@ -430,3 +430,39 @@ class DevMail(Model):
 
     class Meta:
         table = "dev_mail"
+
+
+class Question(Model):
+    """A customer's question from the status page, waiting for staff until answered by a public note."""
+
+    id = fields.IntField(primary_key=True)
+    job: fields.ForeignKeyRelation[Job] = fields.ForeignKeyField(
+        "tracker.Job", related_name="questions", on_delete=fields.CASCADE
+    )
+    job_id: int
+    body = fields.TextField()
+    asked_at = fields.DatetimeField()
+    answered_at = fields.DatetimeField(null=True)
+    answer_note_id = fields.IntField(null=True)
+    answered_by = fields.CharField(max_length=100, null=True)
+
+    class Meta:
+        table = "question"
+        indexes = (Index(fields=("answered_at", "id")), Index(fields=("job_id", "id")))
+
+
+class SurveyResponse(Model):
+    """The customer's satisfaction with a completed job: a score from 1 to 5, answerable once."""
+
+    id = fields.IntField(primary_key=True)
+    job: fields.ForeignKeyRelation[Job] = fields.ForeignKeyField(
+        "tracker.Job", related_name="survey_responses", on_delete=fields.CASCADE
+    )
+    job_id: int
+    score = fields.SmallIntField()
+    comment = fields.CharField(max_length=2000, default="")
+    answered_at = fields.DatetimeField()
+
+    class Meta:
+        table = "survey_response"
+        unique_together = (("job_id",),)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from tracker.services.estimates import EstimateService
 from tracker.services.jobs import JobService
+from tracker.services.signals import DeliveriesQueued
 from tracker.services.snapshots import JobSnapshots
 from tracker.services.workflows import WorkflowVersions
 from tracker.settings import Settings
@@ -18,6 +19,7 @@ class Services:
     estimates: EstimateService
     snapshots: JobSnapshots
     jobs: JobService
+    deliveries_queued: DeliveriesQueued
 
 
 def build_services(settings: Settings) -> Services:
@@ -28,4 +30,4 @@ def build_services(settings: Settings) -> Services:
         workflows, settings.public_base_url, settings.over_budget_tolerance, thresholds=estimates.thresholds
     )
     jobs = JobService(workflows, snapshots, after_change=[estimates.recompute_job])
-    return Services(settings, workflows, estimates, snapshots, jobs)
+    return Services(settings, workflows, estimates, snapshots, jobs, DeliveriesQueued())
