@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal, InvalidOperation
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
 DEFAULT_SQLITE_PATH = Path("data") / "tracker.sqlite3"
+
+
+_QUIET_HOURS = re.compile(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d")
 
 
 class SettingsError(ValueError):
@@ -54,6 +59,31 @@ class Settings:
     over_budget_tolerance: Decimal = Decimal("0.05")
     """A job is over budget when its projected cost (P50) exceeds the quote by more than this fraction."""
     templates_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "templates")
+    dispatcher_enabled: bool = True
+    """Run the notifications dispatcher in this process (it may be off in some processes of a fleet)."""
+    smtp_host: str = ""
+    """Unset, emails go to the dev mailbox in the database (`/dev/mailbox`) instead of an SMTP server."""
+    smtp_port: int = 587
+    smtp_security: str = "starttls"
+    """`starttls`, `tls` or `none`: explicit, never upgraded only when the server offers it."""
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_timeout_s: int = 30
+    mail_from: str = "tracker <tracker@localhost>"
+    staff_alert_emails: str = ""
+    """Comma-separated addresses that hear about jobs at risk or stuck, and get the morning summary."""
+    email_fold_s: int = 120
+    """Stage changes of one job within this many seconds go out as one email."""
+    estimate_email_interval_s: int = 86_400
+    """At most one estimate-change email per job and contact in this many seconds."""
+    quiet_hours: str = "21:00-08:00"
+    """In the contact's time zone, non-urgent email waits until they end; empty for none."""
+    webhook_allow_http: bool = False
+    """Allow `http://` webhook URLs (HTTPS only otherwise)."""
+    webhook_allowed_networks: str = ""
+    """Comma-separated CIDRs webhooks may reach although private (trusted deployments and tests)."""
+    webhook_secret_rotation_s: int = 86_400
+    """After a rotation the old webhook secret keeps signing beside the new one this long."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -100,9 +130,37 @@ class Settings:
             raise SettingsError("TRACKER_MAX_BODY_BYTES must be positive")
         if not (self.over_budget_tolerance.is_finite() and self.over_budget_tolerance >= 0):
             raise SettingsError("TRACKER_OVER_BUDGET_TOLERANCE must be a fraction >= 0, such as 0.05")
-        for name in ("recompute_interval_s", "refit_interval_s", "recompute_batch_size"):
+        for name in (
+            "recompute_interval_s",
+            "refit_interval_s",
+            "recompute_batch_size",
+            "smtp_timeout_s",
+            "estimate_email_interval_s",
+        ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"TRACKER_{name.upper()} must be positive")
+        for name in ("email_fold_s", "webhook_secret_rotation_s"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"TRACKER_{name.upper()} must not be negative")
+        if self.smtp_security not in {"starttls", "tls", "none"}:
+            raise SettingsError("TRACKER_SMTP_SECURITY must be starttls, tls or none")
+        if not 1 <= self.smtp_port <= 65535:
+            raise SettingsError("TRACKER_SMTP_PORT must be between 1 and 65535")
+        try:
+            self.webhook_networks  # noqa: B018 - parsed for its errors
+        except ValueError as error:
+            raise SettingsError(f"TRACKER_WEBHOOK_ALLOWED_NETWORKS: {error}") from None
+        if self.quiet_hours and not _QUIET_HOURS.fullmatch(self.quiet_hours):
+            raise SettingsError("TRACKER_QUIET_HOURS must look like 21:00-08:00, or be empty")
+
+    @property
+    def webhook_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        cidrs = (cidr.strip() for cidr in self.webhook_allowed_networks.split(","))
+        return tuple(ip_network(cidr) for cidr in cidrs if cidr)
+
+    @property
+    def staff_alert_addresses(self) -> tuple[str, ...]:
+        return tuple(address.strip() for address in self.staff_alert_emails.split(",") if address.strip())
 
     @property
     def is_sqlite(self) -> bool:

@@ -10,7 +10,14 @@ import pytest
 
 from tracker.settings import DEFAULT_SQLITE_PATH, Settings, SettingsError
 
-BOOL_FIELDS = ["metrics_public", "api_docs_public", "log_json", "scheduler_enabled"]
+BOOL_FIELDS = [
+    "metrics_public",
+    "api_docs_public",
+    "log_json",
+    "scheduler_enabled",
+    "dispatcher_enabled",
+    "webhook_allow_http",
+]
 INT_FIELDS = [
     "port",
     "max_body_bytes",
@@ -18,9 +25,34 @@ INT_FIELDS = [
     "refit_interval_s",
     "recompute_batch_size",
     "shutdown_grace_s",
+    "smtp_port",
+    "smtp_timeout_s",
+    "email_fold_s",
+    "estimate_email_interval_s",
+    "webhook_secret_rotation_s",
 ]
-STR_FIELDS = ["database_url", "host", "public_base_url", "log_level"]
-POSITIVE_FIELDS = ["max_body_bytes", "recompute_interval_s", "refit_interval_s", "recompute_batch_size"]
+STR_FIELDS = [
+    "database_url",
+    "host",
+    "public_base_url",
+    "log_level",
+    "smtp_host",
+    "smtp_security",
+    "smtp_username",
+    "smtp_password",
+    "mail_from",
+    "staff_alert_emails",
+    "quiet_hours",
+    "webhook_allowed_networks",
+]
+POSITIVE_FIELDS = [
+    "max_body_bytes",
+    "recompute_interval_s",
+    "refit_interval_s",
+    "recompute_batch_size",
+    "smtp_timeout_s",
+    "estimate_email_interval_s",
+]
 
 
 def variable(field: str) -> str:
@@ -112,7 +144,10 @@ def test_boolean_variables_accept_true_words(field: str, raw: str) -> None:
 def test_boolean_variables_accept_false_words(field: str, raw: str) -> None:
     settings = Settings.from_env({variable(field): raw})
     assert getattr(settings, field) is False
-    others = {name: getattr(settings, name) for name in BOOL_FIELDS if name != field}
+    defaults = Settings()
+    others = {
+        name: getattr(settings, name) == getattr(defaults, name) for name in BOOL_FIELDS if name != field
+    }
     assert all(others.values()), "only the named variable changes"
 
 
@@ -276,3 +311,31 @@ def test_settings_are_immutable() -> None:
     settings = Settings()
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"TRACKER_SMTP_SECURITY": "opportunistic"}, "TRACKER_SMTP_SECURITY must be starttls, tls or none"),
+        ({"TRACKER_WEBHOOK_ALLOWED_NETWORKS": "10.0.0.0/8, nope"}, "TRACKER_WEBHOOK_ALLOWED_NETWORKS"),
+        ({"TRACKER_QUIET_HOURS": "9pm-8am"}, "TRACKER_QUIET_HOURS must look like 21:00-08:00"),
+        ({"TRACKER_EMAIL_FOLD_S": "-1"}, "TRACKER_EMAIL_FOLD_S must not be negative"),
+    ],
+)
+def test_notification_settings_are_checked(environ: dict[str, str], message: str) -> None:
+    assert message in refused(environ)
+
+
+def test_lists_are_comma_separated() -> None:
+    settings = Settings.from_env(
+        {
+            "TRACKER_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8, ::1/128",
+            "TRACKER_STAFF_ALERT_EMAILS": "desk@garage.example, ,boss@garage.example",
+        }
+    )
+    assert [str(network) for network in settings.webhook_networks] == ["127.0.0.0/8", "::1/128"]
+    assert settings.staff_alert_addresses == ("desk@garage.example", "boss@garage.example")
+
+
+def test_the_smtp_password_is_never_in_the_settings_repr() -> None:
+    assert "hunter2" not in repr(Settings.from_env({"TRACKER_SMTP_PASSWORD": "hunter2"}))

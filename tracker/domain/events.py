@@ -161,6 +161,55 @@ EVENT_PAYLOADS: Mapping[EventType, type[object]] = {
 """The payload of each event type."""
 
 
+class EmailCategory(StrEnum):
+    """What a contact chooses to hear about by email, each `each`, `digest` or `off` (Contact columns)."""
+
+    PROGRESS = "progress"
+    ESTIMATES = "estimates"
+    ALERTS = "alerts"
+    NOTES = "notes"
+
+
+EMAIL_CATEGORIES: Mapping[EventType, EmailCategory] = {
+    EventType.CREATED: EmailCategory.PROGRESS,
+    EventType.ADVANCE: EmailCategory.PROGRESS,
+    EventType.MOVE: EmailCategory.PROGRESS,
+    EventType.HOLD: EmailCategory.PROGRESS,
+    EventType.RESUME: EmailCategory.PROGRESS,
+    EventType.COMPLETE: EmailCategory.PROGRESS,
+    EventType.CANCEL: EmailCategory.PROGRESS,
+    EventType.REOPEN: EmailCategory.PROGRESS,
+    EventType.ETA_MOVED: EmailCategory.ESTIMATES,
+    EventType.COST_MOVED: EmailCategory.ESTIMATES,
+    EventType.AT_RISK: EmailCategory.ALERTS,
+    EventType.BACK_ON_TRACK: EmailCategory.ALERTS,
+    EventType.STUCK: EmailCategory.ALERTS,
+    EventType.NOTE_ADDED: EmailCategory.NOTES,
+}
+"""The events customers may be emailed about (public notes only), by category; the others are internal."""
+
+WEBHOOK_TYPES: Mapping[EventType, str] = {
+    EventType.CREATED: "job.created",
+    EventType.ADVANCE: "job.stage_changed",
+    EventType.MOVE: "job.stage_changed",
+    EventType.HOLD: "job.on_hold",
+    EventType.RESUME: "job.resumed",
+    EventType.NOTE_ADDED: "job.note_added",
+    EventType.COMPLETE: "job.completed",
+    EventType.CANCEL: "job.cancelled",
+    EventType.REOPEN: "job.reopened",
+    EventType.ETA_MOVED: "job.eta_changed",
+    EventType.COST_MOVED: "job.cost_changed",
+    EventType.AT_RISK: "job.at_risk",
+    EventType.BACK_ON_TRACK: "job.back_on_track",
+    EventType.STUCK: "job.stuck",
+}
+"""The webhook type each published event goes out as (public notes only); `webhook.test` is sent on demand."""
+
+STAFF_ALERTS: frozenset[EventType] = frozenset({EventType.AT_RISK, EventType.STUCK})
+"""Events that staff (`TRACKER_STAFF_ALERT_EMAILS`) hear about as they happen."""
+
+
 @dataclass(frozen=True)
 class NewEvent:
     """One event about to be recorded in a job's history."""
