@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar, Response, get
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
@@ -22,6 +23,7 @@ from tracker.logs import RequestLogging
 from tracker.scheduler import scheduler
 from tracker.services.bootstrap import build_services
 from tracker.services.keys import Role
+from tracker.services.status_pages import StatusPages
 from tracker.settings import Settings
 from tracker.web.auth import PUBLIC, ApiKeyMiddleware, requires
 from tracker.web.controllers.accounts import AccountController, ContactController
@@ -29,6 +31,15 @@ from tracker.web.controllers.audit import AuditController
 from tracker.web.controllers.health import live, ready
 from tracker.web.controllers.jobs import JobController
 from tracker.web.controllers.keys import KeyController
+from tracker.web.controllers.status_pages import (
+    StatusJsonController,
+    StatusPageController,
+    StatusSuffixes,
+    StatusTokenController,
+    customer_pages,
+    provide_pages,
+    static_asset,
+)
 from tracker.web.controllers.workflows import WorkflowController
 from tracker.web.deps import DEPENDENCIES
 from tracker.web.edge import strict_edge
@@ -72,6 +83,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
         exclude_from_auth_key=PUBLIC,
         exclude_http_methods=["OPTIONS"],
     )
+    services = build_services(settings)
     app = Litestar(
         route_handlers=[
             live,
@@ -83,8 +95,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             JobController,
             KeyController,
             AuditController,
+            StatusPageController,
+            StatusJsonController,
+            StatusTokenController,
+            static_asset,
         ],
-        dependencies=DEPENDENCIES,
+        dependencies={**DEPENDENCIES, "pages": Provide(provide_pages, sync_to_thread=False)},
         middleware=[PrometheusConfig(app_name="tracker", group_path=True).middleware, auth],
         plugins=[problem_details()],
         before_request=strict_edge,
@@ -94,7 +110,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             {
                 "settings": settings,
                 "clock": clock,
-                "services": build_services(settings),
+                "services": services,
+                "customer_pages": customer_pages(settings, StatusPages(services.snapshots)),
             }
         ),
         logging_config=None,
@@ -112,5 +129,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             security=[{"apiKey": []}],
         ),
     )
-    app.asgi_handler = RequestLogging(app.asgi_handler)
+    app.asgi_handler = RequestLogging(StatusSuffixes(app.asgi_handler))
     return app

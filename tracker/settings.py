@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal, InvalidOperation
@@ -84,6 +85,13 @@ class Settings:
     """Comma-separated CIDRs webhooks may reach although private (trusted deployments and tests)."""
     webhook_secret_rotation_s: int = 86_400
     """After a rotation the old webhook secret keeps signing beside the new one this long."""
+    secret_key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
+    """Signs the customer pages' form tokens. Unset, each process makes its own (forms then only work
+    against the process that served them): set one value for every process of a fleet."""
+    status_poll_s: int = 20
+    """How often an open status page asks whether its job changed."""
+    page_requests_per_minute: int = 120
+    """Per client address, on the public customer pages (status, account, their forms and files)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -136,6 +144,8 @@ class Settings:
             "recompute_batch_size",
             "smtp_timeout_s",
             "estimate_email_interval_s",
+            "status_poll_s",
+            "page_requests_per_minute",
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"TRACKER_{name.upper()} must be positive")
@@ -150,6 +160,8 @@ class Settings:
             self.webhook_networks  # noqa: B018 - parsed for its errors
         except ValueError as error:
             raise SettingsError(f"TRACKER_WEBHOOK_ALLOWED_NETWORKS: {error}") from None
+        if len(self.secret_key) < 32:
+            raise SettingsError("TRACKER_SECRET_KEY must be at least 32 characters")
         if self.quiet_hours and not _QUIET_HOURS.fullmatch(self.quiet_hours):
             raise SettingsError("TRACKER_QUIET_HOURS must look like 21:00-08:00, or be empty")
 
