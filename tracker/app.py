@@ -23,9 +23,9 @@ from tracker.logs import RequestLogging
 from tracker.scheduler import scheduler
 from tracker.services.bootstrap import build_services
 from tracker.services.keys import Role
-from tracker.services.status_pages import StatusPages
 from tracker.settings import Settings
 from tracker.web.auth import PUBLIC, ApiKeyMiddleware, requires
+from tracker.web.controllers.account_pages import AccountPageController
 from tracker.web.controllers.accounts import AccountController, ContactController
 from tracker.web.controllers.audit import AuditController
 from tracker.web.controllers.health import live, ready
@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             StatusPageController,
             StatusJsonController,
             StatusTokenController,
+            AccountPageController,
             static_asset,
         ],
         dependencies={**DEPENDENCIES, "pages": Provide(provide_pages, sync_to_thread=False)},
@@ -111,7 +112,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
                 "settings": settings,
                 "clock": clock,
                 "services": services,
-                "customer_pages": customer_pages(settings, StatusPages(services.snapshots)),
+                "customer_pages": customer_pages(settings, services.snapshots),
             }
         ),
         logging_config=None,

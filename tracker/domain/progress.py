@@ -46,6 +46,13 @@ def steps(workflow: WorkflowDefinition, stage_key: str, status: JobStatus, local
     return result
 
 
+def shown_stage(progress: list[Step]) -> str:
+    """The label of the stage the customer sees the job in: the current step, else the last one done."""
+    current = [step for step in progress if step.state is StepState.CURRENT]
+    shown = current or [step for step in progress if step.state is StepState.DONE] or progress
+    return shown[-1].label if shown else ""
+
+
 class Confidence(StrEnum):
     HIGH = "high"
     MEDIUM = "medium"

@@ -15,14 +15,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from notifications.i18n import language_of
-from tracker.db.models import Contact, Job, JobEstimate, JobEvent, Note, Question, SurveyResponse
+from tracker.db.models import Account, Contact, Job, JobEstimate, JobEvent, Note, Question, SurveyResponse
 from tracker.domain.errors import Conflict, InvalidInput, NotFound
 from tracker.domain.events import EventType
-from tracker.domain.progress import Confidence, Step, StepState, confidence, steps
+from tracker.domain.progress import Confidence, Step, confidence, shown_stage, steps
 from tracker.domain.workflow import JobStatus
+from tracker.services.accounts import OPEN_STATUSES
 from tracker.services.jobs import get_job, get_job_by_token
 from tracker.services.snapshots import JobSnapshot, JobSnapshots
 
@@ -31,6 +33,8 @@ COMMENT_MAX_CHARS = 2000
 RECENTLY_CLOSED = timedelta(days=90)
 """The account page lists closed jobs this long after they closed."""
 ESTIMATES_LOOKED_BACK = 50
+ACCOUNT_JOBS_SHOWN = 200
+"""The account page shows the newest this many jobs of its filter."""
 TIMELINE_TYPES = (
     EventType.CREATED,
     EventType.ADVANCE,
@@ -91,10 +95,8 @@ class StatusView:
 
     @property
     def stage_label(self) -> str:
-        """The stage the customer sees the job in: the current step (a hidden stage is never named)."""
-        current = [step for step in self.steps if step.state is StepState.CURRENT]
-        shown = current or [step for step in self.steps if step.state is StepState.DONE] or self.steps
-        return shown[-1].label if shown else ""
+        """The stage the customer sees the job in (a hidden stage is never named)."""
+        return shown_stage(self.steps)
 
     @property
     def survey_open(self) -> bool:
@@ -232,9 +234,12 @@ async def regenerate_token(job_id: int) -> Job:
 class AccountView:
     contact: Contact
     audience: Audience
+    account_name: str
     jobs: list[JobSnapshot]
     tokens: dict[int, str]
     """Each listed job's status-page token, by job id."""
+    stage_labels: dict[int, str]
+    """Each listed job's stage as its customer sees it (a hidden stage is never named), by job id."""
 
 
 class JobsShown(StrEnum):
@@ -260,24 +265,27 @@ class AccountPages:
         """The account's open jobs and those closed in the last `RECENTLY_CLOSED`, newest first."""
         contact = await contact_by_page_token(token)
         language = language_of(locale or contact.locale)
-        query = Job.filter(account_id=contact.account_id)
-        open_statuses = [JobStatus.OPEN.value, JobStatus.ON_HOLD.value]
-        if shown is JobsShown.OPEN:
-            query = query.filter(status__in=open_statuses)
-        elif shown is JobsShown.CLOSED:
-            query = query.filter(closed_at__gte=now - RECENTLY_CLOSED)
-        rows = [
-            job
-            for job in await query.order_by("-id")
-            if job.status in open_statuses
-            or (job.closed_at is not None and job.closed_at >= now - RECENTLY_CLOSED)
-        ]
-        needle = search.strip().casefold()
+        is_open, recently_closed = Q(status__in=OPEN_STATUSES), Q(closed_at__gte=now - RECENTLY_CLOSED)
+        listed = {JobsShown.ALL: is_open | recently_closed, JobsShown.OPEN: is_open}.get(
+            shown, recently_closed
+        )
+        query = Job.filter(listed, account_id=contact.account_id)
+        needle = search.strip().lower()
         if needle:
-            rows = [job for job in rows if needle in job.title_search]
+            query = query.filter(title_search__contains=needle)
+        rows = await query.order_by("-id").limit(ACCOUNT_JOBS_SHOWN)
+        labels: dict[int, str] = {}
+        for job in rows:
+            workflow = await self.snapshots.versions.get(job.workflow_id)
+            labels[job.id] = shown_stage(
+                steps(workflow.definition, job.stage_key, JobStatus(job.status), language)
+            )
+        account = await Account.get(id=contact.account_id)
         return AccountView(
             contact=contact,
             audience=Audience(language, ZoneInfo(contact.time_zone)),
+            account_name=account.name,
             jobs=await self.snapshots.of_many(rows, locale=language),
             tokens={job.id: job.public_token for job in rows},
+            stage_labels=labels,
         )

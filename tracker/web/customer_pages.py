@@ -123,6 +123,13 @@ class Formats:
         value = moment.astimezone(self.zone).date() if isinstance(moment, datetime) else moment
         return format_date(value, "EEE d MMMM", locale=self.language)
 
+    def range_start(self, start: datetime, end: datetime) -> str:
+        """A range's first day, without its month when the range ends in it: `Tue 3` (to `Thu 5 December`)."""
+        first, last = start.astimezone(self.zone).date(), end.astimezone(self.zone).date()
+        if (first.year, first.month) == (last.year, last.month):
+            return format_date(first, "EEE d", locale=self.language)
+        return self.day(first)
+
     def full_day(self, moment: datetime | date) -> str:
         value = moment.astimezone(self.zone).date() if isinstance(moment, datetime) else moment
         return format_date(value, "long", locale=self.language)

@@ -30,7 +30,14 @@ from tracker.domain.errors import Conflict, InvalidInput, NotFound
 from tracker.services import status_pages
 from tracker.services.bootstrap import Services
 from tracker.services.keys import Principal, Role
-from tracker.services.status_pages import COMMENT_MAX_CHARS, QUESTION_MAX_CHARS, StatusPages, StatusView
+from tracker.services.snapshots import JobSnapshots
+from tracker.services.status_pages import (
+    COMMENT_MAX_CHARS,
+    QUESTION_MAX_CHARS,
+    AccountPages,
+    StatusPages,
+    StatusView,
+)
 from tracker.settings import Settings
 from tracker.web import schemas as s, views
 from tracker.web.auth import PUBLIC, requires
@@ -89,6 +96,7 @@ class CustomerPages:
     question_limit: ClientRateLimit
     """Per client: a few questions at once, then one every few minutes."""
     status: StatusPages
+    accounts: AccountPages
     public_base_url: str
     poll_seconds: int
 
@@ -333,13 +341,14 @@ async def static_asset(name: FromPath[str], pages: Pages) -> Response[bytes]:
     return pages.renderer.assets.response(name)
 
 
-def customer_pages(settings: Settings, status: StatusPages) -> CustomerPages:
+def customer_pages(settings: Settings, snapshots: JobSnapshots) -> CustomerPages:
     return CustomerPages(
         renderer=PageRenderer(settings.templates_dir),
         forms=FormTokens(settings.secret_key),
         limit=ClientRateLimit.per_minute(settings.page_requests_per_minute),
         question_limit=ClientRateLimit(Rate(per_second=1 / 300, burst=3)),
-        status=status,
+        status=StatusPages(snapshots),
+        accounts=AccountPages(snapshots),
         public_base_url=settings.public_base_url,
         poll_seconds=settings.status_poll_s,
     )
