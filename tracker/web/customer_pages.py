@@ -75,8 +75,6 @@ class Assets:
         if found is None:
             raise NotFoundException()
         content, media_type = found
-        if media_type.startswith("text/") or media_type.endswith("javascript"):
-            media_type = f"{media_type}; charset=utf-8"
         return Response(
             content,
             media_type=media_type,
@@ -167,9 +165,7 @@ class PageRenderer:
         headers: Mapping[str, str] = TOKEN_PAGE_HEADERS,
     ) -> Response[str]:
         html = self.environments[language].get_template(f"pages/{template}").render(context)
-        return Response(
-            html, status_code=status, media_type="text/html; charset=utf-8", headers=dict(headers)
-        )
+        return Response(html, status_code=status, media_type="text/html", headers=dict(headers))
 
 
 def ics_text(value: str) -> str:
@@ -204,9 +200,7 @@ def ics_lines(body: str) -> str:
 
 def not_found() -> Response[str]:
     """The answer to an unknown token: the same plain text for every page, revealing nothing."""
-    return Response(
-        "Not found\n", status_code=404, media_type="text/plain; charset=utf-8", headers=PAGE_HEADERS
-    )
+    return Response("Not found\n", status_code=404, media_type="text/plain", headers=PAGE_HEADERS)
 
 
 class FormRefused(HTTPException):

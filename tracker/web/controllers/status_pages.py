@@ -57,7 +57,7 @@ from tracker.web.customer_pages import (
 from tracker.web.deps import Now
 from tracker.web.openapi import PUBLIC_PATH
 
-SUFFIXED = re.compile(r"^/status/([A-Za-z0-9_-]{1,64})\.(json|ics)$")
+SUFFIXED = re.compile(r"^/status/([^/]+)\.(json|ics)$")
 INTERNAL = re.compile(r"^/status/[^/]+/(?:json|ics)$")
 LANGUAGE_QUERY = Annotated[
     str | None,
@@ -215,7 +215,7 @@ class StatusPageController(Controller):
         )
         return Response(
             ics_lines(body),
-            media_type="text/calendar; charset=utf-8",
+            media_type="text/calendar",
             headers={
                 **PAGE_HEADERS,
                 "X-Robots-Tag": "noindex, nofollow",
