@@ -1,0 +1,188 @@
+"""When a queued customer email goes out, and which other queued emails it speaks for: pure rules.
+
+Nobody is spammed: the stage changes of one job within a short window (`fold`) go out as one email when the
+window closes; estimate changes of one job go out at most once per interval, later ones folding into the
+next; non-urgent email waits for the end of the contact's quiet hours. A completion or a cancellation is
+never folded away: it closes its window at once, and the email that carries it says it.
+
+Urgency, decided here once: at night a customer is told only what may change their plans for the morning,
+a cancellation (do not come) and a job at risk of missing its promised day (arrange to do without). A
+completion waits for the morning like the rest: the shop is closed at night, and the email arrives before
+it opens. Staff and endpoint owners' emails have no quiet hours (they are work addresses, without a zone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from tracker.domain.events import EMAIL_CATEGORIES, EmailCategory, EventType
+
+
+class Preference(StrEnum):
+    """What a contact chose for one category of email."""
+
+    EACH = "each"
+    DIGEST = "digest"
+    OFF = "off"
+
+
+URGENT: frozenset[EventType] = frozenset({EventType.CANCEL, EventType.AT_RISK})
+"""Customer emails sent even in the contact's quiet hours (see the module's docstring)."""
+
+TERMINAL: frozenset[EventType] = frozenset({EventType.COMPLETE, EventType.CANCEL})
+"""Progress that closes its fold window at once."""
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """A span of the local day, such as 21:00-08:00 (over midnight) or 12:00-14:00."""
+
+    start: time
+    end: time
+
+    @classmethod
+    def parse(cls, text: str) -> QuietHours | None:
+        """`21:00-08:00`, or None for an empty text (no quiet hours)."""
+        if not text:
+            return None
+        start, end = text.split("-")
+        return cls(time.fromisoformat(start), time.fromisoformat(end))
+
+    def end_after(self, now: datetime, zone: ZoneInfo) -> datetime | None:
+        """The instant the quiet hours around `now` end, in the zone; None when `now` is not in them."""
+        local = now.astimezone(zone)
+        clock = local.time().replace(tzinfo=None)
+        if self.start == self.end:
+            return None
+        if self.start < self.end:
+            inside = self.start <= clock < self.end
+            end_day = local.date()
+        else:
+            inside = clock >= self.start or clock < self.end
+            end_day = local.date() + timedelta(days=1) if clock >= self.start else local.date()
+        if not inside:
+            return None
+        # Wall-clock arithmetic in the zone: across a DST change the end is still 08:00 local.
+        return datetime.combine(end_day, self.end, tzinfo=zone)
+
+
+@dataclass(frozen=True)
+class EmailRules:
+    fold: timedelta
+    """Stage changes of one job within this span from the first go out as one email."""
+    estimate_interval: timedelta
+    """At most one estimate-change email per job and contact in this span."""
+    quiet_hours: QuietHours | None
+
+
+@dataclass(frozen=True)
+class QueuedRow:
+    """A customer email still queued for the same job and contact (the one being composed included)."""
+
+    id: int
+    kind: str
+    """An event type's value."""
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class SendNow:
+    covers: tuple[int, ...]
+    """The queued rows this email speaks for, its own first; the others are folded into it."""
+
+
+@dataclass(frozen=True)
+class WaitUntil:
+    until: datetime
+
+
+Timing = SendNow | WaitUntil
+
+
+def category_of(kind: str) -> EmailCategory | None:
+    """The category of a customer email about an event of `kind`; None for other kinds of email."""
+    try:
+        return EMAIL_CATEGORIES.get(EventType(kind))
+    except ValueError:
+        return None
+
+
+def _progress(row: QueuedRow, group: Sequence[QueuedRow], rules: EmailRules, now: datetime) -> Timing:
+    """Fold the stage changes of one window; the earliest queued row carries them."""
+    ordered = sorted(group, key=lambda queued: (queued.created_at, queued.id))
+    first = ordered[0]
+    window_end = first.created_at + rules.fold
+    in_window = [queued for queued in ordered if queued.created_at <= window_end]
+    terminal = next((queued for queued in in_window if EventType(queued.kind) in TERMINAL), None)
+    if terminal is not None:
+        in_window = [queued for queued in in_window if queued.created_at <= terminal.created_at]
+        closes = terminal.created_at
+    else:
+        closes = window_end
+    if row not in in_window:
+        # A later window's row: it waits for its own window (the earlier one is sent first).
+        return WaitUntil(max(closes, row.created_at + rules.fold))
+    if now < closes:
+        return WaitUntil(closes)
+    if row != first:
+        # Due together with the earliest, which carries the window: look again once it went out.
+        return WaitUntil(now + rules.fold)
+    return SendNow(tuple(queued.id for queued in in_window))
+
+
+def _estimates(
+    row: QueuedRow, group: Sequence[QueuedRow], last_sent: datetime | None, rules: EmailRules, now: datetime
+) -> Timing:
+    """One estimate email per interval; what was queued meanwhile goes with it."""
+    if last_sent is not None and now < last_sent + rules.estimate_interval:
+        return WaitUntil(last_sent + rules.estimate_interval)
+    first = min(group, key=lambda queued: (queued.created_at, queued.id))
+    if row != first:
+        return WaitUntil(now + rules.fold)
+    return SendNow(tuple(queued.id for queued in sorted(group, key=lambda q: (q.created_at, q.id))))
+
+
+def plan_timing(
+    row: QueuedRow,
+    *,
+    same_category: Sequence[QueuedRow],
+    last_sent_in_category: datetime | None,
+    rules: EmailRules,
+    zone: ZoneInfo,
+    now: datetime,
+) -> Timing:
+    """When the customer email `row` (about an event) goes out, and which queued rows it covers.
+
+    `same_category`: the queued emails of the same job, contact and category, `row` among them.
+    `last_sent_in_category`: when the last such email went out (the estimate interval counts from it).
+    """
+    category = category_of(row.kind)
+    group = same_category if row in same_category else [*same_category, row]
+    if category is EmailCategory.PROGRESS:
+        timing = _progress(row, group, rules, now)
+    elif category is EmailCategory.ESTIMATES:
+        timing = _estimates(row, group, last_sent_in_category, rules, now)
+    else:
+        timing = SendNow((row.id,))
+    if isinstance(timing, WaitUntil) or rules.quiet_hours is None:
+        return timing
+    kinds = {EventType(queued.kind) for queued in group if queued.id in timing.covers}
+    if kinds & URGENT:
+        return timing
+    quiet_end = rules.quiet_hours.end_after(now, zone)
+    return timing if quiet_end is None else WaitUntil(quiet_end)
+
+
+def skip_reason(preference: Preference, *, suppressed: bool) -> str | None:
+    """Why an email about an event must not go, checked just before sending; None when it may."""
+    if suppressed:
+        return "address suppressed"
+    if preference is Preference.OFF:
+        return "contact turned this category off"
+    if preference is Preference.DIGEST:
+        return "contact takes this category in the daily digest"
+    return None
