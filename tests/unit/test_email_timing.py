@@ -145,11 +145,7 @@ def test_quiet_hours_over_midnight_in_the_contacts_zone(
 ) -> None:
     now = local.replace(tzinfo=BRUSSELS).astimezone(UTC)
     note = row(1, "note_added", now)
-    expected = (
-        SendNow((1,))
-        if waits_until is None
-        else WaitUntil(waits_until.replace(tzinfo=BRUSSELS))
-    )
+    expected = SendNow((1,)) if waits_until is None else WaitUntil(waits_until.replace(tzinfo=BRUSSELS))
     assert plan(note, [note], now) == expected
 
 
