@@ -69,7 +69,7 @@ class Settings:
     smtp_username: str = ""
     smtp_password: str = field(default="", repr=False)
     smtp_timeout_s: int = 30
-    mail_from: str = "tracker <tracker@localhost>"
+    mail_from: str = "tracker <tracker@tracker.localhost>"
     staff_alert_emails: str = ""
     """Comma-separated addresses that hear about jobs at risk or stuck, and get the morning summary."""
     email_fold_s: int = 120

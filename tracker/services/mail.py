@@ -1,14 +1,70 @@
-"""The email sender this process uses, built from settings."""
+"""The email sender this process uses, built from settings: an SMTP server, or the dev mailbox.
+
+With no `TRACKER_SMTP_HOST` (as in `make run`), every email is kept in the database instead, whole, as it
+would have gone out, and shown at `/dev/mailbox`: a newcomer sees what customers would get, and nothing
+leaves the machine.
+"""
 
 from __future__ import annotations
 
-from notifications import EmailSending, SmtpSecurity, SmtpSender, SmtpSettings
-from tracker.clock import utc_now
+import re
+import time
+
+from notifications import (
+    Attempt,
+    EmailSending,
+    InvalidEmail,
+    Outcome,
+    OutgoingEmail,
+    SmtpSecurity,
+    SmtpSender,
+    SmtpSettings,
+    build_message,
+)
+from tracker.clock import Clock, utc_now
+from tracker.db.models import DevMail
 from tracker.settings import Settings
 
+_DELIVERY_MESSAGE_ID = re.compile(r"<delivery-(\d+)@")
 
-def email_sender(settings: Settings) -> EmailSending:
-    """An SMTP sender for `settings.smtp_*` (the caller closes it through `aclose` when it has one)."""
+
+class DevMailbox:
+    """Keeps each email as a `DevMail` row rather than sending it (the mailbox of development)."""
+
+    def __init__(self, clock: Clock = utc_now) -> None:
+        self._clock = clock
+
+    async def send(self, message: OutgoingEmail) -> Attempt:
+        started = time.perf_counter()
+        now = self._clock()
+        try:
+            built = build_message(message, now)
+        except InvalidEmail as invalid:
+            return Attempt(Outcome.INVALID, 0.0, error=str(invalid))
+        delivery = _DELIVERY_MESSAGE_ID.match(message.message_id)
+        await DevMail.create(
+            delivery_id=int(delivery.group(1)) if delivery else None,
+            recipient=message.recipient.address,
+            subject=str(built["Subject"])[:500],
+            message=built.as_string(),
+            created_at=now,
+        )
+        latency = round((time.perf_counter() - started) * 1000, 3)
+        return Attempt(Outcome.DELIVERED, latency, 250, response_excerpt="kept in the dev mailbox")
+
+    async def aclose(self) -> None:
+        """Nothing to close (the same shape as `SmtpSender`)."""
+
+
+def uses_dev_mailbox(settings: Settings) -> bool:
+    return not settings.smtp_host
+
+
+def email_sender(settings: Settings, clock: Clock = utc_now) -> EmailSending:
+    """An SMTP sender for `settings.smtp_*`, or the dev mailbox without an SMTP host (the caller closes
+    it through `aclose`)."""
+    if uses_dev_mailbox(settings):
+        return DevMailbox(clock)
     smtp = SmtpSettings(
         host=settings.smtp_host,
         port=settings.smtp_port,
@@ -17,4 +73,4 @@ def email_sender(settings: Settings) -> EmailSending:
         password=settings.smtp_password or None,
         timeout=float(settings.smtp_timeout_s),
     )
-    return SmtpSender(smtp, utc_now)
+    return SmtpSender(smtp, clock)
