@@ -26,6 +26,11 @@ from tracker.settings import Settings
 from tracker.web.auth import PUBLIC, ApiKeyMiddleware, requires
 from tracker.web.controllers.accounts import AccountController, ContactController
 from tracker.web.controllers.audit import AuditController
+from tracker.web.controllers.emails import (
+    SuppressionController,
+    UnsubscribeController,
+    dev_mailbox_controller,
+)
 from tracker.web.controllers.health import live, ready
 from tracker.web.controllers.jobs import JobController
 from tracker.web.controllers.keys import KeyController
@@ -83,6 +88,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             JobController,
             KeyController,
             AuditController,
+            SuppressionController,
+            UnsubscribeController,
+            dev_mailbox_controller(settings),
         ],
         dependencies=DEPENDENCIES,
         middleware=[PrometheusConfig(app_name="tracker", group_path=True).middleware, auth],

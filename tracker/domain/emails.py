@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -67,7 +67,7 @@ class QuietHours:
         if not inside:
             return None
         # Wall-clock arithmetic in the zone: across a DST change the end is still 08:00 local.
-        return datetime.combine(end_day, self.end, tzinfo=zone)
+        return datetime.combine(end_day, self.end, tzinfo=zone).astimezone(UTC)
 
 
 @dataclass(frozen=True)

@@ -74,3 +74,16 @@ def email_sender(settings: Settings, clock: Clock = utc_now) -> EmailSending:
         timeout=float(settings.smtp_timeout_s),
     )
     return SmtpSender(smtp, clock)
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def dev_mailbox_is_open(settings: Settings) -> bool:
+    """Dev mode, where `/dev/mailbox` needs no key: no SMTP server, the default SQLite file (`make run`),
+    and listening on loopback only. Anywhere else the mailbox needs an admin key."""
+    return (
+        uses_dev_mailbox(settings)
+        and settings.database_url == Settings.database_url
+        and settings.host in LOOPBACK_HOSTS
+    )

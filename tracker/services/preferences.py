@@ -17,14 +17,11 @@ from tracker.db.models import Contact, Suppression
 from tracker.domain.emails import Preference
 from tracker.domain.errors import InvalidInput, NotFound
 from tracker.domain.events import EmailCategory
+from tracker.services.events import PREFERENCE_COLUMNS
+from tracker.services.pages import Page, Sort, paginate
 
-COLUMNS: Mapping[EmailCategory, str] = {
-    EmailCategory.PROGRESS: "progress_emails",
-    EmailCategory.ESTIMATES: "estimate_emails",
-    EmailCategory.ALERTS: "alert_emails",
-    EmailCategory.NOTES: "note_emails",
-}
-"""The Contact column that holds each category's preference."""
+COLUMNS = PREFERENCE_COLUMNS
+"""The Contact column that holds each category's preference (the fan-out reads the same)."""
 
 
 def new_page_token() -> str:
@@ -105,12 +102,8 @@ async def is_suppressed(address: str) -> bool:
     return await Suppression.exists(address=address.lower())
 
 
-async def list_suppressions(*, limit: int, after: int | None) -> list[Suppression]:
-    """Suppressed addresses, oldest first, `limit` after the id `after`."""
-    query = Suppression.all().order_by("id")
-    if after is not None:
-        query = query.filter(id__gt=after)
-    return await query.limit(limit)
+async def list_suppressions(*, sort: Sort, limit: int, cursor: str | None) -> Page[Suppression]:
+    return await paginate(Suppression.all(), sort, limit=limit, cursor=cursor)
 
 
 async def clear_suppression(address: str) -> None:

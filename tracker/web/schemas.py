@@ -533,3 +533,26 @@ class EstimateExplanationOut(Output, kw_only=True):
     samples: int
     p90_calibration: CalibrationOut
     estimator: EstimatorOut
+
+
+EmailChoice = Literal["each", "digest", "off"]
+
+
+class PreferencesIO(Input, kw_only=True):
+    """Per category of email: `each` one email per change, `digest` in the daily digest, or `off`."""
+
+    progress: EmailChoice
+    estimates: EmailChoice
+    alerts: EmailChoice
+    notes: EmailChoice
+
+
+class SuppressionOut(Output, kw_only=True):
+    address: str
+    reason: str
+    created_at: datetime
+
+
+class SuppressionList(Output, kw_only=True):
+    items: list[SuppressionOut]
+    next_cursor: str | None
