@@ -7,7 +7,7 @@ import email.policy
 from email.message import EmailMessage
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import jinja2
 from litestar import Controller, Request, Response, delete, get, post
@@ -125,11 +125,11 @@ class SuppressionController(Controller):
     @get(operation_id="ListSuppressions")
     async def list_suppressions(
         self,
-        sort: Annotated[Sort, QueryParameter()] = Sort.NEWEST,
+        sort: Annotated[Literal["created", "-created"], QueryParameter()] = "-created",
         limit: PageLimit = 50,
         cursor: PageCursor = None,
     ) -> s.SuppressionList:
-        page = await preferences.list_suppressions(sort=sort, limit=limit, cursor=cursor)
+        page = await preferences.list_suppressions(sort=Sort(sort), limit=limit, cursor=cursor)
         return s.SuppressionList(
             items=[
                 s.SuppressionOut(address=x.address, reason=x.reason, created_at=x.created_at)
