@@ -30,6 +30,7 @@ from tracker.web.controllers.audit import AuditController
 from tracker.web.controllers.health import live, ready
 from tracker.web.controllers.jobs import JobController
 from tracker.web.controllers.keys import KeyController
+from tracker.web.controllers.notifications import JobNotificationController
 from tracker.web.controllers.workflows import WorkflowController
 from tracker.web.deps import DEPENDENCIES
 from tracker.web.edge import strict_edge
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             AccountController,
             ContactController,
             JobController,
+            JobNotificationController,
             KeyController,
             AuditController,
         ],

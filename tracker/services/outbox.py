@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import msgspec
 from prometheus_client import Counter, Gauge, Histogram
@@ -527,6 +527,51 @@ class DatabaseDeliveryStore:
             counts[str(channel)] = int(n)
         for channel, n in counts.items():
             DELIVERIES_QUEUED.labels(channel).set(n)
+
+
+DeliveryChannel = Literal["email", "webhook"]
+DeliveryStatus = Literal["queued", "sent", "dead", "bounced", "folded", "skipped"]
+"""As `tracker.db.models.Delivery` describes them."""
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationItem:
+    """One delivery about a job, as staff review what was sent and how it went."""
+
+    id: int
+    channel: DeliveryChannel
+    kind: str
+    contact_id: int | None
+    endpoint_id: int | None
+    address: str | None
+    status: DeliveryStatus
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+async def job_notifications(job_id: int, *, after: int | None, limit: int) -> list[NotificationItem]:
+    """The deliveries about a job, oldest first, from the one after `after` (along the (job_id, id) index)."""
+    rows = DeliveryRow.filter(job_id=job_id)
+    if after is not None:
+        rows = rows.filter(id__gt=after)
+    return [
+        NotificationItem(
+            id=row.id,
+            channel=cast(DeliveryChannel, row.channel),
+            kind=row.kind,
+            contact_id=row.contact_id,
+            endpoint_id=row.endpoint_id,
+            address=row.address,
+            status=cast(DeliveryStatus, row.status),
+            attempts=row.attempts,
+            last_error=row.last_error,
+            created_at=row.created_at,
+            sent_at=row.sent_at,
+        )
+        for row in await rows.order_by("id").limit(limit)
+    ]
 
 
 def _endpoint_id(target: str) -> int | None:
