@@ -18,6 +18,7 @@ from tortoise import Tortoise
 import tracker
 from tracker.clock import Clock, utc_now
 from tracker.db.config import tortoise_config
+from tracker.dispatcher import dispatcher_lifespan
 from tracker.logs import RequestLogging
 from tracker.scheduler import scheduler
 from tracker.services.bootstrap import build_services
@@ -34,6 +35,7 @@ from tracker.web.controllers.emails import (
 from tracker.web.controllers.health import live, ready
 from tracker.web.controllers.jobs import JobController
 from tracker.web.controllers.keys import KeyController
+from tracker.web.controllers.notifications import JobNotificationController
 from tracker.web.controllers.workflows import WorkflowController
 from tracker.web.deps import DEPENDENCIES
 from tracker.web.edge import strict_edge
@@ -86,6 +88,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             AccountController,
             ContactController,
             JobController,
+            JobNotificationController,
             KeyController,
             AuditController,
             SuppressionController,
@@ -97,7 +100,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
         plugins=[problem_details()],
         before_request=strict_edge,
         request_max_body_size=settings.max_body_bytes,
-        lifespan=[database, scheduler],
+        lifespan=[database, scheduler, dispatcher_lifespan],
         state=State(
             {
                 "settings": settings,

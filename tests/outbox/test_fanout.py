@@ -126,10 +126,11 @@ async def test_staff_addresses_hear_about_a_job_at_risk(fleet: dict[str, Any]) -
 
     rows = await Delivery.filter(address__not_isnull=True).order_by("address")
     assert [(d.kind, d.channel, d.address, d.target, d.contact_id) for d in rows] == [
-        ("at_risk", "email", "boss@garage.example", "email:boss@garage.example", None),
-        ("at_risk", "email", "desk@garage.example", "email:desk@garage.example", None),
+        ("staff_alert", "email", "boss@garage.example", "email:boss@garage.example", None),
+        ("staff_alert", "email", "desk@garage.example", "email:desk@garage.example", None),
     ]
-    assert len(await deliveries("at_risk")) == 4  # and both contacts, who take alerts
+    assert all(d.event_id == rows[0].event_id is not None for d in rows)
+    assert len(await deliveries("at_risk")) == 2  # both contacts, who take alerts
 
 
 async def test_staff_hear_nothing_of_ordinary_progress(
@@ -210,4 +211,5 @@ async def test_the_events_of_hundreds_of_jobs_fan_out_in_a_constant_number_of_st
 
     inserts = [r for r in caplog.records if "INSERT INTO delivery" in r.getMessage()]
     assert len(inserts) == 3  # email, webhook, staff
-    assert await Delivery.filter(kind="at_risk").count() == 300 * 3  # contact, endpoint, staff
+    assert await Delivery.filter(kind="at_risk").count() == 300 * 2  # contact, endpoint
+    assert await Delivery.filter(kind="staff_alert").count() == 300

@@ -110,7 +110,7 @@ def _staff_sql(postgres: bool, marks: list[str]) -> str:
     addresses = " UNION ALL ".join(f"SELECT lower({mark}{text}) AS address" for mark in marks[:-1])
     return (
         f"INSERT INTO delivery ({_COLUMNS}) "  # noqa: S608 (our catalogue's names; values are bound)
-        "SELECT 'e' || e.id || ':staff:' || s.address, 'email', e.type, 'email:' || s.address, e.id, "
+        "SELECT 'e' || e.id || ':staff:' || s.address, 'email', 'staff_alert', 'email:' || s.address, e.id, "
         f"e.job_id, NULL, NULL, s.address, {_DUE} "
         f"FROM job_event AS e CROSS JOIN ({addresses}) AS s "
         f"WHERE e.batch = {marks[-1]} AND e.type IN ({_listed(STAFF_ALERTS)}) "

@@ -21,6 +21,7 @@ from tracker.services.accounts import EMAIL, AccountKind
 from tracker.services.estimates import BASIS_LABELS
 from tracker.services.jobs import REFERENCE, CostKind, NoteVisibility
 from tracker.services.keys import Role
+from tracker.services.outbox import DeliveryChannel, DeliveryStatus
 from tracker.services.workflows import WORKFLOW_KEY
 
 INT32_MAX = 2**31 - 1
@@ -423,6 +424,29 @@ class EventOut(Output, kw_only=True):
 
 class HistoryOut(Output, kw_only=True):
     items: list[EventOut]
+    next_after: int | None
+
+
+class NotificationOut(Output, kw_only=True):
+    id: int
+    channel: DeliveryChannel
+    kind: str
+    """The event type told of, or `staff_alert`, `digest`, `endpoint_warning`, `endpoint_disabled`, `test`."""
+    contact_id: int | None
+    """The contact emailed, for customer emails."""
+    endpoint_id: int | None
+    """The webhook endpoint, for webhooks (and for staff notices about it)."""
+    address: str | None
+    """The address emailed when it is no contact's (staff)."""
+    status: DeliveryStatus
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class NotificationList(Output, kw_only=True):
+    items: list[NotificationOut]
     next_after: int | None
 
 
