@@ -12,7 +12,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import datetime, timedelta
 
 import asyncpg
 from litestar import Litestar
@@ -20,8 +19,9 @@ from litestar import Litestar
 from notifications import Dispatcher, DispatcherSettings, SmtpSender, URLPolicy, WebhookSender
 from tracker.clock import Clock
 from tracker.services.bootstrap import Services
+from tracker.services.email_composer import DatabaseEmailComposer
 from tracker.services.mail import email_sender
-from tracker.services.outbox import DatabaseDeliveryStore, DeferEmail, EmailComposer, EmailPlan, QueuedEmail
+from tracker.services.outbox import DatabaseDeliveryStore, EmailComposer
 from tracker.services.signals import DeliveriesQueued
 from tracker.settings import Settings
 
@@ -29,13 +29,6 @@ log = logging.getLogger("tracker.dispatcher")
 CHANNEL = "tracker_deliveries"
 """The PostgreSQL NOTIFY channel that tells other processes' dispatchers deliveries were queued."""
 GAUGE_INTERVAL_S = 15.0
-
-
-class HoldEmails:
-    """Keeps every email queued (an hour at a time) while no composer renders them in this build."""
-
-    async def compose(self, email: QueuedEmail, now: datetime) -> EmailPlan:
-        return DeferEmail(now + timedelta(hours=1))
 
 
 def webhook_policy(settings: Settings) -> URLPolicy:
@@ -130,5 +123,7 @@ async def dispatcher_lifespan(app: Litestar) -> AsyncIterator[None]:
     if not settings.dispatcher_enabled:
         yield
         return
-    async with dispatching(settings, app.state.services, app.state.clock, HoldEmails()):
+    services: Services = app.state.services
+    composer = DatabaseEmailComposer(settings, services.snapshots)
+    async with dispatching(settings, services, app.state.clock, composer):
         yield

@@ -118,7 +118,9 @@ async def test_an_unknown_unsubscribe_token_or_category_is_refused(
 async def test_staff_list_and_clear_suppressions(
     client: httpx.AsyncClient, auth: Keys, clock: FakeClock
 ) -> None:
-    await Suppression.create(address="gone@example.com", reason="550 5.1.1 no such user", created_at=clock.now)
+    await Suppression.create(
+        address="gone@example.com", reason="550 5.1.1 no such user", created_at=clock.now
+    )
     listed = await client.get("/suppressions", headers=auth.staff)
     assert listed.status_code == 200
     assert [item["address"] for item in listed.json()["items"]] == ["gone@example.com"]

@@ -16,7 +16,7 @@ from tests.factories import act, create_account, create_job, create_workflow
 from tests.notifications.smtp_server import SmtpServer
 from tracker.db.models import Contact, Delivery, Job, Suppression
 from tracker.services.bootstrap import build_services
-from tracker.services.email_composer import EmailComposer
+from tracker.services.email_composer import DatabaseEmailComposer
 from tracker.services.outbox import ComposedEmail, DeferEmail, QueuedEmail, SkipEmail
 from tracker.settings import Settings
 
@@ -32,8 +32,8 @@ async def smtp_server() -> AsyncIterator[SmtpServer]:
 
 
 @pytest.fixture
-def composer(settings: Settings) -> EmailComposer:
-    return EmailComposer(settings, build_services(settings).snapshots)
+def composer(settings: Settings) -> DatabaseEmailComposer:
+    return DatabaseEmailComposer(settings, build_services(settings).snapshots)
 
 
 async def queued(kind: str | None = None) -> list[QueuedEmail]:
@@ -71,7 +71,11 @@ async def open_job(
 
 
 async def test_stage_changes_fold_into_one_threaded_email_in_the_contacts_language(
-    client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: EmailComposer, smtp_server: SmtpServer
+    client: httpx.AsyncClient,
+    auth: Keys,
+    clock: FakeClock,
+    composer: DatabaseEmailComposer,
+    smtp_server: SmtpServer,
 ) -> None:
     job = await open_job(client, auth)
     advanced = await act(client, auth.staff, job, "advance")
@@ -114,7 +118,7 @@ async def test_a_note_with_markup_arrives_as_text_in_every_language(
     client: httpx.AsyncClient,
     auth: Keys,
     clock: FakeClock,
-    composer: EmailComposer,
+    composer: DatabaseEmailComposer,
     smtp_server: SmtpServer,
     locale: str,
     greeting: str,
@@ -138,7 +142,11 @@ async def test_a_note_with_markup_arrives_as_text_in_every_language(
 
 
 async def test_a_line_break_in_a_name_adds_no_header(
-    client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: EmailComposer, smtp_server: SmtpServer
+    client: httpx.AsyncClient,
+    auth: Keys,
+    clock: FakeClock,
+    composer: DatabaseEmailComposer,
+    smtp_server: SmtpServer,
 ) -> None:
     job = await open_job(client, auth)
     await Contact.filter(email="marie@example.com").update(name="Marie\r\nBcc: thief@evil.example")
@@ -153,7 +161,7 @@ async def test_a_line_break_in_a_name_adds_no_header(
 
 
 async def test_turning_a_category_off_stops_what_is_already_queued(
-    client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: EmailComposer
+    client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: DatabaseEmailComposer
 ) -> None:
     job = await open_job(client, auth)
     (created,) = await queued()
@@ -170,7 +178,7 @@ async def test_turning_a_category_off_stops_what_is_already_queued(
 
 
 async def test_a_suppressed_address_gets_nothing(
-    client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: EmailComposer
+    client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: DatabaseEmailComposer
 ) -> None:
     await open_job(client, auth)
     await Suppression.create(address="marie@example.com", reason="550 no such user", created_at=clock.now)
@@ -179,7 +187,7 @@ async def test_a_suppressed_address_gets_nothing(
 
 
 async def test_at_night_a_stage_change_waits_for_the_morning(
-    client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: EmailComposer
+    client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: DatabaseEmailComposer
 ) -> None:
     clock.now = clock.now.replace(hour=22)  # 23:00 in Paris
     await open_job(client, auth)

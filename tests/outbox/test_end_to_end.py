@@ -22,7 +22,8 @@ from tests.outbox.conftest import register_endpoint
 from tracker.app import create_app
 from tracker.clock import utc_now
 from tracker.db.models import Delivery, DeliveryAttempt, WebhookEndpoint
-from tracker.dispatcher import HoldEmails, dispatching
+from tracker.dispatcher import dispatching
+from tracker.services.email_composer import DatabaseEmailComposer
 from tracker.settings import Settings
 
 SIGNAL_ONLY = DispatcherSettings(sweep_interval=60.0)  # arrivals within seconds prove the wake-up
@@ -48,7 +49,13 @@ async def integration(db: str) -> AsyncIterator[Integration]:
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
     async with (
         httpx.AsyncClient(transport=transport, base_url="http://tracker.test") as client,
-        dispatching(settings, app.state.services, utc_now, HoldEmails(), dispatcher_settings=SIGNAL_ONLY),
+        dispatching(
+            settings,
+            app.state.services,
+            utc_now,
+            DatabaseEmailComposer(settings, app.state.services.snapshots),
+            dispatcher_settings=SIGNAL_ONLY,
+        ),
     ):
         yield Integration(client, receiver)
     await receiver.stop()

@@ -129,7 +129,7 @@ def headline(kinds: Sequence[EventType], status: JobStatus) -> str:
     return "stage"
 
 
-class EmailComposer:
+class DatabaseEmailComposer:
     """`tracker.services.outbox.EmailComposer` over the database."""
 
     def __init__(
