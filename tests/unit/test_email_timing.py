@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,6 +14,8 @@ from tracker.domain.emails import (
     QuietHours,
     SendNow,
     WaitUntil,
+    daily_email_day,
+    daily_send_time,
     plan_timing,
     skip_reason,
 )
@@ -221,3 +223,14 @@ def test_preferences_and_suppression_decide_at_send_time(
     preference: Preference, suppressed: bool, goes: bool
 ) -> None:
     assert (skip_reason(preference, suppressed=suppressed) is None) is goes
+
+
+def test_daily_emails_go_when_the_quiet_hours_end_or_at_eight() -> None:
+    assert daily_send_time(QuietHours(time(22), time(7, 30))) == time(7, 30)
+    assert daily_send_time(None) == time(8)
+    morning = datetime(2026, 3, 2, 6, 59, tzinfo=UTC)  # 07:59 in Paris
+    assert daily_email_day(morning, BRUSSELS, time(8)) is None
+    assert daily_email_day(morning + timedelta(minutes=1), BRUSSELS, time(8)) == morning.date()
+    after_midnight = datetime(2026, 3, 2, 23, 30, tzinfo=UTC)  # 00:30 on the 3rd in Paris
+    assert daily_email_day(after_midnight, BRUSSELS, time(8)) is None
+    assert daily_email_day(datetime(2026, 3, 3, 7, tzinfo=UTC), BRUSSELS, time(8)) == date(2026, 3, 3)

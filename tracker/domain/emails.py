@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -186,3 +186,18 @@ def skip_reason(preference: Preference, *, suppressed: bool) -> str | None:
     if preference is Preference.DIGEST:
         return "contact takes this category in the daily digest"
     return None
+
+
+DAILY_AT = time(8)
+"""When daily emails (digest, staff summary) go, local time, without quiet hours to wait for."""
+
+
+def daily_send_time(quiet_hours: QuietHours | None) -> time:
+    """Daily emails go when the quiet hours end (so they are the first thing of the day), else at 08:00."""
+    return DAILY_AT if quiet_hours is None else quiet_hours.end
+
+
+def daily_email_day(now: datetime, zone: ZoneInfo, at: time) -> date | None:
+    """The local day whose daily email is due at `now` (from `at` on), or None before `at`."""
+    local = now.astimezone(zone)
+    return local.date() if local.time().replace(tzinfo=None) >= at else None
