@@ -83,8 +83,11 @@ async def test_an_advance_arrives_by_email_through_the_dispatcher(shop: Shop, au
     assert "Your Renault Clio: now at Repair" in subjects
     assert {str(m["From"]) for m in shop.smtp.inbox.messages} == {"Garage Dupont <garage@dupont.example>"}
     assert {str(m["In-Reply-To"]) for m in shop.smtp.inbox.messages} == {f"<job-{job['id']}@dupont.example>"}
-    sent = await Delivery.filter(channel="email", status="sent").count()
-    assert sent == 2
+
+    async def both_recorded_as_sent() -> bool:  # the server answers before the store records it
+        return await Delivery.filter(channel="email", status="sent").count() == 2
+
+    await eventually(both_recorded_as_sent)
 
 
 async def test_a_refused_recipient_bounces_and_is_suppressed(shop: Shop, auth: Keys) -> None:
