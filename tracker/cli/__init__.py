@@ -88,6 +88,7 @@ def demo(if_empty: bool) -> None:
     from tracker.domain.workflow import JobStatus
     from tracker.services import keys
     from tracker.services.bootstrap import build_services
+    from tracker.services.mail import dev_mailbox_is_open
 
     settings = _settings()
 
@@ -117,9 +118,10 @@ def demo(if_empty: bool) -> None:
 
     secret = _run(seed())
     base = settings.public_base_url.rstrip("/")
+    mailbox = f"  emails customers would get: {base}/dev/mailbox\n" if dev_mailbox_is_open(settings) else ""
     click.echo(
         f"\n  staff API key (shown once): {secret}\n  API docs: {base}/schema\n"
-        f"  try: curl -H 'Authorization: Bearer {secret}' {base}/jobs\n"
+        f"  try: curl -H 'Authorization: Bearer {secret}' {base}/jobs\n{mailbox}"
     )
 
 

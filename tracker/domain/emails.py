@@ -33,6 +33,9 @@ class Preference(StrEnum):
 URGENT: frozenset[EventType] = frozenset({EventType.CANCEL, EventType.AT_RISK})
 """Customer emails sent even in the contact's quiet hours (see the module's docstring)."""
 
+RECHECK = timedelta(seconds=10)
+"""How soon a row waiting on an earlier email of its job looks again (that one is due or going out)."""
+
 TERMINAL: frozenset[EventType] = frozenset({EventType.COMPLETE, EventType.CANCEL})
 """Progress that closes its fold window at once."""
 
@@ -125,12 +128,12 @@ def _progress(row: QueuedRow, group: Sequence[QueuedRow], rules: EmailRules, now
         closes = window_end
     if row not in in_window:
         # A later window's row: it waits for its own window (the earlier one is sent first).
-        return WaitUntil(max(closes, row.created_at + rules.fold))
+        return WaitUntil(max(row.created_at + rules.fold, now + RECHECK))
     if now < closes:
         return WaitUntil(closes)
     if row != first:
-        # Due together with the earliest, which carries the window: look again once it went out.
-        return WaitUntil(now + rules.fold)
+        # Due together with the earliest, which carries the window and folds this one.
+        return WaitUntil(now + RECHECK)
     return SendNow(tuple(queued.id for queued in in_window))
 
 
@@ -142,7 +145,7 @@ def _estimates(
         return WaitUntil(last_sent + rules.estimate_interval)
     first = min(group, key=lambda queued: (queued.created_at, queued.id))
     if row != first:
-        return WaitUntil(now + rules.fold)
+        return WaitUntil(now + RECHECK)
     return SendNow(tuple(queued.id for queued in sorted(group, key=lambda q: (q.created_at, q.id))))
 
 

@@ -108,11 +108,11 @@ class Formats:
 
 def headline(kinds: Sequence[EventType], status: JobStatus) -> str:
     """What the email's subject says changed, from the events it covers and where the job is now."""
-    kind_set = set(kinds)
-    if status is JobStatus.COMPLETED and EventType.COMPLETE in kind_set:
-        return "completed"
-    if status is JobStatus.CANCELLED and EventType.CANCEL in kind_set:
+    if status is JobStatus.COMPLETED:
+        return "completed"  # whatever the email carries, the subject never shows a closed job as open
+    if status is JobStatus.CANCELLED:
         return "cancelled"
+    kind_set = set(kinds)
     for kind, words in (
         (EventType.AT_RISK, "at_risk"),
         (EventType.STUCK, "stuck"),
