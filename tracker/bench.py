@@ -6,6 +6,9 @@ Prints one JSON object a line: {"name", "value", "unit", "baseline", "ratio"}.
   the rows/s of a bare bulk UPDATE of the same estimate columns with precomputed values.
 - backtest_events_per_s and backtest_peak_rss_mb: `tracker backtest` on a generated log of 1,000,000
   events, against reading the same log alone.
+- email_deliveries_per_s: the dispatcher delivering 1,000 emails of a fan-out (claim, compose, send,
+  record) to a loopback SMTP sink, against a bare aiosmtplib loop sending the same messages
+  (tracker/bench_email.py).
 - backtest_real_events_per_s: `tracker backtest` on a real multi-year log shipped with the tests (BPIC 2015,
   municipality 1; tests/data/eventlogs), against reading it alone.
 """
@@ -30,6 +33,7 @@ from tortoise import Tortoise
 from tortoise.connection import get_connection
 from tortoise.transactions import in_transaction
 
+from tracker.bench_email import email_deliveries_per_s
 from tracker.db import bulk
 from tracker.db.config import tortoise_config
 from tracker.db.session import apply_migrations
@@ -238,9 +242,20 @@ def bench_backtest() -> None:
     emit("backtest_real_events_per_s", events / run_s, "events/s", events / read_s)
 
 
+async def bench_email(base_url: str) -> None:
+    name = f"tracker_bench_{secrets.token_hex(4)}"
+    await _admin(base_url, f'CREATE DATABASE "{name}"')
+    try:
+        value, bare = await email_deliveries_per_s(base_url.rsplit("/", 1)[0] + f"/{name}")
+        emit("email_deliveries_per_s", value, "emails/s", bare)
+    finally:
+        await _admin(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def main() -> None:
     base_url = os.environ.get("TRACKER_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
     asyncio.run(bench_recompute(base_url))
+    asyncio.run(bench_email(base_url))
     bench_backtest()
 
 

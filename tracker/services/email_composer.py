@@ -31,6 +31,7 @@ from tracker.domain.emails import (
     Preference,
     QueuedRow,
     QuietHours,
+    SendNow,
     WaitUntil,
     category_of,
     plan_timing,
@@ -47,6 +48,8 @@ from tracker.settings import Settings
 STAFF_LANGUAGE = "en"
 """Staff and endpoint owners are addressed in the first language (no locale is known for them)."""
 FALLBACK_DOMAIN = "tracker.invalid"
+FOLDED = frozenset({EmailCategory.PROGRESS, EmailCategory.ESTIMATES})
+"""Categories whose emails fold into one another (see `tracker.domain.emails`)."""
 
 
 def mail_domain(settings: Settings) -> str:
@@ -168,28 +171,16 @@ class DatabaseEmailComposer:
         reason = skip_reason(preference_for(contact, category), suppressed=await is_suppressed(contact.email))
         if reason is not None:
             return SkipEmail(reason)
-        kinds = [kind.value for kind, of in EMAIL_CATEGORIES.items() if of is category]
-        queued = await Delivery.filter(
-            channel="email", status="queued", job_id=job.id, contact_id=contact.id, kind__in=kinds
-        ).values("id", "kind", "created_at")
-        last_sent = await _last_sent_at(
-            Delivery.filter(
-                channel="email", status="sent", job_id=job.id, contact_id=contact.id, kind__in=kinds
-            )
-        )
         zone = ZoneInfo(contact.time_zone)
-        row = QueuedRow(email.id, email.kind, email.created_at)
-        timing = plan_timing(
-            row,
-            same_category=[QueuedRow(q["id"], q["kind"], q["created_at"]) for q in queued],
-            last_sent_in_category=last_sent,
-            rules=self._rules,
-            zone=zone,
-            now=now,
-        )
+        timing = await self._timing(email, category, job.id, contact.id, zone, now)
         if isinstance(timing, WaitUntil):
             return DeferEmail(timing.until)
-        event_ids = await Delivery.filter(id__in=timing.covers).values_list("event_id", flat=True)
+        covered = Delivery.filter(id__in=timing.covers)
+        event_ids = (
+            [email.event_id]
+            if timing.covers == (email.id,)
+            else await covered.values_list("event_id", flat=True)
+        )
         events = await JobEvent.filter(id__in=[i for i in event_ids if i is not None]).order_by("id")
         if not all(_public(e) for e in events):
             return SkipEmail("the note is internal")
@@ -220,6 +211,35 @@ class DatabaseEmailComposer:
             unsubscribe_url=_https_or_none(unsubscribe_url),
         )
         return ComposedEmail(message, folded=tuple(i for i in timing.covers if i != email.id))
+
+    async def _timing(
+        self,
+        email: QueuedEmail,
+        category: EmailCategory,
+        job_id: int,
+        contact_id: int,
+        zone: ZoneInfo,
+        now: datetime,
+    ) -> SendNow | WaitUntil:
+        """When the email goes and what it covers; only progress and estimates look at their neighbours."""
+        row = QueuedRow(email.id, email.kind, email.created_at)
+        same_category: list[QueuedRow] = []
+        last_sent = None
+        if category in FOLDED:
+            kinds = [kind.value for kind, of in EMAIL_CATEGORIES.items() if of is category]
+            mine = Delivery.filter(channel="email", job_id=job_id, contact_id=contact_id, kind__in=kinds)
+            queued = await mine.filter(status="queued").values("id", "kind", "created_at")
+            same_category = [QueuedRow(q["id"], q["kind"], q["created_at"]) for q in queued]
+            if category is EmailCategory.ESTIMATES:
+                last_sent = await _last_sent_at(mine.filter(status="sent"))
+        return plan_timing(
+            row,
+            same_category=same_category,
+            last_sent_in_category=last_sent,
+            rules=self._rules,
+            zone=zone,
+            now=now,
+        )
 
     async def _job_context(self, snapshot: JobSnapshot, formats: Formats) -> dict[str, Any]:
         estimate = snapshot.estimate
