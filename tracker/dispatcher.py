@@ -23,7 +23,7 @@ from tracker.services.bootstrap import Services
 from tracker.services.mail import email_sender
 from tracker.services.outbox import DatabaseDeliveryStore, DeferEmail, EmailComposer, EmailPlan, QueuedEmail
 from tracker.services.signals import DeliveriesQueued
-from tracker.settings import Settings
+from tracker.settings import MAX_RATE_WAIT_S, Settings
 
 log = logging.getLogger("tracker.dispatcher")
 CHANNEL = "tracker_deliveries"
@@ -36,6 +36,14 @@ class HoldEmails:
 
     async def compose(self, email: QueuedEmail, now: datetime) -> EmailPlan:
         return DeferEmail(now + timedelta(hours=1))
+
+
+def settings_of(settings: Settings) -> DispatcherSettings:
+    return DispatcherSettings(
+        sweep_interval=float(settings.dispatcher_sweep_s),
+        lease=timedelta(seconds=settings.dispatcher_lease_s),
+        max_rate_wait=float(MAX_RATE_WAIT_S),
+    )
 
 
 def webhook_policy(settings: Settings) -> URLPolicy:
@@ -66,7 +74,7 @@ async def dispatching(
             webhooks=webhooks,
             email=email,
             clock=clock,
-            settings=dispatcher_settings or DispatcherSettings(),
+            settings=dispatcher_settings or settings_of(settings),
         )
         dispatcher.start()
         stack.push_async_callback(dispatcher.stop, float(settings.shutdown_grace_s))
