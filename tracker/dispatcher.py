@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 
 import asyncpg
 from litestar import Litestar
@@ -23,12 +24,20 @@ from tracker.services.email_composer import DatabaseEmailComposer
 from tracker.services.mail import email_sender
 from tracker.services.outbox import DatabaseDeliveryStore, EmailComposer
 from tracker.services.signals import DeliveriesQueued
-from tracker.settings import Settings
+from tracker.settings import MAX_RATE_WAIT_S, Settings
 
 log = logging.getLogger("tracker.dispatcher")
 CHANNEL = "tracker_deliveries"
 """The PostgreSQL NOTIFY channel that tells other processes' dispatchers deliveries were queued."""
 GAUGE_INTERVAL_S = 15.0
+
+
+def settings_of(settings: Settings) -> DispatcherSettings:
+    return DispatcherSettings(
+        sweep_interval=float(settings.dispatcher_sweep_s),
+        lease=timedelta(seconds=settings.dispatcher_lease_s),
+        max_rate_wait=float(MAX_RATE_WAIT_S),
+    )
 
 
 def webhook_policy(settings: Settings) -> URLPolicy:
@@ -59,7 +68,7 @@ async def dispatching(
             webhooks=webhooks,
             email=email,
             clock=clock,
-            settings=dispatcher_settings or DispatcherSettings(),
+            settings=dispatcher_settings or settings_of(settings),
         )
         dispatcher.start()
         stack.push_async_callback(dispatcher.stop, float(settings.shutdown_grace_s))

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_SQLITE_PATH = Path("data") / "tracker.sqlite3"
+MAX_RATE_WAIT_S = 10
+"""The longest a delivery waits in the dispatcher for its endpoint's rate; a lease must outlast it."""
 
 
 _QUIET_HOURS = re.compile(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d")
@@ -61,6 +63,10 @@ class Settings:
     templates_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "templates")
     dispatcher_enabled: bool = True
     """Run the notifications dispatcher in this process (it may be off in some processes of a fleet)."""
+    dispatcher_sweep_s: int = 5
+    """The dispatcher looks for due deliveries this often, besides when a commit queued some."""
+    dispatcher_lease_s: int = 300
+    """A claimed delivery is another process's to take this long after a dispatcher died holding it."""
     smtp_host: str = ""
     """Unset, emails go to the dev mailbox in the database (`/dev/mailbox`) instead of an SMTP server."""
     smtp_port: int = 587
@@ -136,12 +142,15 @@ class Settings:
             "recompute_batch_size",
             "smtp_timeout_s",
             "estimate_email_interval_s",
+            "dispatcher_sweep_s",
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"TRACKER_{name.upper()} must be positive")
         for name in ("email_fold_s", "webhook_secret_rotation_s"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"TRACKER_{name.upper()} must not be negative")
+        if self.dispatcher_lease_s <= MAX_RATE_WAIT_S:
+            raise SettingsError(f"TRACKER_DISPATCHER_LEASE_S must be more than {MAX_RATE_WAIT_S}")
         if self.smtp_security not in {"starttls", "tls", "none"}:
             raise SettingsError("TRACKER_SMTP_SECURITY must be starttls, tls or none")
         if not 1 <= self.smtp_port <= 65535:

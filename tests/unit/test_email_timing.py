@@ -234,3 +234,15 @@ def test_daily_emails_go_when_the_quiet_hours_end_or_at_eight() -> None:
     after_midnight = datetime(2026, 3, 2, 23, 30, tzinfo=UTC)  # 00:30 on the 3rd in Paris
     assert daily_email_day(after_midnight, BRUSSELS, time(8)) is None
     assert daily_email_day(datetime(2026, 3, 3, 7, tzinfo=UTC), BRUSSELS, time(8)) == date(2026, 3, 3)
+
+
+def test_at_night_urgent_news_carries_what_was_queued_before_it() -> None:
+    night = datetime(2026, 3, 2, 23, 0, tzinfo=UTC)
+    moved = row(1, "advance", night - timedelta(hours=1))
+    cancelled = row(2, "cancel", night)
+    reopened = row(3, "reopen", night + timedelta(seconds=1))
+    group = [moved, cancelled, reopened]
+    now = night + timedelta(seconds=1)
+    assert plan(moved, group, now) == SendNow((1, 2))
+    assert plan(reopened, group, now) == WaitUntil(now + timedelta(seconds=2))
+    assert plan(reopened, [reopened], now) == WaitUntil(datetime(2026, 3, 3, 8, 0, tzinfo=BRUSSELS))

@@ -30,6 +30,8 @@ INT_FIELDS = [
     "email_fold_s",
     "estimate_email_interval_s",
     "webhook_secret_rotation_s",
+    "dispatcher_sweep_s",
+    "dispatcher_lease_s",
 ]
 STR_FIELDS = [
     "database_url",

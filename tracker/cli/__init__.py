@@ -8,6 +8,7 @@ import re
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from signal import SIGINT, SIGTERM
 from typing import Any, TypeVar
 
 import click
@@ -68,6 +69,35 @@ def serve(host: str | None, port: int | None) -> None:
         timeout_graceful_shutdown=settings.shutdown_grace_s,
         proxy_headers=True,
     )
+
+
+@main.command()
+def dispatch() -> None:
+    """Send queued emails and webhooks until stopped, without serving the API (for processes of a fleet
+    that only send); SIGTERM or Ctrl-C finishes the sends in flight and gives the other claims back."""
+    from tracker.db.session import open_database
+    from tracker.dispatcher import dispatching
+    from tracker.logs import configure_logging
+    from tracker.services.bootstrap import build_services
+    from tracker.services.email_composer import DatabaseEmailComposer
+
+    settings = _settings()
+    configure_logging(settings.log_level, as_json=settings.log_json)
+
+    async def run() -> None:
+        stopped = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signal in (SIGINT, SIGTERM):
+            loop.add_signal_handler(signal, stopped.set)
+        services = build_services(settings)
+        async with (
+            open_database(settings),
+            dispatching(settings, services, utc_now, DatabaseEmailComposer(settings, services.snapshots)),
+        ):
+            click.echo("dispatching notifications; stop with Ctrl-C", err=True)
+            await stopped.wait()
+
+    _run(run())
 
 
 @main.command()

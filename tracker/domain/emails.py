@@ -33,7 +33,7 @@ class Preference(StrEnum):
 URGENT: frozenset[EventType] = frozenset({EventType.CANCEL, EventType.AT_RISK})
 """Customer emails sent even in the contact's quiet hours (see the module's docstring)."""
 
-RECHECK = timedelta(seconds=10)
+RECHECK = timedelta(seconds=2)
 """How soon a row waiting on an earlier email of its job looks again (that one is due or going out)."""
 
 TERMINAL: frozenset[EventType] = frozenset({EventType.COMPLETE, EventType.CANCEL})
@@ -165,19 +165,26 @@ def plan_timing(
     """
     category = category_of(row.kind)
     group = same_category if row in same_category else [*same_category, row]
+    quiet_end = None if rules.quiet_hours is None else rules.quiet_hours.end_after(now, zone)
+    if quiet_end is not None:
+        return _at_night(row, group, quiet_end, now)
     if category is EmailCategory.PROGRESS:
-        timing = _progress(row, group, rules, now)
-    elif category is EmailCategory.ESTIMATES:
-        timing = _estimates(row, group, last_sent_in_category, rules, now)
-    else:
-        timing = SendNow((row.id,))
-    if isinstance(timing, WaitUntil) or rules.quiet_hours is None:
-        return timing
-    kinds = {EventType(queued.kind) for queued in group if queued.id in timing.covers}
-    if kinds & URGENT:
-        return timing
-    quiet_end = rules.quiet_hours.end_after(now, zone)
-    return timing if quiet_end is None else WaitUntil(quiet_end)
+        return _progress(row, group, rules, now)
+    if category is EmailCategory.ESTIMATES:
+        return _estimates(row, group, last_sent_in_category, rules, now)
+    return SendNow((row.id,))
+
+
+def _at_night(row: QueuedRow, group: Sequence[QueuedRow], quiet_end: datetime, now: datetime) -> Timing:
+    """In quiet hours only urgent news goes, at once, with whatever of the job was queued before it."""
+    urgent = [queued for queued in group if EventType(queued.kind) in URGENT]
+    if not urgent:
+        return WaitUntil(quiet_end)
+    ordered = sorted(group, key=lambda queued: (queued.created_at, queued.id))
+    if row != ordered[0]:
+        return WaitUntil(now + RECHECK)
+    last = max(urgent, key=lambda queued: (queued.created_at, queued.id))
+    return SendNow(tuple(q.id for q in ordered if (q.created_at, q.id) <= (last.created_at, last.id)))
 
 
 def skip_reason(preference: Preference, *, suppressed: bool) -> str | None:

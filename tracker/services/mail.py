@@ -7,8 +7,12 @@ leaves the machine.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
 import time
+from dataclasses import dataclass
+from email.message import EmailMessage
 
 from notifications import (
     Attempt,
@@ -23,6 +27,7 @@ from notifications import (
 )
 from tracker.clock import Clock, utc_now
 from tracker.db.models import DevMail
+from tracker.domain.errors import NotFound
 from tracker.settings import Settings
 
 _DELIVERY_MESSAGE_ID = re.compile(r"<delivery-(\d+)@")
@@ -86,4 +91,51 @@ def dev_mailbox_is_open(settings: Settings) -> bool:
         uses_dev_mailbox(settings)
         and settings.database_url == Settings.database_url
         and settings.host in LOOPBACK_HOSTS
+    )
+
+
+@dataclass(frozen=True)
+class KeptMail:
+    """A dev mailbox email as its page shows it."""
+
+    subject: str
+    headers: list[tuple[str, str]]
+    html: str
+    text: str
+
+
+SHOWN_HEADERS = (
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "In-Reply-To",
+    "References",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+)
+
+
+async def recent_dev_mails(limit: int = 200) -> list[DevMail]:
+    """The newest kept emails first."""
+    return await DevMail.all().order_by("-id").limit(limit)
+
+
+async def kept_mail(mail_id: int) -> KeptMail:
+    mail = await DevMail.get_or_none(id=mail_id)
+    if mail is None:
+        raise NotFound("mail", mail_id)
+    message = email.message_from_string(mail.message, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+
+    def part(kind: str) -> str:
+        found = message.get_body((kind,))
+        return "" if found is None else str(found.get_content())
+
+    return KeptMail(
+        subject=mail.subject,
+        headers=[(name, str(message[name])) for name in SHOWN_HEADERS if message[name] is not None],
+        html=part("html"),
+        text=part("plain"),
     )

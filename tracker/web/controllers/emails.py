@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
-from email.message import EmailMessage
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,12 +13,9 @@ from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from notifications.i18n import language_of, localized_environments
-from tracker.db.models import DevMail
-from tracker.domain.errors import NotFound
 from tracker.domain.events import EmailCategory
-from tracker.services import preferences
+from tracker.services import mail, preferences
 from tracker.services.keys import Role
-from tracker.services.mail import dev_mailbox_is_open
 from tracker.services.pages import Sort
 from tracker.settings import Settings
 from tracker.web import schemas as s
@@ -37,17 +31,6 @@ PAGE_HEADERS = {
     ),
 }
 """Pages carrying a token: never cached, never leaking the token in a Referer, never running a script."""
-SHOWN_HEADERS = (
-    "From",
-    "To",
-    "Subject",
-    "Date",
-    "Message-ID",
-    "In-Reply-To",
-    "References",
-    "List-Unsubscribe",
-    "List-Unsubscribe-Post",
-)
 Token = Annotated[str, FromPath]
 Category = Annotated[
     EmailCategory | None,
@@ -144,20 +127,9 @@ class SuppressionController(Controller):
         await preferences.clear_suppression(address)
 
 
-def _parsed(mail: DevMail) -> EmailMessage:
-    message = email.message_from_string(mail.message, policy=email.policy.default)
-    assert isinstance(message, EmailMessage)
-    return message
-
-
-def _part(message: EmailMessage, kind: str) -> str:
-    part = message.get_body((kind,))
-    return "" if part is None else str(part.get_content())
-
-
 def dev_mailbox_controller(settings: Settings) -> type[Controller]:
     """The dev mailbox: open without a key in dev mode (see `dev_mailbox_is_open`), else for admins."""
-    is_open = dev_mailbox_is_open(settings)
+    is_open = mail.dev_mailbox_is_open(settings)
 
     class DevMailboxController(Controller):
         path = "/dev/mailbox"
@@ -168,7 +140,7 @@ def dev_mailbox_controller(settings: Settings) -> type[Controller]:
         @get(operation_id="DevMailbox", media_type=HTML, responses={200: ResponseSpec(str, media_type=HTML)})
         async def mailbox(self) -> Response[str]:
             """The emails kept instead of sent (no SMTP server configured), newest first."""
-            mails = await DevMail.all().order_by("-id").limit(200)
+            mails = await mail.recent_dev_mails()
             return _page(settings, "en", "dev/mailbox.html", {"mails": mails, "base": ""})
 
         @get(
@@ -179,18 +151,13 @@ def dev_mailbox_controller(settings: Settings) -> type[Controller]:
         )
         async def message(self, mail_id: FromPath[int]) -> Response[str]:
             """One kept email: headers, the HTML part in a sandboxed frame (no script runs), the text."""
-            mail = await DevMail.get_or_none(id=mail_id)
-            if mail is None:
-                raise NotFound("mail", mail_id)
-            message = _parsed(mail)
+            kept = await mail.kept_mail(mail_id)
             context = {
                 "base": "",
-                "subject": mail.subject,
-                "headers": [
-                    (name, str(message[name])) for name in SHOWN_HEADERS if message[name] is not None
-                ],
-                "html": _part(message, "html"),
-                "text": _part(message, "plain"),
+                "subject": kept.subject,
+                "headers": kept.headers,
+                "html": kept.html,
+                "text": kept.text,
             }
             return _page(settings, "en", "dev/message.html", context)
 
