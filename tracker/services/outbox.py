@@ -279,13 +279,12 @@ class DatabaseDeliveryStore:
         per_target: int,
         skip_targets: Collection[str],
     ) -> Sequence[Delivery]:
-        rows = await self._claim(limit, lease_until, now, per_target, sorted(skip_targets))
-        claim_by_row = {row.id: claim for row, claim in rows}
+        claim, rows = await self._claim(limit, lease_until, now, per_target, sorted(skip_targets))
         deliveries: list[Delivery] = []
-        webhooks = [row for row, _ in rows if row.channel == "webhook"]
-        for row, message, endpoint in await self._webhook_messages(webhooks, now):
-            deliveries.append(self._handed_out(row, claim_by_row[row.id], message, endpoint))
-        for row, claim in rows:
+        webhooks = [row for row in rows if row.channel == "webhook"]
+        for row, message, endpoint in await self._webhook_messages(webhooks, claim, now):
+            deliveries.append(self._handed_out(row, claim, message, endpoint))
+        for row in rows:
             if row.channel == "email":
                 delivery = await self._email(row, claim, now)
                 if delivery is not None:
@@ -294,7 +293,8 @@ class DatabaseDeliveryStore:
 
     async def _claim(
         self, limit: int, lease_until: datetime, now: datetime, per_target: int, skip: list[str]
-    ) -> list[tuple[_Row, str]]:
+    ) -> tuple[str, list[_Row]]:
+        """Claim due rows under a fresh claim token; the token and the rows, by id."""
         claim = uuid.uuid4().hex
         connection = get_connection("default")
         postgres = connection.capabilities.dialect == "postgres"
@@ -307,7 +307,7 @@ class DatabaseDeliveryStore:
             values = [claim, until, at, *skip, scan, per_target, limit, at]
         async with in_transaction() as transaction:
             claimed = await transaction.execute_query_dict(_claim_sql(postgres, len(skip)), values)
-        return sorted(((_Row.of(row), claim) for row in claimed), key=lambda pair: pair[0].id)
+        return claim, sorted((_Row.of(row) for row in claimed), key=lambda row: row.id)
 
     def _handed_out(
         self,
@@ -332,7 +332,7 @@ class DatabaseDeliveryStore:
         )
 
     async def _webhook_messages(
-        self, rows: list[_Row], now: datetime
+        self, rows: list[_Row], claim: str, now: datetime
     ) -> list[tuple[_Row, WebhookMessage, WebhookEndpoint]]:
         """The signed request of each claimed webhook row; rows whose job was deleted since are dead."""
         if not rows:
@@ -351,7 +351,7 @@ class DatabaseDeliveryStore:
             else:
                 event = events.get(row.event_id or 0)
                 if event is None or event.job_id not in snapshots:
-                    await self._finish(row.id, "dead", now, error=JOB_GONE)
+                    await self._finish(row.id, claim, "dead", error=JOB_GONE)
                     continue
                 data = {"job": webhook_job(snapshots[event.job_id]), "change": event.data}
                 body = encode_payload(WEBHOOK_TYPES[EventType(event.type)], event.occurred_at, data)
@@ -388,7 +388,7 @@ class DatabaseDeliveryStore:
                 await self._release_row(row.id, claim, until)
                 return None
             case SkipEmail(reason=reason):
-                await self._finish(row.id, "skipped", now, claim=claim, error=reason)
+                await self._finish(row.id, claim, "skipped", error=reason)
                 return None
             case ComposedEmail(message=message, folded=folded):
                 if folded:
@@ -488,14 +488,11 @@ class DatabaseDeliveryStore:
     async def _release_row(self, delivery_id: int, claim: str, available_at: datetime) -> None:
         await DeliveryRow.filter(id=delivery_id, claim=claim).update(claim=None, available_at=available_at)
 
-    async def _finish(
-        self, delivery_id: int, status: str, now: datetime, *, claim: str | None = None, error: str
-    ) -> None:
-        """End a claimed row without an attempt (nothing to send)."""
-        rows = DeliveryRow.filter(id=delivery_id)
-        if claim is not None:
-            rows = rows.filter(claim=claim)
-        await rows.update(status=status, claim=None, last_error=_cut(error, 500))
+    async def _finish(self, delivery_id: int, claim: str, status: str, *, error: str) -> None:
+        """End a claimed row without an attempt (there is nothing to send)."""
+        await DeliveryRow.filter(id=delivery_id, claim=claim).update(
+            status=status, claim=None, last_error=_cut(error, 500)
+        )
 
     async def update_target(self, target: str, verdict: TargetVerdict, now: datetime) -> None:
         endpoint_id = _endpoint_id(target)
