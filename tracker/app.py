@@ -18,7 +18,7 @@ from tortoise import Tortoise
 import tracker
 from tracker.clock import Clock, utc_now
 from tracker.db.config import tortoise_config
-from tracker.dispatcher import dispatcher_lifespan
+from tracker.dispatcher import notifications_lifespan
 from tracker.logs import RequestLogging
 from tracker.scheduler import scheduler
 from tracker.services.bootstrap import build_services
@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
         plugins=[problem_details()],
         before_request=strict_edge,
         request_max_body_size=settings.max_body_bytes,
-        lifespan=[database, scheduler, dispatcher_lifespan],
+        lifespan=[database, scheduler, notifications_lifespan],
         state=State(
             {
                 "settings": settings,

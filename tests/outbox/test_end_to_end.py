@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +22,8 @@ from tests.outbox.conftest import register_endpoint
 from tracker.app import create_app
 from tracker.clock import utc_now
 from tracker.db.models import Delivery, DeliveryAttempt, WebhookEndpoint
-from tracker.dispatcher import dispatching
+from tracker.dispatcher import HoldEmails, dispatching, telling_other_processes
+from tracker.services.bootstrap import build_services
 from tracker.services.email_composer import DatabaseEmailComposer
 from tracker.settings import Settings
 
@@ -96,6 +97,10 @@ async def test_an_advance_arrives_signed_at_the_integrators_receiver(
     await _until(lambda: Delivery.filter(id=row.id, status="sent").exists())
     attempt = await DeliveryAttempt.get(delivery_id=row.id)
     assert (attempt.outcome, attempt.status_code, attempt.endpoint_id) == ("delivered", 200, hook.id)
+    metrics = (await client.get("/metrics")).text
+    assert 'tracker_deliveries_total{channel="webhook",result="sent"}' in metrics
+    assert 'tracker_event_to_delivery_seconds_count{channel="webhook"}' in metrics
+    assert hook.secret not in metrics
 
 
 async def test_during_a_rotation_the_old_and_the_new_secret_both_verify(
@@ -139,3 +144,35 @@ async def _until(check: Any) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("the database never showed the expected state")
+
+
+@pytest.mark.postgres_only
+async def test_a_commit_in_a_web_process_wakes_the_dispatcher_of_another_process(db: str, auth: Keys) -> None:
+    if db.startswith("sqlite"):
+        pytest.skip("LISTEN/NOTIFY: PostgreSQL only")
+    receiver = Receiver()
+    await receiver.start()
+    settings = Settings(
+        database_url=db,
+        public_base_url="https://status.example.test",
+        webhook_allow_http=True,
+        webhook_allowed_networks="127.0.0.0/8",
+    )
+    web = create_app(replace(settings, dispatcher_enabled=False), clock=utc_now)
+    sender_only = build_services(settings)  # the other process: its own signal never fires here
+    try:
+        transport = httpx.ASGITransport(app=web)  # type: ignore[arg-type]
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://tracker.test") as client,
+            telling_other_processes(db, web.state.services.deliveries_queued),
+            dispatching(settings, sender_only, utc_now, HoldEmails(), dispatcher_settings=SIGNAL_ONLY),
+        ):
+            await create_workflow(client, auth.admin)
+            account = await create_account(client, auth.staff)
+            hook = await register_endpoint(receiver.url(), types=("job.created",))
+            await create_job(client, auth.staff, account["id"])
+
+            (request,) = await arrivals(receiver, "job.created")  # long before the 60 s sweep
+    finally:
+        await receiver.stop()
+    verify_with_both(hook.secret, request.body, request.headers)

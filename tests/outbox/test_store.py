@@ -26,7 +26,14 @@ from notifications.webhook import WebhookMessage
 from tests.conftest import CURRENT_TIME, Keys
 from tests.factories import act, create_account, create_job, create_workflow
 from tests.outbox.conftest import RegisterEndpoint
-from tracker.db.models import Delivery as DeliveryRow, DeliveryAttempt, JobEvent, Suppression, WebhookEndpoint
+from tracker.db.models import (
+    Delivery as DeliveryRow,
+    DeliveryAttempt,
+    Job,
+    JobEvent,
+    Suppression,
+    WebhookEndpoint,
+)
 from tracker.services.bootstrap import build_services
 from tracker.services.outbox import (
     ComposedEmail,
@@ -364,3 +371,18 @@ async def test_concurrent_claimers_on_postgres_never_share_a_delivery(
     assert set(claimed) <= {str(r.id) for r in rows}
     rest = await claim(store, limit=500)
     assert sorted(claimed + rest, key=int) == [str(r.id) for r in rows]
+
+
+async def test_a_webhook_about_a_job_deleted_since_is_dead_not_sent(
+    client: httpx.AsyncClient, auth: Keys, store: DatabaseDeliveryStore, endpoint: RegisterEndpoint
+) -> None:
+    await create_workflow(client, auth.admin)
+    account = await create_account(client, auth.staff)
+    await endpoint(types=("job.created",))
+    job = await create_job(client, auth.staff, account["id"])
+    await Job.filter(id=job["id"]).delete()  # its events go with it
+
+    assert await claim_webhooks(store) == []
+
+    row = await DeliveryRow.get(channel="webhook")
+    assert (row.status, row.claim, row.last_error) == ("dead", None, "the job was deleted")

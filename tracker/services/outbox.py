@@ -123,6 +123,13 @@ _WAITING = (
     "status = 'queued' AND available_at <= {now} AND (endpoint_id IS NULL OR endpoint_id IN "
     "(SELECT id FROM webhook_endpoint WHERE status = 'active'))"
 )
+_RECORD_POSTGRES = (
+    "WITH moved AS (UPDATE delivery SET claim = NULL, attempts = $3, status = $4, "
+    "available_at = coalesce($5, available_at), sent_at = $6, last_error = $7 "
+    "WHERE id = $1 AND claim = $2 RETURNING id) "
+    "INSERT INTO delivery_attempt (delivery_id, endpoint_id, attempted_at, outcome, status_code, latency_ms, "
+    "error, response_excerpt) SELECT id, $8, $9, $10, $11, $12, $13, $14 FROM moved RETURNING delivery_id"
+)
 SCAN_FACTOR = 4
 """A claim looks at this many times `limit` of the oldest due rows to apply the per-target limit."""
 JOB_GONE = "the job was deleted"
@@ -272,13 +279,12 @@ class DatabaseDeliveryStore:
         per_target: int,
         skip_targets: Collection[str],
     ) -> Sequence[Delivery]:
-        rows = await self._claim(limit, lease_until, now, per_target, sorted(skip_targets))
-        claim_by_row = {row.id: claim for row, claim in rows}
+        claim, rows = await self._claim(limit, lease_until, now, per_target, sorted(skip_targets))
         deliveries: list[Delivery] = []
-        webhooks = [row for row, _ in rows if row.channel == "webhook"]
-        for row, message in await self._webhook_messages(webhooks, now):
-            deliveries.append(await self._handed_out(row, claim_by_row[row.id], message))
-        for row, claim in rows:
+        webhooks = [row for row in rows if row.channel == "webhook"]
+        for row, message, endpoint in await self._webhook_messages(webhooks, claim, now):
+            deliveries.append(self._handed_out(row, claim, message, endpoint))
+        for row in rows:
             if row.channel == "email":
                 delivery = await self._email(row, claim, now)
                 if delivery is not None:
@@ -287,7 +293,8 @@ class DatabaseDeliveryStore:
 
     async def _claim(
         self, limit: int, lease_until: datetime, now: datetime, per_target: int, skip: list[str]
-    ) -> list[tuple[_Row, str]]:
+    ) -> tuple[str, list[_Row]]:
+        """Claim due rows under a fresh claim token; the token and the rows, by id."""
         claim = uuid.uuid4().hex
         connection = get_connection("default")
         postgres = connection.capabilities.dialect == "postgres"
@@ -300,16 +307,20 @@ class DatabaseDeliveryStore:
             values = [claim, until, at, *skip, scan, per_target, limit, at]
         async with in_transaction() as transaction:
             claimed = await transaction.execute_query_dict(_claim_sql(postgres, len(skip)), values)
-        return sorted(((_Row.of(row), claim) for row in claimed), key=lambda pair: pair[0].id)
+        return claim, sorted((_Row.of(row) for row in claimed), key=lambda row: row.id)
 
-    async def _handed_out(self, row: _Row, claim: str, message: WebhookMessage | OutgoingEmail) -> Delivery:
+    def _handed_out(
+        self,
+        row: _Row,
+        claim: str,
+        message: WebhookMessage | OutgoingEmail,
+        endpoint: WebhookEndpoint | None = None,
+    ) -> Delivery:
         self._claimed[(str(row.id), claim)] = row
         health, rate = None, None
-        if row.endpoint_id is not None:
-            endpoint = await WebhookEndpoint.get_or_none(id=row.endpoint_id)
-            if endpoint is not None:
-                health = TargetHealth(endpoint.failing_since, warned=endpoint.warned_at is not None)
-                rate = Rate(endpoint.rate_per_second) if endpoint.rate_per_second else None
+        if endpoint is not None:
+            health = TargetHealth(endpoint.failing_since, warned=endpoint.warned_at is not None)
+            rate = Rate(endpoint.rate_per_second) if endpoint.rate_per_second else None
         return Delivery(
             id=str(row.id),
             target=row.target,
@@ -320,7 +331,9 @@ class DatabaseDeliveryStore:
             rate=rate,
         )
 
-    async def _webhook_messages(self, rows: list[_Row], now: datetime) -> list[tuple[_Row, WebhookMessage]]:
+    async def _webhook_messages(
+        self, rows: list[_Row], claim: str, now: datetime
+    ) -> list[tuple[_Row, WebhookMessage, WebhookEndpoint]]:
         """The signed request of each claimed webhook row; rows whose job was deleted since are dead."""
         if not rows:
             return []
@@ -338,7 +351,7 @@ class DatabaseDeliveryStore:
             else:
                 event = events.get(row.event_id or 0)
                 if event is None or event.job_id not in snapshots:
-                    await self._finish(row.id, "dead", now, error=JOB_GONE)
+                    await self._finish(row.id, claim, "dead", error=JOB_GONE)
                     continue
                 data = {"job": webhook_job(snapshots[event.job_id]), "change": event.data}
                 body = encode_payload(WEBHOOK_TYPES[EventType(event.type)], event.occurred_at, data)
@@ -349,9 +362,8 @@ class DatabaseDeliveryStore:
                 and endpoint.previous_secret_until > now
             ):
                 secrets += (endpoint.previous_secret,)
-            messages.append(
-                (row, WebhookMessage(webhook_message_id(row.dedupe_key), endpoint.url, body, secrets))
-            )
+            message = WebhookMessage(webhook_message_id(row.dedupe_key), endpoint.url, body, secrets)
+            messages.append((row, message, endpoint))
         return messages
 
     async def _email(self, row: _Row, claim: str, now: datetime) -> Delivery | None:
@@ -376,7 +388,7 @@ class DatabaseDeliveryStore:
                 await self._release_row(row.id, claim, until)
                 return None
             case SkipEmail(reason=reason):
-                await self._finish(row.id, "skipped", now, claim=claim, error=reason)
+                await self._finish(row.id, claim, "skipped", error=reason)
                 return None
             case ComposedEmail(message=message, folded=folded):
                 if folded:
@@ -385,7 +397,7 @@ class DatabaseDeliveryStore:
                         .exclude(id=row.id)
                         .update(status="folded", claim=None, last_error=f"sent within delivery {row.id}")
                     )
-                return await self._handed_out(row, claim, message)
+                return self._handed_out(row, claim, message)
 
     # ------------------------------------------------------------------ results
 
@@ -393,49 +405,70 @@ class DatabaseDeliveryStore:
         return self._claimed.pop((delivery.id, delivery.claim), None)
 
     async def _record(
-        self, delivery: Delivery, attempt: Attempt, now: datetime, result: str, **changes: Any
+        self,
+        delivery: Delivery,
+        attempt: Attempt,
+        now: datetime,
+        *,
+        status: str,
+        available_at: datetime | None = None,
+        sent_at: datetime | None = None,
+        last_error: str | None = None,
     ) -> bool:
-        """Apply `changes` to the row while `delivery.claim` still holds it, with the attempt; one
-        transaction. False (and nothing written) when the claim was lost."""
+        """Move the row on while `delivery.claim` still holds it, and keep the attempt; atomically. False
+        (and nothing written) when the claim was lost."""
         row = self._row(delivery)
-        async with in_transaction():
-            updated = await DeliveryRow.filter(id=int(delivery.id), claim=delivery.claim).update(
-                claim=None, attempts=delivery.attempts_made + 1, **changes
+        attempt_fields: dict[str, Any] = {  # in the order of _RECORD_POSTGRES's last parameters
+            "endpoint_id": row.endpoint_id if row else _endpoint_id(delivery.target),
+            "attempted_at": now,
+            "outcome": attempt.outcome.value,
+            "status_code": attempt.status_code,
+            "latency_ms": attempt.latency_ms,
+            "error": _cut(attempt.error, 500),
+            "response_excerpt": _cut(attempt.response_excerpt, EXCERPT_BYTES),
+        }
+        connection = get_connection("default")
+        if connection.capabilities.dialect == "postgres":
+            # One statement, one round trip: the result is recorded only if the claim still holds.
+            values = [int(delivery.id), delivery.claim, delivery.attempts_made + 1, status, available_at]
+            recorded = await connection.execute_query_dict(
+                _RECORD_POSTGRES, [*values, sent_at, last_error, *attempt_fields.values()]
             )
-            if not updated:
+            if not recorded:
                 return False
-            await DeliveryAttempt.create(
-                delivery_id=int(delivery.id),
-                endpoint_id=row.endpoint_id if row else _endpoint_id(delivery.target),
-                attempted_at=now,
-                outcome=attempt.outcome.value,
-                status_code=attempt.status_code,
-                latency_ms=attempt.latency_ms,
-                error=_cut(attempt.error, 500),
-                response_excerpt=_cut(attempt.response_excerpt, EXCERPT_BYTES),
-            )
+        else:
+            changes: dict[str, Any] = {"status": status, "sent_at": sent_at, "last_error": last_error}
+            if available_at is not None:
+                changes["available_at"] = available_at
+            async with in_transaction():
+                updated = await DeliveryRow.filter(id=int(delivery.id), claim=delivery.claim).update(
+                    claim=None, attempts=delivery.attempts_made + 1, **changes
+                )
+                if not updated:
+                    return False
+                await DeliveryAttempt.create(delivery_id=int(delivery.id), **attempt_fields)
         channel = "webhook" if delivery.target.startswith("webhook:") else "email"
-        DELIVERY_RESULTS.labels(channel, result).inc()
-        if result == "sent" and row is not None:
+        DELIVERY_RESULTS.labels(channel, "failed" if status == "queued" else status).inc()
+        if status == "sent" and row is not None:
             EVENT_TO_DELIVERY.labels(channel).observe(max(0.0, (now - row.created_at).total_seconds()))
         return True
 
     async def mark_sent(self, delivery: Delivery, attempt: Attempt, now: datetime) -> None:
-        await self._record(delivery, attempt, now, "sent", status="sent", sent_at=now, last_error=None)
+        await self._record(delivery, attempt, now, status="sent", sent_at=now)
 
     async def mark_retry(
         self, delivery: Delivery, attempt: Attempt, next_attempt_at: datetime, now: datetime
     ) -> None:
-        error = _cut(attempt.error or f"status {attempt.status_code}", 500)
-        await self._record(delivery, attempt, now, "failed", available_at=next_attempt_at, last_error=error)
+        await self._record(
+            delivery, attempt, now, status="queued", available_at=next_attempt_at, last_error=_error(attempt)
+        )
 
     async def mark_dead(self, delivery: Delivery, attempt: Attempt, now: datetime) -> None:
-        error = _cut(attempt.error or f"status {attempt.status_code}", 500)
-        await self._record(delivery, attempt, now, "dead", status="dead", last_error=error)
+        await self._record(delivery, attempt, now, status="dead", last_error=_error(attempt))
 
     async def mark_bounced(self, delivery: Delivery, attempt: Attempt, now: datetime) -> None:
-        error = _cut(attempt.error or "the address refused the mail", 500)
-        if not await self._record(delivery, attempt, now, "bounced", status="bounced", last_error=error):
+        error = _error(attempt)
+        if not await self._record(delivery, attempt, now, status="bounced", last_error=error):
             return
         address = delivery.target.removeprefix("email:")
         async with in_transaction():
@@ -455,14 +488,11 @@ class DatabaseDeliveryStore:
     async def _release_row(self, delivery_id: int, claim: str, available_at: datetime) -> None:
         await DeliveryRow.filter(id=delivery_id, claim=claim).update(claim=None, available_at=available_at)
 
-    async def _finish(
-        self, delivery_id: int, status: str, now: datetime, *, claim: str | None = None, error: str
-    ) -> None:
-        """End a claimed row without an attempt (nothing to send)."""
-        rows = DeliveryRow.filter(id=delivery_id)
-        if claim is not None:
-            rows = rows.filter(claim=claim)
-        await rows.update(status=status, claim=None, last_error=_cut(error, 500))
+    async def _finish(self, delivery_id: int, claim: str, status: str, *, error: str) -> None:
+        """End a claimed row without an attempt (there is nothing to send)."""
+        await DeliveryRow.filter(id=delivery_id, claim=claim).update(
+            status=status, claim=None, last_error=_cut(error, 500)
+        )
 
     async def update_target(self, target: str, verdict: TargetVerdict, now: datetime) -> None:
         endpoint_id = _endpoint_id(target)
@@ -577,6 +607,10 @@ async def job_notifications(job_id: int, *, after: int | None, limit: int) -> li
 def _endpoint_id(target: str) -> int | None:
     prefix, _, rest = target.partition(":")
     return int(rest) if prefix == "webhook" and rest.isdigit() else None
+
+
+def _error(attempt: Attempt) -> str:
+    return (attempt.error or f"status {attempt.status_code}")[:500]
 
 
 def _cut(text: str | None, limit: int) -> str | None:
