@@ -22,7 +22,14 @@ from babel.dates import format_date, format_datetime, format_skeleton
 from babel.numbers import format_currency
 from tortoise.queryset import QuerySet
 
-from notifications import Mailbox, OutgoingEmail, message_id, render_email, validate_address
+from notifications import (
+    Mailbox,
+    OutgoingEmail,
+    RenderedEmail,
+    message_id,
+    render_email,
+    validate_address,
+)
 from notifications.email import InvalidEmail
 from notifications.i18n import language_of, localized_environments
 from tracker.db.models import Account, Contact, Delivery, Job, JobEvent, WebhookEndpoint
@@ -200,15 +207,12 @@ class DatabaseEmailComposer:
             "unsubscribe_url": unsubscribe_url,
         }
         rendered = render_email(self._environments[language], "job_update", context)
-        message = OutgoingEmail(
-            sender=self._sender,
-            recipient=Mailbox(contact.email, contact.name),
-            subject=rendered.subject,
-            text=rendered.text,
-            html=rendered.html,
-            message_id=self._message_id(email.id),
+        message = self._outgoing(
+            email.id,
+            Mailbox(contact.email, contact.name),
+            rendered,
             thread_id=self._thread_id(job.id),
-            unsubscribe_url=_https_or_none(unsubscribe_url),
+            unsubscribe_url=unsubscribe_url,
         )
         return ComposedEmail(message, folded=tuple(i for i in timing.covers if i != email.id))
 
@@ -315,14 +319,8 @@ class DatabaseEmailComposer:
         }
         rendered = render_email(self._environments[language], "digest", context)
         return ComposedEmail(
-            OutgoingEmail(
-                sender=self._sender,
-                recipient=Mailbox(contact.email, contact.name),
-                subject=rendered.subject,
-                text=rendered.text,
-                html=rendered.html,
-                message_id=self._message_id(email.id),
-                unsubscribe_url=_https_or_none(unsubscribe_url),
+            self._outgoing(
+                email.id, Mailbox(contact.email, contact.name), rendered, unsubscribe_url=unsubscribe_url
             )
         )
 
@@ -352,17 +350,7 @@ class DatabaseEmailComposer:
             thread = self._thread_id(job.id)
         else:
             rendered = render_email(environment, "staff_summary", await self._summary(formats, now))
-        return ComposedEmail(
-            OutgoingEmail(
-                sender=self._sender,
-                recipient=Mailbox(email.address),
-                subject=rendered.subject,
-                text=rendered.text,
-                html=rendered.html,
-                message_id=self._message_id(email.id),
-                thread_id=thread,
-            )
-        )
+        return ComposedEmail(self._outgoing(email.id, Mailbox(email.address), rendered, thread_id=thread))
 
     async def _summary(self, formats: Formats, now: datetime) -> dict[str, Any]:
         """The morning summary: open jobs needing attention (the snapshot's flags), failed deliveries."""
@@ -418,15 +406,30 @@ class DatabaseEmailComposer:
             "reason": endpoint.disabled_reason or "",
         }
         rendered = render_email(self._environments[STAFF_LANGUAGE], "endpoint_notice", context)
-        return ComposedEmail(
-            OutgoingEmail(
-                sender=self._sender,
-                recipient=Mailbox(email.address),
-                subject=rendered.subject,
-                text=rendered.text,
-                html=rendered.html,
-                message_id=self._message_id(email.id),
-            )
+        return ComposedEmail(self._outgoing(email.id, Mailbox(email.address), rendered))
+
+    def _outgoing(
+        self,
+        delivery_id: int,
+        recipient: Mailbox,
+        rendered: RenderedEmail,
+        *,
+        thread_id: str | None = None,
+        unsubscribe_url: str | None = None,
+    ) -> OutgoingEmail:
+        """The email as sent: our sender, its own Message-ID from the delivery (the same on a retry)."""
+        return OutgoingEmail(
+            sender=self._sender,
+            recipient=recipient,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            message_id=self._message_id(delivery_id),
+            thread_id=thread_id,
+            # RFC 8058 one-click needs https; a development site on http shows the link in the body only.
+            unsubscribe_url=unsubscribe_url
+            if unsubscribe_url and unsubscribe_url.startswith("https://")
+            else None,
         )
 
     def _message_id(self, delivery_id: int) -> str:
@@ -439,11 +442,6 @@ class DatabaseEmailComposer:
 async def _last_sent_at(query: QuerySet[Delivery]) -> datetime | None:
     last = await query.order_by("-sent_at").first()
     return None if last is None else last.sent_at
-
-
-def _https_or_none(url: str) -> str | None:
-    """RFC 8058 one-click needs https; a development site on http shows the link in the body only."""
-    return url if url.startswith("https://") else None
 
 
 def _public(event: JobEvent) -> bool:
