@@ -312,3 +312,22 @@ def test_a_few_outcomes_move_the_factor_less_than_many() -> None:
 
     assert 1.0 < factor(5) < factor(50) < factor(500) <= 2.05
     assert factor(500) == pytest.approx(2.0, rel=0.05)
+
+
+def test_long_p90s_count_as_often_as_they_occur_not_as_soon_as_they_are_decided() -> None:
+    # Half the predictions have a 1-day P90 that covers 95 %, half a 20-day P90 that covers 60 %;
+    # all were made 0 to 30 days ago, so only a third of the long ones have had their P90 pass.
+    n = 600
+    since = np.tile(np.linspace(0.0, 30.0, n // 2), 2) * DAY
+    raw = np.r_[np.full(n // 2, 1.0), np.full(n // 2, 20.0)] * DAY
+    rng = np.random.default_rng(2)
+    covered = np.r_[rng.random(n // 2) < 0.95, rng.random(n // 2) < 0.60]
+    outcome = np.where(covered, 0.5 * raw, 1.5 * raw)
+    resolved = outcome <= since
+    observed = np.where(resolved, outcome, since)
+
+    calibration = calibrate(CalibrationEvidence(raw, observed, resolved, since))
+
+    true_coverage = covered.mean()
+    assert calibration.coverage_raw == pytest.approx(true_coverage, abs=0.04)
+    assert calibration.p90_factor > 1.0

@@ -581,20 +581,29 @@ def calibrate(evidence: CalibrationEvidence, target: float = 0.9) -> Calibration
     job still open then is a miss, one closed by then a hit or a miss by its outcome. A job not yet
     past its scaled P90 is undecided, never a hit: counting the jobs that closed early would
     reward short P90s, and spreading the open ones' chances over the longer ones (Kaplan-Meier)
-    assumes that jobs with long P90s miss as often as the rest. No factor reaching the target
+    assumes that jobs with long P90s miss as often as the rest. A long P90 is decided later than a
+    short one, so each decided prediction is weighed by the inverse share of the predictions that
+    have run as long (inverse probability of censoring weighting). No factor reaching the target
     gives the largest. The factor is pulled towards 1 in log scale by ``d / (d + CALIBRATION_PRIOR)``,
     ``d`` the outcomes decided at the raw P90, so a few outcomes move it a little and many all the
     way; it stays within [1/2, 4]: calibration corrects a model, it does not replace it.
     """
     n = int(evidence.raw_p90_s.size)
+    if n == 0:
+        return Calibration(1.0, float("nan"), float("nan"), 0, "evidence")
     raw = np.maximum(evidence.raw_p90_s, 60.0)
-    hit = evidence.resolved[:, None] & (evidence.observed_s[:, None] <= _FACTORS * raw[:, None])
+    scaled = _FACTORS * raw[:, None]
+    hit = evidence.resolved[:, None] & (evidence.observed_s[:, None] <= scaled)
     if evidence.since_s is None:
         decided = np.ones(hit.shape, dtype=np.bool_)
+        weight = np.ones(hit.shape)
     else:
-        decided = evidence.since_s[:, None] >= _FACTORS * raw[:, None]
+        decided = evidence.since_s[:, None] >= scaled
+        since = np.sort(evidence.since_s)
+        share = (n - np.searchsorted(since, scaled, side="left")) / n
+        weight = np.where(decided, 1.0 / np.maximum(share, 1.0 / n), 0.0)
     n_decided = decided.sum(axis=0)
-    covered = (hit & decided).sum(axis=0) / np.maximum(n_decided, 1)
+    covered = (weight * hit).sum(axis=0) / np.maximum(weight.sum(axis=0), 1e-12)
     reached = np.flatnonzero((covered >= target) & (n_decided > 0))
     if n_decided.max(initial=0) == 0:
         return Calibration(1.0, float("nan"), float("nan"), n, "evidence")
