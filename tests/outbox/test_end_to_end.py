@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -69,8 +70,9 @@ async def arrivals(receiver: Receiver, kind: str, count: int = 1) -> list[Receiv
 
 
 async def test_an_advance_arrives_signed_at_the_integrators_receiver(
-    integration: Integration, auth: Keys
+    integration: Integration, auth: Keys, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     client, receiver = integration.client, integration.receiver
     await create_workflow(client, auth.admin)
     account = await create_account(client, auth.staff)
@@ -94,6 +96,11 @@ async def test_an_advance_arrives_signed_at_the_integrators_receiver(
     assert 'tracker_deliveries_total{channel="webhook",result="sent"}' in metrics
     assert 'tracker_event_to_delivery_seconds_count{channel="webhook"}' in metrics
     assert hook.secret not in metrics
+    ours = [r for r in caplog.records if r.name.startswith(("tracker", "notifications"))]
+    logged = "\n".join(record.getMessage() for record in ours)
+    assert "delivery" in logged  # the dispatcher tells what it did...
+    assert hook.secret not in logged and request.headers["webhook-signature"] not in logged
+    assert request.body.decode() not in logged  # ...but never what it sent
 
 
 async def test_during_a_rotation_the_old_and_the_new_secret_both_verify(
