@@ -36,16 +36,21 @@ class Integration:
     receiver: Receiver
 
 
-@pytest.fixture
-async def integration(db: str) -> AsyncIterator[Integration]:
-    receiver = Receiver()
-    await receiver.start()
-    settings = Settings(
-        database_url=db,
+def loopback_settings(database_url: str) -> Settings:
+    """Settings whose webhooks may go to the test's receiver on loopback."""
+    return Settings(
+        database_url=database_url,
         public_base_url="https://status.example.test",
         webhook_allow_http=True,
         webhook_allowed_networks="127.0.0.0/8",
     )
+
+
+@pytest.fixture
+async def integration(db: str) -> AsyncIterator[Integration]:
+    receiver = Receiver()
+    await receiver.start()
+    settings = loopback_settings(db)
     app = create_app(settings, clock=utc_now)  # real time: receivers refuse stale signatures
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
     async with (
@@ -152,12 +157,7 @@ async def test_a_commit_in_a_web_process_wakes_the_dispatcher_of_another_process
         pytest.skip("LISTEN/NOTIFY: PostgreSQL only")
     receiver = Receiver()
     await receiver.start()
-    settings = Settings(
-        database_url=db,
-        public_base_url="https://status.example.test",
-        webhook_allow_http=True,
-        webhook_allowed_networks="127.0.0.0/8",
-    )
+    settings = loopback_settings(db)
     web = create_app(replace(settings, dispatcher_enabled=False), clock=utc_now)
     sender_only = build_services(settings)  # the other process: its own signal never fires here
     try:
