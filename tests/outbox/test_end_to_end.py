@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -36,16 +37,21 @@ class Integration:
     receiver: Receiver
 
 
-@pytest.fixture
-async def integration(db: str) -> AsyncIterator[Integration]:
-    receiver = Receiver()
-    await receiver.start()
-    settings = Settings(
-        database_url=db,
+def loopback_settings(database_url: str) -> Settings:
+    """Settings whose webhooks may go to the test's receiver on loopback."""
+    return Settings(
+        database_url=database_url,
         public_base_url="https://status.example.test",
         webhook_allow_http=True,
         webhook_allowed_networks="127.0.0.0/8",
     )
+
+
+@pytest.fixture
+async def integration(db: str) -> AsyncIterator[Integration]:
+    receiver = Receiver()
+    await receiver.start()
+    settings = loopback_settings(db)
     app = create_app(settings, clock=utc_now)  # real time: receivers refuse stale signatures
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
     async with (
@@ -76,8 +82,9 @@ async def arrivals(receiver: Receiver, kind: str, count: int = 1) -> list[Receiv
 
 
 async def test_an_advance_arrives_signed_at_the_integrators_receiver(
-    integration: Integration, auth: Keys
+    integration: Integration, auth: Keys, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     client, receiver = integration.client, integration.receiver
     await create_workflow(client, auth.admin)
     account = await create_account(client, auth.staff)
@@ -101,6 +108,11 @@ async def test_an_advance_arrives_signed_at_the_integrators_receiver(
     assert 'tracker_deliveries_total{channel="webhook",result="sent"}' in metrics
     assert 'tracker_event_to_delivery_seconds_count{channel="webhook"}' in metrics
     assert hook.secret not in metrics
+    ours = [r for r in caplog.records if r.name.startswith(("tracker", "notifications"))]
+    logged = "\n".join(record.getMessage() for record in ours)
+    assert "delivery" in logged  # the dispatcher tells what it did...
+    assert hook.secret not in logged and request.headers["webhook-signature"] not in logged
+    assert request.body.decode() not in logged  # ...but never what it sent
 
 
 async def test_during_a_rotation_the_old_and_the_new_secret_both_verify(
@@ -152,12 +164,7 @@ async def test_a_commit_in_a_web_process_wakes_the_dispatcher_of_another_process
         pytest.skip("LISTEN/NOTIFY: PostgreSQL only")
     receiver = Receiver()
     await receiver.start()
-    settings = Settings(
-        database_url=db,
-        public_base_url="https://status.example.test",
-        webhook_allow_http=True,
-        webhook_allowed_networks="127.0.0.0/8",
-    )
+    settings = loopback_settings(db)
     web = create_app(replace(settings, dispatcher_enabled=False), clock=utc_now)
     sender_only = build_services(settings)  # the other process: its own signal never fires here
     try:

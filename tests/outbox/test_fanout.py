@@ -10,12 +10,14 @@ import httpx
 import pytest
 from tortoise.transactions import in_transaction
 
-from tests.conftest import CURRENT_TIME, Keys
+from tests.conftest import CURRENT_TIME, FakeClock, Keys
 from tests.factories import act, create_account, create_fleet_account, create_job, create_workflow
 from tests.outbox.conftest import RegisterEndpoint
 from tracker.db.models import Contact, Delivery, Job, JobEvent
 from tracker.domain.events import EventType, NewEvent, RiskPayload
+from tracker.services.estimates import EstimateService
 from tracker.services.events import Listeners, queue_deliveries, record_events
+from tracker.services.signals import DeliveriesQueued
 
 
 async def deliveries(kind: str | None = None) -> list[tuple[str, str, int | None, int | None, str | None]]:
@@ -213,3 +215,35 @@ async def test_the_events_of_hundreds_of_jobs_fan_out_in_a_constant_number_of_st
     assert len(inserts) == 3  # email, webhook, staff
     assert await Delivery.filter(kind="at_risk").count() == 300 * 2  # contact, endpoint
     assert await Delivery.filter(kind="staff_alert").count() == 300
+
+
+async def test_the_scheduled_recompute_fans_out_each_batch_in_constant_statements_and_wakes_after_each_commit(
+    client: httpx.AsyncClient,
+    auth: Keys,
+    clock: FakeClock,
+    endpoint: RegisterEndpoint,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await create_workflow(client, auth.admin)
+    account = await create_account(client, auth.staff)
+    jobs = [await create_job(client, auth.staff, account["id"]) for _ in range(24)]
+    await Job.filter(id__in=[j["id"] for j in jobs]).update(promised_on=clock.now.date())  # now late
+    await endpoint(types=("job.at_risk",))
+    woken: list[int] = []
+    queued = DeliveriesQueued()
+    queued.subscribe(lambda: woken.append(len(woken)))
+    estimates = EstimateService(
+        listeners=Listeners(staff_addresses=("desk@garage.example",)), deliveries_queued=queued
+    )
+    clock.advance(minutes=10)
+
+    with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
+        done = await estimates.recompute_tick(now=clock.now, tick_start=clock.now, batch_size=10)
+
+    assert done == 24
+    assert len(woken) >= 3  # one hint per committed batch (PostgreSQL runs two sweeps side by side)
+    inserts = [r for r in caplog.records if "INSERT INTO delivery" in r.getMessage()]
+    assert len(inserts) == 3 * len(woken)  # email, webhook and staff statements per batch
+    assert await Delivery.filter(kind="at_risk", channel="webhook").count() == 24
+    assert await Delivery.filter(kind="at_risk", channel="email").count() == 24  # the account's contact
+    assert await Delivery.filter(kind="staff_alert").count() == 24

@@ -274,6 +274,9 @@ async def test_a_failing_endpoint_warns_staff_then_is_disabled(
         ("endpoint_warning", "desk@garage.example", "email:desk@garage.example"),
     ]
 
+    claimed = await store.claim_due(10, later + LEASE, later, 4, ())
+    assert sorted(d.id for d in claimed) == sorted(str(d.id) for d in told)  # though it is disabled
+
     await store.update_target(target, TargetVerdict(TargetHealth(), TargetAction.NONE), later)
     healed = await WebhookEndpoint.get(id=hook.id)
     assert (healed.failing_since, healed.warned_at) == (None, None)

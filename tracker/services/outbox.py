@@ -120,7 +120,7 @@ _RETURNED = (
 )
 _RETURNED_QUALIFIED = ", ".join(f"delivery.{column}" for column in _RETURNED.split(", "))
 _WAITING = (
-    "status = 'queued' AND available_at <= {now} AND (endpoint_id IS NULL OR endpoint_id IN "
+    "status = 'queued' AND available_at <= {now} AND (channel <> 'webhook' OR endpoint_id IN "
     "(SELECT id FROM webhook_endpoint WHERE status = 'active'))"
 )
 _RECORD_POSTGRES = (
