@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from email.utils import parseaddr
 from typing import Any
@@ -101,7 +101,7 @@ class Formats:
             instant.astimezone(self.zone), "medium", tzinfo=self.zone, locale=self.language
         )
 
-    def date(self, value: Any) -> str:
+    def calendar_day(self, value: date) -> str:
         return format_date(value, "medium", locale=self.language)
 
     def money(self, money: Money) -> str:
@@ -130,13 +130,26 @@ def headline(kinds: Sequence[EventType], status: JobStatus) -> str:
         (EventType.NOTE_ADDED, "note"),
         (EventType.ETA_MOVED, "eta"),
         (EventType.COST_MOVED, "cost"),
-        (EventType.CREATED, "opened"),
     ):
         if kind in kind_set and not kind_set & {EventType.ADVANCE, EventType.MOVE, EventType.HOLD}:
             return words
     if status is JobStatus.ON_HOLD:
         return "on_hold"
     return "stage"
+
+
+def _job_context(snapshot: JobSnapshot, formats: Formats) -> dict[str, Any]:
+    """What every email shows of a job, from its snapshot, formatted for the reader."""
+    estimate = snapshot.estimate
+    return {
+        "title": snapshot.title,
+        "reference": snapshot.reference,
+        "stage": snapshot.stage.label,
+        "status": snapshot.status.value,
+        "eta": formats.eta(snapshot),
+        "cost": None if estimate is None else formats.money(estimate.cost_p50),
+        "promised": None if snapshot.promised_on is None else formats.calendar_day(snapshot.promised_on),
+    }
 
 
 class DatabaseEmailComposer:
@@ -148,7 +161,6 @@ class DatabaseEmailComposer:
         snapshots: JobSnapshots,
         environments: Mapping[str, jinja2.Environment] | None = None,
     ) -> None:
-        self._settings = settings
         self._snapshots = snapshots
         self._environments = environments or localized_environments(settings.templates_dir)
         self._rules = email_rules(settings)
@@ -197,7 +209,7 @@ class DatabaseEmailComposer:
         token = await ensure_page_token(contact)
         unsubscribe_url = f"{self._base}/unsubscribe/{token}?c={category.value}"
         context = {
-            **await self._job_context(snapshot, formats),
+            **_job_context(snapshot, formats),
             "contact_name": contact.name,
             "headline": headline([EventType(e.type) for e in events], snapshot.status),
             "changes": [await self._change(e, job, formats) for e in events],
@@ -245,18 +257,6 @@ class DatabaseEmailComposer:
             now=now,
         )
 
-    async def _job_context(self, snapshot: JobSnapshot, formats: Formats) -> dict[str, Any]:
-        estimate = snapshot.estimate
-        return {
-            "title": snapshot.title,
-            "reference": snapshot.reference,
-            "stage": snapshot.stage.label,
-            "status": snapshot.status.value,
-            "eta": formats.eta(snapshot),
-            "cost": None if estimate is None else formats.money(estimate.cost_p50),
-            "promised": None if snapshot.promised_on is None else formats.date(snapshot.promised_on),
-        }
-
     async def _change(self, event: JobEvent, job: Job, formats: Formats) -> dict[str, str]:
         """One line of what changed, its values formatted for the reader (the template words it)."""
         data = event.data
@@ -301,7 +301,7 @@ class DatabaseEmailComposer:
             ).order_by("id")
             lines.append(
                 {
-                    **await self._job_context(snapshot, formats),
+                    **_job_context(snapshot, formats),
                     "status_url": f"{snapshot.public_url}?lang={language}",
                     "changes": [await self._change(e, job, formats) for e in events if _public(e)],
                 }
@@ -340,7 +340,7 @@ class DatabaseEmailComposer:
             snapshot = await self._snapshots.of(job, locale=STAFF_LANGUAGE)
             account = await Account.get(id=job.account_id)
             context = {
-                **await self._job_context(snapshot, formats),
+                **_job_context(snapshot, formats),
                 "account": account.name,
                 "alert": event.type,
                 "change": await self._change(event, job, formats),
@@ -366,7 +366,7 @@ class DatabaseEmailComposer:
             estimate = snapshot.estimate
             if estimate is None:
                 continue
-            line = {**await self._job_context(snapshot, formats), "status_url": snapshot.public_url}
+            line = {**_job_context(snapshot, formats), "status_url": snapshot.public_url}
             for flag in sections:
                 if getattr(estimate, flag):
                     sections[flag].append(line)
