@@ -25,6 +25,7 @@ from tests.factories import (
     workflow_body,
 )
 from tracker.app import create_app
+from tracker.db.models import Contact, DevMail, Suppression
 from tracker.services import keys
 from tracker.settings import Settings
 
@@ -103,6 +104,15 @@ ROUTES = [
     Route("POST", "/keys", 201, ADMIN, body="new_key"),
     Route("DELETE", "/keys/{key_id:int}", 200, ADMIN, target={"key_id": "spare_key"}),
     Route("GET", "/audit", 200, ADMIN),
+    Route("GET", "/jobs/{job_id:int}/notifications", 200, STAFF),
+    Route("GET", "/contacts/{contact_id:int}/preferences", 200, STAFF),
+    Route("PUT", "/contacts/{contact_id:int}/preferences", 200, STAFF, body="preferences"),
+    Route("GET", "/suppressions", 200, STAFF),
+    Route("DELETE", "/suppressions/{address:str}", 204, STAFF),
+    Route("GET", "/unsubscribe/{token:str}", 200, PUBLIC),
+    Route("POST", "/unsubscribe/{token:str}", 200, PUBLIC),
+    Route("GET", "/dev/mailbox", 200, ADMIN),
+    Route("GET", "/dev/mailbox/{mail_id:int}", 200, ADMIN),
 ]
 PARAMETER = re.compile(r"\{(\w+):\w+\}")
 
@@ -157,6 +167,13 @@ async def _world(client: httpx.AsyncClient, auth: Keys) -> dict[str, Any]:
             f"/jobs/{world[name]}/{action}", json={"version": 1, "reason": "set-up"}, headers=auth.staff
         )
         assert done.status_code == 200, done.text
+    world["token"] = (await Contact.get(id=world["contact_id"])).page_token
+    world["address"] = "gone@fleet.example"
+    await Suppression.create(address=world["address"], reason="550 no such user", created_at=CURRENT_TIME)
+    kept = await DevMail.create(
+        recipient="ann@fleet.example", subject="Hi", message="", created_at=CURRENT_TIME
+    )
+    world["mail_id"] = kept.id
     spare_key = await client.post("/keys", json={"name": "old tablet", "role": "staff"}, headers=auth.admin)
     world["spare_key"] = spare_key.json()["id"]
     world["bodies"] = {
@@ -177,6 +194,7 @@ async def _world(client: httpx.AsyncClient, auth: Keys) -> dict[str, Any]:
         "cost": {"version": 1, "kind": "material", "amount": "12.50"},
         "note": {"version": 1, "visibility": "public", "body": "Car received"},
         "new_key": {"name": "erp", "role": "integrator"},
+        "preferences": {"progress": "each", "estimates": "digest", "alerts": "each", "notes": "off"},
     }
     return world
 
