@@ -20,6 +20,7 @@ from tracker.services.jobs import (
 )
 from tracker.services.keys import Role
 from tracker.services.snapshots import EstimateSnapshot, JobSnapshot
+from tracker.services.webhooks import AttemptItem, EndpointItem, IssuedSecret
 from tracker.services.workflows import StoredWorkflow
 from tracker.web import schemas as s
 
@@ -256,4 +257,41 @@ def audit_entry_out(entry: AuditEntry) -> s.AuditEntryOut:
         subject=entry.subject,
         reason=entry.reason,
         detail=dict(entry.detail),
+    )
+
+
+def webhook_out(endpoint: EndpointItem) -> s.WebhookOut:
+    return s.WebhookOut(
+        id=endpoint.id,
+        url=endpoint.url,
+        description=endpoint.description,
+        account_id=endpoint.account_id,
+        event_types=list(endpoint.event_types),
+        status=endpoint.status,
+        disabled_reason=endpoint.disabled_reason,
+        failing_since=endpoint.failing_since,
+        previous_secret_expires_at=endpoint.previous_secret_until,
+        created_at=endpoint.created_at,
+        updated_at=endpoint.updated_at,
+    )
+
+
+def webhook_with_secret(issued: IssuedSecret) -> s.WebhookWithSecret:
+    summary = webhook_out(issued.endpoint)
+    return s.WebhookWithSecret(
+        **{f: getattr(summary, f) for f in summary.__struct_fields__}, secret=issued.secret
+    )
+
+
+def attempt_out(attempt: AttemptItem) -> s.AttemptOut:
+    return s.AttemptOut(
+        id=attempt.id,
+        delivery_id=attempt.delivery_id,
+        event_type=attempt.event_type,
+        attempted_at=attempt.attempted_at,
+        outcome=attempt.outcome,
+        status_code=attempt.status_code,
+        latency_ms=attempt.latency_ms,
+        error=attempt.error,
+        response_excerpt=attempt.response_excerpt,
     )
