@@ -179,8 +179,10 @@ def _description(value: str) -> str:
 
 
 async def _check_account(account_id: int | None) -> None:
+    """As for jobs: an account that does not exist (or no longer) is a clash with the state, not a
+    malformed request."""
     if account_id is not None and not await Account.exists(id=account_id):
-        raise InvalidInput("account_id", f"no account has the id {account_id}")
+        raise Conflict(f"account {account_id} does not exist", code="unknown_account")
 
 
 def _visible(principal: Principal) -> QuerySet[WebhookEndpoint]:

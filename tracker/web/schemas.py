@@ -545,7 +545,7 @@ WebhookUrl = Annotated[
         pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7f]+$",
         description="HTTPS (HTTP only where the operator allows it), to a host that resolves to public "
         "addresses only",
-        examples=["https://erp.example.com/hooks/tracker"],
+        examples=["https://hooks.example.com/tracker"],
     ),
 ]
 WebhookTypes = Annotated[

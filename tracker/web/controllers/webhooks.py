@@ -49,12 +49,13 @@ class WebhookController(Controller):
     tags = ["Webhooks"]
     guards = [requires(Role.INTEGRATOR)]
 
-    @post(operation_id="CreateWebhook", status_code=HTTP_201_CREATED, opt=NO_CONFLICT)
+    @post(operation_id="CreateWebhook", status_code=HTTP_201_CREATED)
     async def create_webhook(
         self, data: JSONBody[s.WebhookIn], webhooks: Webhooks, principal: Caller, now: Now
     ) -> s.WebhookWithSecret:
         """Register an endpoint. The response holds its signing secret, shown this once. The URL must
-        resolve to public addresses only (422 naming `url` and why otherwise)."""
+        resolve to public addresses only (422 naming `url` and why otherwise); an `account_id` names an
+        account that exists (409 `unknown_account` otherwise)."""
         fields = EndpointFields(data.url, data.event_types, data.account_id, data.description)
         return views.webhook_with_secret(await webhooks.register(principal, fields, now=now))
 
@@ -77,7 +78,7 @@ class WebhookController(Controller):
     ) -> s.WebhookOut:
         return views.webhook_out(await webhooks.get(principal, webhook_id))
 
-    @patch("/{webhook_id:int}", operation_id="UpdateWebhook", opt=NO_CONFLICT)
+    @patch("/{webhook_id:int}", operation_id="UpdateWebhook")
     async def update_webhook(
         self,
         webhook_id: FromPath[int],
@@ -87,7 +88,7 @@ class WebhookController(Controller):
         now: Now,
     ) -> s.WebhookOut:
         """Change what you send: a new URL is judged again. `status` pauses or resumes; `active` also
-        re-activates a disabled endpoint and forgets its failures."""
+        re-activates a disabled endpoint and forgets its failures. 409 `unknown_account` as on creation."""
         return views.webhook_out(await webhooks.update(principal, webhook_id, _changes(data), now=now))
 
     @delete(
