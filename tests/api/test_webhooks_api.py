@@ -593,6 +593,8 @@ async def test_a_delivery_is_replayed_only_when_its_state_allows(
         ({"since": "2026-01-01T00:00:00"}, "since"),
         ({"since": "yesterday"}, "since"),
         ({"since": "2026-01-01T00:00:00Z", "status": "sent"}, "status"),
+        ({"since": "9999-12-31T23:00:00-05:00"}, "since"),
+        ({"since": "0001-01-01T00:00:00+05:00"}, "since"),
     ],
 )
 async def test_a_bad_replay_is_refused_naming_the_field(
