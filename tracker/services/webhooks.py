@@ -116,11 +116,11 @@ class EndpointItem:
     url: str
     description: str
     account_id: int | None
-    event_types: tuple[str, ...]
+    event_types: list[str]
     status: EndpointStatus
     disabled_reason: str | None
     failing_since: datetime | None
-    previous_secret_until: datetime | None
+    previous_secret_expires_at: datetime | None
     """While a rotation lasts, the old secret signs beside the new one until then."""
     created_at: datetime
     updated_at: datetime
@@ -201,11 +201,11 @@ def _item_with(endpoint: WebhookEndpoint, event_types: Sequence[str]) -> Endpoin
         url=endpoint.url,
         description=endpoint.description,
         account_id=endpoint.account_id,
-        event_types=tuple(sorted(event_types)),
+        event_types=sorted(event_types),
         status=EndpointStatus(endpoint.status),
         disabled_reason=endpoint.disabled_reason,
         failing_since=endpoint.failing_since,
-        previous_secret_until=endpoint.previous_secret_until,
+        previous_secret_expires_at=endpoint.previous_secret_until,
         created_at=endpoint.created_at,
         updated_at=endpoint.updated_at,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -261,37 +262,12 @@ def audit_entry_out(entry: AuditEntry) -> s.AuditEntryOut:
 
 
 def webhook_out(endpoint: EndpointItem) -> s.WebhookOut:
-    return s.WebhookOut(
-        id=endpoint.id,
-        url=endpoint.url,
-        description=endpoint.description,
-        account_id=endpoint.account_id,
-        event_types=list(endpoint.event_types),
-        status=endpoint.status,
-        disabled_reason=endpoint.disabled_reason,
-        failing_since=endpoint.failing_since,
-        previous_secret_expires_at=endpoint.previous_secret_until,
-        created_at=endpoint.created_at,
-        updated_at=endpoint.updated_at,
-    )
+    return s.WebhookOut(**asdict(endpoint))
 
 
 def webhook_with_secret(issued: IssuedSecret) -> s.WebhookWithSecret:
-    summary = webhook_out(issued.endpoint)
-    return s.WebhookWithSecret(
-        **{f: getattr(summary, f) for f in summary.__struct_fields__}, secret=issued.secret
-    )
+    return s.WebhookWithSecret(**asdict(issued.endpoint), secret=issued.secret)
 
 
 def attempt_out(attempt: AttemptItem) -> s.AttemptOut:
-    return s.AttemptOut(
-        id=attempt.id,
-        delivery_id=attempt.delivery_id,
-        event_type=attempt.event_type,
-        attempted_at=attempt.attempted_at,
-        outcome=attempt.outcome,
-        status_code=attempt.status_code,
-        latency_ms=attempt.latency_ms,
-        error=attempt.error,
-        response_excerpt=attempt.response_excerpt,
-    )
+    return s.AttemptOut(**asdict(attempt))
