@@ -83,11 +83,11 @@ def webhook_type_of(kind: str) -> str:
         return kind
 
 
-class _Unchanged(Enum):
+class Unchanged(Enum):
     UNCHANGED = "unchanged"
 
 
-UNCHANGED = _Unchanged.UNCHANGED
+UNCHANGED = Unchanged.UNCHANGED
 """In `EndpointChanges`: leave this field as it is."""
 
 
@@ -102,11 +102,11 @@ class EndpointFields:
 
 @dataclass(frozen=True)
 class EndpointChanges:
-    url: str | _Unchanged = UNCHANGED
-    event_types: Sequence[str] | _Unchanged = UNCHANGED
-    account_id: int | _Unchanged | None = UNCHANGED
-    description: str | _Unchanged = UNCHANGED
-    status: EndpointStatus | _Unchanged = UNCHANGED
+    url: str | Unchanged = UNCHANGED
+    event_types: Sequence[str] | Unchanged = UNCHANGED
+    account_id: int | Unchanged | None = UNCHANGED
+    description: str | Unchanged = UNCHANGED
+    status: EndpointStatus | Unchanged = UNCHANGED
     """ACTIVE resumes a paused endpoint or re-activates a disabled one (forgetting its failures)."""
 
 
@@ -283,22 +283,21 @@ class WebhookEndpoints:
         self, principal: Principal, endpoint_id: int, changes: EndpointChanges, *, now: datetime
     ) -> EndpointItem:
         await self._owned(principal, endpoint_id)  # a stranger learns nothing, not even that a URL is bad
-        event_types = None if changes.event_types is UNCHANGED else _event_types(changes.event_types)
-        url = None if changes.url is UNCHANGED else await self._checked_url(changes.url)
+        event_types = (
+            None if isinstance(changes.event_types, Unchanged) else _event_types(changes.event_types)
+        )
+        url = None if isinstance(changes.url, Unchanged) else await self._checked_url(changes.url)
         async with in_transaction():
             endpoint = await self._owned(principal, endpoint_id, lock=True)
             if url is not None:
                 endpoint.url = url
-            if not isinstance(changes.description, _Unchanged):
+            if not isinstance(changes.description, Unchanged):
                 endpoint.description = _description(changes.description)
-            if not isinstance(changes.account_id, _Unchanged):
+            if not isinstance(changes.account_id, Unchanged):
                 await _check_account(changes.account_id)
                 endpoint.account_id = changes.account_id
-            if not isinstance(changes.status, _Unchanged):
-                if (
-                    endpoint.status == EndpointStatus.DISABLED
-                    and changes.status is not EndpointStatus.DISABLED
-                ):
+            if not isinstance(changes.status, Unchanged):
+                if endpoint.status == EndpointStatus.DISABLED:  # re-activated (or paused) by its owner
                     endpoint.disabled_reason = endpoint.failing_since = endpoint.warned_at = None
                 endpoint.status = changes.status.value
             endpoint.updated_at = now

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import msgspec
 from litestar import Controller, delete, get, patch, post
@@ -18,6 +18,7 @@ from tracker.services.webhooks import (
     EndpointFields,
     EndpointStatus,
     ReplayRequest,
+    Unchanged,
 )
 from tracker.web import schemas as s, views
 from tracker.web.auth import requires
@@ -25,20 +26,23 @@ from tracker.web.deps import Now, PageCursor, PageLimit, Webhooks
 from tracker.web.event_types import catalogue
 from tracker.web.openapi import MAY_CONFLICT
 
+T = TypeVar("T")
 Caller = NamedDependency[Principal]
 NO_CONFLICT = {MAY_CONFLICT: False}
 
 
-def _changes(data: s.WebhookUpdate) -> EndpointChanges:
-    def kept(value: object) -> bool:
-        return isinstance(value, msgspec.UnsetType)
+def _given(value: T | msgspec.UnsetType) -> T | Unchanged:
+    return UNCHANGED if isinstance(value, msgspec.UnsetType) else value
 
+
+def _changes(data: s.WebhookUpdate) -> EndpointChanges:
+    status = _given(data.status)
     return EndpointChanges(
-        url=UNCHANGED if kept(data.url) else data.url,  # type: ignore[arg-type]
-        event_types=UNCHANGED if kept(data.event_types) else data.event_types,  # type: ignore[arg-type]
-        account_id=UNCHANGED if kept(data.account_id) else data.account_id,  # type: ignore[arg-type]
-        description=UNCHANGED if kept(data.description) else data.description,  # type: ignore[arg-type]
-        status=UNCHANGED if kept(data.status) else EndpointStatus(data.status),  # type: ignore[arg-type]
+        url=_given(data.url),
+        event_types=_given(data.event_types),
+        account_id=_given(data.account_id),
+        description=_given(data.description),
+        status=status if isinstance(status, Unchanged) else EndpointStatus(status),
     )
 
 
