@@ -9,10 +9,12 @@ import pytest
 
 from notifications import Mailbox, OutgoingEmail, generate_secret
 from tests.conftest import CURRENT_TIME
+from tests.notifications.conftest import receiver, smtp_server
 from tracker.db.models import Contact, WebhookEndpoint, WebhookSubscription
 from tracker.services.outbox import ComposedEmail, EmailPlan, QueuedEmail
 
 RegisterEndpoint = Callable[..., Awaitable[WebhookEndpoint]]
+__all__ = ["receiver", "smtp_server"]  # the real loopback servers of the engine's tests, shared
 
 
 class PlainComposer:

@@ -180,14 +180,6 @@ async def test_a_commit_in_a_web_process_wakes_the_dispatcher_of_another_process
     verify_with_both(hook.secret, request.body, request.headers)
 
 
-@pytest.fixture
-async def smtp_server() -> AsyncIterator[SmtpServer]:
-    server = SmtpServer()
-    await server.start()
-    yield server
-    await server.stop()
-
-
 @asynccontextmanager
 async def mailing(db: str, smtp_server: SmtpServer) -> AsyncIterator[httpx.AsyncClient]:
     """The app and its dispatcher, sending email through the SMTP server its settings name."""
