@@ -102,6 +102,7 @@ ROUTES = [
     Route("GET", "/jobs/{job_id:int}/visits", 200, READERS),
     Route("GET", "/jobs/{job_id:int}/estimates", 200, READERS),
     Route("GET", "/jobs/{job_id:int}/estimate", 200, READERS),
+    Route("GET", "/jobs/{job_id:int}/notifications", 200, STAFF),
     Route("GET", "/keys", 200, ADMIN),
     Route("POST", "/keys", 201, ADMIN, body="new_key"),
     Route("DELETE", "/keys/{key_id:int}", 200, ADMIN, target={"key_id": "spare_key"}),

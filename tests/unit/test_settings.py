@@ -54,6 +54,7 @@ POSITIVE_FIELDS = [
     "recompute_batch_size",
     "smtp_timeout_s",
     "estimate_email_interval_s",
+    "dispatcher_sweep_s",
 ]
 
 
@@ -322,6 +323,7 @@ def test_settings_are_immutable() -> None:
         ({"TRACKER_WEBHOOK_ALLOWED_NETWORKS": "10.0.0.0/8, nope"}, "TRACKER_WEBHOOK_ALLOWED_NETWORKS"),
         ({"TRACKER_QUIET_HOURS": "9pm-8am"}, "TRACKER_QUIET_HOURS must look like 21:00-08:00"),
         ({"TRACKER_EMAIL_FOLD_S": "-1"}, "TRACKER_EMAIL_FOLD_S must not be negative"),
+        ({"TRACKER_DISPATCHER_LEASE_S": "10"}, "TRACKER_DISPATCHER_LEASE_S must be more than 10"),
     ],
 )
 def test_notification_settings_are_checked(environ: dict[str, str], message: str) -> None:
