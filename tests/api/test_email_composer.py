@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 from notifications import OutgoingEmail, SmtpSecurity, SmtpSender, SmtpSettings
 from tests.conftest import FakeClock, Keys
 from tests.factories import act, create_account, create_job, create_workflow
+from tests.notifications.conftest import smtp_server
 from tests.notifications.smtp_server import SmtpServer
 from tracker.db.models import Contact, Delivery, Job, Suppression
 from tracker.services.bootstrap import build_services
@@ -21,14 +21,7 @@ from tracker.services.outbox import ComposedEmail, DeferEmail, QueuedEmail, Skip
 from tracker.settings import Settings
 
 FOLD = timedelta(seconds=120)
-
-
-@pytest.fixture
-async def smtp_server() -> AsyncIterator[SmtpServer]:
-    server = SmtpServer()
-    await server.start()
-    yield server
-    await server.stop()
+__all__ = ["smtp_server"]  # the engine tests' real SMTP server, shared
 
 
 @pytest.fixture

@@ -107,7 +107,6 @@ ROUTES = [
     Route("POST", "/keys", 201, ADMIN, body="new_key"),
     Route("DELETE", "/keys/{key_id:int}", 200, ADMIN, target={"key_id": "spare_key"}),
     Route("GET", "/audit", 200, ADMIN),
-    Route("GET", "/jobs/{job_id:int}/notifications", 200, STAFF),
     Route("GET", "/contacts/{contact_id:int}/preferences", 200, STAFF),
     Route("PUT", "/contacts/{contact_id:int}/preferences", 200, STAFF, body="preferences"),
     Route("GET", "/suppressions", 200, STAFF),
