@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 from notifications import OutgoingEmail, SmtpSecurity, SmtpSender, SmtpSettings
 from tests.conftest import FakeClock, Keys
 from tests.factories import act, create_account, create_job, create_workflow
+from tests.notifications.conftest import smtp_server
 from tests.notifications.smtp_server import SmtpServer
 from tracker.db.models import Contact, Delivery, Job, Suppression
 from tracker.services.bootstrap import build_services
@@ -21,14 +21,7 @@ from tracker.services.outbox import ComposedEmail, DeferEmail, QueuedEmail, Skip
 from tracker.settings import Settings
 
 FOLD = timedelta(seconds=120)
-
-
-@pytest.fixture
-async def smtp_server() -> AsyncIterator[SmtpServer]:
-    server = SmtpServer()
-    await server.start()
-    yield server
-    await server.stop()
+__all__ = ["smtp_server"]  # the engine tests' real SMTP server, shared
 
 
 @pytest.fixture
@@ -141,7 +134,7 @@ async def test_a_note_with_markup_arrives_as_text_in_every_language(
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; done" in html
 
 
-async def test_a_line_break_in_a_name_adds_no_header(
+async def test_a_line_break_in_a_name_or_a_title_adds_no_header(
     client: httpx.AsyncClient,
     auth: Keys,
     clock: FakeClock,
@@ -150,6 +143,7 @@ async def test_a_line_break_in_a_name_adds_no_header(
 ) -> None:
     job = await open_job(client, auth)
     await Contact.filter(email="marie@example.com").update(name="Marie\r\nBcc: thief@evil.example")
+    await Job.filter(id=job["id"]).update(title="Clio\r\nBcc: thief@evil.example\r\n\r\n<b>")
     await act(client, auth.staff, job, "advance")
     first, *_ = await queued()
     plan = await composer.compose(first, clock.advance(seconds=120))
@@ -158,6 +152,7 @@ async def test_a_line_break_in_a_name_adds_no_header(
     assert received["Bcc"] is None
     assert smtp_server.inbox.envelopes[-1][1] == ["marie@example.com"]
     assert "Bcc: thief@evil.example" in str(received["To"])  # folded onto the one To line
+    assert str(received["Subject"]).startswith("Votre Clio Bcc: thief@evil.example <b> :")
 
 
 async def test_turning_a_category_off_stops_what_is_already_queued(

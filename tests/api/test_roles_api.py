@@ -25,14 +25,18 @@ from tests.factories import (
     workflow_body,
 )
 from tracker.app import create_app
+from tracker.db.models import Contact, DevMail, Suppression
 from tracker.services import keys
 from tracker.settings import Settings
+from tracker.web.customer_pages import Assets
 
 CALLERS = ("admin", "staff", "integrator", "no key", "expired key")
 PUBLIC = frozenset(CALLERS)
 READERS = frozenset({"admin", "staff", "integrator"})
 STAFF = frozenset({"admin", "staff"})
 ADMIN = frozenset({"admin"})
+HOOKS = frozenset({"admin", "integrator"})
+"""Webhook endpoints: the targets are the integrator's own (another integrator's answer 404)."""
 DOCS_UI = re.compile(r"^/schema(/scalar|/\{path:str\})?$")
 """The rendered API docs: pages around the OpenAPI document, which ROUTES covers."""
 
@@ -99,10 +103,40 @@ ROUTES = [
     Route("GET", "/jobs/{job_id:int}/visits", 200, READERS),
     Route("GET", "/jobs/{job_id:int}/estimates", 200, READERS),
     Route("GET", "/jobs/{job_id:int}/estimate", 200, READERS),
+    Route("GET", "/jobs/{job_id:int}/notifications", 200, STAFF),
     Route("GET", "/keys", 200, ADMIN),
     Route("POST", "/keys", 201, ADMIN, body="new_key"),
     Route("DELETE", "/keys/{key_id:int}", 200, ADMIN, target={"key_id": "spare_key"}),
     Route("GET", "/audit", 200, ADMIN),
+    Route("GET", "/contacts/{contact_id:int}/preferences", 200, STAFF),
+    Route("PUT", "/contacts/{contact_id:int}/preferences", 200, STAFF, body="preferences"),
+    Route("GET", "/suppressions", 200, STAFF),
+    Route("DELETE", "/suppressions/{address:str}", 204, STAFF),
+    Route("GET", "/unsubscribe/{token:str}", 200, PUBLIC),
+    Route("POST", "/unsubscribe/{token:str}", 200, PUBLIC),
+    # The customer pages: their secret link is the key; an API key neither grants nor refuses anything there.
+    Route("GET", "/status/{token:str}", 200, PUBLIC, target={"token": "status_token"}),
+    Route("GET", "/status/{token:str}/json", 404, PUBLIC, target={"token": "status_token"}),  # at .json
+    Route("GET", "/status/{token:str}/ics", 404, PUBLIC, target={"token": "status_token"}),  # at .ics
+    Route("GET", "/a/{token:str}", 200, PUBLIC),
+    Route("GET", "/static/{name:str}", 200, PUBLIC, target={"name": "asset"}),
+    # A form post without the form token of its page is refused, whoever sends it.
+    Route("POST", "/status/{token:str}/question", 400, PUBLIC, target={"token": "status_token"}),
+    Route("POST", "/status/{token:str}/survey", 400, PUBLIC, target={"token": "status_token"}),
+    Route("POST", "/a/{token:str}/preferences", 400, PUBLIC),
+    Route("POST", "/jobs/{job_id:int}/status-token", 200, STAFF, target={"job_id": "job_to_relink"}),
+    Route("GET", "/dev/mailbox", 200, ADMIN),
+    Route("GET", "/dev/mailbox/{mail_id:int}", 200, ADMIN),
+    Route("GET", "/event-types", 200, READERS),
+    Route("GET", "/webhooks", 200, HOOKS),
+    Route("POST", "/webhooks", 201, HOOKS, body="new_webhook"),
+    Route("GET", "/webhooks/{webhook_id:int}", 200, HOOKS),
+    Route("PATCH", "/webhooks/{webhook_id:int}", 200, HOOKS, body="pause"),
+    Route("DELETE", "/webhooks/{webhook_id:int}", 204, HOOKS, target={"webhook_id": "spare_webhook"}),
+    Route("POST", "/webhooks/{webhook_id:int}/rotate-secret", 200, HOOKS),
+    Route("POST", "/webhooks/{webhook_id:int}/test", 202, HOOKS),
+    Route("GET", "/webhooks/{webhook_id:int}/attempts", 200, HOOKS),
+    Route("POST", "/webhooks/{webhook_id:int}/replay", 202, HOOKS, body="replay"),
 ]
 PARAMETER = re.compile(r"\{(\w+):\w+\}")
 
@@ -157,8 +191,27 @@ async def _world(client: httpx.AsyncClient, auth: Keys) -> dict[str, Any]:
             f"/jobs/{world[name]}/{action}", json={"version": 1, "reason": "set-up"}, headers=auth.staff
         )
         assert done.status_code == 200, done.text
+    world["token"] = (await Contact.get(id=world["contact_id"])).page_token
+    status_page = (await client.get(f"/jobs/{world['job_id']}", headers=auth.staff)).json()["status_page_url"]
+    world["status_token"] = status_page.rsplit("/", 1)[-1]
+    world["job_to_relink"] = await _job(client, auth.staff, account_id)
+    world["asset"] = Assets(Settings().templates_dir / "static").url("site.css").rsplit("/", 1)[-1]
+    world["address"] = "gone@fleet.example"
+    await Suppression.create(address=world["address"], reason="550 no such user", created_at=CURRENT_TIME)
+    kept = await DevMail.create(
+        recipient="ann@fleet.example", subject="Hi", message="", created_at=CURRENT_TIME
+    )
+    world["mail_id"] = kept.id
     spare_key = await client.post("/keys", json={"name": "old tablet", "role": "staff"}, headers=auth.admin)
     world["spare_key"] = spare_key.json()["id"]
+    for name in ("webhook_id", "spare_webhook"):
+        webhook = await client.post(
+            "/webhooks",
+            json={"url": f"https://hooks.example.com/{name}", "event_types": ["job.completed"]},
+            headers=auth.integrator,
+        )
+        assert webhook.status_code == 201, webhook.text
+        world[name] = webhook.json()["id"]
     world["bodies"] = {
         "new_workflow": workflow_body(key="bike-repair"),
         "workflow_version": version_body(),
@@ -177,6 +230,10 @@ async def _world(client: httpx.AsyncClient, auth: Keys) -> dict[str, Any]:
         "cost": {"version": 1, "kind": "material", "amount": "12.50"},
         "note": {"version": 1, "visibility": "public", "body": "Car received"},
         "new_key": {"name": "erp", "role": "integrator"},
+        "preferences": {"progress": "each", "estimates": "digest", "alerts": "each", "notes": "off"},
+        "new_webhook": {"url": "https://hooks.example.com/new", "event_types": ["job.created"]},
+        "pause": {"status": "paused"},
+        "replay": {"since": "2026-01-01T00:00:00Z", "status": "all"},
     }
     return world
 
@@ -201,7 +258,8 @@ def _url(route: Route, world: dict[str, Any]) -> str:
 
 
 async def _snapshot(client: httpx.AsyncClient, auth: Keys) -> list[Any]:
-    """What any successful write among ROUTES would change (a key's last use aside)."""
+    """What any successful write among ROUTES but the webhook endpoints' would change (a key's last use
+    aside)."""
     reads = ["/jobs?limit=200", "/accounts?limit=200", "/workflows?archived=true", "/audit"]
     responses = [await client.get(path, headers=auth.admin) for path in reads]
     api_keys = (await client.get("/keys", headers=auth.admin)).json()
@@ -227,5 +285,6 @@ async def test_each_caller_gets_the_status_its_role_allows_on_every_route(
         for r in ROUTES
     }
     assert answered == expected
-    if not any(caller in r.allowed and r.method != "GET" for r in ROUTES):
+    # An integrator's own webhook endpoints are all it may change: everything else stays as it was.
+    if not any(caller in r.allowed and r.method != "GET" for r in ROUTES if r.allowed != HOOKS):
         assert await _snapshot(client, auth) == before

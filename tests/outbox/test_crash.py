@@ -62,14 +62,6 @@ async def shared_database(shared_url: str) -> AsyncIterator[str]:
         await Tortoise.close_connections()
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    receiver = Receiver()
-    await receiver.start()
-    yield receiver
-    await receiver.stop()
-
-
 async def fan_out(url: str, receiver: Receiver) -> set[str]:
     """Record NOTES public notes on one job in one transaction, to ENDPOINTS endpoints; the webhook ids."""
     settings = Settings(database_url=url, public_base_url="https://status.example.test")

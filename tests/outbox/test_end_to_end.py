@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
@@ -18,11 +19,12 @@ from notifications import DispatcherSettings
 from tests.conftest import Keys
 from tests.factories import act, create_account, create_job, create_workflow
 from tests.notifications.receiver import Received, Receiver
+from tests.notifications.smtp_server import SmtpServer
 from tests.notifications.test_signing import verify_with_both
-from tests.outbox.conftest import register_endpoint
+from tests.outbox.conftest import PlainComposer, register_endpoint
 from tracker.app import create_app
 from tracker.clock import utc_now
-from tracker.db.models import Delivery, DeliveryAttempt, WebhookEndpoint
+from tracker.db.models import Delivery, DeliveryAttempt, Suppression, WebhookEndpoint
 from tracker.dispatcher import HoldEmails, dispatching, telling_other_processes
 from tracker.services.bootstrap import build_services
 from tracker.services.email_composer import DatabaseEmailComposer
@@ -183,3 +185,54 @@ async def test_a_commit_in_a_web_process_wakes_the_dispatcher_of_another_process
     finally:
         await receiver.stop()
     verify_with_both(hook.secret, request.body, request.headers)
+
+
+@asynccontextmanager
+async def mailing(db: str, smtp_server: SmtpServer) -> AsyncIterator[httpx.AsyncClient]:
+    """The app and its dispatcher, sending email through the SMTP server its settings name."""
+    settings = replace(
+        loopback_settings(db), smtp_host="127.0.0.1", smtp_port=smtp_server.port, smtp_security="none"
+    )
+    app = create_app(settings, clock=utc_now)
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://tracker.test") as client,
+        dispatching(settings, app.state.services, utc_now, PlainComposer(), dispatcher_settings=SIGNAL_ONLY),
+    ):
+        yield client
+
+
+async def test_an_advance_is_emailed_through_the_smtp_server_of_the_settings(
+    db: str, auth: Keys, smtp_server: SmtpServer
+) -> None:
+    async with mailing(db, smtp_server) as client:
+        await create_workflow(client, auth.admin)
+        account = await create_account(client, auth.staff)
+        job = await create_job(client, auth.staff, account["id"])
+        await act(client, auth.staff, job, "advance")
+        row = await Delivery.get(channel="email", kind="advance")
+        await _until(lambda: Delivery.filter(id=row.id, status="sent").exists())
+
+    subjects = {str(message["Subject"]) for message in smtp_server.inbox.messages}
+    assert subjects == {f"created about job {job['id']}", f"advance about job {job['id']}"}
+    assert {tuple(to) for _, to in smtp_server.inbox.envelopes} == {("marie@example.com",)}
+    attempt = await DeliveryAttempt.get(delivery_id=row.id)
+    assert (attempt.outcome, attempt.status_code, attempt.endpoint_id) == ("delivered", 250, None)
+
+
+async def test_an_address_the_server_refuses_for_good_is_bounced_and_suppressed(
+    db: str, auth: Keys, smtp_server: SmtpServer
+) -> None:
+    smtp_server.inbox.refuse_rcpt["marie@example.com"] = "550 5.1.1 No such user"
+    async with mailing(db, smtp_server) as client:
+        await create_workflow(client, auth.admin)
+        account = await create_account(client, auth.staff)
+        await create_job(client, auth.staff, account["id"])
+        created = await Delivery.get(channel="email", kind="created")
+        await _until(lambda: Delivery.filter(id=created.id, status="bounced").exists())
+
+    suppression = await Suppression.get(address="marie@example.com")
+    assert "550" in suppression.reason
+    attempt = await DeliveryAttempt.get(delivery_id=created.id)
+    assert (attempt.outcome, attempt.status_code) == ("bounced", 550)
+    assert smtp_server.inbox.messages == []

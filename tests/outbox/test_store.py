@@ -25,7 +25,7 @@ from notifications import (
 from notifications.webhook import WebhookMessage
 from tests.conftest import CURRENT_TIME, Keys
 from tests.factories import act, create_account, create_job, create_workflow
-from tests.outbox.conftest import RegisterEndpoint
+from tests.outbox.conftest import PlainComposer, RegisterEndpoint
 from tracker.db.models import (
     Delivery as DeliveryRow,
     DeliveryAttempt,
@@ -39,8 +39,6 @@ from tracker.services.outbox import (
     ComposedEmail,
     DatabaseDeliveryStore,
     DeferEmail,
-    EmailPlan,
-    QueuedEmail,
     SkipEmail,
 )
 from tracker.settings import Settings
@@ -48,29 +46,6 @@ from tracker.settings import Settings
 LEASE = timedelta(minutes=5)
 DELIVERED = Attempt(Outcome.DELIVERED, 12.5, status_code=200, response_excerpt="ok")
 FAILED = Attempt(Outcome.FAILED, 30.0, status_code=503, error="HTTP 503", response_excerpt="x" * 3000)
-
-
-class PlainComposer:
-    """Composes a plain message per queued email, or follows the plan a test sets for a delivery id."""
-
-    def __init__(self) -> None:
-        self.plans: dict[int, EmailPlan] = {}
-        self.seen: list[QueuedEmail] = []
-
-    async def compose(self, email: QueuedEmail, now: datetime) -> EmailPlan:
-        self.seen.append(email)
-        if email.id in self.plans:
-            return self.plans[email.id]
-        return ComposedEmail(
-            OutgoingEmail(
-                sender=Mailbox("tracker@garage.example"),
-                recipient=Mailbox(email.address or "contact@example.com"),
-                subject=f"{email.kind} about job {email.job_id}",
-                text="text",
-                html="<p>html</p>",
-                message_id=f"<delivery-{email.id}@garage.example>",
-            )
-        )
 
 
 @pytest.fixture

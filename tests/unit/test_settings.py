@@ -59,6 +59,7 @@ POSITIVE_FIELDS = [
     "estimate_email_interval_s",
     "status_poll_s",
     "page_requests_per_minute",
+    "dispatcher_sweep_s",
 ]
 
 
@@ -327,6 +328,7 @@ def test_settings_are_immutable() -> None:
         ({"TRACKER_WEBHOOK_ALLOWED_NETWORKS": "10.0.0.0/8, nope"}, "TRACKER_WEBHOOK_ALLOWED_NETWORKS"),
         ({"TRACKER_QUIET_HOURS": "9pm-8am"}, "TRACKER_QUIET_HOURS must look like 21:00-08:00"),
         ({"TRACKER_EMAIL_FOLD_S": "-1"}, "TRACKER_EMAIL_FOLD_S must not be negative"),
+        ({"TRACKER_DISPATCHER_LEASE_S": "10"}, "TRACKER_DISPATCHER_LEASE_S must be more than 10"),
     ],
 )
 def test_notification_settings_are_checked(environ: dict[str, str], message: str) -> None:

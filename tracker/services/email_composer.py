@@ -47,6 +47,7 @@ from tracker.domain.emails import (
 from tracker.domain.events import EMAIL_CATEGORIES, EmailCategory, EventType
 from tracker.domain.money import Money
 from tracker.domain.workflow import JobStatus
+from tracker.services.accounts import OPEN_STATUSES
 from tracker.services.outbox import ComposedEmail, DeferEmail, EmailPlan, QueuedEmail, SkipEmail
 from tracker.services.preferences import ensure_page_token, is_suppressed, preference_for
 from tracker.services.snapshots import JobSnapshot, JobSnapshots
@@ -291,7 +292,7 @@ class DatabaseEmailComposer:
         since = last_digest or now - timedelta(days=1)
         language = language_of(contact.locale)
         formats = Formats(language, ZoneInfo(contact.time_zone))
-        jobs = await Job.filter(account_id=contact.account_id, status__in=["open", "on_hold"]).order_by("id")
+        jobs = await Job.filter(account_id=contact.account_id, status__in=OPEN_STATUSES).order_by("id")
         digest_kinds = [k.value for k, c in EMAIL_CATEGORIES.items() if c in digest_categories]
         lines = []
         for job in jobs:
@@ -360,7 +361,7 @@ class DatabaseEmailComposer:
             "overdue": [],
             "over_budget": [],
         }
-        jobs = await Job.filter(status__in=["open", "on_hold"]).order_by("id")
+        jobs = await Job.filter(status__in=OPEN_STATUSES).order_by("id")
         for job in jobs:
             snapshot = await self._snapshots.of(job, locale=STAFF_LANGUAGE)
             estimate = snapshot.estimate
