@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_time
 from babel.numbers import format_currency
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException
@@ -133,7 +133,10 @@ class Formats:
         return format_date(value, "long", locale=self.language)
 
     def moment(self, value: datetime) -> str:
-        return format_datetime(value.astimezone(self.zone), "medium", tzinfo=self.zone, locale=self.language)
+        """`2 Mar 2026, 10:00` in the customer's zone and language (no seconds)."""
+        local = value.astimezone(self.zone)
+        day = format_date(local.date(), "medium", locale=self.language)
+        return f"{day}, {format_time(local, 'short', tzinfo=self.zone, locale=self.language)}"
 
     def iso(self, value: datetime) -> str:
         return value.astimezone(self.zone).isoformat()
