@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from tortoise import Tortoise
 
 import tracker
+from notifications.ssrf import Resolver, system_resolver
 from tracker.clock import Clock, utc_now
 from tracker.db.config import tortoise_config
 from tracker.dispatcher import notifications_lifespan
@@ -31,6 +32,7 @@ from tracker.web.controllers.health import live, ready
 from tracker.web.controllers.jobs import JobController
 from tracker.web.controllers.keys import KeyController
 from tracker.web.controllers.notifications import JobNotificationController
+from tracker.web.controllers.webhooks import EventTypeController, WebhookController
 from tracker.web.controllers.workflows import WorkflowController
 from tracker.web.deps import DEPENDENCIES
 from tracker.web.edge import strict_edge
@@ -51,7 +53,10 @@ async def database(app: Litestar) -> AsyncIterator[None]:
         await Tortoise.close_connections()
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> Litestar:
+def create_app(
+    settings: Settings | None = None, *, clock: Clock = utc_now, resolver: Resolver = system_resolver
+) -> Litestar:
+    """The app; `resolver` looks up webhook hosts (tests pass one that never leaves the machine)."""
     settings = settings or Settings.from_env(os.environ)
     metrics_public = settings.metrics_public
 
@@ -86,6 +91,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             JobNotificationController,
             KeyController,
             AuditController,
+            WebhookController,
+            EventTypeController,
         ],
         dependencies=DEPENDENCIES,
         middleware=[PrometheusConfig(app_name="tracker", group_path=True).middleware, auth],
@@ -97,7 +104,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             {
                 "settings": settings,
                 "clock": clock,
-                "services": build_services(settings),
+                "services": build_services(settings, resolver=resolver),
             }
         ),
         logging_config=None,
