@@ -236,3 +236,35 @@ async def test_an_address_the_server_refuses_for_good_is_bounced_and_suppressed(
     attempt = await DeliveryAttempt.get(delivery_id=created.id)
     assert (attempt.outcome, attempt.status_code) == ("bounced", 550)
     assert smtp_server.inbox.messages == []
+
+
+async def test_an_integrators_endpoint_gets_its_test_message_and_a_rotation_signs_with_both_secrets(
+    integration: Integration, auth: Keys
+) -> None:
+    client, receiver = integration.client, integration.receiver
+    body = {"url": receiver.url(), "event_types": ["job.stage_changed"]}
+    registered = await client.post("/webhooks", json=body, headers=auth.integrator)
+    assert registered.status_code == 201, registered.text
+    hook = registered.json()
+
+    queued = await client.post(f"/webhooks/{hook['id']}/test", headers=auth.integrator)
+    assert queued.status_code == 202, queued.text
+    (test,) = await arrivals(receiver, "webhook.test")
+    verify_with_both(hook["secret"], test.body, test.headers)
+    assert json.loads(test.body)["data"]["endpoint_id"] == hook["id"]
+
+    rotated = await client.post(f"/webhooks/{hook['id']}/rotate-secret", headers=auth.integrator)
+    assert rotated.status_code == 200, rotated.text
+    await client.post(f"/webhooks/{hook['id']}/test", headers=auth.integrator)
+    during = (await arrivals(receiver, "webhook.test", count=2))[1]
+    verify_with_both(rotated.json()["secret"], during.body, during.headers)
+    verify_with_both(hook["secret"], during.body, during.headers)
+
+    async def both_recorded() -> bool:
+        return await DeliveryAttempt.filter(endpoint_id=hook["id"]).count() == 2
+
+    await _until(both_recorded)
+    attempts = await client.get(f"/webhooks/{hook['id']}/attempts", headers=auth.integrator)
+    assert [(a["event_type"], a["outcome"], a["status_code"]) for a in attempts.json()["items"]] == [
+        ("webhook.test", "delivered", 200)
+    ] * 2

@@ -42,13 +42,11 @@ from tracker.db.models import (
     Suppression,
     WebhookEndpoint,
 )
-from tracker.domain.events import WEBHOOK_TYPES, EventType
 from tracker.domain.money import Money
 from tracker.services.snapshots import JobSnapshot, JobSnapshots
+from tracker.services.webhooks import TEST_KIND, webhook_test_data, webhook_type_of
 
 log = logging.getLogger("tracker.outbox")
-TEST_KIND = "test"
-TEST_TYPE = "webhook.test"
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,14 +345,15 @@ class DatabaseDeliveryStore:
             if endpoint is None:
                 continue  # deleted since the claim: its rows went with it
             if row.kind == TEST_KIND:
-                body = encode_payload(TEST_TYPE, row.created_at, {"endpoint_id": endpoint.id})
+                test_data = webhook_test_data(endpoint.id)
+                body = encode_payload(webhook_type_of(row.kind), row.created_at, test_data)
             else:
                 event = events.get(row.event_id or 0)
                 if event is None or event.job_id not in snapshots:
                     await self._finish(row.id, claim, "dead", error=JOB_GONE)
                     continue
                 data = {"job": webhook_job(snapshots[event.job_id]), "change": event.data}
-                body = encode_payload(WEBHOOK_TYPES[EventType(event.type)], event.occurred_at, data)
+                body = encode_payload(webhook_type_of(row.kind), event.occurred_at, data)
             secrets: tuple[str, ...] = (endpoint.secret,)
             if (
                 endpoint.previous_secret
