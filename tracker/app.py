@@ -30,6 +30,7 @@ from tracker.web.controllers.health import live, ready
 from tracker.web.controllers.jobs import JobController
 from tracker.web.controllers.keys import KeyController
 from tracker.web.controllers.workflows import WorkflowController
+from tracker.web.dashboard import DASHBOARD_HANDLERS, build_dashboard
 from tracker.web.deps import DEPENDENCIES
 from tracker.web.edge import strict_edge
 from tracker.web.openapi import CompletedJson, CompletedScalar
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             JobController,
             KeyController,
             AuditController,
+            *DASHBOARD_HANDLERS,
         ],
         dependencies=DEPENDENCIES,
         middleware=[PrometheusConfig(app_name="tracker", group_path=True).middleware, auth],
@@ -95,6 +97,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
                 "settings": settings,
                 "clock": clock,
                 "services": build_services(settings),
+                "dashboard": build_dashboard(settings),
             }
         ),
         logging_config=None,

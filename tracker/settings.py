@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_SQLITE_PATH = Path("data") / "tracker.sqlite3"
+MIN_SESSION_SECRET = 32
 
 
 _QUIET_HOURS = re.compile(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d")
@@ -84,6 +85,11 @@ class Settings:
     """Comma-separated CIDRs webhooks may reach although private (trusted deployments and tests)."""
     webhook_secret_rotation_s: int = 86_400
     """After a rotation the old webhook secret keeps signing beside the new one this long."""
+    session_secret: str = field(default="", repr=False)
+    """Signs staff dashboard sessions (at least 32 characters). Unset, each process draws a random one at
+    start: sessions then end when it restarts, and a fleet of processes must share a value."""
+    session_max_age_s: int = 28_800
+    """A dashboard session ends this long after sign-in (8 hours)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -136,6 +142,7 @@ class Settings:
             "recompute_batch_size",
             "smtp_timeout_s",
             "estimate_email_interval_s",
+            "session_max_age_s",
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"TRACKER_{name.upper()} must be positive")
@@ -150,6 +157,8 @@ class Settings:
             self.webhook_networks  # noqa: B018 - parsed for its errors
         except ValueError as error:
             raise SettingsError(f"TRACKER_WEBHOOK_ALLOWED_NETWORKS: {error}") from None
+        if self.session_secret and len(self.session_secret) < MIN_SESSION_SECRET:
+            raise SettingsError(f"TRACKER_SESSION_SECRET must be at least {MIN_SESSION_SECRET} characters")
         if self.quiet_hours and not _QUIET_HOURS.fullmatch(self.quiet_hours):
             raise SettingsError("TRACKER_QUIET_HOURS must look like 21:00-08:00, or be empty")
 

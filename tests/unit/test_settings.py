@@ -30,6 +30,7 @@ INT_FIELDS = [
     "email_fold_s",
     "estimate_email_interval_s",
     "webhook_secret_rotation_s",
+    "session_max_age_s",
 ]
 STR_FIELDS = [
     "database_url",
@@ -44,6 +45,7 @@ STR_FIELDS = [
     "staff_alert_emails",
     "quiet_hours",
     "webhook_allowed_networks",
+    "session_secret",
 ]
 POSITIVE_FIELDS = [
     "max_body_bytes",
@@ -52,6 +54,7 @@ POSITIVE_FIELDS = [
     "recompute_batch_size",
     "smtp_timeout_s",
     "estimate_email_interval_s",
+    "session_max_age_s",
 ]
 
 
@@ -339,3 +342,13 @@ def test_lists_are_comma_separated() -> None:
 
 def test_the_smtp_password_is_never_in_the_settings_repr() -> None:
     assert "hunter2" not in repr(Settings.from_env({"TRACKER_SMTP_PASSWORD": "hunter2"}))
+
+
+def test_a_short_session_secret_is_refused_and_a_long_one_stays_out_of_the_repr() -> None:
+    assert "TRACKER_SESSION_SECRET must be at least 32 characters" in refused(
+        {"TRACKER_SESSION_SECRET": "too-short"}
+    )
+    secret = "s" * 32
+    settings = Settings.from_env({"TRACKER_SESSION_SECRET": secret})
+    assert settings.session_secret == secret
+    assert secret not in repr(settings)
