@@ -22,7 +22,8 @@ COOKIE = "tracker_session"
 SIGN_IN_RATE = Rate(per_second=1 / 12, burst=5)
 """Five sign-in attempts at once per client, then one every 12 seconds."""
 MAX_CLIENTS = 10_000
-"""Buckets kept in memory; beyond this the full ones are forgotten (they would allow a burst anyway)."""
+"""Clients remembered at once; past this the limiter starts afresh (a bound on its memory: reaching it
+already takes that many addresses, each of which has its own burst)."""
 
 
 @dataclass(frozen=True)
