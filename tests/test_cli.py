@@ -265,6 +265,7 @@ def test_demo_if_empty_seeds_once_and_prints_a_fresh_staff_key(
     assert "demo seeded: 12 jobs (9 open, 1 on hold, 1 completed, 1 cancelled)" in first
     [first_key] = set(KEY.findall(first))
     assert "API docs: https://status.example.test/schema" in first
+    assert "staff dashboard: https://status.example.test/dashboard" in first
     assert query(
         sqlite_file, "SELECT count(*) FROM job WHERE status != 'completed' OR reference LIKE 'DEMO-%'"
     ) == [(12,)]

@@ -119,6 +119,7 @@ def demo(if_empty: bool) -> None:
     base = settings.public_base_url.rstrip("/")
     click.echo(
         f"\n  staff API key (shown once): {secret}\n  API docs: {base}/schema\n"
+        f"  staff dashboard: {base}/dashboard (sign in with the key above)\n"
         f"  try: curl -H 'Authorization: Bearer {secret}' {base}/jobs\n"
     )
 
