@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from tracker.estimates.accuracy import ForecastOutcome, MonthShare, monthly_p90_shares
-from tracker.web.dashboard_charts import Frame, error_chart, nice_step, share_chart
+from tracker.web.dashboard_charts import MAX_BAR_WIDTH, Frame, error_chart, nice_step, share_chart
 
 END = datetime(2026, 3, 10, 12, tzinfo=UTC)
 FRAME = Frame(width=600, height=300, left=100, right=20, top=20, bottom=40)
@@ -100,6 +100,16 @@ def test_small_errors_still_get_an_axis_of_at_least_a_day_each_way() -> None:
     assert error_chart([], FRAME).rows == ()
 
 
+def test_with_many_months_a_bar_takes_seventy_percent_of_its_slot() -> None:
+    months = [MonthShare(date(2026, m, 1), finished=1, within_p90=1) for m in range(1, 13)]
+    chart = share_chart(months, FRAME)
+    slot = FRAME.plot_width / 12
+    assert [bar.width for bar in chart.bars] == pytest.approx([slot * 0.7] * 12, abs=0.05)
+    assert [bar.x for bar in chart.bars] == pytest.approx(
+        [FRAME.left + slot * i + slot * 0.15 for i in range(12)], abs=0.1
+    )
+
+
 def test_share_bars_rise_from_the_base_to_their_share_with_the_target_at_ninety_percent() -> None:
     months = [
         MonthShare(date(2026, 1, 1), finished=4, within_p90=4),
@@ -112,8 +122,8 @@ def test_share_bars_rise_from_the_base_to_their_share_with_the_target_at_ninety_
     assert (half.y, half.height) == (base - FRAME.plot_height / 2, FRAME.plot_height / 2)
     assert chart.target_y == pytest.approx(base - 0.9 * FRAME.plot_height)
     slot = FRAME.plot_width / 2
-    assert full.width == half.width == pytest.approx(slot * 0.7)
-    assert full.x == pytest.approx(FRAME.left + slot * 0.15)
-    assert half.x == pytest.approx(FRAME.left + slot * 1.15)
+    assert full.width == half.width == MAX_BAR_WIDTH  # 70 % of a slot would be wider
+    assert full.x == pytest.approx(FRAME.left + (slot - MAX_BAR_WIDTH) / 2)
+    assert half.x == pytest.approx(FRAME.left + slot + (slot - MAX_BAR_WIDTH) / 2)
     assert [tick.value for tick in chart.ticks] == [0, 0.25, 0.5, 0.75, 1]
     assert [tick.position for tick in chart.ticks] == [base, 200, 140, 80, FRAME.top]

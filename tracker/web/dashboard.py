@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 import jinja2
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_time
 from babel.numbers import format_currency, format_decimal, format_percent
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
@@ -45,13 +45,15 @@ SECURITY_HEADERS = {
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     ),
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: under it browsers send `Origin: null` with a form, and the origin check needs the
+    # real one. No dashboard address holds a secret, and no other site is told where staff came from.
+    "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
     "X-Robots-Tag": "noindex",
     "Cache-Control": "no-store",
 }
-ERROR_CHART = Frame(width=640, height=360)
 SHARE_CHART = Frame(width=640, height=240)
+ERROR_ROW_HEIGHT = 22
 ACTIONS = ("advance", "move", "hold", "resume", "note", "cost", "answer")
 
 AnyRequest = Request[Any, Any, Any]
@@ -86,11 +88,20 @@ def build_dashboard(settings: Settings) -> Dashboard:
     )
 
 
+def error_frame(rows: int) -> Frame:
+    """The first/last estimate chart: a row per job, and room on the left for their references."""
+    margins = Frame(width=640, height=0, left=110)
+    return replace(margins, height=margins.top + margins.bottom + ERROR_ROW_HEIGHT * max(rows, 1))
+
+
 def _filters(language: str) -> dict[str, Callable[..., str]]:
     def when(instant: datetime | None, time_zone: str = "UTC") -> str:
         if instant is None:
             return ""
-        return format_datetime(instant, "medium", tzinfo=ZoneInfo(time_zone), locale=language)
+        local = instant.astimezone(ZoneInfo(time_zone))
+        return (
+            f"{format_date(local, 'medium', locale=language)} {format_time(local, 'short', locale=language)}"
+        )
 
     def day(instant: datetime, time_zone: str = "UTC") -> str:
         return format_date(instant.astimezone(ZoneInfo(time_zone)), "medium", locale=language)
@@ -220,7 +231,7 @@ async def board_page(request: AnyRequest) -> Response[str]:
     return visit.render(
         "board.html",
         board=board,
-        errors=error_chart(board.accuracy.outcomes, ERROR_CHART),
+        errors=error_chart(board.accuracy.outcomes, error_frame(len(board.accuracy.outcomes))),
         shares=share_chart(board.accuracy.months, SHARE_CHART),
     )
 

@@ -14,6 +14,8 @@ from tracker.estimates.accuracy import ForecastOutcome, MonthShare
 
 P90_TARGET = 0.9
 """Nine in ten jobs should finish by their P90: the line drawn across the monthly chart."""
+MAX_BAR_WIDTH = 48.0
+"""A month's bar is at most this wide, so a few months do not draw slabs."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ def error_chart(outcomes: Sequence[ForecastOutcome], frame: Frame) -> ErrorChart
 def share_chart(months: Sequence[MonthShare], frame: Frame) -> ShareChart:
     """A bar a month, its height the share of jobs that finished by their first P90 (0 to 100 %)."""
     slot = frame.plot_width / max(len(months), 1)
-    bar_width = _round(slot * 0.7)
+    bar_width = _round(min(slot * 0.7, MAX_BAR_WIDTH))
     base = frame.top + frame.plot_height
 
     def y_of(share: float) -> float:
