@@ -31,7 +31,7 @@ async def test_a_staff_key_opens_a_signed_httponly_strict_session_that_never_hol
     assert "Max-Age=28800" in cookie
     assert "Secure" not in cookie  # plain HTTP here; see the HTTPS test
     secret = key_of(auth.staff)
-    assert secret not in cookie and secret.split("_")[2] not in cookie
+    assert secret not in cookie and secret.split("_", 2)[2] not in cookie
     board = await client.get("/dashboard")
     assert "Signed in as test staff" in board.text
 
