@@ -4,7 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install catalogs messages run test lint typecheck pytest bench migrations clean
+.PHONY: install catalogs browser messages run test lint typecheck pytest bench migrations clean
+
+CHROMIUM := /usr/bin/chromium
+BROWSER_SETUP := tests/browser
+AXE := $(BROWSER_SETUP)/node_modules/axe-core/axe.min.js
 
 CATALOGS := $(patsubst %.po,%.mo,$(wildcard templates/locale/*/LC_MESSAGES/messages.po))
 
@@ -22,6 +26,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The browser tests drive Debian's Chromium (Playwright cannot download its own here) and inject axe-core.
+browser: $(CHROMIUM) $(AXE)
+
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the browser tests"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+
+$(AXE): $(BROWSER_SETUP)/package.json $(BROWSER_SETUP)/package-lock.json
+	cd $(BROWSER_SETUP) && npm ci --no-audit --no-fund --silent
+	touch $@
+
 run: install
 	$(BIN)/tracker migrate
 	$(BIN)/tracker demo --if-empty
@@ -35,7 +51,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy tracker notifications tests
 
-pytest: install
+pytest: install browser
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
@@ -53,4 +69,4 @@ migrations: install
 	$(BIN)/tortoise makemigrations
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts $(BROWSER_SETUP)/node_modules

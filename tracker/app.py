@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar, Response, get
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
@@ -24,11 +25,21 @@ from tracker.services.bootstrap import build_services
 from tracker.services.keys import Role
 from tracker.settings import Settings
 from tracker.web.auth import PUBLIC, ApiKeyMiddleware, requires
+from tracker.web.controllers.account_pages import AccountPageController
 from tracker.web.controllers.accounts import AccountController, ContactController
 from tracker.web.controllers.audit import AuditController
 from tracker.web.controllers.health import live, ready
 from tracker.web.controllers.jobs import JobController
 from tracker.web.controllers.keys import KeyController
+from tracker.web.controllers.status_pages import (
+    StatusJsonController,
+    StatusPageController,
+    StatusSuffixes,
+    StatusTokenController,
+    customer_pages,
+    provide_pages,
+    static_asset,
+)
 from tracker.web.controllers.workflows import WorkflowController
 from tracker.web.dashboard import DASHBOARD_HANDLERS, build_dashboard
 from tracker.web.deps import DEPENDENCIES
@@ -73,6 +84,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
         exclude_from_auth_key=PUBLIC,
         exclude_http_methods=["OPTIONS"],
     )
+    services = build_services(settings)
+    pages = customer_pages(settings, services.snapshots)
     app = Litestar(
         route_handlers=[
             live,
@@ -84,9 +97,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             JobController,
             KeyController,
             AuditController,
+            StatusPageController,
+            StatusJsonController,
+            StatusTokenController,
+            AccountPageController,
+            static_asset,
             *DASHBOARD_HANDLERS,
         ],
-        dependencies=DEPENDENCIES,
+        dependencies={**DEPENDENCIES, "pages": Provide(provide_pages, sync_to_thread=False)},
         middleware=[PrometheusConfig(app_name="tracker", group_path=True).middleware, auth],
         plugins=[problem_details()],
         before_request=strict_edge,
@@ -96,8 +114,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             {
                 "settings": settings,
                 "clock": clock,
-                "services": build_services(settings),
-                "dashboard": build_dashboard(settings),
+                "services": services,
+                "customer_pages": pages,
+                "dashboard": build_dashboard(settings, pages.renderer.assets),
             }
         ),
         logging_config=None,
@@ -115,5 +134,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             security=[{"apiKey": []}],
         ),
     )
-    app.asgi_handler = RequestLogging(app.asgi_handler)
+    app.asgi_handler = RequestLogging(StatusSuffixes(app.asgi_handler))
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal, InvalidOperation
@@ -11,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_SQLITE_PATH = Path("data") / "tracker.sqlite3"
-MIN_SESSION_SECRET = 32
 
 
 _QUIET_HOURS = re.compile(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d")
@@ -85,11 +85,15 @@ class Settings:
     """Comma-separated CIDRs webhooks may reach although private (trusted deployments and tests)."""
     webhook_secret_rotation_s: int = 86_400
     """After a rotation the old webhook secret keeps signing beside the new one this long."""
-    session_secret: str = field(default="", repr=False)
-    """Signs staff dashboard sessions (at least 32 characters). Unset, each process draws a random one at
-    start: sessions then end when it restarts, and a fleet of processes must share a value."""
+    secret_key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
+    """Signs the customer pages' form tokens. Unset, each process makes its own (forms then only work
+    against the process that served them): set one value for every process of a fleet."""
+    status_poll_s: int = 20
+    """How often an open status page asks whether its job changed."""
+    page_requests_per_minute: int = 120
+    """Per client address, on the public customer pages (status, account, their forms and files)."""
     session_max_age_s: int = 28_800
-    """A dashboard session ends this long after sign-in (8 hours)."""
+    """A staff dashboard session ends this long after sign-in (8 hours)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -142,6 +146,8 @@ class Settings:
             "recompute_batch_size",
             "smtp_timeout_s",
             "estimate_email_interval_s",
+            "status_poll_s",
+            "page_requests_per_minute",
             "session_max_age_s",
         ):
             if getattr(self, name) <= 0:
@@ -157,8 +163,8 @@ class Settings:
             self.webhook_networks  # noqa: B018 - parsed for its errors
         except ValueError as error:
             raise SettingsError(f"TRACKER_WEBHOOK_ALLOWED_NETWORKS: {error}") from None
-        if self.session_secret and len(self.session_secret) < MIN_SESSION_SECRET:
-            raise SettingsError(f"TRACKER_SESSION_SECRET must be at least {MIN_SESSION_SECRET} characters")
+        if len(self.secret_key) < 32:
+            raise SettingsError("TRACKER_SECRET_KEY must be at least 32 characters")
         if self.quiet_hours and not _QUIET_HOURS.fullmatch(self.quiet_hours):
             raise SettingsError("TRACKER_QUIET_HOURS must look like 21:00-08:00, or be empty")
 

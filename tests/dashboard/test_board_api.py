@@ -144,12 +144,13 @@ async def test_the_board_speaks_the_language_asked_for(staff: httpx.AsyncClient)
     assert '<html lang="en">' in unknown.text
 
 
-async def test_the_stylesheet_is_fingerprinted_and_cached_for_good(staff: httpx.AsyncClient) -> None:
+async def test_the_board_is_light_and_links_the_shared_fingerprinted_assets(staff: httpx.AsyncClient) -> None:
     board = (await staff.get("/dashboard")).text
-    href = re.search(r'href="(/dashboard/assets/dashboard\.[0-9a-f]{12}\.css)"', board)
-    assert href is not None
-    css = await staff.get(href.group(1))
-    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
-    assert "immutable" in css.headers["cache-control"]
-    assert (await staff.get("/dashboard/assets/dashboard.000000000000.css")).status_code == 404
-    assert len(board.encode()) + len(css.content) < 100_000
+    sheets = re.findall(r'href="(/static/[a-z]+\.[0-9a-f]{16}\.css)"', board)
+    assert len(sheets) == 2  # the pages' site.css and the dashboard's own
+    sizes = [len(board.encode())]
+    for sheet in sheets:
+        css = await staff.get(sheet)
+        assert css.status_code == 200 and "immutable" in css.headers["cache-control"]
+        sizes.append(len(css.content))
+    assert sum(sizes) < 100_000

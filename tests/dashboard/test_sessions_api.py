@@ -15,7 +15,8 @@ async def test_the_dashboard_asks_for_a_key_with_strict_security_headers(client:
     assert 'name="key"' in response.text and 'type="password"' in response.text
     csp = response.headers["content-security-policy"]
     assert "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
-    assert response.headers["referrer-policy"] == "same-origin"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["x-robots-tag"] == "noindex, nofollow"
     assert response.headers["x-content-type-options"] == "nosniff"
 
 

@@ -1,4 +1,4 @@
-"""Dashboard session cookies, CSRF tokens, the sign-in limiter and the page language: pure parts."""
+"""Dashboard session cookies, CSRF tokens and the page language: pure parts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tracker.web.dashboard import choose_language
-from tracker.web.dashboard_sessions import SessionSigner, SignInLimiter
+from tracker.web.dashboard_sessions import SessionSigner
 
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
 SIGNER = SessionSigner(b"k" * 32, timedelta(hours=8))
@@ -43,24 +43,12 @@ def test_csrf_tokens_belong_to_one_session() -> None:
     assert not SIGNER.csrf_matches(first, "")
 
 
-def test_without_a_configured_secret_each_process_draws_its_own() -> None:
-    one = SessionSigner.from_setting("", 60)
-    other = SessionSigner.from_setting("", 60)
+def test_sessions_sign_with_a_key_derived_from_the_app_secret_key() -> None:
+    one = SessionSigner.from_secret_key("a" * 32, 60)
     _, cookie = one.issue(1, NOW)
-    assert one.read(cookie, NOW) is not None and other.read(cookie, NOW) is None
-    configured = SessionSigner.from_setting("s" * 32, 60)
-    assert configured.read(SessionSigner.from_setting("s" * 32, 60).issue(1, NOW)[1], NOW) is not None
-
-
-def test_the_limiter_allows_a_burst_per_client_then_one_attempt_every_twelve_seconds() -> None:
-    limiter = SignInLimiter()
-    assert [limiter.attempt("a", 0.0) for _ in range(5)] == [None] * 5
-    wait = limiter.attempt("a", 0.0)
-    assert wait == pytest.approx(12.0)
-    assert limiter.attempt("b", 0.0) is None
-    assert limiter.attempt("a", 6.0) == pytest.approx(6.0)
-    assert limiter.attempt("a", 12.0) is None
-    assert limiter.attempt("a", 12.0) is not None
+    assert SessionSigner.from_secret_key("a" * 32, 60).read(cookie, NOW) is not None
+    assert SessionSigner.from_secret_key("b" * 32, 60).read(cookie, NOW) is None
+    assert one.secret != b"a" * 32
 
 
 @pytest.mark.parametrize(

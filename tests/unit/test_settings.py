@@ -45,7 +45,6 @@ STR_FIELDS = [
     "staff_alert_emails",
     "quiet_hours",
     "webhook_allowed_networks",
-    "session_secret",
 ]
 POSITIVE_FIELDS = [
     "max_body_bytes",
@@ -342,13 +341,3 @@ def test_lists_are_comma_separated() -> None:
 
 def test_the_smtp_password_is_never_in_the_settings_repr() -> None:
     assert "hunter2" not in repr(Settings.from_env({"TRACKER_SMTP_PASSWORD": "hunter2"}))
-
-
-def test_a_short_session_secret_is_refused_and_a_long_one_stays_out_of_the_repr() -> None:
-    assert "TRACKER_SESSION_SECRET must be at least 32 characters" in refused(
-        {"TRACKER_SESSION_SECRET": "too-short"}
-    )
-    secret = "s" * 32
-    settings = Settings.from_env({"TRACKER_SESSION_SECRET": secret})
-    assert settings.session_secret == secret
-    assert secret not in repr(settings)

@@ -7,13 +7,11 @@ CSRF token tied to the session; a POST from another origin is refused outright.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -21,6 +19,7 @@ from babel.dates import format_date, format_time
 from babel.numbers import format_currency, format_decimal, format_percent
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
+from litestar.exceptions import HTTPException, PermissionDeniedException
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
@@ -35,23 +34,13 @@ from tracker.services.keys import KeyRefused, Principal, Role, authenticate, key
 from tracker.settings import Settings
 from tracker.web import views
 from tracker.web.auth import PUBLIC
+from tracker.web.customer_pages import PAGE_HEADERS, Assets, ClientRateLimit, check_origin, negotiate
 from tracker.web.dashboard_charts import Frame, error_chart, share_chart
-from tracker.web.dashboard_sessions import COOKIE, Session, SessionSigner, SignInLimiter
+from tracker.web.dashboard_sessions import COOKIE, SIGN_IN_RATE, Session, SessionSigner
 
 PATH = "/dashboard"
 STAFF_ROLES = frozenset({Role.STAFF, Role.ADMIN})
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-    # Not no-referrer: under it browsers send `Origin: null` with a form, and the origin check needs the
-    # real one. No dashboard address holds a secret, and no other site is told where staff came from.
-    "Referrer-Policy": "same-origin",
-    "X-Content-Type-Options": "nosniff",
-    "X-Robots-Tag": "noindex",
-    "Cache-Control": "no-store",
-}
+DASHBOARD_HEADERS = {**PAGE_HEADERS, "X-Robots-Tag": "noindex, nofollow"}
 SHARE_CHART = Frame(width=640, height=240)
 ERROR_ROW_HEIGHT = 22
 ACTIONS = ("advance", "move", "hold", "resume", "note", "cost", "answer")
@@ -60,31 +49,24 @@ AnyRequest = Request[Any, Any, Any]
 
 
 @dataclass(frozen=True)
-class Stylesheet:
-    body: bytes
-    name: str
-    """`dashboard.<digest>.css`: a new name whenever the content changes, so it may be cached for good."""
-
-
-@dataclass(frozen=True)
 class Dashboard:
     environments: Mapping[str, jinja2.Environment]
     signer: SessionSigner
-    limiter: SignInLimiter
-    stylesheet: Stylesheet
+    sign_in_limit: ClientRateLimit
+    public_base_url: str
 
 
-def build_dashboard(settings: Settings) -> Dashboard:
+def build_dashboard(settings: Settings, assets: Assets) -> Dashboard:
+    """The dashboard's pages in each language, over the shared layout and fingerprinted assets."""
     environments = localized_environments(settings.templates_dir)
     for language, environment in environments.items():
+        environment.globals["asset"] = assets.url
         environment.filters.update(_filters(language))
-    css = (Path(settings.templates_dir) / "dashboard" / "dashboard.css").read_bytes()
-    digest = hashlib.sha256(css).hexdigest()[:12]
     return Dashboard(
         environments=environments,
-        signer=SessionSigner.from_setting(settings.session_secret, settings.session_max_age_s),
-        limiter=SignInLimiter(),
-        stylesheet=Stylesheet(css, f"dashboard.{digest}.css"),
+        signer=SessionSigner.from_secret_key(settings.secret_key, settings.session_max_age_s),
+        sign_in_limit=ClientRateLimit(SIGN_IN_RATE),
+        public_base_url=settings.public_base_url,
     )
 
 
@@ -119,22 +101,10 @@ def _filters(language: str) -> dict[str, Callable[..., str]]:
 
 
 def choose_language(query: str | None, accept_language: str | None) -> str:
-    """`?lang=` when it names one of ours, else the best of `Accept-Language`, else English."""
+    """`?lang=` when it names one of ours, else the browser's preference, else English."""
     if query in LANGUAGES:
         return query
-    weighted: list[tuple[float, int, str]] = []
-    for index, part in enumerate((accept_language or "").split(",")):
-        tag, _, parameters = part.strip().partition(";")
-        quality = 1.0
-        if parameters.strip().startswith("q="):
-            try:
-                quality = float(parameters.strip()[2:])
-            except ValueError:
-                continue
-        primary = tag.strip().split("-")[0].lower()
-        if primary in LANGUAGES and quality > 0:
-            weighted.append((-quality, index, primary))
-    return min(weighted)[2] if weighted else LANGUAGES[0]
+    return negotiate(accept_language) or LANGUAGES[0]
 
 
 @dataclass(frozen=True)
@@ -163,17 +133,16 @@ class Visit:
             visit=self,
             principal=self.principal,
             csrf=csrf,
-            stylesheet=f"{PATH}/assets/{self.dashboard.stylesheet.name}",
             languages=LANGUAGES,
             **context,
         )
-        return Response(html, status_code=status_code, media_type="text/html", headers=SECURITY_HEADERS)
+        return Response(html, status_code=status_code, media_type="text/html", headers=DASHBOARD_HEADERS)
 
     def redirect(self, path: str, *, cookies: list[Cookie] | None = None, **query: str) -> Response[str]:
         return Response(
             "",
             status_code=HTTP_303_SEE_OTHER,
-            headers={**SECURITY_HEADERS, "Location": self.link(path, **query)},
+            headers={**DASHBOARD_HEADERS, "Location": self.link(path, **query)},
             cookies=cookies or [],
         )
 
@@ -202,12 +171,13 @@ async def _visit(request: AnyRequest, language_field: str | None = None) -> Visi
     )
 
 
-def _same_origin(request: AnyRequest) -> bool:
-    """A browser names the page a form came from in `Origin`; it must be this host (none: not a browser)."""
-    origin = request.headers.get("origin")
-    if origin is None:
-        return True
-    return origin != "null" and urlsplit(origin).netloc == request.headers.get("host", "")
+def _same_origin(request: AnyRequest, dashboard: Dashboard) -> bool:
+    """The pages' one rule for where a form may come from (`check_origin`)."""
+    try:
+        check_origin(request, dashboard.public_base_url)
+    except PermissionDeniedException:
+        return False
+    return True
 
 
 def _cookie(request: AnyRequest, value: str, max_age: int) -> Cookie:
@@ -240,13 +210,14 @@ async def board_page(request: AnyRequest) -> Response[str]:
 async def sign_in(request: AnyRequest) -> Response[str]:
     form = await request.form()
     visit = await _visit(request, str(form.get("lang", "")) or None)
-    if not _same_origin(request):
+    if not _same_origin(request, visit.dashboard):
         return visit.render("sign_in.html", 403, problem="origin")
     client = request.client.host if request.client else "unknown"
-    wait = visit.dashboard.limiter.attempt(client, visit.now.timestamp())
-    if wait is not None:
+    try:
+        visit.dashboard.sign_in_limit.check(client, visit.now.timestamp())
+    except HTTPException as refused:
         response = visit.render("sign_in.html", 429, problem="rate")
-        response.headers["Retry-After"] = str(max(1, round(wait)))
+        response.headers.update(refused.headers or {})
         return response
     try:
         principal = await authenticate(str(form.get("key", "")).strip(), now=visit.now)
@@ -266,7 +237,7 @@ async def _checked_form(request: AnyRequest) -> tuple[Visit, Mapping[str, str], 
     visit = await _visit(request, fields.get("lang") or None)
     if visit.session is None:
         return visit, fields, visit.render("sign_in.html", 401, problem="signed_out")
-    if not _same_origin(request) or not visit.dashboard.signer.csrf_matches(
+    if not _same_origin(request, visit.dashboard) or not visit.dashboard.signer.csrf_matches(
         visit.session, fields.get("csrf", "")
     ):
         return visit, fields, visit.render("refused.html", 403)
@@ -400,16 +371,4 @@ def _question(raw: str) -> int:
     return int(raw)
 
 
-@get(f"{PATH}/assets/{{name:str}}", opt={PUBLIC: True}, include_in_schema=False)
-async def asset(request: AnyRequest, name: FromPath[str]) -> Response[bytes]:
-    stylesheet = request.app.state.dashboard.stylesheet
-    if name != stylesheet.name:
-        return Response(b"", status_code=404, headers={"X-Content-Type-Options": "nosniff"})
-    return Response(
-        stylesheet.body,
-        media_type="text/css",
-        headers={"Cache-Control": "public, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff"},
-    )
-
-
-DASHBOARD_HANDLERS = [board_page, sign_in, sign_out, job_page, job_action, asset]
+DASHBOARD_HANDLERS = [board_page, sign_in, sign_out, job_page, job_action]

@@ -3,7 +3,7 @@
 The cookie holds the key's id, an expiry and a random nonce, signed with HMAC-SHA256 under the server's
 session secret. The CSRF token of every form is an HMAC of the nonce, so it is tied to one session and
 needs no storage. The key is looked up again on each request: revoking it or letting it expire ends its
-sessions. Signing in is rate-limited per client with a token bucket.
+sessions. The signing key is derived from `TRACKER_SECRET_KEY`, so sessions last as long as it does.
 """
 
 from __future__ import annotations
@@ -16,14 +16,11 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from notifications.ratelimit import Rate, TokenBucket
+from notifications.ratelimit import Rate
 
 COOKIE = "tracker_session"
 SIGN_IN_RATE = Rate(per_second=1 / 12, burst=5)
 """Five sign-in attempts at once per client, then one every 12 seconds."""
-MAX_CLIENTS = 10_000
-"""Clients remembered at once; past this the limiter starts afresh (a bound on its memory: reaching it
-already takes that many addresses, each of which has its own burst)."""
 
 
 @dataclass(frozen=True)
@@ -47,10 +44,10 @@ class SessionSigner:
     max_age: timedelta
 
     @classmethod
-    def from_setting(cls, secret: str, max_age_s: int) -> SessionSigner:
-        """Unset, a random secret for this process: sessions do not outlive it."""
-        raw = secret.encode() if secret else secrets.token_bytes(32)
-        return cls(raw, timedelta(seconds=max_age_s))
+    def from_secret_key(cls, secret_key: str, max_age_s: int) -> SessionSigner:
+        """Sessions get a key of their own, derived from the app's `TRACKER_SECRET_KEY`."""
+        derived = hmac.new(secret_key.encode(), b"tracker dashboard sessions", hashlib.sha256).digest()
+        return cls(derived, timedelta(seconds=max_age_s))
 
     def _mac(self, purpose: str, message: bytes) -> bytes:
         return hmac.new(self.secret, purpose.encode() + b"\0" + message, hashlib.sha256).digest()
@@ -84,22 +81,3 @@ class SessionSigner:
 
     def csrf_matches(self, session: Session, token: str) -> bool:
         return hmac.compare_digest(self.csrf_token(session).encode(), token.encode())
-
-
-@dataclass
-class SignInLimiter:
-    """Per-client token buckets for sign-in attempts; `now` is in seconds."""
-
-    rate: Rate = SIGN_IN_RATE
-    buckets: dict[str, TokenBucket] = field(default_factory=dict)
-
-    def attempt(self, client: str, now: float) -> float | None:
-        """None when the attempt may go ahead; otherwise the seconds until one may."""
-        if len(self.buckets) >= MAX_CLIENTS:
-            self.buckets.clear()
-        bucket = self.buckets.get(client) or TokenBucket.full(self.rate, now)
-        reservation = bucket.reserve(now, max_wait=0.0)
-        if not reservation.granted:
-            return reservation.wait
-        self.buckets[client] = reservation.bucket
-        return None

@@ -30,6 +30,9 @@ from tracker.web.schemas import INT32_MAX
 MAY_CONFLICT = "may_conflict"
 """Route `opt` key, when a route differs from the rule that writes may answer 409 and reads may not:
 True for a read that can (an estimate of a closed job), False for a write that cannot (a restore)."""
+PUBLIC_PATH = "public_path"
+"""Route `opt` key: the address the route is reached at when an ASGI layer rewrites it (a route cannot end
+a path parameter with a suffix such as `.json`); the document shows that address."""
 PROBLEM = "Problem"
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -163,6 +166,9 @@ def complete(app: Litestar, document: dict[str, Any]) -> dict[str, Any]:
                 operation = paths[route.path_format].get(method.lower())
                 if operation is not None:
                     _complete_operation(operation, route, handler, method)
+                public_path = handler.opt.get(PUBLIC_PATH)
+                if public_path and route.path_format in paths:
+                    paths[public_path] = paths.pop(route.path_format)
     return document
 
 

@@ -15,6 +15,7 @@ from babel.localedata import locale_identifiers
 from babel.numbers import list_currencies
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from tracker.domain.progress import Confidence, StepState
 from tracker.domain.workflow import STAGE_KEY, JobStatus
 from tracker.estimates.model import EstimatorName
 from tracker.services.accounts import EMAIL, AccountKind
@@ -533,3 +534,48 @@ class EstimateExplanationOut(Output, kw_only=True):
     samples: int
     p90_calibration: CalibrationOut
     estimator: EstimatorOut
+
+
+class StepOut(Output, kw_only=True):
+    key: str
+    label: str
+    state: StepState
+
+
+class PublicEstimateOut(Output, kw_only=True):
+    completion: RangeOut
+    confidence: Confidence
+    overdue: bool
+    projected_cost: MoneyOut
+    """The likely (P50) cost, beside the quote."""
+
+
+class PublicNoteOut(Output, kw_only=True):
+    body: str
+    created_at: datetime
+
+
+class PublicStatusOut(Output, kw_only=True):
+    """A job as its customer sees it (the status page's facts), for a shop's own site."""
+
+    reference: str
+    title: str
+    status: JobStatus
+    language: str
+    stage: str
+    """The current stage's customer label (a hidden stage shows as the last visible one)."""
+    steps: list[StepOut]
+    estimate: PublicEstimateOut | None
+    quote: MoneyOut
+    actual_cost: MoneyOut
+    promised_on: date | None
+    on_hold_reason: str | None
+    notes: list[PublicNoteOut]
+    version: int
+    updated_at: datetime
+    closed_at: datetime | None
+
+
+class StatusTokenOut(Output, kw_only=True):
+    status_page_url: str
+    """The job's new status-page link; the old one answers 404 from now on."""

@@ -20,6 +20,7 @@ from tracker.services.jobs import (
 )
 from tracker.services.keys import Role
 from tracker.services.snapshots import EstimateSnapshot, JobSnapshot
+from tracker.services.status_pages import StatusView
 from tracker.services.workflows import StoredWorkflow
 from tracker.web import schemas as s
 
@@ -256,4 +257,32 @@ def audit_entry_out(entry: AuditEntry) -> s.AuditEntryOut:
         subject=entry.subject,
         reason=entry.reason,
         detail=dict(entry.detail),
+    )
+
+
+def public_status_out(view: StatusView) -> s.PublicStatusOut:
+    job, estimate = view.snapshot, view.snapshot.estimate
+    return s.PublicStatusOut(
+        reference=job.reference,
+        title=job.title,
+        status=job.status,
+        language=view.audience.locale,
+        stage=view.stage_label,
+        steps=[s.StepOut(key=step.key, label=step.label, state=step.state) for step in view.steps],
+        estimate=None
+        if estimate is None or view.confidence is None
+        else s.PublicEstimateOut(
+            completion=s.RangeOut(p50=estimate.completion_p50, p90=estimate.completion_p90),
+            confidence=view.confidence,
+            overdue=estimate.overdue,
+            projected_cost=money_out(estimate.cost_p50),
+        ),
+        quote=money_out(job.quote),
+        actual_cost=money_out(job.actual_cost),
+        promised_on=job.promised_on,
+        on_hold_reason=view.hold_reason,
+        notes=[s.PublicNoteOut(body=note.body, created_at=note.created_at) for note in view.notes],
+        version=job.version,
+        updated_at=job.updated_at,
+        closed_at=job.closed_at,
     )

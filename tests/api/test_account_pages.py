@@ -1,0 +1,80 @@
+"""A contact's account page: the account's open and recently closed jobs, filterable, by secret link."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import FakeClock, Keys
+from tests.factories import act, create_account, create_fleet_account, create_job
+from tracker.db.models import Contact
+
+
+async def page_token(contact_id: int) -> str:
+    token = secrets.token_urlsafe(24)
+    await Contact.filter(id=contact_id).update(page_token=token)
+    return token
+
+
+@pytest.fixture
+async def fleet(client: httpx.AsyncClient, auth: Keys, shop: dict[str, Any]) -> dict[str, Any]:
+    account = await create_fleet_account(client, auth.staff)
+    van = await create_job(client, auth.staff, account["id"], title="Van 12 brakes")
+    car = await create_job(client, auth.staff, account["id"], title="Car 7 tyres")
+    done = await create_job(client, auth.staff, account["id"], title="Truck 3 service")
+    await act(client, auth.staff, done, "complete", force=True, reason="collected early")
+    return {"account": account, "van": van, "car": car, "done": done}
+
+
+async def test_the_page_lists_the_accounts_jobs_with_stage_eta_and_cost(
+    client: httpx.AsyncClient, auth: Keys, fleet: dict[str, Any], shop: dict[str, Any]
+) -> None:
+    other = await create_job(client, auth.staff, shop["account"]["id"], title="Someone else's car")
+    token = await page_token(fleet["account"]["contacts"][0]["id"])
+
+    response = await client.get(f"/a/{token}?lang=en")
+
+    html = response.text
+    assert response.status_code == 200
+    assert response.headers["x-robots-tag"].startswith("noindex")
+    assert "Van 12 brakes" in html and "Car 7 tyres" in html and "Truck 3 service" in html
+    assert "Someone else" not in html and other["reference"] not in html
+    assert "Intake" in html and "€640.00" in html
+    assert html.count('href="/status/') == 3
+
+
+async def test_the_jobs_filter_by_state_and_text_without_javascript(
+    client: httpx.AsyncClient, fleet: dict[str, Any]
+) -> None:
+    token = await page_token(fleet["account"]["contacts"][0]["id"])
+
+    open_only = (await client.get(f"/a/{token}?lang=en&show=open")).text
+    closed_only = (await client.get(f"/a/{token}?lang=en&show=closed")).text
+    searched = (await client.get(f"/a/{token}?lang=en&q=VAN")).text
+
+    assert "Truck 3 service" not in open_only and "Van 12 brakes" in open_only
+    assert "Truck 3 service" in closed_only and "Van 12 brakes" not in closed_only
+    assert "Van 12 brakes" in searched and "Car 7 tyres" not in searched
+
+
+async def test_long_closed_jobs_drop_off(
+    client: httpx.AsyncClient, fleet: dict[str, Any], clock: FakeClock
+) -> None:
+    token = await page_token(fleet["account"]["contacts"][0]["id"])
+    clock.advance(days=91)
+
+    html = (await client.get(f"/a/{token}?lang=en")).text
+
+    assert "Truck 3 service" not in html and "Van 12 brakes" in html
+
+
+async def test_an_unknown_link_gets_a_plain_404(client: httpx.AsyncClient, auth: Keys) -> None:
+    await create_account(client, auth.staff)  # its contact has no page link yet
+
+    response = await client.get("/a/not-a-token")
+
+    assert response.status_code == 404
+    assert response.text == "Not found\n"
