@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 
 from tests.conftest import FakeClock, Keys
 from tests.dashboard.conftest import csrf_of, key_of, sign_in
+from tracker.services import keys
 from tracker.web.dashboard_sessions import COOKIE
 
 
@@ -121,3 +124,11 @@ async def test_a_form_from_another_origin_is_refused(staff: httpx.AsyncClient, a
         "/dashboard/sign-in", data={"key": key_of(auth.staff)}, headers={"Origin": "https://evil.example"}
     )
     assert foreign_sign_in.status_code == 403
+
+
+async def test_a_session_ends_when_its_key_expires(client: httpx.AsyncClient, clock: FakeClock) -> None:
+    issued = await keys.create_key("temp", "staff", now=clock.now, expires_at=clock.now + timedelta(hours=1))
+    assert (await sign_in(client, {"Authorization": f"Bearer {issued.secret}"})).status_code == 303
+    assert "Sign out" in (await client.get("/dashboard")).text
+    clock.advance(hours=1)
+    assert 'name="key"' in (await client.get("/dashboard")).text
