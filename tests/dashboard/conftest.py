@@ -8,8 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Keys
+from tests.conftest import CURRENT_TIME, Keys
 from tests.factories import create_account, create_workflow
+from tracker.db.models import Delivery
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -18,6 +19,23 @@ def csrf_of(html: str) -> str:
     found = CSRF.search(html)
     assert found is not None, "the page has no form with a CSRF token"
     return found.group(1)
+
+
+async def record_delivery(
+    job_id: int, *, channel: str, kind: str, target: str, status: str, **more: Any
+) -> None:
+    """An outbox row as the dispatcher leaves it (the dashboard only reads them)."""
+    await Delivery.create(
+        dedupe_key=f"{kind}-{job_id}-{target}",
+        channel=channel,
+        kind=kind,
+        target=target,
+        job_id=job_id,
+        status=status,
+        available_at=CURRENT_TIME,
+        created_at=CURRENT_TIME,
+        **more,
+    )
 
 
 def key_of(headers: dict[str, str]) -> str:

@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 
 from tests.conftest import CURRENT_TIME, FakeClock, Keys
+from tests.dashboard.conftest import record_delivery
 from tests.factories import act, create_job
-from tracker.db.models import Delivery, Question, Suppression, SurveyResponse
+from tracker.db.models import Question, Suppression, SurveyResponse
 
 
 def section(html: str, heading_id: str) -> str:
@@ -84,16 +85,13 @@ async def test_waiting_questions_failures_suppressions_and_scores_are_on_the_boa
         answered_at=CURRENT_TIME,
         answered_by="x",
     )
-    await Delivery.create(
-        dedupe_key="dead-1",
+    await record_delivery(
+        job["id"],
         channel="webhook",
         kind="job.advanced",
         target="https://hooks.example/tracker",
-        job_id=job["id"],
         status="dead",
         attempts=8,
-        available_at=CURRENT_TIME,
-        created_at=CURRENT_TIME,
         last_error="HTTP 500",
     )
     await Suppression.create(address="gone@example.com", reason="hard bounce", created_at=CURRENT_TIME)

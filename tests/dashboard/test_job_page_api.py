@@ -7,9 +7,9 @@ from typing import Any
 import httpx
 
 from tests.conftest import CURRENT_TIME, Keys
-from tests.dashboard.conftest import csrf_of
+from tests.dashboard.conftest import csrf_of, record_delivery
 from tests.factories import create_job
-from tracker.db.models import Delivery, Note, Question
+from tracker.db.models import Note, Question
 
 
 async def form_of(client: httpx.AsyncClient, job_id: int) -> dict[str, str]:
@@ -183,17 +183,13 @@ async def test_the_job_page_lists_the_notifications_of_the_job(
     staff: httpx.AsyncClient, auth: Keys, shop: dict[str, Any]
 ) -> None:
     job = await create_job(staff, auth.staff, shop["account"]["id"])
-    await Delivery.create(
-        dedupe_key="d-1",
+    await record_delivery(
+        job["id"],
         channel="email",
         kind="stage_changed",
         target="marie@example.com",
-        job_id=job["id"],
         status="sent",
         attempts=1,
-        available_at=CURRENT_TIME,
-        created_at=CURRENT_TIME,
-        sent_at=CURRENT_TIME,
     )
     page = (await staff.get(f"/dashboard/jobs/{job['id']}")).text
     assert "stage_changed" in page and "marie@example.com" in page

@@ -240,7 +240,7 @@ async def _checked_form(request: AnyRequest) -> tuple[Visit, Mapping[str, str], 
     if not _same_origin(request, visit.dashboard) or not visit.dashboard.signer.csrf_matches(
         visit.session, fields.get("csrf", "")
     ):
-        return visit, fields, visit.render("refused.html", 403)
+        return visit, fields, visit.render("message.html", 403, kind="refused")
     return visit, fields, None
 
 
@@ -259,7 +259,7 @@ async def _job_page(
     try:
         job = await job_queries.get_job(job_id)
     except NotFound:
-        return visit.render("not_found.html", 404)
+        return visit.render("message.html", 404, kind="not_found")
     snapshot = await services.snapshots.of(job, locale=visit.language)
     version = await services.workflows.get(job.workflow_id)
     explanation = None
@@ -298,12 +298,12 @@ async def job_action(request: AnyRequest, job_id: FromPath[int], action: FromPat
     if refusal is not None:
         return refusal
     if action not in ACTIONS:
-        return visit.render("not_found.html", 404)
+        return visit.render("message.html", 404, kind="not_found")
     assert visit.principal is not None
     try:
         await _act(visit, job_id, action, fields, visit.principal.actor)
     except NotFound:
-        return visit.render("not_found.html", 404)
+        return visit.render("message.html", 404, kind="not_found")
     except DomainError as error:
         return await _job_page(visit, job_id, status_code=_status_of(error), error=error)
     return visit.redirect(f"{PATH}/jobs/{job_id}", done=action)
