@@ -111,6 +111,8 @@ async def test_bad_input_is_shown_in_the_page_and_changes_nothing(
     assert response.status_code == 422
     assert "Nothing was saved: a field needs another value." in response.text
     assert "amount" in response.text
+    job_path = f"/dashboard/jobs/{job['id']}"
+    assert f'href="{job_path}?lang=fr"' in response.text  # not the POST-only address
     assert (await api_job(staff, auth, job["id"]))["version"] == job["version"]
 
 

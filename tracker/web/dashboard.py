@@ -126,15 +126,15 @@ class Visit:
             query["lang"] = self.explicit_language
         return f"{path}?{urlencode(query)}" if query else path
 
-    def render(self, template: str, status_code: int = 200, **context: Any) -> Response[str]:
+    def render(
+        self, template: str, status_code: int = 200, *, here: str = PATH, **context: Any
+    ) -> Response[str]:
+        """`here`: the page's own address, which its language links lead to (a form's answer is at
+        another address that only takes POST)."""
         environment = self.dashboard.environments[self.language]
         csrf = self.dashboard.signer.csrf_token(self.session) if self.session else ""
         html = environment.get_template(f"dashboard/{template}").render(
-            visit=self,
-            principal=self.principal,
-            csrf=csrf,
-            languages=LANGUAGES,
-            **context,
+            visit=self, principal=self.principal, csrf=csrf, here=here, **context
         )
         return Response(html, status_code=status_code, media_type="text/html", headers=DASHBOARD_HEADERS)
 
@@ -270,6 +270,7 @@ async def _job_page(
     return visit.render(
         "job.html",
         status_code,
+        here=f"{PATH}/jobs/{job_id}",
         job=snapshot,
         time_zone=version.calendar.timezone.key,
         stages=[(stage.key, stage.label(visit.language)) for stage in version.definition.stages],
