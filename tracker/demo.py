@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from tracker.db.models import CostEntry, StageVisit, Workflow
+from tracker.db.models import CostEntry, Job, StageVisit, Workflow
 from tracker.domain.events import EventType, NewEvent
 from tracker.domain.money import Money
 from tracker.domain.workflow import (
@@ -239,6 +239,15 @@ async def seed_history(
 
 async def is_seeded() -> bool:
     return await Workflow.exists()
+
+
+async def showcase_job() -> Job | None:
+    """The demo job whose status page `make run` points to: the first open one."""
+    return (
+        await Job.filter(reference__startswith="DEMO-", status=JobStatus.OPEN.value)
+        .order_by("reference")
+        .first()
+    )
 
 
 def _start_of(calendar: BusinessCalendar, working_seconds: float, *, now: datetime) -> datetime:

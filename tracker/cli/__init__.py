@@ -91,7 +91,7 @@ def demo(if_empty: bool) -> None:
 
     settings = _settings()
 
-    async def seed() -> str:
+    async def seed() -> tuple[str, str | None]:
         async with open_database(settings):
             now = utc_now()
             if not (if_empty and await demo_data.is_seeded()):
@@ -113,15 +113,24 @@ def demo(if_empty: bool) -> None:
             for old in await keys.list_keys():
                 if old.name == "demo" and old.revoked_at is None:
                     await keys.revoke_key(old.id, now=now)
-            return (await keys.create_key("demo", "staff", now=now)).secret
+            secret = (await keys.create_key("demo", "staff", now=now)).secret
+            showcase = await demo_data.showcase_job()
+            page = None
+            if showcase is not None:
+                page = build_services(settings).snapshots.public_url(showcase.public_token)
+                page = f"{showcase.reference}'s status page: {page}"
+            return secret, page
 
-    secret = _run(seed())
+    secret, status_page = _run(seed())
     base = settings.public_base_url.rstrip("/")
-    click.echo(
-        f"\n  staff API key (shown once): {secret}\n  API docs: {base}/schema\n"
-        f"  staff dashboard: {base}/dashboard (sign in with the key above)\n"
-        f"  try: curl -H 'Authorization: Bearer {secret}' {base}/jobs\n"
-    )
+    lines = [
+        f"staff API key (shown once): {secret}",
+        f"API docs: {base}/schema",
+        f"staff dashboard: {base}/dashboard (sign in with the key above)",
+        f"try: curl -H 'Authorization: Bearer {secret}' {base}/jobs",
+        *([status_page] if status_page else []),
+    ]
+    click.echo("\n" + "".join(f"  {line}\n" for line in lines))
 
 
 @main.group()

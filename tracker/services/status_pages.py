@@ -183,10 +183,16 @@ class StatusPages:
             survey_score=None if survey is None else survey.score,
         )
 
-    async def version(self, token: str) -> tuple[int, datetime]:
-        """What changes whenever the page would: the job's version and its last estimate's time."""
-        job = await get_job_by_token(token)
-        return job.version, job.estimated_at or job.updated_at
+    async def revision(self, token: str) -> tuple[int, datetime]:
+        """What changes whenever the page would (one small query): the job's version, every change of
+        the job raises it, and the time of its last estimate, which the scheduler refreshes."""
+        found = (
+            await Job.filter(public_token=token).limit(1).values_list("version", "estimated_at", "updated_at")
+        )
+        if not found:
+            raise NotFound("job", "for that link")
+        version, estimated_at, updated_at = found[0]
+        return version, estimated_at or updated_at
 
 
 def _moved_to_hidden(event: JobEvent, hidden: set[str]) -> bool:

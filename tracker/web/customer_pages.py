@@ -75,8 +75,6 @@ class Assets:
         if found is None:
             raise NotFoundException()
         content, media_type = found
-        if media_type.startswith("text/") or media_type.endswith("javascript"):
-            media_type = f"{media_type}; charset=utf-8"
         return Response(
             content,
             media_type=media_type,
@@ -157,6 +155,9 @@ class PageRenderer:
             environment.globals["asset"] = self.assets.url
             environment.filters["ics_text"] = ics_text
 
+    def html(self, template: str, language: str, context: Mapping[str, Any]) -> str:
+        return self.environments[language].get_template(f"pages/{template}").render(context)
+
     def render(
         self,
         template: str,
@@ -166,10 +167,42 @@ class PageRenderer:
         status: int = 200,
         headers: Mapping[str, str] = TOKEN_PAGE_HEADERS,
     ) -> Response[str]:
-        html = self.environments[language].get_template(f"pages/{template}").render(context)
-        return Response(
-            html, status_code=status, media_type="text/html; charset=utf-8", headers=dict(headers)
-        )
+        return page_response(self.html(template, language, context), status=status, headers=headers)
+
+
+def page_response(
+    html: str, *, status: int = 200, headers: Mapping[str, str] = TOKEN_PAGE_HEADERS
+) -> Response[str]:
+    return Response(html, status_code=status, media_type="text/html", headers=dict(headers))
+
+
+@dataclass
+class PageCache:
+    """Rendered answers of the token pages, keyed by everything they show depends on (the job's version
+    and estimate time among it), so a change of the job is a new key, never a stale answer. Entries live
+    `ttl_s` at most (the page's form tokens and its confidence words were made when it was rendered)."""
+
+    ttl_s: float = 60.0
+    max_entries: int = 2000
+    _entries: OrderedDict[tuple[object, ...], tuple[float, Any]] = field(default_factory=OrderedDict)
+
+    def get(self, key: tuple[object, ...], now: float | None = None) -> Any:
+        found = self._entries.get(key)
+        moment = time.monotonic() if now is None else now
+        if found is None or moment - found[0] > self.ttl_s:
+            return None
+        return found[1]
+
+    def put(self, key: tuple[object, ...], value: Any, now: float | None = None) -> None:
+        self._entries[key] = (time.monotonic() if now is None else now, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def forget(self, token: str) -> None:
+        """Drop what was rendered for a page token (its survey was answered: that changes no version)."""
+        for key in [key for key in self._entries if token in key]:
+            del self._entries[key]
 
 
 def ics_text(value: str) -> str:
@@ -204,9 +237,7 @@ def ics_lines(body: str) -> str:
 
 def not_found() -> Response[str]:
     """The answer to an unknown token: the same plain text for every page, revealing nothing."""
-    return Response(
-        "Not found\n", status_code=404, media_type="text/plain; charset=utf-8", headers=PAGE_HEADERS
-    )
+    return Response("Not found\n", status_code=404, media_type="text/plain", headers=PAGE_HEADERS)
 
 
 class FormRefused(HTTPException):

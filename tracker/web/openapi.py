@@ -158,6 +158,7 @@ def complete(app: Litestar, document: dict[str, Any]) -> dict[str, Any]:
     schemas[PROBLEM] = PROBLEM_SCHEMA
     _msgspec_components(schemas)
     paths = document.get("paths", {})
+    renamed: dict[str, str] = {}
     for route in app.routes:
         if not isinstance(route, HTTPRoute) or route.path_format not in paths:
             continue
@@ -166,9 +167,10 @@ def complete(app: Litestar, document: dict[str, Any]) -> dict[str, Any]:
                 operation = paths[route.path_format].get(method.lower())
                 if operation is not None:
                     _complete_operation(operation, route, handler, method)
-                public_path = handler.opt.get(PUBLIC_PATH)
-                if public_path and route.path_format in paths:
-                    paths[public_path] = paths.pop(route.path_format)
+            if PUBLIC_PATH in handler.opt:
+                renamed[route.path_format] = handler.opt[PUBLIC_PATH]
+    for path, public_path in renamed.items():
+        paths[public_path] = paths.pop(path)
     return document
 
 

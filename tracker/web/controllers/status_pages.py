@@ -47,17 +47,19 @@ from tracker.web.customer_pages import (
     Formats,
     FormRefused,
     FormTokens,
+    PageCache,
     PageRenderer,
     check_origin,
     choose_language,
     ics_lines,
     negotiate,
     not_found,
+    page_response,
 )
 from tracker.web.deps import Now
 from tracker.web.openapi import PUBLIC_PATH
 
-SUFFIXED = re.compile(r"^/status/([A-Za-z0-9_-]{1,64})\.(json|ics)$")
+SUFFIXED = re.compile(r"^/status/([^/]+)\.(json|ics)$")
 INTERNAL = re.compile(r"^/status/[^/]+/(?:json|ics)$")
 LANGUAGE_QUERY = Annotated[
     str | None,
@@ -97,6 +99,7 @@ class CustomerPages:
     """Per client: a few questions at once, then one every few minutes."""
     status: StatusPages
     accounts: AccountPages
+    cache: PageCache
     public_base_url: str
     poll_seconds: int
 
@@ -126,12 +129,12 @@ async def _view(
     return await pages.status.view(token, locale=asked_language(request, lang), now=now)
 
 
-def _render_status(pages: CustomerPages, view: StatusView, *, asked: bool, now: datetime) -> Response[str]:
+def _status_html(pages: CustomerPages, view: StatusView, *, asked: bool, now: datetime) -> str:
     language = view.audience.locale
     token = view.token
     version, estimated = view.snapshot.version, view.snapshot.estimate
     at = estimated.computed_at if estimated is not None else view.snapshot.updated_at
-    return pages.renderer.render(
+    return pages.renderer.html(
         "status.html",
         language,
         {
@@ -179,11 +182,17 @@ class StatusPageController(Controller):
         asked: Annotated[str | None, QueryParameter()] = None,
     ) -> Response[str]:
         pages.limit.check_request(request)
+        language = asked_language(request, lang)
         try:
-            view = await _view(pages, request, token, lang, now)
+            key = ("page", token, language, asked == "1", await pages.status.revision(token))
+            html = pages.cache.get(key)
+            if html is None:
+                view = await pages.status.view(token, locale=language, now=now)
+                html = _status_html(pages, view, asked=asked == "1", now=now)
+                pages.cache.put(key, html)
         except NotFound:
             return not_found()
-        return _render_status(pages, view, asked=asked == "1", now=now)
+        return page_response(html)
 
     @get("/{token:str}/ics", operation_id="StatusCalendar")
     async def calendar(
@@ -215,7 +224,7 @@ class StatusPageController(Controller):
         )
         return Response(
             ics_lines(body),
-            media_type="text/calendar; charset=utf-8",
+            media_type="text/calendar",
             headers={
                 **PAGE_HEADERS,
                 "X-Robots-Tag": "noindex, nofollow",
@@ -259,6 +268,7 @@ class StatusPageController(Controller):
             if not (score.isascii() and score.isdigit()):
                 raise InvalidInput("score", "must be a whole number from 1 to 5")
             await status_pages.answer_survey(token, int(score), form.get("comment", ""), now=now)
+            pages.cache.forget(token)
         except NotFound:
             return not_found()
         except (FormRefused, PermissionDeniedException):
@@ -266,6 +276,7 @@ class StatusPageController(Controller):
         except InvalidInput:
             return _message(pages, language, "score", back, 422)
         except Conflict as conflict:
+            pages.cache.forget(token)
             kind = "already_answered" if conflict.code == "already_answered" else "not_completed"
             return _message(pages, language, kind, back, 409)
         return Redirect(f"/status/{token}?lang={language}#survey", status_code=303)
@@ -302,16 +313,19 @@ class StatusJsonController(Controller):
     ) -> Response[bytes]:
         pages.limit.check_request(request)
         cors = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "ETag"}
-        version, at = await pages.status.version(token)
+        revision = await pages.status.revision(token)
         language = asked_language(request, lang)
-        tag = _etag(version, at, language)
+        tag = _etag(*revision, language)
         headers = {**cors, "ETag": tag, "Cache-Control": "no-cache", "Referrer-Policy": "no-referrer"}
         if request.headers.get("if-none-match") == tag:
             return Response(b"", status_code=304, headers=headers)
-        view = await pages.status.view(token, locale=language, now=now)
-        return Response(
-            encode_json(views.public_status_out(view)), media_type="application/json", headers=headers
-        )
+        key = ("json", token, language, revision)
+        body = pages.cache.get(key)
+        if body is None:
+            view = await pages.status.view(token, locale=language, now=now)
+            body = encode_json(views.public_status_out(view))
+            pages.cache.put(key, body)
+        return Response(body, media_type="application/json", headers=headers)
 
 
 class StatusTokenController(Controller):
@@ -349,6 +363,7 @@ def customer_pages(settings: Settings, snapshots: JobSnapshots) -> CustomerPages
         question_limit=ClientRateLimit(Rate(per_second=1 / 300, burst=3)),
         status=StatusPages(snapshots),
         accounts=AccountPages(snapshots),
+        cache=PageCache(),
         public_base_url=settings.public_base_url,
         poll_seconds=settings.status_poll_s,
     )
