@@ -277,3 +277,57 @@ def test_stage_p90_and_bases_describe_each_stage() -> None:
     bases = model.position_bases()
     assert len(bases) == 2 * len(model.stage_keys) + 1
     assert bases[model.stage_keys.index("paint")] == "planned"
+
+
+def test_open_jobs_past_their_p90_count_as_misses_and_widen_it() -> None:
+    raw = np.full(60, 10.0 * DAY)
+    since = np.full(60, 30.0 * DAY)  # every prediction made 30 days ago
+    resolved = np.r_[np.ones(30, dtype=bool), np.zeros(30, dtype=bool)]
+    observed = np.r_[np.full(30, 5.0 * DAY), since[30:]]  # half closed early, half still open
+
+    calibration = calibrate(CalibrationEvidence(raw, observed, resolved, since))
+
+    assert calibration.coverage_raw == pytest.approx(0.5)
+    assert calibration.p90_factor > 2.0
+
+
+def test_jobs_not_yet_past_their_p90_are_undecided_not_hits() -> None:
+    raw = np.full(100, 10.0 * DAY)
+    # 20 old predictions: 10 closed within P90, 10 missed it; 80 recent ones still open, within it.
+    since = np.r_[np.full(20, 40.0), np.full(80, 2.0)] * DAY
+    resolved = np.r_[np.ones(10, dtype=bool), np.zeros(90, dtype=bool)]
+    observed = np.r_[np.full(10, 3.0 * DAY), since[10:]]
+
+    calibration = calibrate(CalibrationEvidence(raw, observed, resolved, since))
+
+    assert calibration.coverage_raw == pytest.approx(0.5)  # 10 hits of 20 decided, not 90 of 100
+    assert calibration.p90_factor > 1.5
+
+
+def test_a_few_outcomes_move_the_factor_less_than_many() -> None:
+    def factor(n: int) -> float:
+        raw = np.full(n, 10.0 * DAY)
+        observed = np.full(n, 20.0 * DAY)  # every job took twice its P90
+        return calibrate(CalibrationEvidence(raw, observed, np.ones(n, dtype=bool))).p90_factor
+
+    assert 1.0 < factor(5) < factor(50) < factor(500) <= 2.05
+    assert factor(500) == pytest.approx(2.0, rel=0.05)
+
+
+def test_long_p90s_count_as_often_as_they_occur_not_as_soon_as_they_are_decided() -> None:
+    # Half the predictions have a 1-day P90 that covers 95 %, half a 20-day P90 that covers 60 %;
+    # all were made 0 to 30 days ago, so only a third of the long ones have had their P90 pass.
+    n = 600
+    since = np.tile(np.linspace(0.0, 30.0, n // 2), 2) * DAY
+    raw = np.r_[np.full(n // 2, 1.0), np.full(n // 2, 20.0)] * DAY
+    rng = np.random.default_rng(2)
+    covered = np.r_[rng.random(n // 2) < 0.95, rng.random(n // 2) < 0.60]
+    outcome = np.where(covered, 0.5 * raw, 1.5 * raw)
+    resolved = outcome <= since
+    observed = np.where(resolved, outcome, since)
+
+    calibration = calibrate(CalibrationEvidence(raw, observed, resolved, since))
+
+    true_coverage = covered.mean()
+    assert calibration.coverage_raw == pytest.approx(true_coverage, abs=0.04)
+    assert calibration.p90_factor > 1.0

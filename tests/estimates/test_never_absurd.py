@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tracker.estimates.history import CaseHistory, JobProgress, VisitRecord
@@ -125,3 +126,51 @@ def test_the_choice_counts_open_jobs_past_their_estimate_as_errors() -> None:
         ("short", "honest"), np.vstack([short, honest])[:, :10], observed[:10], resolved[:10], default="short"
     )
     assert few.name == "short" and "fewer than" in few.reason
+
+
+def test_a_challenger_ahead_by_noise_does_not_replace_the_default() -> None:
+    rng = np.random.default_rng(3)
+    observed = rng.exponential(10 * DAY, 200)
+    resolved = np.ones(200, dtype=np.bool_)
+    default = np.full(200, 7.0 * DAY)
+    lucky = default.copy()
+    lucky[0] = observed[0]  # one prediction right on: 1 % ahead on average, from a single row
+
+    choice = choose(("median", "lucky"), np.vstack([default, lucky]), observed, resolved, default="median")
+
+    assert choice.errors["lucky"] < choice.errors["median"]
+    assert choice.name == "median"
+
+
+def test_outcomes_are_counted_by_job_not_by_prediction() -> None:
+    observed = np.r_[np.full(40, 1.0), np.full(40, 10.0)] * DAY
+    resolved = np.ones(80, dtype=np.bool_)
+    short, honest = np.full(80, 1.0 * DAY), observed.copy()
+    p50 = np.vstack([short, honest])
+    few_jobs = np.repeat(np.arange(8), 10)  # 80 predictions of 8 jobs: 8 outcomes
+
+    by_job = choose(("short", "honest"), p50, observed, resolved, default="short", cases=few_jobs)
+    by_prediction = choose(("short", "honest"), p50, observed, resolved, default="short")
+
+    assert by_job.name == "short" and "8 outcomes known" in by_job.reason
+    assert by_prediction.name == "honest"
+
+
+def test_weights_give_each_evidence_set_its_share_however_many_rows_it_has() -> None:
+    # 90 open predictions already 20 days in, 10 closed after 2 days: a "long" candidate wins the
+    # pooled rows, a "short" one the closed ones; with equal shares the closed set counts as much.
+    observed = np.r_[np.full(90, 20.0), np.full(10, 2.0)] * DAY
+    resolved = np.r_[np.zeros(90, dtype=np.bool_), np.ones(10, dtype=np.bool_)]
+    long, short = np.full(100, 30.0 * DAY), np.full(100, 2.0 * DAY)
+    p50 = np.vstack([short, long])
+    shares = np.r_[np.full(90, 1 / 90), np.full(10, 1 / 10)]
+
+    pooled = choose(("short", "long"), p50, observed, resolved, default="short", min_resolved=5)
+    shared = choose(
+        ("short", "long"), p50, observed, resolved, default="short", min_resolved=5, weights=shares
+    )
+
+    assert pooled.name == "long"
+    assert shared.errors["long"] == pytest.approx(0.5 * 0.0 + 0.5 * 28.0 * DAY)
+    assert shared.errors["short"] == pytest.approx(0.5 * 18.0 * DAY + 0.5 * 0.0)
+    assert shared.name == "short"

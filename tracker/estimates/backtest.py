@@ -11,11 +11,12 @@ jobs here" estimate, the plain median by activity, the stage simulation, and two
 are scored on two sets of earlier predictions whose biases pull opposite ways: the newest ones
 old enough for most of their cases to have closed (the open ones counted by their certain error,
 which favours long predictions), and all those of the cases that closed last (exact, but short
-cases close first) - and the best one answers until the next refit. The plain median, the bar
-itself, answers until 30 outcomes are known and whenever no other candidate beats it by 1 %: with
-little or misleading evidence the estimate is never worse than the bar. Its P90 is calibrated
-split-conformally on the first set, the jobs still open past their P90 counted as misses, so the
-calibration follows drift through the log.
+cases close first), each set weighing the same however many rows it has - and the best one
+answers until the next refit. The plain median, the bar itself, answers until 30 cases have
+closed in the evidence and whenever no other candidate beats it clearly (by 1 % and by two
+standard errors): with little or misleading evidence the estimate is never worse than the bar.
+Its P90 is calibrated split-conformally on the first set, each prediction decided once its P90
+has passed (the jobs still open then counted as misses), so the calibration follows drift.
 
 The bar is the replay baseline: at each prediction's instant, the median remaining time after the
 same activity of the cases closed before it (all activities pooled when that one has none). It is
@@ -267,11 +268,15 @@ def run_backtest(
             np.r_[evidence.observed, closed_last.observed],
             np.r_[evidence.resolved, closed_last.resolved],
             default=_DEFAULT,
+            weights=np.r_[_equal_share(evidence.rows.size), _equal_share(closed_last.rows.size)],
+            cases=moments.case[np.r_[evidence.rows, closed_last.rows]],
         )
         k = names.index(choice.name)
         chosen[lo:hi] = k
         factor = calibrate(
-            CalibrationEvidence(p90_all[k, evidence.rows], evidence.observed, evidence.resolved)
+            CalibrationEvidence(
+                p90_all[k, evidence.rows], evidence.observed, evidence.resolved, evidence.since
+            )
         ).p90_factor
         raw90 = p90_all[k, lo:hi]
         if not choice.errors:  # nothing known yet: the long-running open cases are all there is
@@ -329,6 +334,7 @@ class _Evidence:
     rows: IntArray  # indices into the prediction order
     observed: FloatArray
     resolved: BoolArray
+    since: FloatArray  # working seconds from the prediction to the instant
 
 
 @dataclass(frozen=True)
@@ -409,7 +415,9 @@ class _Moments:
         n = int(np.searchsorted(self.end_sorted, instant, side="left"))
         rows = np.sort(self.by_end[max(n - size, 0) : n])
         observed = self.end_clock[rows] - self.clock[rows]
-        return _Evidence(rows, observed, np.ones(rows.size, dtype=np.bool_))
+        return _Evidence(
+            rows, observed, np.ones(rows.size, dtype=np.bool_), self.clock_at(instant) - self.clock[rows]
+        )
 
     def evidence(self, instant: float, before: int, size: int, known: _Known) -> _Evidence:
         """The newest ``size`` predictions made before row ``before`` and long enough before
@@ -423,8 +431,15 @@ class _Moments:
         end = old_enough if old_enough >= min(size, before) // 2 else before
         rows = np.arange(max(end - size, 0), end)
         resolved = self.end_time[rows] < instant
-        observed = np.where(resolved, self.end_clock[rows], self.clock_at(instant)) - self.clock[rows]
-        return _Evidence(rows, observed, resolved)
+        now = self.clock_at(instant)
+        observed = np.where(resolved, self.end_clock[rows], now) - self.clock[rows]
+        return _Evidence(rows, observed, resolved, now - self.clock[rows])
+
+
+def _equal_share(size: int) -> FloatArray:
+    """Weights giving a set of ``size`` predictions one unit in all, so the two evidence sets,
+    biased opposite ways, weigh the same however many rows each has."""
+    return np.full(size, 1.0 / max(size, 1))
 
 
 def _age_buckets(ages: FloatArray, reference: FloatArray) -> IntArray:

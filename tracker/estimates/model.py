@@ -54,7 +54,7 @@ from tracker.estimates.model_direct import (
     direct_level,
     moments_of,
 )
-from tracker.estimates.model_survival import km_masses, km_quantiles, newest_per_group
+from tracker.estimates.model_survival import km_masses, newest_per_group
 from tracker.estimates.selection import choose
 
 Basis = Literal["planned", "blend", "history"]
@@ -68,7 +68,9 @@ _LEVELS = 256  # resolution of the inverse CDFs used to draw stage durations
 _TAIL = 1.0 - np.log(1.0 - (np.arange(5) + 0.5) / 5)  # 1 + Exp(1) quintile midpoints
 _PATH_BUDGET = 200_000
 _CALIBRATION_CASES = 500
-_MIN_CALIBRATION = 20
+CALIBRATION_PRIOR = 10.0  # outcomes that weigh as much as the model's own P90
+_FACTORS = np.exp(np.linspace(np.log(0.5), np.log(4.0), 64))  # the P90 factors tried, 1/2 to 4
+_UNSCALED = int(np.argmin(np.abs(_FACTORS - 1.0)))
 _FORMAT = "tracker.history-model/1"
 
 
@@ -127,12 +129,15 @@ class CalibrationEvidence:
     """Earlier raw P90 predictions and what happened since (working seconds).
 
     ``observed_s`` is the actual remaining time where ``resolved``; otherwise the job is still
-    open and ``observed_s`` is the time elapsed since the prediction (a lower bound).
+    open and ``observed_s`` is the time elapsed since the prediction (a lower bound). ``since_s``
+    is the time elapsed since the prediction for every job; without it every outcome counts as
+    known in full (the jobs a model was fitted on).
     """
 
     raw_p90_s: FloatArray
     observed_s: FloatArray
     resolved: BoolArray
+    since_s: FloatArray | None = None
 
 
 @dataclass(frozen=True)
@@ -569,27 +574,47 @@ def fit_visit_table(
 
 
 def calibrate(evidence: CalibrationEvidence, target: float = 0.9) -> Calibration:
-    """Split-conformal factor for P90: the ``target`` quantile of outcome / raw P90.
+    """Split-conformal factor for P90: the smallest factor ``f`` whose scaled P90 covers
+    ``target`` of the outcomes decided at ``f``.
 
-    Open jobs count as "at least this long" (Kaplan-Meier on the ratios). The factor is trusted
-    only where enough outcomes remain at risk, and kept within [1/2, 4]: calibration corrects a
-    model, it does not replace it.
+    A prediction is decided at ``f`` once its scaled P90 has passed (``since_s >= f * raw``): a
+    job still open then is a miss, one closed by then a hit or a miss by its outcome. A job not yet
+    past its scaled P90 is undecided, never a hit: counting the jobs that closed early would
+    reward short P90s, and spreading the open ones' chances over the longer ones (Kaplan-Meier)
+    assumes that jobs with long P90s miss as often as the rest. A long P90 is decided later than a
+    short one, so each decided prediction is weighed by the inverse share of the predictions that
+    have run as long (inverse probability of censoring weighting). No factor reaching the target
+    gives the largest. The factor is pulled towards 1 in log scale by ``d / (d + CALIBRATION_PRIOR)``,
+    ``d`` the outcomes decided at the raw P90, so a few outcomes move it a little and many all the
+    way; it stays within [1/2, 4]: calibration corrects a model, it does not replace it.
     """
     n = int(evidence.raw_p90_s.size)
-    unchanged = Calibration(1.0, float("nan"), float("nan"), n, "evidence")
-    if int(evidence.resolved.sum()) < _MIN_CALIBRATION:
-        return unchanged
-    ratio = evidence.observed_s / np.maximum(evidence.raw_p90_s, 60.0)
-    level = min(target * (n + 1) / n, 1.0)  # finite-sample conformal level
-    (factor,) = km_quantiles(ratio, evidence.resolved, np.ones(n), [level])
-    if np.isnan(factor) or int((ratio >= factor).sum()) < _MIN_CALIBRATION // 2:
-        return unchanged
-    factor = float(np.clip(factor, 0.5, 4.0))
-    support, mass, _ = km_masses(ratio, evidence.resolved, np.ones(n))
+    if n == 0:
+        return Calibration(1.0, float("nan"), float("nan"), 0, "evidence")
+    raw = np.maximum(evidence.raw_p90_s, 60.0)
+    scaled = _FACTORS * raw[:, None]
+    hit = evidence.resolved[:, None] & (evidence.observed_s[:, None] <= scaled)
+    if evidence.since_s is None:
+        decided = np.ones(hit.shape, dtype=np.bool_)
+        weight = np.ones(hit.shape)
+    else:
+        decided = evidence.since_s[:, None] >= scaled
+        since = np.sort(evidence.since_s)
+        share = (n - np.searchsorted(since, scaled, side="left")) / n
+        weight = np.where(decided, 1.0 / np.maximum(share, 1.0 / n), 0.0)
+    n_decided = decided.sum(axis=0)
+    covered = (weight * hit).sum(axis=0) / np.maximum(weight.sum(axis=0), 1e-12)
+    reached = np.flatnonzero((covered >= target) & (n_decided > 0))
+    if n_decided.max(initial=0) == 0:
+        return Calibration(1.0, float("nan"), float("nan"), n, "evidence")
+    at = int(reached[0]) if reached.size else _FACTORS.size - 1
+    weight = n_decided[_UNSCALED] / (n_decided[_UNSCALED] + CALIBRATION_PRIOR)
+    factor = float(np.exp(weight * np.log(_FACTORS[at])))
+    at_factor = int(np.searchsorted(_FACTORS, factor - 1e-12))
     return Calibration(
         p90_factor=factor,
-        coverage_raw=float(mass[support <= 1.0].sum()),
-        coverage=float(mass[support <= factor].sum()),
+        coverage_raw=float(covered[_UNSCALED]),
+        coverage=float(covered[min(at_factor, _FACTORS.size - 1)]),
         samples=n,
         source="evidence",
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from tracker.estimates.history import BoolArray, FloatArray, IntArray
@@ -28,24 +26,6 @@ def km_masses(
     before = np.concatenate(([1.0], survival[:-1]))
     mass = before - survival
     return t[d], mass[d], float(survival[-1])
-
-
-def km_quantiles(
-    times: FloatArray, done: BoolArray, weights: FloatArray, probs: Sequence[float]
-) -> FloatArray:
-    """Quantiles of the KM distribution; NaN where the survival curve never falls that low."""
-    result = np.full(len(probs), np.nan)
-    if times.size == 0:
-        return result
-    order = np.argsort(times, kind="stable")
-    t, d, w = times[order], done[order], weights[order]
-    at_risk = w.sum() - np.cumsum(w) + w
-    survival = np.cumprod(1.0 - np.where(d, w / np.maximum(at_risk, 1e-300), 0.0))
-    # -survival is non-decreasing: the first index where survival <= 1 - p.
-    index = np.searchsorted(-survival, -(1.0 - np.asarray(probs)) - 1e-12, side="left")
-    valid = index < t.size
-    result[valid] = t[index[valid]]
-    return result
 
 
 def newest_per_group(groups: IntArray, times: FloatArray, limit: int, counted: BoolArray) -> BoolArray:

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tracker.estimates.history import BoolArray, FloatArray
+from tracker.estimates.history import BoolArray, FloatArray, IntArray
 
 MIN_RESOLVED = 30
 MARGIN = 0.01
+Z = 2.0
 _DAY = 86_400.0
 
 
@@ -30,12 +31,21 @@ class Choice:
     samples: int
 
 
-def censored_errors(p50: FloatArray, observed: FloatArray, resolved: BoolArray) -> FloatArray:
-    """Mean absolute error of each row of ``p50`` (candidates x predictions); open outcomes
-    (``resolved`` False, ``observed`` the time elapsed so far) count only their certain part."""
+def prediction_errors(p50: FloatArray, observed: FloatArray, resolved: BoolArray) -> FloatArray:
+    """Absolute error of each prediction of each row of ``p50`` (candidates x predictions); open
+    outcomes (``resolved`` False, ``observed`` the time elapsed so far) count only their certain
+    part."""
     exact = np.abs(p50 - observed)
     certain = np.maximum(observed - p50, 0.0)
-    return np.asarray(np.where(resolved, exact, certain).mean(axis=1), dtype=np.float64)
+    return np.asarray(np.where(resolved, exact, certain), dtype=np.float64)
+
+
+def censored_errors(
+    p50: FloatArray, observed: FloatArray, resolved: BoolArray, weights: FloatArray | None = None
+) -> FloatArray:
+    """Mean of :func:`prediction_errors` per candidate, weighted by ``weights`` when given."""
+    errors = prediction_errors(p50, observed, resolved)
+    return np.asarray(np.average(errors, axis=1, weights=weights), dtype=np.float64)
 
 
 def choose(
@@ -46,17 +56,29 @@ def choose(
     *,
     default: str,
     min_resolved: int = MIN_RESOLVED,
+    weights: FloatArray | None = None,
+    cases: IntArray | None = None,
 ) -> Choice:
-    """The candidate with the lowest censoring-aware error; ``default`` while fewer than
-    ``min_resolved`` outcomes are known, or while no candidate beats it by more than ``MARGIN``
-    (a difference that small is noise, not evidence)."""
-    n_resolved = int(resolved.sum())
+    """The candidate with the lowest censoring-aware error (each prediction weighted by
+    ``weights`` when given) among those that beat ``default`` clearly: by more than ``MARGIN`` of
+    its error (a difference that small does not matter) and by more than ``Z`` standard errors of
+    the paired differences (one that uncertain is noise, not evidence). ``default`` while fewer than
+    ``min_resolved`` outcomes are known or no candidate beats it clearly; with ``cases`` (the job
+    of each prediction), outcomes are counted by job: the predictions of one job share one
+    outcome."""
+    n_resolved = int(resolved.sum() if cases is None else np.unique(cases[resolved]).size)
     if n_resolved < min_resolved:
         return Choice(default, f"{n_resolved} outcomes known, fewer than {min_resolved}: the default", {}, 0)
-    errors = censored_errors(p50, observed, resolved)
-    best = int(np.argmin(errors))
-    if errors[best] >= (1 - MARGIN) * errors[list(names).index(default)]:
-        best = list(names).index(default)
+    w = np.ones(observed.size) if weights is None else weights / weights.sum()
+    w = w / w.sum()
+    each = prediction_errors(p50, observed, resolved)
+    errors = each @ w
+    fallback = list(names).index(default)
+    gain = each[fallback] - each  # per prediction, how much each candidate does better
+    mean_gain = gain @ w
+    spread = np.sqrt(((gain - mean_gain[:, None]) ** 2) @ (w**2))
+    clear = (mean_gain > MARGIN * errors[fallback]) & (mean_gain > Z * spread)
+    best = int(np.argmin(np.where(clear, errors, np.inf))) if clear.any() else fallback
     scores = {name: float(e) for name, e in zip(names, errors, strict=True)}
     listed = ", ".join(
         f"{name} {scores[name] / _DAY:.2f} d" for name in sorted(scores, key=scores.__getitem__)
