@@ -98,13 +98,13 @@ async def board(snapshots: JobSnapshots, *, now: datetime, locale: str) -> Board
         "stage_entered_at", "id"
     )
     jobs = await snapshots.of_many(open_jobs, locale=locale)
-    flagged = [job for job in jobs if job.estimate is not None]
+    estimated = [(job, job.estimate) for job in jobs if job.estimate is not None]
     return Board(
         columns=await _columns(snapshots, jobs, locale),
-        at_risk=tuple(job for job in flagged if job.estimate and job.estimate.at_risk),
-        over_budget=tuple(job for job in flagged if job.estimate and job.estimate.over_budget),
-        stuck=tuple(job for job in flagged if job.estimate and job.estimate.stuck),
-        overdue=tuple(job for job in flagged if job.estimate and job.estimate.overdue),
+        at_risk=tuple(job for job, estimate in estimated if estimate.at_risk),
+        over_budget=tuple(job for job, estimate in estimated if estimate.over_budget),
+        stuck=tuple(job for job, estimate in estimated if estimate.stuck),
+        overdue=tuple(job for job, estimate in estimated if estimate.overdue),
         questions=await waiting_questions(),
         failures=tuple(
             await Delivery.filter(status__in=FAILED_DELIVERIES).order_by("-created_at", "-id").limit(RECENT)
@@ -134,11 +134,9 @@ async def _columns(
     return tuple(columns)
 
 
-async def waiting_questions(job_id: int | None = None) -> tuple[WaitingQuestion, ...]:
-    query = Question.filter(answered_at=None)
-    if job_id is not None:
-        query = query.filter(job_id=job_id)
-    rows = await query.order_by("asked_at", "id").prefetch_related("job")
+async def waiting_questions() -> tuple[WaitingQuestion, ...]:
+    """Questions not yet answered, oldest first."""
+    rows = await Question.filter(answered_at=None).order_by("asked_at", "id").prefetch_related("job")
     return tuple(WaitingQuestion(q.id, q.job_id, q.job.reference, q.body, q.asked_at) for q in rows)
 
 

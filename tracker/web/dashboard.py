@@ -111,7 +111,6 @@ def choose_language(query: str | None, accept_language: str | None) -> str:
 class Visit:
     """One request to the dashboard, with what every page needs."""
 
-    request: AnyRequest
     dashboard: Dashboard
     services: Services
     now: datetime
@@ -160,7 +159,6 @@ async def _visit(request: AnyRequest, language_field: str | None = None) -> Visi
         if principal is None or principal.role not in STAFF_ROLES:
             session = principal = None
     return Visit(
-        request=request,
         dashboard=dashboard,
         services=request.app.state.services,
         now=now,
