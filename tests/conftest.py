@@ -34,6 +34,16 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep `make test` fast: the slowest tests (`ci_only`) run in CI only."""
+    if _in_ci():
+        return
+    slow = pytest.mark.skip(reason="slow: runs in CI (CI=true)")
+    for item in items:
+        if item.get_closest_marker("ci_only") is not None:
+            item.add_marker(slow)
+
+
 def _with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{name}"))

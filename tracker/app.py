@@ -19,6 +19,7 @@ from tortoise import Tortoise
 import tracker
 from tracker.clock import Clock, utc_now
 from tracker.db.config import tortoise_config
+from tracker.dispatcher import notifications_lifespan
 from tracker.logs import RequestLogging
 from tracker.scheduler import scheduler
 from tracker.services.bootstrap import build_services
@@ -28,9 +29,15 @@ from tracker.web.auth import PUBLIC, ApiKeyMiddleware, requires
 from tracker.web.controllers.account_pages import AccountPageController
 from tracker.web.controllers.accounts import AccountController, ContactController
 from tracker.web.controllers.audit import AuditController
+from tracker.web.controllers.emails import (
+    SuppressionController,
+    UnsubscribeController,
+    dev_mailbox_controller,
+)
 from tracker.web.controllers.health import live, ready
 from tracker.web.controllers.jobs import JobController
 from tracker.web.controllers.keys import KeyController
+from tracker.web.controllers.notifications import JobNotificationController
 from tracker.web.controllers.status_pages import (
     StatusJsonController,
     StatusPageController,
@@ -95,6 +102,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             AccountController,
             ContactController,
             JobController,
+            JobNotificationController,
             KeyController,
             AuditController,
             StatusPageController,
@@ -102,6 +110,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             StatusTokenController,
             AccountPageController,
             static_asset,
+            SuppressionController,
+            UnsubscribeController,
+            dev_mailbox_controller(settings),
             *DASHBOARD_HANDLERS,
         ],
         dependencies={**DEPENDENCIES, "pages": Provide(provide_pages, sync_to_thread=False)},
@@ -109,7 +120,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
         plugins=[problem_details()],
         before_request=strict_edge,
         request_max_body_size=settings.max_body_bytes,
-        lifespan=[database, scheduler],
+        lifespan=[database, scheduler, notifications_lifespan],
         state=State(
             {
                 "settings": settings,

@@ -6,11 +6,17 @@ Prints one JSON object a line: {"name", "value", "unit", "baseline", "ratio"}.
   the rows/s of a bare bulk UPDATE of the same estimate columns with precomputed values.
 - backtest_events_per_s and backtest_peak_rss_mb: `tracker backtest` on a generated log of 1,000,000
   events, against reading the same log alone.
+- email_deliveries_per_s: the dispatcher delivering 1,000 emails of a fan-out (claim, compose, send,
+  record) to a loopback SMTP sink, against a bare aiosmtplib loop sending the same messages
+  (tracker/bench_email.py).
 - backtest_real_events_per_s: `tracker backtest` on a real multi-year log shipped with the tests (BPIC 2015,
   municipality 1; tests/data/eventlogs), against reading it alone.
-- status_page_req_per_s and status_page_p99_ms: a job's status page (SQLite, served by uvicorn in its own
-  process) under `LOAD_CONNECTIONS` concurrent keep-alive clients from this process, against a trivial
-  Litestar endpoint served the same way in the same run.
+- status_page_req_per_s and status_page_p99_ms: a job's status page under load from this process, against a
+  trivial Litestar endpoint served the same way (tracker/bench_pages.py).
+- webhook_deliveries_per_s: the dispatcher and the outbox on PostgreSQL sending a fan-out of signed webhooks
+  to a loopback receiver, against a bare httpx loop sending the same requests with the same concurrency.
+- advance_to_webhook_p50_ms / _p99_ms: from a stage advance through the API to its webhook's arrival at
+  the receiver, one at a time on an idle system (baseline: the same advance alone, with no endpoint).
 """
 
 from __future__ import annotations
@@ -19,34 +25,46 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import numpy as np
-from litestar import Litestar, get
+import uvicorn
 from tortoise import Tortoise
 from tortoise.connection import get_connection
 from tortoise.transactions import in_transaction
 
+from notifications import DispatcherSettings, WebhookMessage, generate_secret, signature_headers
+from tracker.app import create_app
+from tracker.bench_email import email_deliveries_per_s
+from tracker.bench_pages import status_page_load
+from tracker.clock import utc_now
 from tracker.db import bulk
 from tracker.db.config import tortoise_config
+from tracker.db.models import Contact, Delivery, WebhookEndpoint, WebhookSubscription
 from tracker.db.session import apply_migrations
 from tracker.demo import CAR_REPAIR
+from tracker.dispatcher import HoldEmails, dispatching
+from tracker.domain.events import EventType, NewEvent
 from tracker.domain.money import Money
 from tracker.estimates.eventlog import read_log, write_csv
 from tracker.estimates.synthetic import generate_log
-from tracker.services import accounts, workflows
+from tracker.services import accounts, keys, workflows
 from tracker.services.accounts import ContactFields
 from tracker.services.bootstrap import build_services
+from tracker.services.events import Listeners, record_events
 from tracker.services.jobs import NewJob, new_job_row
+from tracker.services.outbox import DatabaseDeliveryStore
 from tracker.settings import Settings
 
 JOBS = 100_000
@@ -244,129 +262,245 @@ def bench_backtest() -> None:
     emit("backtest_real_events_per_s", events / run_s, "events/s", events / read_s)
 
 
-LOAD_CONNECTIONS = 16
-LOAD_WARMUP_S = 1.0
-LOAD_S = 5.0
-
-
-@get("/", sync_to_thread=False)
-def _hello() -> str:
-    return "ok"
-
-
-def trivial_app() -> Litestar:
-    """The baseline of the page bench: the least a Litestar endpoint does, served the same way."""
-    return Litestar([_hello])
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _serve(factory: str, environment: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    """Start uvicorn on `factory` in its own process; return it and its address."""
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "uvicorn", "--factory", factory),
-            *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"),
-        ],
-        env={**os.environ, **environment},
-    )
-    return server, f"http://127.0.0.1:{port}"
-
-
-async def _until_up(address: str) -> None:
-    async with httpx.AsyncClient() as client:
-        for _ in range(400):
-            try:
-                await client.get(address)
-                return
-            except httpx.TransportError:
-                await asyncio.sleep(0.05)
-    raise RuntimeError(f"nothing answers at {address}")
-
-
-async def _load(url: str) -> tuple[float, float]:
-    """Requests per second and the 99th percentile latency (ms) of `url` under concurrent clients."""
-    latencies: list[float] = []
-    limits = httpx.Limits(max_connections=LOAD_CONNECTIONS, max_keepalive_connections=LOAD_CONNECTIONS)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-
-        async def worker(until: float, record: bool) -> None:
-            while time.perf_counter() < until:
-                started = time.perf_counter()
-                response = await client.get(url)
-                if response.status_code != 200:
-                    raise RuntimeError(f"{url} answered {response.status_code}")
-                if record:
-                    latencies.append(time.perf_counter() - started)
-
-        warm_until = time.perf_counter() + LOAD_WARMUP_S
-        await asyncio.gather(*(worker(warm_until, False) for _ in range(LOAD_CONNECTIONS)))
-        started = time.perf_counter()
-        until = started + LOAD_S
-        await asyncio.gather(*(worker(until, True) for _ in range(LOAD_CONNECTIONS)))
-        elapsed = time.perf_counter() - started
-    return len(latencies) / elapsed, float(np.percentile(latencies, 99)) * 1000
-
-
-async def _seed_status_page(settings: Settings) -> str:
-    """One job with its estimate, a French contact and a public note; returns its status-page path."""
-    await apply_migrations(settings)
-    await Tortoise.init(config=tortoise_config(settings))
+async def bench_email(base_url: str) -> None:
+    name = f"tracker_bench_{secrets.token_hex(4)}"
+    await _admin(base_url, f'CREATE DATABASE "{name}"')
     try:
-        services = build_services(settings)
-        await workflows.create_workflow("car-repair", CAR_REPAIR, "EUR", now=NOW - timedelta(days=1))
-        account = await accounts.create_account(
-            "individual",
-            "Marie Dubois",
-            [ContactFields("Marie Dubois", "marie@example.com", "fr_FR", "Europe/Paris")],
-            now=NOW,
+        value, bare = await email_deliveries_per_s(base_url.rsplit("/", 1)[0] + f"/{name}")
+        emit("email_deliveries_per_s", value, "emails/s", bare)
+    finally:
+        await _admin(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class LoopbackReceiver:
+    """An ASGI app on loopback that answers every webhook at once and notes when each arrived."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[str, float] = {}
+        self.arrived = asyncio.Event()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        headers = dict(scope["headers"])
+        self.arrivals.setdefault(headers.get(b"webhook-id", b"").decode(), time.perf_counter())
+        self.arrived.set()
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def until(self, count: int) -> None:
+        """Wait until `count` distinct webhooks have arrived."""
+        while len(self.arrivals) < count:
+            self.arrived.clear()
+            await self.arrived.wait()
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[str]:
+        server = uvicorn.Server(
+            uvicorn.Config(
+                self, host="127.0.0.1", port=0, lifespan="off", log_level="warning", access_log=False
+            )
         )
-        new = NewJob(account.id, "car-repair", "Brake discs", Money(Decimal("640.00"), "EUR"))
-        job = await services.jobs.create(new, actor="bench", now=NOW)
-        return "/status/" + job.public_url.rsplit("/", 1)[-1]
+        task = asyncio.create_task(server.serve())
+        for _ in range(500):  # uvicorn tells of its start only through this flag
+            if server.started:
+                break
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        try:
+            yield f"http://127.0.0.1:{port}/hook"
+        finally:
+            server.should_exit = True
+            await task
+
+
+WEBHOOK_ENDPOINTS = 8
+WEBHOOK_NOTES = 500
+LATENCY_SAMPLES = 200
+
+
+@asynccontextmanager
+async def _fresh_database(base_url: str) -> AsyncIterator[Settings]:
+    name = f"tracker_bench_{secrets.token_hex(4)}"
+    await _admin(base_url, f'CREATE DATABASE "{name}"')
+    settings = Settings(
+        database_url=base_url.rsplit("/", 1)[0] + f"/{name}",
+        public_base_url="https://status.example.test",
+        webhook_allow_http=True,
+        webhook_allowed_networks="127.0.0.0/8",
+    )
+    try:
+        await apply_migrations(settings)
+        await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
+        yield settings
     finally:
         await Tortoise.close_connections()
+        await _admin(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def bench_status_page() -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        database_url = f"sqlite://{Path(folder) / 'bench.sqlite3'}"
-        path = await _seed_status_page(Settings(database_url=database_url))
-        environment = {
-            "TRACKER_DATABASE_URL": database_url,
-            "TRACKER_SCHEDULER_ENABLED": "false",
-            "TRACKER_DISPATCHER_ENABLED": "false",
-            "TRACKER_LOG_LEVEL": "WARNING",
-            "TRACKER_PAGE_REQUESTS_PER_MINUTE": "1000000000",  # one client here: the limit is not measured
-        }
-        measured = {}
-        for name, factory, target in (
-            ("trivial", "tracker.bench:trivial_app", "/"),
-            ("status_page", "tracker.app:create_app", path),
+async def _shop() -> tuple[int, str]:
+    """A workflow and an account whose contact takes no email (webhooks are measured); the account id and
+    an admin key."""
+    await workflows.create_workflow("car-repair", CAR_REPAIR, "EUR", now=NOW - timedelta(days=90))
+    account = await accounts.create_account(
+        "individual", "Bench", [ContactFields("Bench", "bench@example.com", "en", "Europe/Paris")], now=NOW
+    )
+    await Contact.filter(account_id=account.id).update(progress_emails="off", note_emails="off")
+    issued = await keys.create_key("bench", "admin", now=NOW)
+    return account.id, issued.secret
+
+
+async def _endpoints(url: str, count: int, webhook_type: str) -> None:
+    for _ in range(count):
+        endpoint = await WebhookEndpoint.create(
+            url=url, secret=generate_secret(), created_at=NOW, updated_at=NOW
+        )
+        await WebhookSubscription.create(endpoint_id=endpoint.id, event_type=webhook_type)
+
+
+async def bench_webhook_throughput(base_url: str) -> None:
+    async with _fresh_database(base_url) as settings:
+        account_id, _ = await _shop()
+        services = build_services(settings)
+        receiver = LoopbackReceiver()
+        async with receiver.serving() as url:
+            await _endpoints(url, WEBHOOK_ENDPOINTS, "job.note_added")
+            job = await services.jobs.create(
+                NewJob(account_id, "car-repair", "Bench job", Money(Decimal(500), "EUR")),
+                actor="bench",
+                now=NOW,
+            )
+            notes = [
+                NewEvent(
+                    job.id,
+                    job.version,
+                    EventType.NOTE_ADDED,
+                    {"visibility": "public", "body": f"{n}"},
+                    "b",
+                    NOW,
+                )
+                for n in range(WEBHOOK_NOTES)
+            ]
+            async with in_transaction():
+                await record_events(notes, Listeners())
+            total = WEBHOOK_ENDPOINTS * WEBHOOK_NOTES
+            # The baseline sends the very requests the dispatcher would, signed, with the same concurrency.
+            store = DatabaseDeliveryStore(HoldEmails(), services.snapshots)
+            claimed = await store.claim_due(total, NOW + timedelta(hours=1), NOW, total, ())
+            messages = [d.message for d in claimed if isinstance(d.message, WebhookMessage)]
+            for delivery in claimed:
+                await store.release(delivery, NOW)
+            dispatcher_settings = DispatcherSettings(max_in_flight=32, per_target=4)
+            parallel = min(
+                dispatcher_settings.max_in_flight, WEBHOOK_ENDPOINTS * dispatcher_settings.per_target
+            )
+            bare_s = await _bare_httpx(messages, parallel)
+            receiver.arrivals.clear()
+            started = time.perf_counter()
+            async with dispatching(
+                settings, services, utc_now, HoldEmails(), dispatcher_settings=dispatcher_settings
+            ):
+                await receiver.until(total)
+            elapsed = time.perf_counter() - started  # the results of the last sends recorded too
+            assert await Delivery.filter(status="sent").count() == total
+        emit("webhook_deliveries_per_s", total / elapsed, "deliveries/s", len(messages) / bare_s)
+
+
+async def _bare_httpx(messages: list[WebhookMessage], parallel: int) -> float:
+    gate = asyncio.Semaphore(parallel)
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=parallel)) as client:
+
+        async def post(message: WebhookMessage) -> None:
+            async with gate:
+                headers = signature_headers(
+                    message.message_id, int(time.time()), message.body, message.signing_secrets
+                )
+                response = await client.post(
+                    message.url, content=message.body, headers={"content-type": "application/json", **headers}
+                )
+                response.raise_for_status()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(post(message) for message in messages))
+        return time.perf_counter() - started
+
+
+async def bench_advance_latency(base_url: str) -> None:
+    async with _fresh_database(base_url) as settings:
+        account_id, secret = await _shop()
+        app = create_app(settings, clock=utc_now)
+        receiver = LoopbackReceiver()
+        headers = {"Authorization": f"Bearer {secret}"}
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with (
+            receiver.serving() as url,
+            httpx.AsyncClient(transport=transport, base_url="http://tracker.bench") as client,
         ):
-            server, address = _serve(factory, environment)
-            try:
-                await _until_up(address)
-                measured[name] = await _load(address + target)
-            finally:
-                server.terminate()
-                server.wait()
-    (pages_per_s, pages_p99), (trivial_per_s, trivial_p99) = measured["status_page"], measured["trivial"]
-    emit("status_page_req_per_s", pages_per_s, "req/s", trivial_per_s)
-    emit("status_page_p99_ms", pages_p99, "ms", trivial_p99)
+            body = {
+                "account_id": account_id,
+                "workflow": "car-repair",
+                "title": "Bench",
+                "quote": {"amount": "500", "currency": "EUR"},
+            }
+            jobs = [
+                (await client.post("/jobs", json=body, headers=headers)).json()
+                for _ in range(LATENCY_SAMPLES * 2)
+            ]
+            alone = [await _advance(client, headers, job) for job in jobs[LATENCY_SAMPLES:]]
+            await _endpoints(url, 1, "job.stage_changed")
+            latencies = []
+            async with dispatching(settings, app.state.services, utc_now, HoldEmails()):
+                for job in jobs[:LATENCY_SAMPLES]:
+                    expected = len(receiver.arrivals) + 1
+                    started = time.perf_counter()
+                    await _advance(client, headers, job)
+                    await receiver.until(expected)
+                    latencies.append((time.perf_counter() - started) * 1000)
+        emit(
+            "advance_to_webhook_p50_ms",
+            float(np.percentile(latencies, 50)),
+            "ms",
+            float(np.percentile(alone, 50)),
+        )
+        emit(
+            "advance_to_webhook_p99_ms",
+            float(np.percentile(latencies, 99)),
+            "ms",
+            float(np.percentile(alone, 99)),
+        )
+
+
+async def _advance(client: httpx.AsyncClient, headers: dict[str, str], job: dict[str, Any]) -> float:
+    started = time.perf_counter()
+    response = await client.post(
+        f"/jobs/{job['id']}/advance", json={"version": job["version"]}, headers=headers
+    )
+    response.raise_for_status()
+    return (time.perf_counter() - started) * 1000
+
+
+def bench_status_page() -> None:
+    (per_s, p99), (trivial_per_s, trivial_p99) = asyncio.run(status_page_load())
+    emit("status_page_req_per_s", per_s, "req/s", trivial_per_s)
+    emit("status_page_p99_ms", p99, "ms", trivial_p99)
 
 
 def main() -> None:
     base_url = os.environ.get("TRACKER_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
-    asyncio.run(bench_status_page())
-    asyncio.run(bench_recompute(base_url))
-    bench_backtest()
+    only = set(sys.argv[1:])
+    if not only or "recompute" in only:
+        asyncio.run(bench_recompute(base_url))
+    if not only or "backtest" in only:
+        bench_backtest()
+    if not only or "email" in only:
+        asyncio.run(bench_email(base_url))
+    if not only or "webhooks" in only:
+        asyncio.run(bench_webhook_throughput(base_url))
+        asyncio.run(bench_advance_latency(base_url))
+    if not only or "pages" in only:
+        bench_status_page()
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from tracker.estimates.calendar import BusinessCalendar
 from tracker.services import accounts, workflows
 from tracker.services.accounts import ContactFields
 from tracker.services.calendars import check_calendar
-from tracker.services.events import record_events
+from tracker.services.events import HISTORY_ONLY, record_events
 from tracker.services.jobs import (
     ExpectedVersion,
     JobService,
@@ -233,7 +233,8 @@ async def seed_history(
             [
                 created_event(job, workflow_key, stored.row.version, actor=ACTOR, stage=path[0]),
                 NewEvent(job.id, job.version, EventType.COMPLETE, finished, ACTOR, moment),
-            ]
+            ],
+            HISTORY_ONLY,  # a job of the past: nobody is told about it now
         )
 
 

@@ -1,4 +1,4 @@
-"""Periodic ticks in each process: recompute open jobs, refit the history models.
+"""Periodic ticks in each process: recompute open jobs, refit the history models, queue daily emails.
 
 APScheduler only ticks; the database decides who does what (claims and an advisory lock), so every process
 may run the same ticks at once. Tick boundaries are aligned on the interval, so processes agree on which
@@ -16,6 +16,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from litestar import Litestar
 
 from tracker.clock import Clock
+from tracker.services import daily_emails
 from tracker.services.bootstrap import Services
 from tracker.services.estimates import EstimateService
 from tracker.settings import Settings
@@ -44,6 +45,17 @@ async def refit_history(estimates: EstimateService, clock: Clock) -> list[str]:
     keys = await estimates.refit_all(now=clock())
     log.info("refitted history models", extra={"fields": {"workflows": keys}})
     return keys
+
+
+DAILY_EMAILS_INTERVAL_S = 300
+"""How often each process looks for daily emails that became due (queuing them twice writes nothing)."""
+
+
+async def queue_daily_emails(settings: Settings, services: Services, clock: Clock) -> int:
+    due = await daily_emails.queue_daily_emails(settings, clock())
+    if due:
+        services.deliveries_queued.fire()
+    return due
 
 
 @asynccontextmanager
@@ -78,6 +90,14 @@ async def scheduler(app: Litestar) -> AsyncIterator[None]:
         seconds=settings.refit_interval_s,
         args=[estimates, clock],
         id="refit",
+        replace_existing=True,
+    )
+    ticker.add_job(
+        queue_daily_emails,
+        "interval",
+        seconds=DAILY_EMAILS_INTERVAL_S,
+        args=[settings, services, clock],
+        id="daily-emails",
         replace_existing=True,
     )
     ticker.start()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal, InvalidOperation
@@ -12,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_SQLITE_PATH = Path("data") / "tracker.sqlite3"
+MAX_RATE_WAIT_S = 10
+"""The longest a delivery waits in the dispatcher for its endpoint's rate; a lease must outlast it."""
 
 
 _QUIET_HOURS = re.compile(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d")
@@ -62,6 +63,10 @@ class Settings:
     templates_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "templates")
     dispatcher_enabled: bool = True
     """Run the notifications dispatcher in this process (it may be off in some processes of a fleet)."""
+    dispatcher_sweep_s: int = 5
+    """The dispatcher looks for due deliveries this often, besides when a commit queued some."""
+    dispatcher_lease_s: int = 300
+    """A claimed delivery is another process's to take this long after a dispatcher died holding it."""
     smtp_host: str = ""
     """Unset, emails go to the dev mailbox in the database (`/dev/mailbox`) instead of an SMTP server."""
     smtp_port: int = 587
@@ -70,7 +75,7 @@ class Settings:
     smtp_username: str = ""
     smtp_password: str = field(default="", repr=False)
     smtp_timeout_s: int = 30
-    mail_from: str = "tracker <tracker@localhost>"
+    mail_from: str = "tracker <tracker@tracker.localhost>"
     staff_alert_emails: str = ""
     """Comma-separated addresses that hear about jobs at risk or stuck, and get the morning summary."""
     email_fold_s: int = 120
@@ -85,9 +90,9 @@ class Settings:
     """Comma-separated CIDRs webhooks may reach although private (trusted deployments and tests)."""
     webhook_secret_rotation_s: int = 86_400
     """After a rotation the old webhook secret keeps signing beside the new one this long."""
-    secret_key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
-    """Signs the customer pages' form tokens. Unset, each process makes its own (forms then only work
-    against the process that served them): set one value for every process of a fleet."""
+    secret_key: str = field(default="", repr=False)
+    """Signs the customer pages' form tokens (at least 32 characters). Unset, each process makes its own at
+    start, so a form works only against the process that served it: set one value for a whole fleet."""
     status_poll_s: int = 20
     """How often an open status page asks whether its job changed."""
     page_requests_per_minute: int = 120
@@ -148,6 +153,7 @@ class Settings:
             "estimate_email_interval_s",
             "status_poll_s",
             "page_requests_per_minute",
+            "dispatcher_sweep_s",
             "session_max_age_s",
         ):
             if getattr(self, name) <= 0:
@@ -155,6 +161,8 @@ class Settings:
         for name in ("email_fold_s", "webhook_secret_rotation_s"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"TRACKER_{name.upper()} must not be negative")
+        if self.dispatcher_lease_s <= MAX_RATE_WAIT_S:
+            raise SettingsError(f"TRACKER_DISPATCHER_LEASE_S must be more than {MAX_RATE_WAIT_S}")
         if self.smtp_security not in {"starttls", "tls", "none"}:
             raise SettingsError("TRACKER_SMTP_SECURITY must be starttls, tls or none")
         if not 1 <= self.smtp_port <= 65535:
@@ -163,7 +171,7 @@ class Settings:
             self.webhook_networks  # noqa: B018 - parsed for its errors
         except ValueError as error:
             raise SettingsError(f"TRACKER_WEBHOOK_ALLOWED_NETWORKS: {error}") from None
-        if len(self.secret_key) < 32:
+        if self.secret_key and len(self.secret_key) < 32:
             raise SettingsError("TRACKER_SECRET_KEY must be at least 32 characters")
         if self.quiet_hours and not _QUIET_HOURS.fullmatch(self.quiet_hours):
             raise SettingsError("TRACKER_QUIET_HOURS must look like 21:00-08:00, or be empty")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 
@@ -78,3 +79,58 @@ async def test_an_unknown_link_gets_a_plain_404(client: httpx.AsyncClient, auth:
 
     assert response.status_code == 404
     assert response.text == "Not found\n"
+
+
+def preferences_form(html: str, **choices: str) -> dict[str, str]:
+    found = re.search(
+        r'action="/a/[^"]+/preferences">\s*<input type="hidden" name="form_token" value="([^"]+)"', html
+    )
+    assert found is not None
+    return {"form_token": found.group(1), "lang": "en", **choices}
+
+
+EVERY_EACH = {"progress": "each", "estimates": "each", "alerts": "each", "notes": "each"}
+
+
+async def test_the_contact_chooses_which_emails_to_get_including_the_daily_digest(
+    client: httpx.AsyncClient, fleet: dict[str, Any]
+) -> None:
+    contact_id = fleet["account"]["contacts"][0]["id"]
+    token = await page_token(contact_id)
+    html = (await client.get(f"/a/{token}?lang=en")).text
+    form = preferences_form(html, **{**EVERY_EACH, "progress": "digest", "estimates": "off"})
+
+    saved = await client.post(f"/a/{token}/preferences", data=form, headers={"Sec-Fetch-Site": "same-origin"})
+
+    assert saved.status_code == 303
+    assert saved.headers["location"] == f"/a/{token}?lang=en&saved=1#preferences"
+    contact = await Contact.get(id=contact_id)
+    assert (contact.progress_emails, contact.estimate_emails, contact.alert_emails) == (
+        "digest",
+        "off",
+        "each",
+    )
+    page = (await client.get(saved.headers["location"])).text
+    assert "Your choices are saved." in page
+    assert re.search(r'name="progress" value="digest" checked', page)
+
+
+async def test_preferences_refuse_a_foreign_form_and_an_unknown_choice(
+    client: httpx.AsyncClient, fleet: dict[str, Any]
+) -> None:
+    contact_id = fleet["account"]["contacts"][0]["id"]
+    token = await page_token(contact_id)
+    html = (await client.get(f"/a/{token}?lang=en")).text
+    form = preferences_form(html, **{**EVERY_EACH, "notes": "off"})
+
+    cross_site = await client.post(
+        f"/a/{token}/preferences", data=form, headers={"Sec-Fetch-Site": "cross-site"}
+    )
+    unknown = await client.post(f"/a/{token}/preferences", data={**form, "notes": "hourly"})
+    missing = await client.post(f"/a/{token}/preferences", data={"form_token": form["form_token"]})
+    elsewhere = await client.post("/a/not-a-token/preferences", data=form)
+
+    assert cross_site.status_code == 400
+    assert unknown.status_code == 422 and missing.status_code == 422
+    assert elsewhere.status_code == 400  # the form token names another page
+    assert (await Contact.get(id=contact_id)).note_emails == "each"

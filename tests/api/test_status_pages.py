@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,7 +15,7 @@ import pytest
 from tests.conftest import FakeClock, Keys
 from tests.factories import act, create_account, create_job, stage
 from tracker.app import create_app
-from tracker.db.models import Question
+from tracker.db.models import JobEstimate, Question
 from tracker.settings import Settings
 
 Shop = dict[str, Any]
@@ -297,3 +299,24 @@ async def test_public_pages_are_rate_limited_per_client(
     assert limited.status_code == 429
     assert 1 <= int(limited.headers["retry-after"]) <= 30
     assert page.status_code == 429
+
+
+async def test_a_moved_estimate_shows_what_it_was_before(
+    client: httpx.AsyncClient, job: dict[str, Any], clock: FakeClock
+) -> None:
+    earlier = datetime(2026, 3, 9, 10, 0, tzinfo=UTC)
+    await JobEstimate.create(
+        job_id=job["id"],
+        computed_at=clock.now - timedelta(days=1),
+        eta_p50=earlier,
+        eta_p90=earlier + timedelta(hours=1),
+        cost_p50=Decimal("600"),
+        cost_p90=Decimal("700"),
+        basis="planned",
+        overdue=False,
+        detail={},
+    )
+
+    html = (await client.get(f"/status/{token_of(job)}?lang=en")).text
+
+    assert "Before, we expected Mon 9 March." in html

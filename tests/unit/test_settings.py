@@ -30,6 +30,10 @@ INT_FIELDS = [
     "email_fold_s",
     "estimate_email_interval_s",
     "webhook_secret_rotation_s",
+    "dispatcher_sweep_s",
+    "dispatcher_lease_s",
+    "status_poll_s",
+    "page_requests_per_minute",
     "session_max_age_s",
 ]
 STR_FIELDS = [
@@ -45,6 +49,7 @@ STR_FIELDS = [
     "staff_alert_emails",
     "quiet_hours",
     "webhook_allowed_networks",
+    "secret_key",
 ]
 POSITIVE_FIELDS = [
     "max_body_bytes",
@@ -53,6 +58,8 @@ POSITIVE_FIELDS = [
     "recompute_batch_size",
     "smtp_timeout_s",
     "estimate_email_interval_s",
+    "status_poll_s",
+    "page_requests_per_minute",
     "session_max_age_s",
 ]
 

@@ -8,6 +8,7 @@ import re
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from signal import SIGINT, SIGTERM
 from typing import Any, TypeVar
 
 import click
@@ -71,6 +72,35 @@ def serve(host: str | None, port: int | None) -> None:
 
 
 @main.command()
+def dispatch() -> None:
+    """Send queued emails and webhooks until stopped, without serving the API (for processes of a fleet
+    that only send); SIGTERM or Ctrl-C finishes the sends in flight and gives the other claims back."""
+    from tracker.db.session import open_database
+    from tracker.dispatcher import dispatching
+    from tracker.logs import configure_logging
+    from tracker.services.bootstrap import build_services
+    from tracker.services.email_composer import DatabaseEmailComposer
+
+    settings = _settings()
+    configure_logging(settings.log_level, as_json=settings.log_json)
+
+    async def run() -> None:
+        stopped = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signal in (SIGINT, SIGTERM):
+            loop.add_signal_handler(signal, stopped.set)
+        services = build_services(settings)
+        async with (
+            open_database(settings),
+            dispatching(settings, services, utc_now, DatabaseEmailComposer(settings, services.snapshots)),
+        ):
+            click.echo("dispatching notifications; stop with Ctrl-C", err=True)
+            await stopped.wait()
+
+    _run(run())
+
+
+@main.command()
 def migrate() -> None:
     """Apply the database migrations."""
     from tracker.db.session import apply_migrations
@@ -88,6 +118,7 @@ def demo(if_empty: bool) -> None:
     from tracker.domain.workflow import JobStatus
     from tracker.services import keys
     from tracker.services.bootstrap import build_services
+    from tracker.services.mail import dev_mailbox_is_open
 
     settings = _settings()
 
@@ -129,6 +160,7 @@ def demo(if_empty: bool) -> None:
         f"staff dashboard: {base}/dashboard (sign in with the key above)",
         f"try: curl -H 'Authorization: Bearer {secret}' {base}/jobs",
         *([status_page] if status_page else []),
+        *([f"emails customers would get: {base}/dev/mailbox"] if dev_mailbox_is_open(settings) else []),
     ]
     click.echo("\n" + "".join(f"  {line}\n" for line in lines))
 

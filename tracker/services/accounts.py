@@ -16,6 +16,7 @@ from tracker.db.models import Account, Contact, Job
 from tracker.domain.errors import Conflict, InvalidInput, NotFound
 from tracker.domain.workflow import JobStatus
 from tracker.services.pages import Page, Sort, paginate
+from tracker.services.preferences import new_page_token
 
 EMAIL = re.compile(
     r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
@@ -99,6 +100,7 @@ async def create_account(kind: str, name: str, contacts: list[ContactFields], *,
                 email=contact.email,
                 locale=contact.locale,
                 time_zone=contact.time_zone,
+                page_token=new_page_token(),
                 created_at=now,
                 updated_at=now,
             )
@@ -182,6 +184,7 @@ async def add_contact(account_id: int, fields: ContactFields, *, now: datetime) 
             email=checked.email,
             locale=checked.locale,
             time_zone=checked.time_zone,
+            page_token=new_page_token(),
             created_at=now,
             updated_at=now,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tracker.services.estimates import EstimateService
+from tracker.services.events import Listeners
 from tracker.services.jobs import JobService
 from tracker.services.signals import DeliveriesQueued
 from tracker.services.snapshots import JobSnapshots
@@ -25,9 +26,17 @@ class Services:
 def build_services(settings: Settings) -> Services:
     """Every job change re-estimates the job in its own transaction; all share one workflow cache."""
     workflows = WorkflowVersions()
-    estimates = EstimateService(versions=workflows)
+    listeners = Listeners(staff_addresses=settings.staff_alert_addresses)
+    deliveries_queued = DeliveriesQueued()
+    estimates = EstimateService(versions=workflows, listeners=listeners, deliveries_queued=deliveries_queued)
     snapshots = JobSnapshots(
         workflows, settings.public_base_url, settings.over_budget_tolerance, thresholds=estimates.thresholds
     )
-    jobs = JobService(workflows, snapshots, after_change=[estimates.recompute_job])
-    return Services(settings, workflows, estimates, snapshots, jobs, DeliveriesQueued())
+    jobs = JobService(
+        workflows,
+        snapshots,
+        after_change=[estimates.recompute_job],
+        listeners=listeners,
+        deliveries_queued=deliveries_queued,
+    )
+    return Services(settings, workflows, estimates, snapshots, jobs, deliveries_queued)

@@ -52,9 +52,10 @@ from tracker.estimates.eta import JobClocks, eta_ranges
 from tracker.estimates.history import JobProgress
 from tracker.estimates.model import Basis, Calibration, HistoryModel, RemainingWork, Selection, fit_history
 from tracker.estimates.queueing import ServiceTimes, WaitingJob, simulate_queue_waits
-from tracker.services.events import record_events
+from tracker.services.events import Listeners, record_events
 from tracker.services.history import gather_history, planned_stages
 from tracker.services.jobs import get_job
+from tracker.services.signals import DeliveriesQueued
 from tracker.services.workflows import WorkflowVersion, WorkflowVersions
 
 log = logging.getLogger("tracker.estimates")
@@ -149,6 +150,9 @@ class EstimateService:
 
     versions: WorkflowVersions = field(default_factory=WorkflowVersions)
     thresholds: ChangeThresholds = field(default_factory=ChangeThresholds)
+    listeners: Listeners = field(default_factory=Listeners)
+    """Who besides contacts and endpoints hears about the events of the scheduled recompute."""
+    deliveries_queued: DeliveriesQueued = field(default_factory=DeliveriesQueued)
     _fits: dict[str, FittedWorkflow] = field(default_factory=dict)
     _planned: dict[tuple[str, int], FittedWorkflow] = field(default_factory=dict)
 
@@ -343,7 +347,9 @@ class EstimateService:
                 if not len(jobs):
                     return done
                 events = await self._estimate(connection, jobs, now=now, queues=queues)
-                await record_events(events, connection=connection)
+                await record_events(events, self.listeners, connection=connection)
+            if events:
+                self.deliveries_queued.fire()
             done += len(jobs)
             after_id = int(jobs.id.max())  # not the last element: the batch's arrays need not be sorted
 

@@ -19,7 +19,7 @@ from tracker.domain.events import EventType, ImportedPayload, NewEvent
 from tracker.domain.money import Money
 from tracker.domain.workflow import JobStatus
 from tracker.estimates.eventlog import EventLog
-from tracker.services.events import record_events
+from tracker.services.events import HISTORY_ONLY, record_events
 from tracker.services.jobs import new_job_row
 from tracker.services.workflows import load_version
 
@@ -136,7 +136,7 @@ async def import_history(
                 events.append(NewEvent(job_id, 1, EventType.IMPORTED, payload, ACTOR, now))
             await StageVisit.bulk_create(visits)
             await CostEntry.bulk_create(entries)
-            await record_events(events)
+            await record_events(events, HISTORY_ONLY)
         imported += len(fresh)
         visits_written += len(visits)
     return ImportReport(imported, visits_written, skipped)

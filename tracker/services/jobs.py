@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -35,8 +36,9 @@ from tracker.domain.workflow import JobPosition, JobStatus, Transition, Transiti
 from tracker.estimates.calendar import BusinessCalendar
 from tracker.services import audit
 from tracker.services.audit import AuditAction
-from tracker.services.events import record_events
+from tracker.services.events import Listeners, record_events
 from tracker.services.pages import Page, Sort, paginate
+from tracker.services.signals import DeliveriesQueued
 from tracker.services.snapshots import JobSnapshot, JobSnapshots
 from tracker.services.workflows import WorkflowVersions
 
@@ -237,12 +239,21 @@ class JobService:
     versions: WorkflowVersions
     snapshots: JobSnapshots
     after_change: list[AfterChange] = field(default_factory=list)
+    listeners: Listeners = field(default_factory=Listeners)
+    deliveries_queued: DeliveriesQueued = field(default_factory=DeliveriesQueued)
+
+    @asynccontextmanager
+    async def _change(self) -> AsyncIterator[None]:
+        """One change's transaction; once it has committed, the dispatcher looks for what it queued."""
+        async with in_transaction():
+            yield
+        self.deliveries_queued.fire()
 
     async def _finish(self, job: Job, events: list[NewEvent], now: datetime) -> None:
         """Run the hooks and record the change's events with theirs, in the change's transaction."""
         for hook in self.after_change:
             events.extend(await hook(job.id, now))
-        await record_events(events)
+        await record_events(events, self.listeners)
         if self.after_change:
             await job.refresh_from_db()
 
@@ -250,7 +261,7 @@ class JobService:
         title = _title(new.title)
         if new.reference is not None and not REFERENCE.fullmatch(new.reference):
             raise InvalidInput("reference", "use letters, digits and . _ / - (at most 64)")
-        async with in_transaction():
+        async with self._change():
             workflow = await Workflow.get_or_none(key=new.workflow_key, is_current=True)
             if workflow is None:
                 raise Conflict(f"no workflow has the key {new.workflow_key!r}", code="unknown_workflow")
@@ -298,7 +309,7 @@ class JobService:
     async def update(
         self, job_id: int, expected: ExpectedVersion, changes: JobChanges, *, actor: str, now: datetime
     ) -> JobSnapshot:
-        async with in_transaction():
+        async with self._change():
             job = await get_job(job_id)
             expected.check(job.version)
             updates: dict[str, Any] = {}
@@ -370,7 +381,7 @@ class JobService:
         reason: str | None = None,
         force: bool = False,
     ) -> JobSnapshot:
-        async with in_transaction():
+        async with self._change():
             job = await get_job(job_id)
             expected.check(job.version)
             workflow = await self.versions.get(job.workflow_id)
@@ -433,7 +444,7 @@ class JobService:
             raise InvalidInput("kind", "must be labour or material") from None
         if len(note) > 1000:
             raise InvalidInput("note", "must be at most 1000 characters")
-        async with in_transaction():
+        async with self._change():
             job = await get_job(job_id)
             expected.check(job.version)
             if currency is not None and currency != job.currency:
@@ -488,7 +499,7 @@ class JobService:
         text = body.strip()
         if not text or len(text) > MAX_TEXT:
             raise InvalidInput("body", f"must be 1 to {MAX_TEXT} characters")
-        async with in_transaction():
+        async with self._change():
             job = await get_job(job_id)
             expected.check(job.version)
             payload: NoteAddedPayload = {"visibility": note_visibility.value, "body": text}

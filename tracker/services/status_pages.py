@@ -20,12 +20,14 @@ from tortoise.transactions import in_transaction
 
 from notifications.i18n import language_of
 from tracker.db.models import Account, Contact, Job, JobEstimate, JobEvent, Note, Question, SurveyResponse
+from tracker.domain.emails import Preference
 from tracker.domain.errors import Conflict, InvalidInput, NotFound
-from tracker.domain.events import EventType
+from tracker.domain.events import EmailCategory, EventType
 from tracker.domain.progress import Confidence, Step, confidence, shown_stage, steps
 from tracker.domain.workflow import JobStatus
 from tracker.services.accounts import OPEN_STATUSES
 from tracker.services.jobs import get_job, get_job_by_token
+from tracker.services.preferences import contact_by_page_token, preferences_of
 from tracker.services.snapshots import JobSnapshot, JobSnapshots
 
 QUESTION_MAX_CHARS = 2000
@@ -241,6 +243,7 @@ class AccountView:
     contact: Contact
     audience: Audience
     account_name: str
+    preferences: dict[EmailCategory, Preference]
     jobs: list[JobSnapshot]
     tokens: dict[int, str]
     """Each listed job's status-page token, by job id."""
@@ -252,13 +255,6 @@ class JobsShown(StrEnum):
     ALL = "all"
     OPEN = "open"
     CLOSED = "closed"
-
-
-async def contact_by_page_token(token: str) -> Contact:
-    contact = await Contact.get_or_none(page_token=token)
-    if contact is None:
-        raise NotFound("page", "for that link")
-    return contact
 
 
 @dataclass
@@ -291,6 +287,7 @@ class AccountPages:
             contact=contact,
             audience=Audience(language, ZoneInfo(contact.time_zone)),
             account_name=account.name,
+            preferences=preferences_of(contact),
             jobs=await self.snapshots.of_many(rows, locale=language),
             tokens={job.id: job.public_token for job in rows},
             stage_labels=labels,

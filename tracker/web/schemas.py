@@ -22,6 +22,7 @@ from tracker.services.accounts import EMAIL, AccountKind
 from tracker.services.estimates import BASIS_LABELS
 from tracker.services.jobs import REFERENCE, CostKind, NoteVisibility
 from tracker.services.keys import Role
+from tracker.services.outbox import DeliveryChannel, DeliveryStatus
 from tracker.services.workflows import WORKFLOW_KEY
 
 INT32_MAX = 2**31 - 1
@@ -427,6 +428,29 @@ class HistoryOut(Output, kw_only=True):
     next_after: int | None
 
 
+class NotificationOut(Output, kw_only=True):
+    id: int
+    channel: DeliveryChannel
+    kind: str
+    """The event type told of, or `staff_alert`, `digest`, `endpoint_warning`, `endpoint_disabled`, `test`."""
+    contact_id: int | None
+    """The contact emailed, for customer emails."""
+    endpoint_id: int | None
+    """The webhook endpoint, for webhooks (and for staff notices about it)."""
+    address: str | None
+    """The address emailed when it is no contact's (staff)."""
+    status: DeliveryStatus
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class NotificationList(Output, kw_only=True):
+    items: list[NotificationOut]
+    next_after: int | None
+
+
 class VisitOut(Output, kw_only=True):
     stage: str
     entered_at: datetime
@@ -579,3 +603,26 @@ class PublicStatusOut(Output, kw_only=True):
 class StatusTokenOut(Output, kw_only=True):
     status_page_url: str
     """The job's new status-page link; the old one answers 404 from now on."""
+
+
+EmailChoice = Literal["each", "digest", "off"]
+
+
+class PreferencesIO(Input, kw_only=True):
+    """Per category of email: `each` one email per change, `digest` in the daily digest, or `off`."""
+
+    progress: EmailChoice
+    estimates: EmailChoice
+    alerts: EmailChoice
+    notes: EmailChoice
+
+
+class SuppressionOut(Output, kw_only=True):
+    address: str
+    reason: str
+    created_at: datetime
+
+
+class SuppressionList(Output, kw_only=True):
+    items: list[SuppressionOut]
+    next_cursor: str | None

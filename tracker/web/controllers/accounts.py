@@ -6,12 +6,14 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, delete, get, patch, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from tracker.domain.emails import Preference
 from tracker.domain.errors import InvalidInput
-from tracker.services import accounts
+from tracker.domain.events import EmailCategory
+from tracker.services import accounts, preferences
 from tracker.services.accounts import AccountFilters, AccountKind, ContactFields
 from tracker.services.keys import Role
 from tracker.services.pages import Sort
@@ -128,3 +130,22 @@ class ContactController(Controller):
     @delete("/{contact_id:int}", operation_id="DeleteContact", status_code=HTTP_204_NO_CONTENT)
     async def delete_contact(self, contact_id: FromPath[int]) -> None:
         await accounts.delete_contact(contact_id)
+
+    @get("/{contact_id:int}/preferences", operation_id="GetEmailPreferences")
+    async def get_preferences(self, contact_id: FromPath[int]) -> s.PreferencesIO:
+        """What the contact hears about by email, per category (`each` unless changed)."""
+        return _preferences_out(await preferences.get_preferences(contact_id))
+
+    @put("/{contact_id:int}/preferences", operation_id="SetEmailPreferences")
+    async def set_preferences(
+        self, contact_id: FromPath[int], data: JSONBody[s.PreferencesIO], now: Now
+    ) -> s.PreferencesIO:
+        """Set every category; emails already queued are checked against it before they go."""
+        choices = {
+            EmailCategory(name): Preference(value) for name, value in msgspec.structs.asdict(data).items()
+        }
+        return _preferences_out(await preferences.set_preferences(contact_id, choices, now=now))
+
+
+def _preferences_out(chosen: dict[EmailCategory, Preference]) -> s.PreferencesIO:
+    return s.PreferencesIO(**{category.value: choice.value for category, choice in chosen.items()})

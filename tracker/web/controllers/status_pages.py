@@ -9,6 +9,7 @@ suffix.
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -156,12 +157,12 @@ def _status_html(pages: CustomerPages, view: StatusView, *, asked: bool, now: da
     )
 
 
-def _message(pages: CustomerPages, language: str, kind: str, back: str, status: int) -> Response[str]:
+def message(pages: CustomerPages, language: str, kind: str, back: str, status: int) -> Response[str]:
     context = {"kind": kind, "back": back, "limit": QUESTION_MAX_CHARS}
     return pages.renderer.render("message.html", language, context, status=status)
 
 
-async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
+async def form_fields(request: Request[Any, Any, Any]) -> dict[str, str]:
     form = await request.form()
     return {key: value for key, value in form.items() if isinstance(value, str)}
 
@@ -237,7 +238,7 @@ class StatusPageController(Controller):
         self, request: Request[Any, Any, Any], token: FromPath[str], pages: Pages, now: Now
     ) -> Response[Any]:
         pages.limit.check_request(request)
-        form = await _form(request)
+        form = await form_fields(request)
         language = choose_language(form.get("lang"), None, None)
         back = f"/status/{token}?lang={language}#question"
         try:
@@ -248,9 +249,9 @@ class StatusPageController(Controller):
         except NotFound:
             return not_found()
         except (FormRefused, PermissionDeniedException):
-            return _message(pages, language, "form", back, 400)
+            return message(pages, language, "form", back, 400)
         except InvalidInput:
-            return _message(pages, language, "question", back, 422)
+            return message(pages, language, "question", back, 422)
         return Redirect(f"/status/{token}?lang={language}&asked=1#question", status_code=303)
 
     @post("/{token:str}/survey", operation_id="AnswerSurvey", status_code=303)
@@ -258,7 +259,7 @@ class StatusPageController(Controller):
         self, request: Request[Any, Any, Any], token: FromPath[str], pages: Pages, now: Now
     ) -> Response[Any]:
         pages.limit.check_request(request)
-        form = await _form(request)
+        form = await form_fields(request)
         language = choose_language(form.get("lang"), None, None)
         back = f"/status/{token}?lang={language}#survey"
         score = form.get("score", "")
@@ -272,13 +273,13 @@ class StatusPageController(Controller):
         except NotFound:
             return not_found()
         except (FormRefused, PermissionDeniedException):
-            return _message(pages, language, "form", back, 400)
+            return message(pages, language, "form", back, 400)
         except InvalidInput:
-            return _message(pages, language, "score", back, 422)
+            return message(pages, language, "score", back, 422)
         except Conflict as conflict:
             pages.cache.forget(token)
             kind = "already_answered" if conflict.code == "already_answered" else "not_completed"
-            return _message(pages, language, kind, back, 409)
+            return message(pages, language, kind, back, 409)
         return Redirect(f"/status/{token}?lang={language}#survey", status_code=303)
 
 
@@ -358,7 +359,7 @@ async def static_asset(name: FromPath[str], pages: Pages) -> Response[bytes]:
 def customer_pages(settings: Settings, snapshots: JobSnapshots) -> CustomerPages:
     return CustomerPages(
         renderer=PageRenderer(settings.templates_dir),
-        forms=FormTokens(settings.secret_key),
+        forms=FormTokens(settings.secret_key or secrets.token_hex(32)),
         limit=ClientRateLimit.per_minute(settings.page_requests_per_minute),
         question_limit=ClientRateLimit(Rate(per_second=1 / 300, burst=3)),
         status=StatusPages(snapshots),

@@ -1,0 +1,197 @@
+"""Customer and staff emails composed from the outbox rows a real change queued, sent to a real aiosmtpd."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import httpx
+import pytest
+
+from notifications import OutgoingEmail, SmtpSecurity, SmtpSender, SmtpSettings
+from tests.conftest import FakeClock, Keys
+from tests.factories import act, create_account, create_job, create_workflow
+from tests.notifications.smtp_server import SmtpServer
+from tracker.db.models import Contact, Delivery, Job, Suppression
+from tracker.services.bootstrap import build_services
+from tracker.services.email_composer import DatabaseEmailComposer
+from tracker.services.outbox import ComposedEmail, DeferEmail, QueuedEmail, SkipEmail
+from tracker.settings import Settings
+
+FOLD = timedelta(seconds=120)
+
+
+@pytest.fixture
+async def smtp_server() -> AsyncIterator[SmtpServer]:
+    server = SmtpServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def composer(settings: Settings) -> DatabaseEmailComposer:
+    return DatabaseEmailComposer(settings, build_services(settings).snapshots)
+
+
+async def queued(kind: str | None = None) -> list[QueuedEmail]:
+    rows = Delivery.filter(channel="email", status="queued").order_by("id")
+    if kind is not None:
+        rows = rows.filter(kind=kind)
+    return [
+        QueuedEmail(d.id, d.kind, d.event_id, d.job_id, d.contact_id, d.address, d.attempts, d.created_at)
+        for d in await rows
+    ]
+
+
+async def deliver(message: OutgoingEmail, server: SmtpServer, clock: FakeClock) -> EmailMessage:
+    settings = SmtpSettings("127.0.0.1", server.port, SmtpSecurity.NONE, local_hostname="tracker.test")
+    async with SmtpSender(settings, clock) as sender:
+        attempt = await sender.send(message)
+    assert attempt.outcome == "delivered", attempt
+    return server.inbox.messages[-1]
+
+
+def parts(message: EmailMessage) -> tuple[str, str]:
+    text = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    assert text is not None and html is not None
+    return str(text.get_content()), str(html.get_content())
+
+
+async def open_job(
+    client: httpx.AsyncClient, auth: Keys, *, locale: str = "fr_FR", name: str = "Marie Dubois"
+) -> dict[str, Any]:
+    await create_workflow(client, auth.admin)
+    contact = {"name": name, "email": "marie@example.com", "locale": locale, "time_zone": "Europe/Paris"}
+    account = await create_account(client, auth.staff, contacts=[contact])
+    return await create_job(client, auth.staff, account["id"], title="Renault Clio")
+
+
+async def test_stage_changes_fold_into_one_threaded_email_in_the_contacts_language(
+    client: httpx.AsyncClient,
+    auth: Keys,
+    clock: FakeClock,
+    composer: DatabaseEmailComposer,
+    smtp_server: SmtpServer,
+) -> None:
+    job = await open_job(client, auth)
+    advanced = await act(client, auth.staff, job, "advance")
+    assert advanced.status_code == 200, advanced.text
+    created, advance = await queued()
+    assert (created.kind, advance.kind) == ("created", "advance")
+
+    assert await composer.compose(created, clock.now) == DeferEmail(clock.now + FOLD)
+    plan = await composer.compose(created, clock.advance(seconds=120))
+    assert isinstance(plan, ComposedEmail)
+    assert plan.folded == (advance.id,)
+
+    received = await deliver(plan.message, smtp_server, clock)
+    assert received["Subject"] == "Votre Renault Clio : maintenant à l’étape repair (fr)"  # noqa: RUF001
+    assert received["Message-ID"] == f"<delivery-{created.id}@tracker.localhost>"
+    assert received["In-Reply-To"] == received["References"] == f"<job-{job['id']}@tracker.localhost>"
+    token = (await Contact.get(email="marie@example.com")).page_token
+    assert token
+    assert received["List-Unsubscribe"] == (f"<https://status.example.test/unsubscribe/{token}?c=progress>")
+    assert received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    text, html = parts(received)
+    assert "Bonjour Marie Dubois," in text
+    assert "Nous avons ouvert le dossier." in text
+    assert "Passé à l’étape repair (fr)." in text  # noqa: RUF001
+    public_token = (await Job.get(id=job["id"])).public_token
+    assert f"https://status.example.test/status/{public_token}?lang=fr" in text
+    assert f"https://status.example.test/a/{token}" in html
+
+
+@pytest.mark.parametrize(
+    ("locale", "greeting", "subject"),
+    [
+        ("en_GB", "Hello Ann,", "Your Renault Clio: a message from us"),
+        ("fr_BE", "Bonjour Ann,", "Votre Renault Clio : un message de notre part"),
+        ("nl_BE", "Beste Ann,", "Uw Renault Clio: een bericht van ons"),
+        ("de_DE", "Hallo Ann,", "Ihr Renault Clio: eine Nachricht von uns"),
+    ],
+)
+async def test_a_note_with_markup_arrives_as_text_in_every_language(
+    client: httpx.AsyncClient,
+    auth: Keys,
+    clock: FakeClock,
+    composer: DatabaseEmailComposer,
+    smtp_server: SmtpServer,
+    locale: str,
+    greeting: str,
+    subject: str,
+) -> None:
+    job = await open_job(client, auth, locale=locale, name="Ann")
+    note = {"body": "<script>alert('x')</script> & done", "visibility": "public", "version": job["version"]}
+    response = await client.post(f"/jobs/{job['id']}/notes", json=note, headers=auth.staff)
+    assert response.status_code == 201, response.text
+    (email,) = await queued("note_added")
+    plan = await composer.compose(email, clock.now)
+    assert isinstance(plan, ComposedEmail)
+
+    received = await deliver(plan.message, smtp_server, clock)
+    assert received["Subject"] == subject
+    text, html = parts(received)
+    assert greeting in text
+    assert "<script>alert('x')</script> & done" in text
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; done" in html
+
+
+async def test_a_line_break_in_a_name_adds_no_header(
+    client: httpx.AsyncClient,
+    auth: Keys,
+    clock: FakeClock,
+    composer: DatabaseEmailComposer,
+    smtp_server: SmtpServer,
+) -> None:
+    job = await open_job(client, auth)
+    await Contact.filter(email="marie@example.com").update(name="Marie\r\nBcc: thief@evil.example")
+    await act(client, auth.staff, job, "advance")
+    first, *_ = await queued()
+    plan = await composer.compose(first, clock.advance(seconds=120))
+    assert isinstance(plan, ComposedEmail)
+    received = await deliver(plan.message, smtp_server, clock)
+    assert received["Bcc"] is None
+    assert smtp_server.inbox.envelopes[-1][1] == ["marie@example.com"]
+    assert "Bcc: thief@evil.example" in str(received["To"])  # folded onto the one To line
+
+
+async def test_turning_a_category_off_stops_what_is_already_queued(
+    client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: DatabaseEmailComposer
+) -> None:
+    job = await open_job(client, auth)
+    (created,) = await queued()
+    contact = await Contact.get(email="marie@example.com")
+    response = await client.put(
+        f"/contacts/{contact.id}/preferences",
+        json={"progress": "off", "estimates": "each", "alerts": "each", "notes": "digest"},
+        headers=auth.staff,
+    )
+    assert response.status_code == 200, response.text
+    plan = await composer.compose(created, clock.advance(seconds=120))
+    assert isinstance(plan, SkipEmail)
+    assert job["id"] == created.job_id
+
+
+async def test_a_suppressed_address_gets_nothing(
+    client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: DatabaseEmailComposer
+) -> None:
+    await open_job(client, auth)
+    await Suppression.create(address="marie@example.com", reason="550 no such user", created_at=clock.now)
+    (created,) = await queued()
+    assert await composer.compose(created, clock.advance(seconds=120)) == SkipEmail("address suppressed")
+
+
+async def test_at_night_a_stage_change_waits_for_the_morning(
+    client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: DatabaseEmailComposer
+) -> None:
+    clock.now = clock.now.replace(hour=22)  # 23:00 in Paris
+    await open_job(client, auth)
+    (created,) = await queued()
+    plan = await composer.compose(created, clock.advance(seconds=120))
+    assert isinstance(plan, DeferEmail)
+    assert plan.until.isoformat() == "2026-03-03T07:00:00+00:00"  # 08:00 in Paris

@@ -1,0 +1,60 @@
+"""The daily emails: a digest per contact who chose one, a morning summary per staff address.
+
+A scheduler tick in every process queues them; the delivery's unique key (contact or address, and local
+day) makes a second process, or a second tick the same day, queue nothing more. The composer writes them
+when they are sent, from the state of that moment.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import reduce
+from operator import or_
+from zoneinfo import ZoneInfo
+
+from tortoise.expressions import Q
+
+from tracker.db.models import Contact, Delivery
+from tracker.domain.emails import Preference, QuietHours, daily_email_day, daily_send_time
+from tracker.services.events import PREFERENCE_COLUMNS
+from tracker.settings import Settings
+
+STAFF_ZONE = ZoneInfo("UTC")
+"""Staff addresses carry no time zone: their summary is due at the daily time in UTC."""
+
+
+def _row(dedupe_key: str, kind: str, address: str, now: datetime, contact_id: int | None) -> Delivery:
+    return Delivery(
+        dedupe_key=dedupe_key,
+        channel="email",
+        kind=kind,
+        target=f"email:{address.lower()}",
+        contact_id=contact_id,
+        address=None if contact_id is not None else address.lower(),
+        status="queued",
+        attempts=0,
+        available_at=now,
+        created_at=now,
+    )
+
+
+async def queue_daily_emails(settings: Settings, now: datetime) -> int:
+    """Queue today's digests and staff summaries that are due and not queued yet; how many were due."""
+    at = daily_send_time(QuietHours.parse(settings.quiet_hours))
+    takes_digest = reduce(
+        or_, (Q(**{column: Preference.DIGEST.value}) for column in PREFERENCE_COLUMNS.values())
+    )
+    rows = []
+    for contact in await Contact.filter(takes_digest).only("id", "email", "time_zone"):
+        day = daily_email_day(now, ZoneInfo(contact.time_zone), at)
+        if day is not None:
+            rows.append(_row(f"digest:c{contact.id}:{day}", "digest", contact.email, now, contact.id))
+    staff_day = daily_email_day(now.astimezone(UTC), STAFF_ZONE, at)
+    if staff_day is not None:
+        rows.extend(
+            _row(f"summary:{address.lower()}:{staff_day}", "staff_summary", address, now, None)
+            for address in settings.staff_alert_addresses
+        )
+    if rows:
+        await Delivery.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)

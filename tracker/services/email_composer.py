@@ -1,0 +1,449 @@
+"""The email composer: turns a claimed email delivery into the message a person reads, in their language.
+
+Customer emails speak from the job snapshot (the one read model the API, webhooks and pages show), in
+the contact's language and time zone; `tracker.domain.emails` decides when they go and what they fold.
+Every email about one job answers the job's root `Message-ID`, so mail clients thread them; each has its
+own, derived from the delivery id, so a retry is recognisably the same message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from email.utils import parseaddr
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import jinja2
+from babel.dates import format_date, format_datetime, format_skeleton
+from babel.numbers import format_currency
+from tortoise.queryset import QuerySet
+
+from notifications import (
+    Mailbox,
+    OutgoingEmail,
+    RenderedEmail,
+    message_id,
+    render_email,
+    validate_address,
+)
+from notifications.email import InvalidEmail
+from notifications.i18n import language_of, localized_environments
+from tracker.db.models import Account, Contact, Delivery, Job, JobEvent, WebhookEndpoint
+from tracker.domain.emails import (
+    EmailRules,
+    Preference,
+    QueuedRow,
+    QuietHours,
+    SendNow,
+    WaitUntil,
+    category_of,
+    plan_timing,
+    skip_reason,
+)
+from tracker.domain.events import EMAIL_CATEGORIES, EmailCategory, EventType
+from tracker.domain.money import Money
+from tracker.domain.workflow import JobStatus
+from tracker.services.outbox import ComposedEmail, DeferEmail, EmailPlan, QueuedEmail, SkipEmail
+from tracker.services.preferences import ensure_page_token, is_suppressed, preference_for
+from tracker.services.snapshots import JobSnapshot, JobSnapshots
+from tracker.settings import Settings
+
+STAFF_LANGUAGE = "en"
+"""Staff and endpoint owners are addressed in the first language (no locale is known for them)."""
+FALLBACK_DOMAIN = "tracker.invalid"
+FOLDED = frozenset({EmailCategory.PROGRESS, EmailCategory.ESTIMATES})
+"""Categories whose emails fold into one another (see `tracker.domain.emails`)."""
+
+
+def mail_domain(settings: Settings) -> str:
+    """The domain of our Message-IDs: the sender's, else the public site's, else a reserved one."""
+    candidates = [
+        parseaddr(settings.mail_from)[1].rpartition("@")[2],
+        urlsplit(settings.public_base_url).hostname,
+    ]
+    for domain in candidates:
+        try:
+            return message_id("x", domain or "").removeprefix("<x@").removesuffix(">")
+        except InvalidEmail:
+            continue
+    return FALLBACK_DOMAIN
+
+
+def sender_of(settings: Settings) -> Mailbox:
+    name, address = parseaddr(settings.mail_from)
+    return Mailbox(validate_address(address, "TRACKER_MAIL_FROM"), name)
+
+
+def email_rules(settings: Settings) -> EmailRules:
+    return EmailRules(
+        fold=timedelta(seconds=settings.email_fold_s),
+        estimate_interval=timedelta(seconds=settings.estimate_email_interval_s),
+        quiet_hours=QuietHours.parse(settings.quiet_hours),
+    )
+
+
+@dataclass(frozen=True)
+class Formats:
+    """Babel formatting in one language and time zone."""
+
+    language: str
+    zone: ZoneInfo
+
+    def day(self, instant: datetime) -> str:
+        return format_skeleton("MMMEd", instant.astimezone(self.zone), locale=self.language)
+
+    def moment(self, instant: datetime) -> str:
+        return format_datetime(
+            instant.astimezone(self.zone), "medium", tzinfo=self.zone, locale=self.language
+        )
+
+    def calendar_day(self, value: date) -> str:
+        return format_date(value, "medium", locale=self.language)
+
+    def money(self, money: Money) -> str:
+        return format_currency(money.amount, money.currency, locale=self.language)
+
+    def eta(self, snapshot: JobSnapshot) -> dict[str, str] | None:
+        """The expected completion as days: earliest (P50) and latest (P90), one day when they agree."""
+        if snapshot.estimate is None:
+            return None
+        earliest, latest = snapshot.estimate.completion_p50, snapshot.estimate.completion_p90
+        same = earliest.astimezone(self.zone).date() == latest.astimezone(self.zone).date()
+        return {"earliest": self.day(earliest), "latest": self.day(latest), "same_day": "yes" if same else ""}
+
+
+def headline(kinds: Sequence[EventType], status: JobStatus) -> str:
+    """What the email's subject says changed, from the events it covers and where the job is now."""
+    if status is JobStatus.COMPLETED:
+        return "completed"  # whatever the email carries, the subject never shows a closed job as open
+    if status is JobStatus.CANCELLED:
+        return "cancelled"
+    kind_set = set(kinds)
+    for kind, words in (
+        (EventType.AT_RISK, "at_risk"),
+        (EventType.STUCK, "stuck"),
+        (EventType.BACK_ON_TRACK, "back_on_track"),
+        (EventType.NOTE_ADDED, "note"),
+        (EventType.ETA_MOVED, "eta"),
+        (EventType.COST_MOVED, "cost"),
+    ):
+        if kind in kind_set and not kind_set & {EventType.ADVANCE, EventType.MOVE, EventType.HOLD}:
+            return words
+    if status is JobStatus.ON_HOLD:
+        return "on_hold"
+    return "stage"
+
+
+def _job_context(snapshot: JobSnapshot, formats: Formats) -> dict[str, Any]:
+    """What every email shows of a job, from its snapshot, formatted for the reader."""
+    estimate = snapshot.estimate
+    return {
+        "title": snapshot.title,
+        "reference": snapshot.reference,
+        "stage": snapshot.stage.label,
+        "status": snapshot.status.value,
+        "eta": formats.eta(snapshot),
+        "cost": None if estimate is None else formats.money(estimate.cost_p50),
+        "promised": None if snapshot.promised_on is None else formats.calendar_day(snapshot.promised_on),
+    }
+
+
+class DatabaseEmailComposer:
+    """`tracker.services.outbox.EmailComposer` over the database."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        snapshots: JobSnapshots,
+        environments: Mapping[str, jinja2.Environment] | None = None,
+    ) -> None:
+        self._snapshots = snapshots
+        self._environments = environments or localized_environments(settings.templates_dir)
+        self._rules = email_rules(settings)
+        self._domain = mail_domain(settings)
+        self._sender = sender_of(settings)
+        self._base = settings.public_base_url.rstrip("/")
+
+    async def compose(self, email: QueuedEmail, now: datetime) -> EmailPlan:
+        if email.kind == "digest":
+            return await self._digest(email, now)
+        if email.kind in {"staff_alert", "staff_summary"}:
+            return await self._staff(email, now)
+        if email.kind in {"endpoint_warning", "endpoint_disabled"}:
+            return await self._endpoint(email)
+        category = category_of(email.kind)
+        if category is None or email.contact_id is None or email.job_id is None:
+            return SkipEmail(f"no customer email is made for {email.kind}")
+        return await self._customer(email, category, now)
+
+    # -- customer emails about a job
+
+    async def _customer(self, email: QueuedEmail, category: EmailCategory, now: datetime) -> EmailPlan:
+        contact = await Contact.get_or_none(id=email.contact_id)
+        job = await Job.get_or_none(id=email.job_id)
+        if contact is None or job is None:
+            return SkipEmail("the contact or the job no longer exists")
+        reason = skip_reason(preference_for(contact, category), suppressed=await is_suppressed(contact.email))
+        if reason is not None:
+            return SkipEmail(reason)
+        zone = ZoneInfo(contact.time_zone)
+        timing = await self._timing(email, category, job.id, contact.id, zone, now)
+        if isinstance(timing, WaitUntil):
+            return DeferEmail(timing.until)
+        covered = Delivery.filter(id__in=timing.covers)
+        event_ids = (
+            [email.event_id]
+            if timing.covers == (email.id,)
+            else await covered.values_list("event_id", flat=True)
+        )
+        events = await JobEvent.filter(id__in=[i for i in event_ids if i is not None]).order_by("id")
+        if not all(_public(e) for e in events):
+            return SkipEmail("the note is internal")
+        language = language_of(contact.locale)
+        formats = Formats(language, zone)
+        snapshot = await self._snapshots.of(job, locale=language)
+        token = await ensure_page_token(contact)
+        unsubscribe_url = f"{self._base}/unsubscribe/{token}?c={category.value}"
+        context = {
+            **_job_context(snapshot, formats),
+            "contact_name": contact.name,
+            "headline": headline([EventType(e.type) for e in events], snapshot.status),
+            "changes": [await self._change(e, job, formats) for e in events],
+            "notes": [str(e.data["body"]) for e in events if e.type == EventType.NOTE_ADDED],
+            "status_url": f"{snapshot.public_url}?lang={language}",
+            "preferences_url": f"{self._base}/a/{token}",
+            "unsubscribe_url": unsubscribe_url,
+        }
+        rendered = render_email(self._environments[language], "job_update", context)
+        message = self._outgoing(
+            email.id,
+            Mailbox(contact.email, contact.name),
+            rendered,
+            thread_id=self._thread_id(job.id),
+            unsubscribe_url=unsubscribe_url,
+        )
+        return ComposedEmail(message, folded=tuple(i for i in timing.covers if i != email.id))
+
+    async def _timing(
+        self,
+        email: QueuedEmail,
+        category: EmailCategory,
+        job_id: int,
+        contact_id: int,
+        zone: ZoneInfo,
+        now: datetime,
+    ) -> SendNow | WaitUntil:
+        """When the email goes and what it covers; only progress and estimates look at their neighbours."""
+        row = QueuedRow(email.id, email.kind, email.created_at)
+        same_category: list[QueuedRow] = []
+        last_sent = None
+        if category in FOLDED:
+            kinds = [kind.value for kind, of in EMAIL_CATEGORIES.items() if of is category]
+            mine = Delivery.filter(channel="email", job_id=job_id, contact_id=contact_id, kind__in=kinds)
+            queued = await mine.filter(status="queued").values("id", "kind", "created_at")
+            same_category = [QueuedRow(q["id"], q["kind"], q["created_at"]) for q in queued]
+            if category is EmailCategory.ESTIMATES:
+                last_sent = await _last_sent_at(mine.filter(status="sent"))
+        return plan_timing(
+            row,
+            same_category=same_category,
+            last_sent_in_category=last_sent,
+            rules=self._rules,
+            zone=zone,
+            now=now,
+        )
+
+    async def _change(self, event: JobEvent, job: Job, formats: Formats) -> dict[str, str]:
+        """One line of what changed, its values formatted for the reader (the template words it)."""
+        data = event.data
+        change = {"kind": event.type}
+        kind = EventType(event.type)
+        if kind in {EventType.ADVANCE, EventType.MOVE, EventType.REOPEN, EventType.STUCK}:
+            key = data["to"]["stage"] if "to" in data else job.stage_key
+            workflow = await self._snapshots.versions.get(job.workflow_id)
+            change["stage"] = workflow.definition.stage(key).label(formats.language)
+        elif kind is EventType.ETA_MOVED:
+            change["old"] = formats.day(datetime.fromisoformat(data["old"]))
+            change["new"] = formats.day(datetime.fromisoformat(data["new"]))
+        elif kind is EventType.COST_MOVED:
+            change["old"] = formats.money(Money.in_minor_units(Decimal(data["old"]), job.currency))
+            change["new"] = formats.money(Money.in_minor_units(Decimal(data["new"]), job.currency))
+        return change
+
+    # -- the daily digest, staff and endpoint owners
+
+    async def _digest(self, email: QueuedEmail, now: datetime) -> EmailPlan:
+        contact = await Contact.get_or_none(id=email.contact_id)
+        if contact is None:
+            return SkipEmail("the contact no longer exists")
+        if await is_suppressed(contact.email):
+            return SkipEmail("address suppressed")
+        digest_categories = {c for c in EmailCategory if preference_for(contact, c) is Preference.DIGEST}
+        if not digest_categories:
+            return SkipEmail("contact takes no digest any more")
+        last_digest = await _last_sent_at(
+            Delivery.filter(channel="email", status="sent", contact_id=contact.id, kind="digest")
+        )
+        since = last_digest or now - timedelta(days=1)
+        language = language_of(contact.locale)
+        formats = Formats(language, ZoneInfo(contact.time_zone))
+        jobs = await Job.filter(account_id=contact.account_id, status__in=["open", "on_hold"]).order_by("id")
+        digest_kinds = [k.value for k, c in EMAIL_CATEGORIES.items() if c in digest_categories]
+        lines = []
+        for job in jobs:
+            snapshot = await self._snapshots.of(job, locale=language)
+            events = await JobEvent.filter(
+                job_id=job.id, occurred_at__gt=since, type__in=digest_kinds
+            ).order_by("id")
+            lines.append(
+                {
+                    **_job_context(snapshot, formats),
+                    "status_url": f"{snapshot.public_url}?lang={language}",
+                    "changes": [await self._change(e, job, formats) for e in events if _public(e)],
+                }
+            )
+        if not lines:
+            return SkipEmail("the account has no open job")
+        token = await ensure_page_token(contact)
+        unsubscribe_url = f"{self._base}/unsubscribe/{token}"
+        context = {
+            "contact_name": contact.name,
+            "day": formats.day(now),
+            "jobs": lines,
+            "preferences_url": f"{self._base}/a/{token}",
+            "unsubscribe_url": unsubscribe_url,
+        }
+        rendered = render_email(self._environments[language], "digest", context)
+        return ComposedEmail(
+            self._outgoing(
+                email.id, Mailbox(contact.email, contact.name), rendered, unsubscribe_url=unsubscribe_url
+            )
+        )
+
+    async def _staff(self, email: QueuedEmail, now: datetime) -> EmailPlan:
+        if email.address is None:
+            return SkipEmail("a staff email needs an address")
+        if await is_suppressed(email.address):
+            return SkipEmail("address suppressed")
+        formats = Formats(STAFF_LANGUAGE, ZoneInfo("UTC"))
+        environment = self._environments[STAFF_LANGUAGE]
+        thread = None
+        if email.kind == "staff_alert":
+            job = await Job.get_or_none(id=email.job_id)
+            event = await JobEvent.get_or_none(id=email.event_id)
+            if job is None or event is None:
+                return SkipEmail("the job or the event no longer exists")
+            snapshot = await self._snapshots.of(job, locale=STAFF_LANGUAGE)
+            account = await Account.get(id=job.account_id)
+            context = {
+                **_job_context(snapshot, formats),
+                "account": account.name,
+                "alert": event.type,
+                "change": await self._change(event, job, formats),
+                "status_url": snapshot.public_url,
+            }
+            rendered = render_email(environment, "staff_alert", context)
+            thread = self._thread_id(job.id)
+        else:
+            rendered = render_email(environment, "staff_summary", await self._summary(formats, now))
+        return ComposedEmail(self._outgoing(email.id, Mailbox(email.address), rendered, thread_id=thread))
+
+    async def _summary(self, formats: Formats, now: datetime) -> dict[str, Any]:
+        """The morning summary: open jobs needing attention (the snapshot's flags), failed deliveries."""
+        sections: dict[str, list[dict[str, Any]]] = {
+            "at_risk": [],
+            "stuck": [],
+            "overdue": [],
+            "over_budget": [],
+        }
+        jobs = await Job.filter(status__in=["open", "on_hold"]).order_by("id")
+        for job in jobs:
+            snapshot = await self._snapshots.of(job, locale=STAFF_LANGUAGE)
+            estimate = snapshot.estimate
+            if estimate is None:
+                continue
+            line = {**_job_context(snapshot, formats), "status_url": snapshot.public_url}
+            for flag in sections:
+                if getattr(estimate, flag):
+                    sections[flag].append(line)
+        failures = await Delivery.filter(
+            status__in=["dead", "bounced"], created_at__gte=now - timedelta(days=1)
+        ).order_by("id")
+        return {
+            "day": formats.day(now),
+            "sections": sections,
+            "failures": [
+                {
+                    "channel": d.channel,
+                    "kind": d.kind,
+                    "target": d.target,
+                    "status": d.status,
+                    "error": d.last_error or "",
+                }
+                for d in failures
+            ],
+        }
+
+    async def _endpoint(self, email: QueuedEmail) -> EmailPlan:
+        if email.address is None:
+            return SkipEmail("the endpoint has no owner address")
+        if await is_suppressed(email.address):
+            return SkipEmail("address suppressed")
+        row = await Delivery.get(id=email.id)
+        endpoint = await WebhookEndpoint.get_or_none(id=row.endpoint_id)
+        if endpoint is None:
+            return SkipEmail("the endpoint no longer exists")
+        formats = Formats(STAFF_LANGUAGE, ZoneInfo("UTC"))
+        context = {
+            "disabled": email.kind == "endpoint_disabled",
+            "url": endpoint.url,
+            "description": endpoint.description,
+            "since": None if endpoint.failing_since is None else formats.moment(endpoint.failing_since),
+            "reason": endpoint.disabled_reason or "",
+        }
+        rendered = render_email(self._environments[STAFF_LANGUAGE], "endpoint_notice", context)
+        return ComposedEmail(self._outgoing(email.id, Mailbox(email.address), rendered))
+
+    def _outgoing(
+        self,
+        delivery_id: int,
+        recipient: Mailbox,
+        rendered: RenderedEmail,
+        *,
+        thread_id: str | None = None,
+        unsubscribe_url: str | None = None,
+    ) -> OutgoingEmail:
+        """The email as sent: our sender, its own Message-ID from the delivery (the same on a retry)."""
+        return OutgoingEmail(
+            sender=self._sender,
+            recipient=recipient,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            message_id=self._message_id(delivery_id),
+            thread_id=thread_id,
+            # RFC 8058 one-click needs https; a development site on http shows the link in the body only.
+            unsubscribe_url=unsubscribe_url
+            if unsubscribe_url and unsubscribe_url.startswith("https://")
+            else None,
+        )
+
+    def _message_id(self, delivery_id: int) -> str:
+        return message_id(f"delivery-{delivery_id}", self._domain)
+
+    def _thread_id(self, job_id: int) -> str:
+        return message_id(f"job-{job_id}", self._domain)
+
+
+async def _last_sent_at(query: QuerySet[Delivery]) -> datetime | None:
+    last = await query.order_by("-sent_at").first()
+    return None if last is None else last.sent_at
+
+
+def _public(event: JobEvent) -> bool:
+    """Customers hear of public notes only (the fan-out queues no other; checked again here)."""
+    return event.type != EventType.NOTE_ADDED or event.data.get("visibility") == "public"
