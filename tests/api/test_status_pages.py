@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
