@@ -151,7 +151,7 @@ async def validate_url(url: str, policy: URLPolicy, resolver: Resolver = system_
     except ValueError:
         try:
             addresses = await resolver(host, port)
-        except OSError as error:
+        except (OSError, UnicodeError) as error:  # UnicodeError: a label IDNA cannot encode (too long)
             raise UnsafeURL(f"{host} does not resolve: {error}") from None
     if not addresses:
         raise UnsafeURL(f"{host} does not resolve")

@@ -7,9 +7,11 @@ every table truncated before each test. In CI (`CI=true`) a missing PostgreSQL f
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+import socket
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
@@ -21,6 +23,7 @@ from tortoise import Tortoise
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.connection import get_connection
 
+from notifications.ssrf import IPAddress
 from tracker.app import create_app
 from tracker.db.config import tortoise_config
 from tracker.services import keys
@@ -128,9 +131,25 @@ def settings(db: str) -> Settings:
     return Settings(database_url=db, public_base_url="https://status.example.test", max_body_bytes=64 * 1024)
 
 
+HOSTS = {
+    "localhost": ("127.0.0.1", "::1"),
+    "hooks.example.com": ("93.184.215.14",),
+    "intranet.example.com": ("10.0.0.1",),
+    "split.example.com": ("93.184.215.14", "192.168.1.20"),
+}
+"""What the tests' resolver answers: these names and no other (nothing leaves the machine)."""
+
+
+async def offline_resolver(host: str, port: int) -> Sequence[IPAddress]:
+    """Webhook host lookups in tests: the HOSTS table; any other name does not resolve."""
+    if host.lower() not in HOSTS:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    return [ipaddress.ip_address(address) for address in HOSTS[host.lower()]]
+
+
 @pytest.fixture
 async def client(settings: Settings, clock: FakeClock) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, clock=clock)
+    app = create_app(settings, clock=clock, resolver=offline_resolver)
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://tracker.test") as http:
         yield http

@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from tortoise import Tortoise
 
 import tracker
+from notifications.ssrf import Resolver, system_resolver
 from tracker.clock import Clock, utc_now
 from tracker.db.config import tortoise_config
 from tracker.dispatcher import notifications_lifespan
@@ -47,6 +48,7 @@ from tracker.web.controllers.status_pages import (
     provide_pages,
     static_asset,
 )
+from tracker.web.controllers.webhooks import EventTypeController, WebhookController
 from tracker.web.controllers.workflows import WorkflowController
 from tracker.web.dashboard import DASHBOARD_HANDLERS, build_dashboard
 from tracker.web.deps import DEPENDENCIES
@@ -68,7 +70,10 @@ async def database(app: Litestar) -> AsyncIterator[None]:
         await Tortoise.close_connections()
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> Litestar:
+def create_app(
+    settings: Settings | None = None, *, clock: Clock = utc_now, resolver: Resolver = system_resolver
+) -> Litestar:
+    """The app; `resolver` looks up webhook hosts (tests pass one that never leaves the machine)."""
     settings = settings or Settings.from_env(os.environ)
     metrics_public = settings.metrics_public
 
@@ -91,7 +96,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
         exclude_from_auth_key=PUBLIC,
         exclude_http_methods=["OPTIONS"],
     )
-    services = build_services(settings)
+    services = build_services(settings, resolver=resolver)
     pages = customer_pages(settings, services.snapshots)
     app = Litestar(
         route_handlers=[
@@ -114,6 +119,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             UnsubscribeController,
             dev_mailbox_controller(settings),
             *DASHBOARD_HANDLERS,
+            WebhookController,
+            EventTypeController,
         ],
         dependencies={**DEPENDENCIES, "pages": Provide(provide_pages, sync_to_thread=False)},
         middleware=[PrometheusConfig(app_name="tracker", group_path=True).middleware, auth],

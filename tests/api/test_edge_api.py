@@ -215,6 +215,15 @@ async def test_null_is_no_value_for_a_typed_query_parameter(
     assert [e["field"] for e in seconds.json()["errors"]] == ["query.updated_since"]
     iso = await client.get("/jobs", params={"updated_since": "2026-03-01T00:00:00Z"}, headers=auth.staff)
     assert [j["id"] for j in iso.json()["items"]] == [job["id"]]
+    for path, beyond in (("/jobs", "9999-12-31T23:00:00-05:00"), ("/accounts", "0001-01-01T00:00:00+05:00")):
+        # No UTC instant: the databases could not compare with it.
+        out_of_range = await client.get(path, params={"updated_since": beyond}, headers=auth.staff)
+        assert out_of_range.status_code == 422, out_of_range.text
+        assert [e["field"] for e in out_of_range.json()["errors"]] == ["query.updated_since"]
+    key = {"name": "erp", "role": "integrator", "expires_at": "9999-12-31T23:00:00-05:00"}
+    beyond_key = await client.post("/keys", json=key, headers=auth.admin)
+    assert beyond_key.status_code == 422, beyond_key.text
+    assert [e["field"] for e in beyond_key.json()["errors"]] == ["expires_at"]
 
 
 async def test_options_lists_every_method_of_the_path(client: httpx.AsyncClient, auth: Keys) -> None:

@@ -33,6 +33,8 @@ PUBLIC = frozenset(CALLERS)
 READERS = frozenset({"admin", "staff", "integrator"})
 STAFF = frozenset({"admin", "staff"})
 ADMIN = frozenset({"admin"})
+HOOKS = frozenset({"admin", "integrator"})
+"""Webhook endpoints: the targets are the integrator's own (another integrator's answer 404)."""
 DOCS_UI = re.compile(r"^/schema(/scalar|/\{path:str\})?$")
 """The rendered API docs: pages around the OpenAPI document, which ROUTES covers."""
 
@@ -103,6 +105,16 @@ ROUTES = [
     Route("POST", "/keys", 201, ADMIN, body="new_key"),
     Route("DELETE", "/keys/{key_id:int}", 200, ADMIN, target={"key_id": "spare_key"}),
     Route("GET", "/audit", 200, ADMIN),
+    Route("GET", "/event-types", 200, READERS),
+    Route("GET", "/webhooks", 200, HOOKS),
+    Route("POST", "/webhooks", 201, HOOKS, body="new_webhook"),
+    Route("GET", "/webhooks/{webhook_id:int}", 200, HOOKS),
+    Route("PATCH", "/webhooks/{webhook_id:int}", 200, HOOKS, body="pause"),
+    Route("DELETE", "/webhooks/{webhook_id:int}", 204, HOOKS, target={"webhook_id": "spare_webhook"}),
+    Route("POST", "/webhooks/{webhook_id:int}/rotate-secret", 200, HOOKS),
+    Route("POST", "/webhooks/{webhook_id:int}/test", 202, HOOKS),
+    Route("GET", "/webhooks/{webhook_id:int}/attempts", 200, HOOKS),
+    Route("POST", "/webhooks/{webhook_id:int}/replay", 202, HOOKS, body="replay"),
     # The staff dashboard takes no bearer key: a key signs in through its form, then a session cookie
     # stands for it. Without one, the sign-in page, 401 for the forms and a redirect for a job's page.
     Route("GET", "/dashboard", 200, PUBLIC),
@@ -173,6 +185,14 @@ async def _world(client: httpx.AsyncClient, auth: Keys) -> dict[str, Any]:
         assert done.status_code == 200, done.text
     spare_key = await client.post("/keys", json={"name": "old tablet", "role": "staff"}, headers=auth.admin)
     world["spare_key"] = spare_key.json()["id"]
+    for name in ("webhook_id", "spare_webhook"):
+        webhook = await client.post(
+            "/webhooks",
+            json={"url": f"https://hooks.example.com/{name}", "event_types": ["job.completed"]},
+            headers=auth.integrator,
+        )
+        assert webhook.status_code == 201, webhook.text
+        world[name] = webhook.json()["id"]
     world["bodies"] = {
         "new_workflow": workflow_body(key="bike-repair"),
         "workflow_version": version_body(),
@@ -191,6 +211,9 @@ async def _world(client: httpx.AsyncClient, auth: Keys) -> dict[str, Any]:
         "cost": {"version": 1, "kind": "material", "amount": "12.50"},
         "note": {"version": 1, "visibility": "public", "body": "Car received"},
         "new_key": {"name": "erp", "role": "integrator"},
+        "new_webhook": {"url": "https://hooks.example.com/new", "event_types": ["job.created"]},
+        "pause": {"status": "paused"},
+        "replay": {"since": "2026-01-01T00:00:00Z", "status": "all"},
     }
     return world
 
@@ -215,7 +238,8 @@ def _url(route: Route, world: dict[str, Any]) -> str:
 
 
 async def _snapshot(client: httpx.AsyncClient, auth: Keys) -> list[Any]:
-    """What any successful write among ROUTES would change (a key's last use aside)."""
+    """What any successful write among ROUTES but the webhook endpoints' would change (a key's last use
+    aside)."""
     reads = ["/jobs?limit=200", "/accounts?limit=200", "/workflows?archived=true", "/audit"]
     responses = [await client.get(path, headers=auth.admin) for path in reads]
     api_keys = (await client.get("/keys", headers=auth.admin)).json()
@@ -241,5 +265,6 @@ async def test_each_caller_gets_the_status_its_role_allows_on_every_route(
         for r in ROUTES
     }
     assert answered == expected
-    if not any(caller in r.allowed and r.method != "GET" for r in ROUTES):
+    # An integrator's own webhook endpoints are all it may change: everything else stays as it was.
+    if not any(caller in r.allowed and r.method != "GET" for r in ROUTES if r.allowed != HOOKS):
         assert await _snapshot(client, auth) == before

@@ -155,6 +155,12 @@ async def test_an_unresolvable_host_is_refused():
         await validate_url("https://nowhere.example.com/", URLPolicy(), static_resolver())
 
 
+async def test_a_host_name_with_a_label_too_long_to_look_up_is_refused():
+    # The system resolver refuses it while encoding the name, before any lookup.
+    with pytest.raises(ValueError, match="does not resolve"):
+        await validate_url(f"https://{'a' * 64}.example.com/hook", URLPolicy())
+
+
 async def test_the_allow_list_opens_only_its_networks():
     policy = URLPolicy.from_settings(allow_http=True, allowed_networks=["127.0.0.0/8", "10.20.0.0/16"])
     for address in ("127.0.0.1", "::ffff:127.0.0.1", "10.20.3.4"):

@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from tracker.domain.events import EVENT_PAYLOADS, EventType, NewEvent
+from tracker.domain.events import EVENT_PAYLOADS, WEBHOOK_TYPES, EventType, NewEvent
 from tracker.domain.workflow import CLOSED_STATUSES, OPEN_STATUSES, JobStatus, TransitionKind
 from tracker.services.events import check_payload
+from tracker.services.webhooks import TEST_TYPE
+from tracker.web.event_types import CATALOGUE, catalogue
 
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
@@ -68,3 +70,12 @@ def test_a_payload_that_strays_from_the_catalogue_is_refused(
 ):
     with pytest.raises(ValueError, match=event_type.value):
         check_payload(event(event_type, payload))
+
+
+def test_the_webhook_catalogue_describes_every_webhook_type_with_a_change_its_event_would_write():
+    published = sorted({*WEBHOOK_TYPES.values(), TEST_TYPE})
+
+    assert [entry.type for entry in catalogue()] == published
+    for name, entry in CATALOGUE.items():
+        assert WEBHOOK_TYPES[entry.event] == name
+        check_payload(NewEvent(1, 1, entry.event, entry.change, "staff:test", NOW))

@@ -16,6 +16,7 @@ from tracker.services.bootstrap import Services
 from tracker.services.estimates import EstimateService
 from tracker.services.jobs import ExpectedVersion, JobService
 from tracker.services.keys import Principal
+from tracker.services.webhooks import WebhookEndpoints
 from tracker.web.idempotency import MAX_KEY_LENGTH
 from tracker.web.problems import BadRequest
 from tracker.web.schemas import CURSOR
@@ -33,6 +34,7 @@ IfMatch = Annotated[
 Jobs = NamedDependency[SkipValidation[JobService]]
 Estimates = NamedDependency[SkipValidation[EstimateService]]
 """Services are trusted objects of the app, never validated (their caches hold arbitrary values)."""
+Webhooks = NamedDependency[SkipValidation[WebhookEndpoints]]
 IdempotencyKey = Annotated[
     str | None,
     HeaderParameter(
@@ -67,6 +69,11 @@ def provide_estimates(state: State) -> EstimateService:
     return services.estimates
 
 
+def provide_webhooks(state: State) -> WebhookEndpoints:
+    services: Services = state.services
+    return services.webhooks
+
+
 def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     principal = request.user
     assert isinstance(principal, Principal)
@@ -78,6 +85,7 @@ DEPENDENCIES = {
     "jobs": Provide(provide_jobs, sync_to_thread=False),
     "principal": Provide(provide_principal, sync_to_thread=False),
     "estimates": Provide(provide_estimates, sync_to_thread=False),
+    "webhooks": Provide(provide_webhooks, sync_to_thread=False),
 }
 
 

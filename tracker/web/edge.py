@@ -5,6 +5,7 @@
   keys (400 otherwise).
 - The body is decoded strictly against the handler's schema: no "1" for an integer, no number for a decimal
   string; a value the schema refuses is a 422 naming the field by its full path (`contacts[1].time_zone`).
+- A time, in the body or the query, must have an instant in UTC (years 1 to 9999): 422 otherwise.
 
 Litestar decodes query parameters and bodies leniently (its signature model converts with
 `strict=False`); this hook holds bodies to the schema the OpenAPI document shows.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import Enum
 from typing import Any
 
@@ -62,9 +63,29 @@ def _check_query(request: Request[Any, Any, Any]) -> None:
         kind = next((k for k in (datetime, date) if field.has_inner_subclass_of(k)), None)
         if kind is not None:
             try:
-                msgspec.convert(value, kind, strict=True)
+                moment = msgspec.convert(value, kind, strict=True)
             except msgspec.ValidationError:
                 raise InvalidInput(f"query.{name}", f"must be an ISO 8601 {kind.__name__}") from None
+            _check_instants(moment, f"query.{name}")
+
+
+def _check_instants(value: Any, path: str) -> None:
+    """Every aware datetime in `value` has a UTC instant (the databases store UTC): 9999-12-31T23:00-05:00
+    has none."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise InvalidInput(path or "body", "is out of range (years 1 to 9999 in UTC)") from None
+    elif isinstance(value, msgspec.Struct):
+        for name in value.__struct_fields__:
+            _check_instants(getattr(value, name), f"{path}.{name}" if path else name)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_instants(item, f"{path}[{index}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_instants(item, f"{path}.{key}" if path else str(key))
 
 
 def _depth(body: bytes) -> int:
@@ -159,7 +180,8 @@ async def strict_edge(request: Request[Any, Any, Any]) -> Response[None] | None:
             status_code=415, detail=f"send the body as application/json, not {media_type or 'untyped'}"
         )
     try:
-        msgspec.convert(_integral(_parse(body)), type=data.annotation, strict=True)
+        decoded = msgspec.convert(_integral(_parse(body)), type=data.annotation, strict=True)
     except msgspec.ValidationError as error:
         raise InvalidInput(*_path(str(error))) from None
+    _check_instants(decoded, "")
     return None

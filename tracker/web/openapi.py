@@ -7,6 +7,7 @@ the edge and the error handlers add to every operation:
   from the handler: a key (401), a guard (403), a path parameter (404), a body (400, 413, 415, 422),
   parameters (422), a job version (409, 412, 428), a write (409, unless its route says otherwise);
 - `security: []` on the operations that need no key;
+- a request body that may be left out is not `required`;
 - parameters as HTTP sends them: a header or query value is absent or a string, never null.
 
 Operations added later get the same for free.
@@ -119,6 +120,9 @@ def _complete_operation(
 ) -> None:
     if handler.opt.get(PUBLIC):
         operation["security"] = []
+    data = handler.parsed_fn_signature.parameters.get("data")
+    if data is not None and data.is_optional and "requestBody" in operation:
+        operation["requestBody"]["required"] = False  # the edge accepts an empty body here
     for parameter in operation.get("parameters", []):
         if parameter.get("in") in {"header", "query"}:
             parameter["schema"] = _plain(parameter["schema"])
@@ -147,6 +151,8 @@ def _msgspec_components(schemas: dict[str, Any]) -> None:
         if name in schemas and isinstance(value, type) and issubclass(value, msgspec.Struct)
     ]
     _, components = msgspec.json.schema_components(structs, ref_template="#/components/schemas/{name}")
+    for struct in structs:  # what joins several fields (one of two), which msgspec cannot say
+        components[struct.__name__].update(getattr(struct, "JSON_SCHEMA_EXTRA", {}))
     schemas.update(components)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import zoneinfo
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import holidays
 from babel.localedata import locale_identifiers
@@ -23,6 +23,7 @@ from tracker.services.estimates import BASIS_LABELS
 from tracker.services.jobs import REFERENCE, CostKind, NoteVisibility
 from tracker.services.keys import Role
 from tracker.services.outbox import DeliveryChannel, DeliveryStatus
+from tracker.services.webhooks import MAX_ROTATION_WINDOW_S, SUBSCRIBABLE, EndpointStatus, ReplayScope
 from tracker.services.workflows import WORKFLOW_KEY
 
 INT32_MAX = 2**31 - 1
@@ -89,6 +90,7 @@ if TYPE_CHECKING:
     LocaleCode = str
     Country = str
     EstimateBasis = str
+    WebhookType = str
 else:
     # Closed sets too large to spell out: built from the libraries that check them.
     Currency = Annotated[Literal[tuple(sorted(list_currencies()))], Meta(examples=["EUR"])]
@@ -100,6 +102,7 @@ else:
     ]
     Country = Annotated[Literal[tuple(sorted(holidays.list_supported_countries()))], Meta(examples=["BE"])]
     EstimateBasis = Literal[BASIS_LABELS]
+    WebhookType = Literal[SUBSCRIBABLE]
 
 
 class Input(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -626,3 +629,120 @@ class SuppressionOut(Output, kw_only=True):
 class SuppressionList(Output, kw_only=True):
     items: list[SuppressionOut]
     next_cursor: str | None
+
+
+WebhookUrl = Annotated[
+    str,
+    Meta(
+        max_length=2000,
+        pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7f]+$",
+        description="HTTPS (HTTP only where the operator allows it), to a host that resolves to public "
+        "addresses only",
+        examples=["https://hooks.example.com/tracker"],
+    ),
+]
+WebhookTypes = Annotated[
+    list[WebhookType],
+    Meta(min_length=1, max_length=50, description="Webhook types to receive (see GET /event-types)"),
+]
+Description = Annotated[
+    str, Meta(max_length=500, pattern=PLAIN, examples=["ERP order sync"], description="For people")
+]
+
+
+class WebhookIn(Input, kw_only=True):
+    url: WebhookUrl
+    event_types: WebhookTypes
+    account_id: Id | None = None
+    """Only this account's jobs; none: every account."""
+    description: Description = ""
+
+
+class WebhookUpdate(Input, kw_only=True):
+    url: WebhookUrl | UnsetType = UNSET
+    event_types: WebhookTypes | UnsetType = UNSET
+    account_id: Id | UnsetType | None = UNSET
+    """null: every account."""
+    description: Description | UnsetType = UNSET
+    status: Literal["active", "paused"] | UnsetType = UNSET
+    """paused: nothing is sent, deliveries wait; active: resume, or re-activate a disabled endpoint."""
+
+
+class WebhookOut(Output, kw_only=True):
+    id: int
+    url: str
+    description: str
+    account_id: int | None
+    event_types: list[str]
+    status: EndpointStatus
+    """active, paused (by its owner) or disabled (the receiver answered 410, or failed for days)."""
+    disabled_reason: str | None
+    failing_since: datetime | None
+    previous_secret_expires_at: datetime | None
+    """During a rotation the old secret signs beside the new one until then."""
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookWithSecret(WebhookOut, kw_only=True):
+    secret: str
+    """`whsec_` and base64 of 32 random bytes: verify signatures with it. Shown this once."""
+
+
+class WebhookList(Output, kw_only=True):
+    items: list[WebhookOut]
+    next_cursor: str | None
+
+
+class RotateSecretIn(Input, kw_only=True):
+    previous_secret_valid_s: Annotated[int, Meta(ge=0, le=MAX_ROTATION_WINDOW_S)] | None = None
+    """How long the old secret keeps signing beside the new one; none: TRACKER_WEBHOOK_SECRET_ROTATION_S;
+    0: it stops at once (a leaked secret)."""
+
+
+class QueuedTestOut(Output, kw_only=True):
+    delivery_id: int
+    available_at: datetime
+
+
+class AttemptOut(Output, kw_only=True):
+    id: int
+    delivery_id: int
+    event_type: str
+    attempted_at: datetime
+    outcome: str
+    status_code: int | None
+    latency_ms: float | None
+    error: str | None
+    response_excerpt: str | None
+    """The first 2 KB of the response body."""
+
+
+class AttemptList(Output, kw_only=True):
+    items: list[AttemptOut]
+    next_cursor: str | None
+
+
+class ReplayIn(Input, kw_only=True):
+    """Either one delivery (`delivery_id`) or every delivery created since a time (`since`)."""
+
+    JSON_SCHEMA_EXTRA: ClassVar[dict[str, Any]] = {
+        "oneOf": [{"required": ["delivery_id"]}, {"required": ["since"]}]
+    }
+    delivery_id: Annotated[int, Meta(ge=1, le=BIGINT_MAX)] | UnsetType = UNSET
+    since: Annotated[datetime, Meta(tz=True)] | UnsetType = UNSET
+    status: ReplayScope = ReplayScope.DEAD
+    """dead: only deliveries that gave up; all: also those sent (each keeps its webhook-id)."""
+
+
+class ReplayOut(Output, kw_only=True):
+    requeued: int
+
+
+class EventTypeOut(Output, kw_only=True):
+    type: str
+    description: str
+    data_schema: dict[str, Any]
+    """JSON Schema of the request's `data`."""
+    example: dict[str, Any]
+    """A whole request body of this type."""

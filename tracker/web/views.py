@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ from tracker.services.jobs import (
 from tracker.services.keys import Role
 from tracker.services.snapshots import EstimateSnapshot, JobSnapshot
 from tracker.services.status_pages import StatusView
+from tracker.services.webhooks import AttemptItem, EndpointItem, IssuedSecret
 from tracker.services.workflows import StoredWorkflow
 from tracker.web import schemas as s
 
@@ -286,3 +288,15 @@ def public_status_out(view: StatusView) -> s.PublicStatusOut:
         updated_at=job.updated_at,
         closed_at=job.closed_at,
     )
+
+
+def webhook_out(endpoint: EndpointItem) -> s.WebhookOut:
+    return s.WebhookOut(**asdict(endpoint))
+
+
+def webhook_with_secret(issued: IssuedSecret) -> s.WebhookWithSecret:
+    return s.WebhookWithSecret(**asdict(issued.endpoint), secret=issued.secret)
+
+
+def attempt_out(attempt: AttemptItem) -> s.AttemptOut:
+    return s.AttemptOut(**asdict(attempt))
