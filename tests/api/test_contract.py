@@ -23,7 +23,6 @@ from typing import Any
 
 import httpx
 import schemathesis
-import uvicorn
 from babel.numbers import get_currency_precision
 from schemathesis import Case, HookContext
 from schemathesis.config import SchemathesisConfig
@@ -31,6 +30,7 @@ from schemathesis.engine import Status, events, from_schema
 from schemathesis.engine.recorder import CheckFailureInfo, ScenarioRecorder
 
 from tests.conftest import FakeClock, Keys, offline_resolver
+from tests.serving import served
 from tracker.app import create_app
 from tracker.domain.money import MAX_DIGITS
 from tracker.settings import Settings
@@ -205,23 +205,11 @@ async def _serve(settings: Settings, clock: FakeClock, admin: dict[str, str]) ->
     app = create_app(
         replace(settings, page_requests_per_minute=1_000_000), clock=clock, resolver=offline_resolver
     )
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", access_log=False)
-    )
-    serving = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if serving.done():
-                serving.result()
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        findings = await asyncio.to_thread(_run, f"http://127.0.0.1:{port}", admin)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+    async with served(app) as base_url:
+        findings = await asyncio.to_thread(_run, base_url, admin)
+        async with httpx.AsyncClient(base_url=base_url) as client:
             findings.still_authenticated = (await client.get("/keys", headers=admin)).status_code == 200
         return findings
-    finally:
-        server.should_exit = True
-        await serving
 
 
 async def test_every_operation_keeps_the_contract(

@@ -16,7 +16,6 @@ In CI (`CI=true`) a missing browser or axe-core fails the run; elsewhere the bro
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,10 +24,10 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
 from tests.conftest import FakeClock, _in_ci
+from tests.serving import served
 from tracker.app import create_app
 from tracker.settings import Settings
 
@@ -74,29 +73,11 @@ class Live:
 
 @pytest.fixture
 async def live(settings: Settings, clock: FakeClock) -> AsyncIterator[Live]:
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, clock=clock),
-            host="127.0.0.1",
-            port=0,
-            lifespan="off",  # the test's `db` fixture has opened the database
-            log_level="warning",
-            access_log=False,
-        )
-    )
-    serving = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if serving.done():
-                serving.result()
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        base_url = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(base_url=base_url) as api:
-            yield Live(base_url, api, clock)
-    finally:
-        server.should_exit = True
-        await serving
+    async with (
+        served(create_app(settings, clock=clock)) as base_url,
+        httpx.AsyncClient(base_url=base_url) as api,
+    ):
+        yield Live(base_url, api, clock)
 
 
 @pytest.fixture

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import PermissionDeniedException
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath
 from litestar.response import Redirect
 
 from tracker.domain.emails import Preference
@@ -15,7 +15,7 @@ from tracker.domain.events import EmailCategory
 from tracker.services import preferences
 from tracker.services.status_pages import JobsShown
 from tracker.web.auth import PUBLIC
-from tracker.web.controllers.status_pages import Pages, asked_language, form_fields, message
+from tracker.web.controllers.status_pages import Pages, Text, asked_language, form_fields, message
 from tracker.web.customer_pages import Formats, FormRefused, check_origin, choose_language, not_found
 from tracker.web.deps import Now
 
@@ -34,10 +34,10 @@ class AccountPageController(Controller):
         token: FromPath[str],
         pages: Pages,
         now: Now,
-        lang: Annotated[str | None, QueryParameter()] = None,
-        show: Annotated[str | None, QueryParameter()] = None,
-        q: Annotated[str | None, QueryParameter()] = None,
-        saved: Annotated[str | None, QueryParameter()] = None,
+        lang: Text = None,
+        show: Text = None,
+        q: Text = None,
+        saved: Text = None,
     ) -> Response[str]:
         pages.limit.check_request(request)
         shown = JobsShown(show) if show in {kind.value for kind in JobsShown} else JobsShown.ALL

@@ -62,6 +62,8 @@ from tracker.web.openapi import PUBLIC_PATH
 
 SUFFIXED = re.compile(r"^/status/([^/]+)\.(json|ics)$")
 INTERNAL = re.compile(r"^/status/[^/]+/(?:json|ics)$")
+Text = Annotated[str | None, QueryParameter()]
+"""A free query value of the pages (they answer a value they do not know as if it were absent)."""
 LANGUAGE_QUERY = Annotated[
     str | None,
     QueryParameter(
@@ -124,12 +126,6 @@ def asked_language(request: Request[Any, Any, Any], query: str | None) -> str | 
     return negotiate(request.headers.get("accept-language"))
 
 
-async def _view(
-    pages: CustomerPages, request: Request[Any, Any, Any], token: str, lang: str | None, now: datetime
-) -> StatusView:
-    return await pages.status.view(token, locale=asked_language(request, lang), now=now)
-
-
 def _status_html(pages: CustomerPages, view: StatusView, *, asked: bool, now: datetime) -> str:
     language = view.audience.locale
     token = view.token
@@ -179,8 +175,8 @@ class StatusPageController(Controller):
         token: FromPath[str],
         pages: Pages,
         now: Now,
-        lang: Annotated[str | None, QueryParameter()] = None,
-        asked: Annotated[str | None, QueryParameter()] = None,
+        lang: Text = None,
+        asked: Text = None,
     ) -> Response[str]:
         pages.limit.check_request(request)
         language = asked_language(request, lang)
@@ -202,11 +198,11 @@ class StatusPageController(Controller):
         token: FromPath[str],
         pages: Pages,
         now: Now,
-        lang: Annotated[str | None, QueryParameter()] = None,
+        lang: Text = None,
     ) -> Response[str]:
         pages.limit.check_request(request)
         try:
-            view = await _view(pages, request, token, lang, now)
+            view = await pages.status.view(token, locale=asked_language(request, lang), now=now)
         except NotFound:
             return not_found()
         language = view.audience.locale
