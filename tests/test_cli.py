@@ -265,6 +265,7 @@ def test_demo_if_empty_seeds_once_and_prints_a_fresh_staff_key(
     assert "demo seeded: 12 jobs (9 open, 1 on hold, 1 completed, 1 cancelled)" in first
     [first_key] = set(KEY.findall(first))
     assert "API docs: https://status.example.test/schema" in first
+    assert "staff dashboard: https://status.example.test/dashboard" in first
     link = re.search(r"(DEMO-\d+)'s status page: https://status\.example\.test/status/([\w-]+)\n", first)
     assert link is not None, first
     open_tokens = query(sqlite_file, "SELECT public_token FROM job WHERE status = 'open'")

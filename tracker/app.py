@@ -50,6 +50,7 @@ from tracker.web.controllers.status_pages import (
 )
 from tracker.web.controllers.webhooks import EventTypeController, WebhookController
 from tracker.web.controllers.workflows import WorkflowController
+from tracker.web.dashboard import DASHBOARD_HANDLERS, build_dashboard
 from tracker.web.deps import DEPENDENCIES
 from tracker.web.edge import strict_edge
 from tracker.web.openapi import CompletedJson, CompletedScalar
@@ -96,6 +97,7 @@ def create_app(
         exclude_http_methods=["OPTIONS"],
     )
     services = build_services(settings, resolver=resolver)
+    pages = customer_pages(settings, services.snapshots)
     app = Litestar(
         route_handlers=[
             live,
@@ -116,6 +118,7 @@ def create_app(
             SuppressionController,
             UnsubscribeController,
             dev_mailbox_controller(settings),
+            *DASHBOARD_HANDLERS,
             WebhookController,
             EventTypeController,
         ],
@@ -130,7 +133,8 @@ def create_app(
                 "settings": settings,
                 "clock": clock,
                 "services": services,
-                "customer_pages": customer_pages(settings, services.snapshots),
+                "customer_pages": pages,
+                "dashboard": build_dashboard(settings, pages.renderer.assets),
             }
         ),
         logging_config=None,

@@ -97,6 +97,8 @@ class Settings:
     """How often an open status page asks whether its job changed."""
     page_requests_per_minute: int = 120
     """Per client address, on the public customer pages (status, account, their forms and files)."""
+    session_max_age_s: int = 28_800
+    """A staff dashboard session ends this long after sign-in (8 hours)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -152,6 +154,7 @@ class Settings:
             "status_poll_s",
             "page_requests_per_minute",
             "dispatcher_sweep_s",
+            "session_max_age_s",
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"TRACKER_{name.upper()} must be positive")

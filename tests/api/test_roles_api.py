@@ -137,6 +137,19 @@ ROUTES = [
     Route("POST", "/webhooks/{webhook_id:int}/test", 202, HOOKS),
     Route("GET", "/webhooks/{webhook_id:int}/attempts", 200, HOOKS),
     Route("POST", "/webhooks/{webhook_id:int}/replay", 202, HOOKS, body="replay"),
+    # The staff dashboard takes no bearer key: a key signs in through its form, then a session cookie
+    # stands for it. Without one, the sign-in page, 401 for the forms and a redirect for a job's page.
+    Route("GET", "/dashboard", 200, PUBLIC),
+    Route("POST", "/dashboard/sign-in", 401, PUBLIC),
+    Route("POST", "/dashboard/sign-out", 401, PUBLIC),
+    Route("GET", "/dashboard/jobs/{job_id:int}", 303, PUBLIC),
+    Route(
+        "POST",
+        "/dashboard/jobs/{job_id:int}/{action:str}",
+        401,
+        PUBLIC,
+        target={"action": "dashboard_action"},
+    ),
 ]
 PARAMETER = re.compile(r"\{(\w+):\w+\}")
 
@@ -179,6 +192,7 @@ async def _world(client: httpx.AsyncClient, auth: Keys) -> dict[str, Any]:
         "spare_account": spare_account["id"],
         "contact_id": account["contacts"][0]["id"],
         "spare_contact": account["contacts"][1]["id"],
+        "dashboard_action": "advance",
     }
     for name in ("job_id", "job_to_patch", "job_to_advance", "job_to_move", "job_to_hold", "job_to_cancel"):
         world[name] = await _job(client, auth.staff, account_id)

@@ -34,6 +34,7 @@ INT_FIELDS = [
     "dispatcher_lease_s",
     "status_poll_s",
     "page_requests_per_minute",
+    "session_max_age_s",
 ]
 STR_FIELDS = [
     "database_url",
@@ -60,6 +61,7 @@ POSITIVE_FIELDS = [
     "status_poll_s",
     "page_requests_per_minute",
     "dispatcher_sweep_s",
+    "session_max_age_s",
 ]
 
 

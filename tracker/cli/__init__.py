@@ -157,6 +157,7 @@ def demo(if_empty: bool) -> None:
     lines = [
         f"staff API key (shown once): {secret}",
         f"API docs: {base}/schema",
+        f"staff dashboard: {base}/dashboard (sign in with the key above)",
         f"try: curl -H 'Authorization: Bearer {secret}' {base}/jobs",
         *([status_page] if status_page else []),
         *([f"emails customers would get: {base}/dev/mailbox"] if dev_mailbox_is_open(settings) else []),

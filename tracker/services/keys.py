@@ -117,6 +117,14 @@ async def authenticate(token: str, *, now: datetime) -> Principal:
     return Principal(record.id, record.name, Role(record.role))
 
 
+async def key_principal(key_id: int, *, now: datetime) -> Principal | None:
+    """Who a key is while it is active (a session opened with it ends when it is revoked or expires)."""
+    record = await ApiKey.get_or_none(id=key_id)
+    if record is None or not _is_active(record, now):
+        return None
+    return Principal(record.id, record.name, Role(record.role))
+
+
 async def list_keys() -> list[ApiKey]:
     return await ApiKey.all().order_by("id")
 
