@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.policy
 import re
 import ssl
 import time
@@ -17,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime
 from enum import StrEnum
@@ -34,6 +35,26 @@ _HTTPS_URL = re.compile(r"https://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 _MAILTO = re.compile(rf"mailto:{_LOCAL_PART}@{_DOMAIN}(?:\?[A-Za-z0-9\-._~=&%+]*)?")
 _LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029\s]+")
 _MAX_ADDRESS = 254
+
+
+class _HeaderClasses(HeaderRegistry):
+    """The standard header registry, making each header's class once rather than on every header set
+    (the standard one builds a new class each time: most of the cost of building a message)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = super().__getitem__(name)
+        return made
+
+
+_POLICY = email.policy.default.clone(header_factory=_HeaderClasses())
+"""`email.policy.default`, with header classes made once."""
 
 
 class InvalidEmail(ValueError):
@@ -118,7 +139,7 @@ def build_message(email: OutgoingEmail, now: datetime) -> EmailMessage:
     for name, value in (("message_id", email.message_id), ("thread_id", email.thread_id)):
         if value is not None and not _MESSAGE_ID.fullmatch(value):
             raise InvalidEmail(name, "not a valid message id")
-    message = EmailMessage()
+    message = EmailMessage(policy=_POLICY)
     message["From"] = _mailbox(email.sender, "sender")
     message["To"] = _mailbox(email.recipient, "recipient")
     message["Subject"] = subject
@@ -166,12 +187,14 @@ def _reply_outcome(code: int) -> Outcome:
 
 
 class SmtpSender:
-    """Sends email as the settings say, keeping a few connections open between messages.
+    """Sends email as the settings say over a pool of at most `max_connections` connections.
 
-    A connection goes back to the idle pool only after a message it carried was accepted, and is not
-    reused once it has been idle for `idle_timeout` seconds (servers drop idle clients after a while).
-    If a reused connection turns out to have been dropped, the message goes once more on a new one.
-    Use as an async context manager, or call `aclose`.
+    Sends beyond that wait for a connection rather than open one more, so a burst reuses a few
+    connections instead of opening (and greeting) one per message. A connection goes back to the idle
+    pool only after a message it carried was accepted, and is not reused once it has been idle for
+    `idle_timeout` seconds (servers drop idle clients after a while). If a reused connection turns out to
+    have been dropped, the message goes once more on a new one. Use as an async context manager, or call
+    `aclose`.
     """
 
     def __init__(
@@ -179,12 +202,12 @@ class SmtpSender:
         settings: SmtpSettings,
         clock: Callable[[], datetime],
         *,
-        max_idle: int = 4,
+        max_connections: int = 8,
         idle_timeout: float = 30.0,
     ) -> None:
         self._settings = settings
         self._clock = clock
-        self._max_idle = max_idle
+        self._connections = asyncio.Semaphore(max_connections)
         self._idle_timeout = idle_timeout
         self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
 
@@ -227,6 +250,11 @@ class SmtpSender:
         return None
 
     async def _transmit(self, message: EmailMessage, email: OutgoingEmail) -> str:
+        """Send over a pooled connection, waiting for one while all are busy; the DATA reply."""
+        async with self._connections:
+            return await self._transmit_pooled(message, email)
+
+    async def _transmit_pooled(self, message: EmailMessage, email: OutgoingEmail) -> str:
         """Send over an idle connection or a new one; the DATA reply when accepted, else raises."""
         reused = self._take_idle()
         client = reused or await self._connect()
@@ -249,10 +277,7 @@ class SmtpSender:
         except BaseException:
             client.close()
             raise
-        if len(self._idle) < self._max_idle:
-            self._idle.append((client, asyncio.get_running_loop().time()))
-        else:
-            client.close()
+        self._idle.append((client, asyncio.get_running_loop().time()))
         return reply
 
     async def send(self, email: OutgoingEmail) -> Attempt:
