@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime, timedelta
 
@@ -41,8 +41,8 @@ GAUGE_INTERVAL_S = 15.0
 class HoldEmails:
     """Keeps every email queued (an hour at a time): for benches and tests of webhooks alone."""
 
-    async def compose(self, email: QueuedEmail, now: datetime) -> EmailPlan:
-        return DeferEmail(now + timedelta(hours=1))
+    async def compose_batch(self, emails: Sequence[QueuedEmail], now: datetime) -> list[EmailPlan]:
+        return [DeferEmail(now + timedelta(hours=1)) for _ in emails]
 
 
 def settings_of(settings: Settings) -> DispatcherSettings:

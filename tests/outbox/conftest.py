@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 import pytest
@@ -24,7 +24,10 @@ class PlainComposer:
         self.plans: dict[int, EmailPlan] = {}
         self.seen: list[QueuedEmail] = []
 
-    async def compose(self, email: QueuedEmail, now: datetime) -> EmailPlan:
+    async def compose_batch(self, emails: Sequence[QueuedEmail], now: datetime) -> list[EmailPlan]:
+        return [await self._compose(email) for email in emails]
+
+    async def _compose(self, email: QueuedEmail) -> EmailPlan:
         self.seen.append(email)
         if email.id in self.plans:
             return self.plans[email.id]

@@ -9,7 +9,7 @@ own, derived from the delivery id, so a retry is recognisably the same message.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from email.utils import parseaddr
@@ -32,7 +32,7 @@ from notifications import (
 )
 from notifications.email import InvalidEmail
 from notifications.i18n import language_of, localized_environments
-from tracker.db.models import Account, Contact, Delivery, Job, JobEvent, WebhookEndpoint
+from tracker.db.models import Account, Contact, Delivery, Job, JobEvent, Suppression, WebhookEndpoint
 from tracker.domain.emails import (
     EmailRules,
     Preference,
@@ -170,47 +170,66 @@ class DatabaseEmailComposer:
         self._base = settings.public_base_url.rstrip("/")
 
     async def compose(self, email: QueuedEmail, now: datetime) -> EmailPlan:
+        """The plan of one email (`compose_batch` of one); raises what composing it raised."""
+        (plan,) = await self.compose_batch([email], now)
+        if isinstance(plan, Exception):
+            raise plan
+        return plan
+
+    async def compose_batch(
+        self, emails: Sequence[QueuedEmail], now: datetime
+    ) -> list[EmailPlan | Exception]:
+        customers = [email for email in emails if _customer_category(email) is not None]
+        batch = await _CustomerBatch.load(customers, now)
+        plans: list[EmailPlan | Exception] = []
+        for email in emails:
+            try:
+                plans.append(await self._compose(email, batch, now))
+            except Exception as error:  # one email's failure is its own; the store defers it
+                plans.append(error)
+        return plans
+
+    async def _compose(self, email: QueuedEmail, batch: _CustomerBatch, now: datetime) -> EmailPlan:
         if email.kind == "digest":
             return await self._digest(email, now)
         if email.kind in {"staff_alert", "staff_summary"}:
             return await self._staff(email, now)
         if email.kind in {"endpoint_warning", "endpoint_disabled"}:
             return await self._endpoint(email)
-        category = category_of(email.kind)
-        if category is None or email.contact_id is None or email.job_id is None:
+        category = _customer_category(email)
+        if category is None:
             return SkipEmail(f"no customer email is made for {email.kind}")
-        return await self._customer(email, category, now)
+        return await self._customer(email, category, batch, now)
 
     # -- customer emails about a job
 
-    async def _customer(self, email: QueuedEmail, category: EmailCategory, now: datetime) -> EmailPlan:
-        contact = await Contact.get_or_none(id=email.contact_id)
-        job = await Job.get_or_none(id=email.job_id)
+    async def _customer(
+        self, email: QueuedEmail, category: EmailCategory, batch: _CustomerBatch, now: datetime
+    ) -> EmailPlan:
+        contact = batch.contacts.get(email.contact_id or 0)
+        job = batch.jobs.get(email.job_id or 0)
         if contact is None or job is None:
             return SkipEmail("the contact or the job no longer exists")
-        reason = skip_reason(preference_for(contact, category), suppressed=await is_suppressed(contact.email))
+        suppressed = contact.email.lower() in batch.suppressed
+        reason = skip_reason(preference_for(contact, category), suppressed=suppressed)
         if reason is not None:
             return SkipEmail(reason)
         zone = ZoneInfo(contact.time_zone)
-        timing = await self._timing(email, category, job.id, contact.id, zone, now)
+        timing = await self._timing(email, category, batch, zone, now)
         if isinstance(timing, WaitUntil):
             return DeferEmail(timing.until)
-        covered = Delivery.filter(id__in=timing.covers)
-        event_ids = (
-            [email.event_id]
-            if timing.covers == (email.id,)
-            else await covered.values_list("event_id", flat=True)
-        )
-        events = await JobEvent.filter(id__in=[i for i in event_ids if i is not None]).order_by("id")
+        event_ids = {email.id: email.event_id, **batch.event_ids}
+        covered = {event_ids.get(i) for i in timing.covers}
+        events = [event for event_id, event in sorted(batch.events.items()) if event_id in covered]
         if not all(_public(e) for e in events):
             return SkipEmail("the note is internal")
         language = language_of(contact.locale)
         formats = Formats(language, zone)
-        snapshot = await self._snapshots.of(job, locale=language)
+        snapshot, job_context = await batch.job_view(self._snapshots, job, formats)
         token = await ensure_page_token(contact)
         unsubscribe_url = f"{self._base}/unsubscribe/{token}?c={category.value}"
         context = {
-            **_job_context(snapshot, formats),
+            **job_context,
             "contact_name": contact.name,
             "headline": headline([EventType(e.type) for e in events], snapshot.status),
             "changes": [await self._change(e, job, formats) for e in events],
@@ -233,8 +252,7 @@ class DatabaseEmailComposer:
         self,
         email: QueuedEmail,
         category: EmailCategory,
-        job_id: int,
-        contact_id: int,
+        batch: _CustomerBatch,
         zone: ZoneInfo,
         now: datetime,
     ) -> SendNow | WaitUntil:
@@ -243,12 +261,19 @@ class DatabaseEmailComposer:
         same_category: list[QueuedRow] = []
         last_sent = None
         if category in FOLDED:
-            kinds = [kind.value for kind, of in EMAIL_CATEGORIES.items() if of is category]
-            mine = Delivery.filter(channel="email", job_id=job_id, contact_id=contact_id, kind__in=kinds)
-            queued = await mine.filter(status="queued").values("id", "kind", "created_at")
-            same_category = [QueuedRow(q["id"], q["kind"], q["created_at"]) for q in queued]
+            neighbours = batch.queued.get((email.job_id or 0, email.contact_id or 0), [])
+            same_category = [q for q in neighbours if category_of(q.kind) is category]
             if category is EmailCategory.ESTIMATES:
-                last_sent = await _last_sent_at(mine.filter(status="sent"))
+                kinds = [kind.value for kind, of in EMAIL_CATEGORIES.items() if of is category]
+                last_sent = await _last_sent_at(
+                    Delivery.filter(
+                        channel="email",
+                        status="sent",
+                        job_id=email.job_id,
+                        contact_id=email.contact_id,
+                        kind__in=kinds,
+                    )
+                )
         return plan_timing(
             row,
             same_category=same_category,
@@ -438,6 +463,74 @@ class DatabaseEmailComposer:
 
     def _thread_id(self, job_id: int) -> str:
         return message_id(f"job-{job_id}", self._domain)
+
+
+def _customer_category(email: QueuedEmail) -> EmailCategory | None:
+    """The category of a customer email about a job; None for any other email."""
+    if email.contact_id is None or email.job_id is None:
+        return None
+    return category_of(email.kind)
+
+
+@dataclass
+class _CustomerBatch:
+    """What the customer emails of one claimed batch read, loaded with one query per table."""
+
+    contacts: dict[int, Contact]
+    jobs: dict[int, Job]
+    suppressed: set[str]
+    """The lower-cased addresses among the contacts' that are suppressed."""
+    queued: dict[tuple[int, int], list[QueuedRow]]
+    """The queued emails of folding categories, per (job, contact) of the batch."""
+    event_ids: dict[int, int | None]
+    """The event of each of those queued emails, by delivery id."""
+    events: dict[int, JobEvent]
+    """The events of the batch's emails and of those queued emails, by id."""
+    views: dict[tuple[int, str, str], tuple[JobSnapshot, dict[str, Any]]] = field(default_factory=dict)
+
+    @classmethod
+    async def load(cls, emails: Sequence[QueuedEmail], now: datetime) -> _CustomerBatch:
+        if not emails:
+            return cls({}, {}, set(), {}, {}, {})
+        contacts = {c.id: c for c in await Contact.filter(id__in={e.contact_id for e in emails})}
+        jobs = {j.id: j for j in await Job.filter(id__in={e.job_id for e in emails})}
+        addresses = {contact.email.lower() for contact in contacts.values()}
+        suppressed = {
+            str(address)
+            for address in await Suppression.filter(address__in=addresses).values_list("address", flat=True)
+        }
+        folding = [e for e in emails if category_of(e.kind) in FOLDED]
+        queued: dict[tuple[int, int], list[QueuedRow]] = {}
+        event_ids: dict[int, int | None] = {}
+        if folding:
+            kinds = [kind.value for kind, of in EMAIL_CATEGORIES.items() if of in FOLDED]
+            rows = await Delivery.filter(
+                channel="email",
+                status="queued",
+                job_id__in={e.job_id for e in folding},
+                contact_id__in={e.contact_id for e in folding},
+                kind__in=kinds,
+            ).values("id", "kind", "created_at", "job_id", "contact_id", "event_id")
+            for row in rows:
+                queued.setdefault((row["job_id"], row["contact_id"]), []).append(
+                    QueuedRow(row["id"], row["kind"], row["created_at"])
+                )
+                event_ids[row["id"]] = row["event_id"]
+        wanted = {e.event_id for e in emails} | set(event_ids.values())
+        events = {e.id: e for e in await JobEvent.filter(id__in={i for i in wanted if i is not None})}
+        return cls(contacts, jobs, suppressed, queued, event_ids, events)
+
+    async def job_view(
+        self, snapshots: JobSnapshots, job: Job, formats: Formats
+    ) -> tuple[JobSnapshot, dict[str, Any]]:
+        """The job's snapshot in the reader's language and what every email shows of it, made once per
+        batch for each language and time zone."""
+        key = (job.id, formats.language, formats.zone.key)
+        view = self.views.get(key)
+        if view is None:
+            snapshot = await snapshots.of(job, locale=formats.language)
+            view = self.views[key] = (snapshot, _job_context(snapshot, formats))
+        return view
 
 
 async def _last_sent_at(query: QuerySet[Delivery]) -> datetime | None:

@@ -92,8 +92,11 @@ EmailPlan = ComposedEmail | DeferEmail | SkipEmail
 
 
 class EmailComposer(Protocol):
-    async def compose(self, email: QueuedEmail, now: datetime) -> EmailPlan:
-        """What to do with one claimed email delivery at `now` (reads the database, sends nothing)."""
+    async def compose_batch(
+        self, emails: Sequence[QueuedEmail], now: datetime
+    ) -> Sequence[EmailPlan | Exception]:
+        """What to do with each claimed email delivery at `now`, in order, or what composing it raised
+        (reads the database, once for the batch where it can; sends nothing)."""
         ...
 
 
@@ -282,11 +285,11 @@ class DatabaseDeliveryStore:
         webhooks = [row for row in rows if row.channel == "webhook"]
         for row, message, endpoint in await self._webhook_messages(webhooks, claim, now):
             deliveries.append(self._handed_out(row, claim, message, endpoint))
-        for row in rows:
-            if row.channel == "email":
-                delivery = await self._email(row, claim, now)
-                if delivery is not None:
-                    deliveries.append(delivery)
+        emails = [row for row in rows if row.channel == "email"]
+        for row, plan in zip(emails, await self._plans(emails, now), strict=True):
+            delivery = await self._email(row, plan, claim, now)
+            if delivery is not None:
+                deliveries.append(delivery)
         return deliveries
 
     async def _claim(
@@ -365,21 +368,33 @@ class DatabaseDeliveryStore:
             messages.append((row, message, endpoint))
         return messages
 
-    async def _email(self, row: _Row, claim: str, now: datetime) -> Delivery | None:
-        queued = QueuedEmail(
-            id=row.id,
-            kind=row.kind,
-            event_id=row.event_id,
-            job_id=row.job_id,
-            contact_id=row.contact_id,
-            address=row.address,
-            attempts=row.attempts,
-            created_at=row.created_at,
-        )
+    async def _plans(self, rows: list[_Row], now: datetime) -> Sequence[EmailPlan | Exception]:
+        """The composer's plan for each claimed email row, composed as one batch."""
+        if not rows:
+            return []
+        queued = [
+            QueuedEmail(
+                id=row.id,
+                kind=row.kind,
+                event_id=row.event_id,
+                job_id=row.job_id,
+                contact_id=row.contact_id,
+                address=row.address,
+                attempts=row.attempts,
+                created_at=row.created_at,
+            )
+            for row in rows
+        ]
         try:
-            plan = await self._composer.compose(queued, now)
-        except Exception:
-            log.exception("composing email delivery %s failed; trying again later", row.id)
+            return await self._composer.compose_batch(queued, now)
+        except Exception as error:  # the whole batch failed (e.g. a read): each row is tried again later
+            return [error] * len(rows)
+
+    async def _email(
+        self, row: _Row, plan: EmailPlan | Exception, claim: str, now: datetime
+    ) -> Delivery | None:
+        if isinstance(plan, Exception):
+            log.error("composing email delivery %s failed; trying again later", row.id, exc_info=plan)
             await self._release_row(row.id, claim, now + self._defer_on_error)
             return None
         match plan:
