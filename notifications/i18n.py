@@ -40,11 +40,15 @@ def load_translations(locale_dir: Path | str, language: str) -> NullTranslations
 
 
 def localized_environments(templates_dir: Path | str) -> Mapping[str, jinja2.Environment]:
-    """One environment per language over `templates_dir`, with `{% trans %}`, `_()` and `ngettext`."""
+    """One environment per language over `templates_dir`, with `{% trans %}`, `_()` and `ngettext`.
+
+    Templates ship with the code, so a loaded template is not checked against its file again (a check is
+    a `stat` per template on every render: emails render three each).
+    """
     locale_dir = Path(templates_dir) / "locale"
     environments = {}
     for language in LANGUAGES:
-        environment = make_environment(templates_dir, extensions=["jinja2.ext.i18n"])
+        environment = make_environment(templates_dir, extensions=["jinja2.ext.i18n"], auto_reload=False)
         environment.install_gettext_translations(  # type: ignore[attr-defined]
             load_translations(locale_dir, language), newstyle=True
         )
