@@ -190,3 +190,45 @@ async def test_at_night_a_stage_change_waits_for_the_morning(
     plan = await composer.compose(created, clock.advance(seconds=120))
     assert isinstance(plan, DeferEmail)
     assert plan.until.isoformat() == "2026-03-03T07:00:00+00:00"  # 08:00 in Paris
+
+
+async def test_a_batch_composes_each_email_as_it_would_be_alone(
+    client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: DatabaseEmailComposer
+) -> None:
+    await create_workflow(client, auth.admin)
+    contacts = [
+        {"name": name, "email": f"{name.lower()}@example.com", "locale": locale, "time_zone": "Europe/Paris"}
+        for name, locale in (("Ann", "en_GB"), ("Marie", "fr_FR"), ("Piet", "nl_BE"), ("Greta", "de_DE"))
+    ]
+    account = await create_account(client, auth.staff, kind="institutional", contacts=contacts)
+    job = await create_job(client, auth.staff, account["id"], title="Renault Clio")
+    await Suppression.create(address="piet@example.com", reason="550 no such user", created_at=clock.now)
+    note = {"body": "Ready for a test drive", "visibility": "public", "version": job["version"]}
+    response = await client.post(f"/jobs/{job['id']}/notes", json=note, headers=auth.staff)
+    assert response.status_code == 201, response.text
+    await Contact.filter(email="greta@example.com").delete()  # gone since its email was queued
+    notes = await queued("note_added")
+    assert len(notes) == 4
+
+    together = await composer.compose_batch(notes, clock.now)
+    alone = [await composer.compose(email, clock.now) for email in notes]
+
+    assert [_comparable(plan) for plan in together] == [_comparable(plan) for plan in alone]
+    ann, marie, piet, greta = together
+    assert isinstance(ann, ComposedEmail) and isinstance(marie, ComposedEmail)
+    assert "Ready for a test drive" in ann.message.text
+    assert (ann.message.recipient.address, marie.message.recipient.address) == (
+        "ann@example.com",
+        "marie@example.com",
+    )
+    assert marie.message.subject == "Votre Renault Clio : un message de notre part"
+    assert piet == SkipEmail("address suppressed")
+    assert greta == SkipEmail("the contact or the job no longer exists")
+
+
+def _comparable(plan: object) -> object:
+    """A plan as the reader sees it (a composed email's text; the rest as they are)."""
+    if isinstance(plan, ComposedEmail):
+        message = plan.message
+        return (message.recipient, message.subject, message.text, message.html, message.message_id)
+    return plan

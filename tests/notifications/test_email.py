@@ -431,3 +431,14 @@ async def test_a_hang_up_on_a_new_connection_is_a_failed_attempt(smtp_server: Sm
     assert attempt.outcome is Outcome.FAILED  # with the 421, or only the closed connection
     assert smtp_server.connections == 1
     assert smtp_server.inbox.messages == []
+
+
+async def test_a_burst_of_sends_shares_a_bounded_pool_of_connections(smtp_server: SmtpServer):
+    async with plain(smtp_server, max_connections=2) as sender:
+        attempts = await asyncio.gather(
+            *(sender.send(outgoing(message_id=message_id(f"burst{n}", DOMAIN))) for n in range(12))
+        )
+    assert {attempt.outcome for attempt in attempts} == {Outcome.DELIVERED}
+    assert len(smtp_server.inbox.messages) == 12
+    assert smtp_server.connections == 2  # the other ten waited for one of the two, none opened a third
+    assert smtp_server.inbox.quits == 2
