@@ -75,6 +75,8 @@ class Settings:
     smtp_username: str = ""
     smtp_password: str = field(default="", repr=False)
     smtp_timeout_s: int = 30
+    smtp_connections: int = 8
+    """Connections a process keeps to the SMTP server at most (sends beyond wait for one of them)."""
     mail_from: str = "tracker <tracker@tracker.localhost>"
     staff_alert_emails: str = ""
     """Comma-separated addresses that hear about jobs at risk or stuck, and get the morning summary."""
@@ -150,6 +152,7 @@ class Settings:
             "refit_interval_s",
             "recompute_batch_size",
             "smtp_timeout_s",
+            "smtp_connections",
             "estimate_email_interval_s",
             "status_poll_s",
             "page_requests_per_minute",

@@ -78,7 +78,7 @@ def email_sender(settings: Settings, clock: Clock = utc_now) -> EmailSending:
         password=settings.smtp_password or None,
         timeout=float(settings.smtp_timeout_s),
     )
-    return SmtpSender(smtp, clock)
+    return SmtpSender(smtp, clock, max_connections=settings.smtp_connections)
 
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
