@@ -32,7 +32,7 @@ from notifications import (
 )
 from notifications.email import InvalidEmail
 from notifications.i18n import language_of, localized_environments
-from tracker.db.models import Account, Contact, Delivery, Job, JobEvent, WebhookEndpoint
+from tracker.db.models import Account, Contact, Delivery, Job, JobEvent, Question, WebhookEndpoint
 from tracker.domain.emails import (
     EmailRules,
     Preference,
@@ -51,6 +51,7 @@ from tracker.services.accounts import OPEN_STATUSES
 from tracker.services.outbox import ComposedEmail, DeferEmail, EmailPlan, QueuedEmail, SkipEmail
 from tracker.services.preferences import ensure_page_token, is_suppressed, preference_for
 from tracker.services.snapshots import JobSnapshot, JobSnapshots
+from tracker.services.status_pages import QUESTION_KIND
 from tracker.settings import Settings
 
 STAFF_LANGUAGE = "en"
@@ -176,6 +177,8 @@ class DatabaseEmailComposer:
             return await self._staff(email, now)
         if email.kind in {"endpoint_warning", "endpoint_disabled"}:
             return await self._endpoint(email)
+        if email.kind == QUESTION_KIND:
+            return await self._question(email)
         category = category_of(email.kind)
         if category is None or email.contact_id is None or email.job_id is None:
             return SkipEmail(f"no customer email is made for {email.kind}")
@@ -388,6 +391,32 @@ class DatabaseEmailComposer:
                 for d in failures
             ],
         }
+
+    async def _question(self, email: QueuedEmail) -> EmailPlan:
+        """A customer asked a question on the status page: what, about which job, and where to answer."""
+        if email.address is None:
+            return SkipEmail("a staff email needs an address")
+        if await is_suppressed(email.address):
+            return SkipEmail("address suppressed")
+        row = await Delivery.get(id=email.id)
+        question = await Question.get_or_none(id=row.question_id)
+        job = await Job.get_or_none(id=email.job_id)
+        if question is None or job is None:
+            return SkipEmail("the question or its job no longer exists")
+        formats = Formats(STAFF_LANGUAGE, ZoneInfo("UTC"))
+        snapshot = await self._snapshots.of(job, locale=STAFF_LANGUAGE)
+        account = await Account.get(id=job.account_id)
+        context = {
+            **_job_context(snapshot, formats),
+            "account": account.name,
+            "question": question.body,
+            "asked_at": formats.moment(question.asked_at),
+            "dashboard_url": f"{self._base}/dashboard/jobs/{job.id}#question-{question.id}",
+        }
+        rendered = render_email(self._environments[STAFF_LANGUAGE], "staff_question", context)
+        return ComposedEmail(
+            self._outgoing(email.id, Mailbox(email.address), rendered, thread_id=self._thread_id(job.id))
+        )
 
     async def _endpoint(self, email: QueuedEmail) -> EmailPlan:
         if email.address is None:
