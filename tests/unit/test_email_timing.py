@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tracker.domain.emails import (
+    RECHECK,
     EmailRules,
     Preference,
     QueuedRow,
@@ -78,6 +79,21 @@ def test_a_change_after_the_window_starts_a_window_of_its_own() -> None:
         NOON + timedelta(seconds=320)
     )
     assert plan(late, [late], NOON + timedelta(seconds=320)) == SendNow((2,))
+
+
+def test_a_backlog_of_stage_changes_goes_as_one_email_and_a_fresh_change_keeps_its_window() -> None:
+    # The dispatcher was down for a day: three changes hours apart are due at once.
+    backlog = [
+        row(1, "created", NOON),
+        row(2, "advance", NOON + timedelta(hours=5)),
+        row(3, "hold", NOON + timedelta(hours=9)),
+    ]
+    fresh = row(4, "resume", NOON + timedelta(hours=24))
+    now = NOON + timedelta(hours=24, seconds=10)
+    group = [*backlog, fresh]
+    assert plan(backlog[0], group, now) == SendNow((1, 2, 3))
+    assert plan(backlog[1], group, now) == WaitUntil(now + RECHECK)
+    assert plan(fresh, [fresh], now) == WaitUntil(fresh.created_at + timedelta(seconds=120))
 
 
 @pytest.mark.parametrize("terminal", ["complete", "cancel"])

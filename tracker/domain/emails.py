@@ -39,6 +39,11 @@ RECHECK = timedelta(seconds=2)
 TERMINAL: frozenset[EventType] = frozenset({EventType.COMPLETE, EventType.CANCEL})
 """Progress that closes its fold window at once."""
 
+CATCH_UP = timedelta(hours=1)
+"""Stage changes still queued this long after they happened (the dispatcher was down, or a backlog was
+seeded) go in one email with the earliest, whatever their fold windows: each would only repeat where the
+job is now."""
+
 
 @dataclass(frozen=True)
 class QuietHours:
@@ -118,7 +123,7 @@ def _progress(row: QueuedRow, group: Sequence[QueuedRow], rules: EmailRules, now
     """Fold the stage changes of one window; the earliest queued row carries them."""
     ordered = sorted(group, key=lambda queued: (queued.created_at, queued.id))
     first = ordered[0]
-    window_end = first.created_at + rules.fold
+    window_end = max(first.created_at + rules.fold, now - CATCH_UP)
     in_window = [queued for queued in ordered if queued.created_at <= window_end]
     terminal = next((queued for queued in in_window if EventType(queued.kind) in TERMINAL), None)
     if terminal is not None:
