@@ -20,6 +20,7 @@ from tracker.domain.emails import (
     plan_timing,
     skip_reason,
 )
+from tracker.domain.events import EmailCategory
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
 NOON = datetime(2026, 3, 2, 11, 0, tzinfo=UTC)  # 12:00 in Brussels
@@ -238,7 +239,25 @@ def test_quiet_hours_parse() -> None:
 def test_preferences_and_suppression_decide_at_send_time(
     preference: Preference, suppressed: bool, goes: bool
 ) -> None:
-    assert (skip_reason(preference, suppressed=suppressed) is None) is goes
+    reason = skip_reason(preference, suppressed=suppressed, category=EmailCategory.PROGRESS, job_closed=False)
+    assert (reason is None) is goes
+
+
+@pytest.mark.parametrize(
+    ("category", "goes"),
+    [
+        (EmailCategory.PROGRESS, True),  # the completion itself, and what folds into it
+        (EmailCategory.NOTES, True),
+        (EmailCategory.ESTIMATES, False),
+        (EmailCategory.ALERTS, False),
+    ],
+)
+def test_once_the_job_is_closed_its_queued_estimates_and_alerts_no_longer_go(
+    category: EmailCategory, goes: bool
+) -> None:
+    reason = skip_reason(Preference.EACH, suppressed=False, category=category, job_closed=True)
+    assert (reason is None) is goes
+    assert skip_reason(Preference.EACH, suppressed=False, category=category, job_closed=False) is None
 
 
 def test_daily_emails_go_when_the_quiet_hours_end_or_at_eight() -> None:

@@ -191,7 +191,12 @@ class DatabaseEmailComposer:
         job = await Job.get_or_none(id=email.job_id)
         if contact is None or job is None:
             return SkipEmail("the contact or the job no longer exists")
-        reason = skip_reason(preference_for(contact, category), suppressed=await is_suppressed(contact.email))
+        reason = skip_reason(
+            preference_for(contact, category),
+            suppressed=await is_suppressed(contact.email),
+            category=category,
+            job_closed=not JobStatus(job.status).is_open,
+        )
         if reason is not None:
             return SkipEmail(reason)
         zone = ZoneInfo(contact.time_zone)
