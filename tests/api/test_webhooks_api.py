@@ -118,6 +118,7 @@ async def test_a_registered_endpoint_shows_its_secret_once(client: httpx.AsyncCl
         "description": "ERP order sync",
         "account_id": None,
         "event_types": ["job.completed", "job.stage_changed"],
+        "rate_per_second": None,
         "status": "active",
         "disabled_reason": None,
         "failing_since": None,
@@ -316,6 +317,19 @@ async def test_patching_changes_only_the_given_fields(
     assert (body["url"], body["description"]) == (URL, "ERP")
     assert body["updated_at"] == _z(clock.now)
     assert (await client.get(f"/webhooks/{created['id']}", headers=auth.integrator)).json() == body
+
+
+async def test_an_endpoint_may_limit_its_request_rate(client: httpx.AsyncClient, auth: Keys) -> None:
+    created = await register(client, auth.integrator, rate_per_second=2.5)
+    path = f"/webhooks/{created['id']}"
+
+    lifted = await client.patch(path, json={"rate_per_second": None}, headers=auth.integrator)
+    refused = await client.patch(path, json={"rate_per_second": 0}, headers=auth.integrator)
+
+    assert created["rate_per_second"] == 2.5
+    assert lifted.json()["rate_per_second"] is None
+    assert _error(refused)[0] == "rate_per_second"
+    assert (await client.get(path, headers=auth.integrator)).json()["rate_per_second"] is None
 
 
 async def test_an_endpoint_is_paused_and_resumed(client: httpx.AsyncClient, auth: Keys) -> None:

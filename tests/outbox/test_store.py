@@ -18,6 +18,7 @@ from notifications import (
     Mailbox,
     Outcome,
     OutgoingEmail,
+    Rate,
     TargetAction,
     TargetHealth,
     TargetVerdict,
@@ -332,6 +333,20 @@ async def test_a_paused_endpoint_keeps_its_deliveries_queued_until_it_resumes(
 
     await WebhookEndpoint.filter(id=hook.id).update(status="active")
     assert await claim(store) == [str(row.id)]
+
+
+async def test_an_endpoint_with_a_rate_hands_it_to_the_dispatcher(
+    store: DatabaseDeliveryStore, endpoint: RegisterEndpoint
+) -> None:
+    limited = await endpoint()
+    unlimited = await endpoint("https://other.example.test/in")
+    await WebhookEndpoint.filter(id=limited.id).update(rate_per_second=2.5)
+    await queue(f"webhook:{limited.id}", kind="test")
+    await queue(f"webhook:{unlimited.id}", kind="test")
+
+    rates = {d.target: d.rate for d in await claim_webhooks(store)}
+
+    assert rates == {f"webhook:{limited.id}": Rate(2.5), f"webhook:{unlimited.id}": None}
 
 
 @pytest.mark.postgres_only

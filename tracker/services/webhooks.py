@@ -98,6 +98,8 @@ class EndpointFields:
     account_id: int | None = None
     """Only this account's jobs; None: every account."""
     description: str = ""
+    rate_per_second: float | None = None
+    """The dispatcher sends at most this many requests a second to the endpoint; None: no limit."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ class EndpointChanges:
     event_types: Sequence[str] | Unchanged = UNCHANGED
     account_id: int | Unchanged | None = UNCHANGED
     description: str | Unchanged = UNCHANGED
+    rate_per_second: float | Unchanged | None = UNCHANGED
     status: EndpointStatus | Unchanged = UNCHANGED
     """ACTIVE resumes a paused endpoint or re-activates a disabled one (forgetting its failures)."""
 
@@ -117,6 +120,7 @@ class EndpointItem:
     description: str
     account_id: int | None
     event_types: list[str]
+    rate_per_second: float | None
     status: EndpointStatus
     disabled_reason: str | None
     failing_since: datetime | None
@@ -202,6 +206,7 @@ def _item_with(endpoint: WebhookEndpoint, event_types: Sequence[str]) -> Endpoin
         description=endpoint.description,
         account_id=endpoint.account_id,
         event_types=sorted(event_types),
+        rate_per_second=endpoint.rate_per_second,
         status=EndpointStatus(endpoint.status),
         disabled_reason=endpoint.disabled_reason,
         failing_since=endpoint.failing_since,
@@ -255,6 +260,7 @@ class WebhookEndpoints:
                 url=url,
                 description=description,
                 account_id=fields.account_id,
+                rate_per_second=fields.rate_per_second,
                 owner_key_id=principal.key_id,
                 secret=secret,
                 status=EndpointStatus.ACTIVE.value,
@@ -296,6 +302,8 @@ class WebhookEndpoints:
             if not isinstance(changes.account_id, Unchanged):
                 await _check_account(changes.account_id)
                 endpoint.account_id = changes.account_id
+            if not isinstance(changes.rate_per_second, Unchanged):
+                endpoint.rate_per_second = changes.rate_per_second
             if not isinstance(changes.status, Unchanged):
                 if endpoint.status == EndpointStatus.DISABLED:  # re-activated (or paused) by its owner
                     endpoint.disabled_reason = endpoint.failing_since = endpoint.warned_at = None

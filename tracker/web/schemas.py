@@ -649,6 +649,15 @@ WebhookTypes = Annotated[
 Description = Annotated[
     str, Meta(max_length=500, pattern=PLAIN, examples=["ERP order sync"], description="For people")
 ]
+RatePerSecond = Annotated[
+    float,
+    Meta(
+        gt=0,
+        le=1000,
+        examples=[5],
+        description="At most this many requests a second to the endpoint; none: no limit beyond concurrency",
+    ),
+]
 
 
 class WebhookIn(Input, kw_only=True):
@@ -657,6 +666,7 @@ class WebhookIn(Input, kw_only=True):
     account_id: Id | None = None
     """Only this account's jobs; none: every account."""
     description: Description = ""
+    rate_per_second: RatePerSecond | None = None
 
 
 class WebhookUpdate(Input, kw_only=True):
@@ -665,6 +675,8 @@ class WebhookUpdate(Input, kw_only=True):
     account_id: Id | UnsetType | None = UNSET
     """null: every account."""
     description: Description | UnsetType = UNSET
+    rate_per_second: RatePerSecond | UnsetType | None = UNSET
+    """null: no limit."""
     status: Literal["active", "paused"] | UnsetType = UNSET
     """paused: nothing is sent, deliveries wait; active: resume, or re-activate a disabled endpoint."""
 
@@ -675,6 +687,7 @@ class WebhookOut(Output, kw_only=True):
     description: str
     account_id: int | None
     event_types: list[str]
+    rate_per_second: float | None
     status: EndpointStatus
     """active, paused (by its owner) or disabled (the receiver answered 410, or failed for days)."""
     disabled_reason: str | None

@@ -42,6 +42,7 @@ def _changes(data: s.WebhookUpdate) -> EndpointChanges:
         event_types=_given(data.event_types),
         account_id=_given(data.account_id),
         description=_given(data.description),
+        rate_per_second=_given(data.rate_per_second),
         status=status if isinstance(status, Unchanged) else EndpointStatus(status),
     )
 
@@ -60,7 +61,9 @@ class WebhookController(Controller):
         """Register an endpoint. The response holds its signing secret, shown this once. The URL must
         resolve to public addresses only (422 naming `url` and why otherwise); an `account_id` names an
         account that exists (409 `unknown_account` otherwise)."""
-        fields = EndpointFields(data.url, data.event_types, data.account_id, data.description)
+        fields = EndpointFields(
+            data.url, data.event_types, data.account_id, data.description, data.rate_per_second
+        )
         return views.webhook_with_secret(await webhooks.register(principal, fields, now=now))
 
     @get(operation_id="ListWebhooks")
