@@ -18,8 +18,13 @@ from tracker.settings import Settings
 # CURRENT_TIME is 09:00 UTC on Mon 2 March 2026: 10:00 in Paris, 04:00 in New York.
 
 
-async def ask(job: dict[str, Any]) -> None:
+async def signed_in_with_a_question(client: httpx.AsyncClient, auth: Keys) -> dict[str, Any]:
+    """A job of the French garage's workflow whose customer asked a question; staff signed in."""
+    account = await create_account(client, auth.staff)
+    job = await create_job(client, auth.staff, account["id"])
     await Question.create(job_id=job["id"], body="Ready for Friday?", asked_at=CURRENT_TIME)
+    await sign_in(client, auth.staff)
+    return job
 
 
 async def board_and_job_page(client: httpx.AsyncClient, job: dict[str, Any]) -> tuple[str, str]:
@@ -32,10 +37,7 @@ async def test_board_and_job_page_show_times_in_the_workflow_calendars_zone(
     client: httpx.AsyncClient, auth: Keys
 ) -> None:
     await create_workflow(client, auth.admin, calendar={"country": "FR"})
-    account = await create_account(client, auth.staff)
-    job = await create_job(client, auth.staff, account["id"])
-    await ask(job)
-    await sign_in(client, auth.staff)
+    job = await signed_in_with_a_question(client, auth)
 
     for html in await board_and_job_page(client, job):
         assert "10:00" in html and "9:00" not in html
@@ -48,10 +50,7 @@ async def test_calendars_in_different_zones_leave_the_board_in_utc(
 ) -> None:
     await create_workflow(client, auth.admin, calendar={"country": "FR"})
     await create_workflow(client, auth.admin, key="bike-repair", calendar={"country": "GB"})
-    account = await create_account(client, auth.staff)
-    job = await create_job(client, auth.staff, account["id"])
-    await ask(job)
-    await sign_in(client, auth.staff)
+    job = await signed_in_with_a_question(client, auth)
 
     board = (await client.get("/dashboard")).text
 
@@ -67,10 +66,7 @@ async def test_the_staff_time_zone_setting_wins_everywhere(
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://tracker.test") as client:
         await create_workflow(client, auth.admin, calendar={"country": "FR"})
-        account = await create_account(client, auth.staff)
-        job = await create_job(client, auth.staff, account["id"])
-        await ask(job)
-        await sign_in(client, auth.staff)
+        job = await signed_in_with_a_question(client, auth)
 
         for html in await board_and_job_page(client, job):
             assert "4:00" in html and "10:00" not in html and "9:00" not in html

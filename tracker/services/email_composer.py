@@ -334,10 +334,9 @@ class DatabaseEmailComposer:
         )
 
     async def _staff(self, email: QueuedEmail, now: datetime) -> EmailPlan:
-        if email.address is None:
-            return SkipEmail("a staff email needs an address")
-        if await is_suppressed(email.address):
-            return SkipEmail("address suppressed")
+        address = await _staff_address(email)
+        if isinstance(address, SkipEmail):
+            return address
         formats = Formats(STAFF_LANGUAGE, ZoneInfo("UTC"))
         environment = self._environments[STAFF_LANGUAGE]
         thread = None
@@ -359,7 +358,7 @@ class DatabaseEmailComposer:
             thread = self._thread_id(job.id)
         else:
             rendered = render_email(environment, "staff_summary", await self._summary(formats, now))
-        return ComposedEmail(self._outgoing(email.id, Mailbox(email.address), rendered, thread_id=thread))
+        return ComposedEmail(self._outgoing(email.id, Mailbox(address), rendered, thread_id=thread))
 
     async def _summary(self, formats: Formats, now: datetime) -> dict[str, Any]:
         """The morning summary: open jobs needing attention (the snapshot's flags), failed deliveries."""
@@ -399,10 +398,9 @@ class DatabaseEmailComposer:
 
     async def _question(self, email: QueuedEmail) -> EmailPlan:
         """A customer asked a question on the status page: what, about which job, and where to answer."""
-        if email.address is None:
-            return SkipEmail("a staff email needs an address")
-        if await is_suppressed(email.address):
-            return SkipEmail("address suppressed")
+        address = await _staff_address(email)
+        if isinstance(address, SkipEmail):
+            return address
         row = await Delivery.get(id=email.id)
         question = await Question.get_or_none(id=row.question_id)
         job = await Job.get_or_none(id=email.job_id)
@@ -420,7 +418,7 @@ class DatabaseEmailComposer:
         }
         rendered = render_email(self._environments[STAFF_LANGUAGE], "staff_question", context)
         return ComposedEmail(
-            self._outgoing(email.id, Mailbox(email.address), rendered, thread_id=self._thread_id(job.id))
+            self._outgoing(email.id, Mailbox(address), rendered, thread_id=self._thread_id(job.id))
         )
 
     async def _endpoint(self, email: QueuedEmail) -> EmailPlan:
@@ -472,6 +470,15 @@ class DatabaseEmailComposer:
 
     def _thread_id(self, job_id: int) -> str:
         return message_id(f"job-{job_id}", self._domain)
+
+
+async def _staff_address(email: QueuedEmail) -> str | SkipEmail:
+    """Where a staff email goes, or why it cannot (no address, or the address is suppressed)."""
+    if email.address is None:
+        return SkipEmail("a staff email needs an address")
+    if await is_suppressed(email.address):
+        return SkipEmail("address suppressed")
+    return email.address
 
 
 async def _last_sent_at(query: QuerySet[Delivery]) -> datetime | None:
