@@ -97,7 +97,7 @@ def create_app(
         exclude_http_methods=["OPTIONS"],
     )
     services = build_services(settings, resolver=resolver)
-    pages = customer_pages(settings, services.snapshots)
+    pages = customer_pages(settings, services)
     app = Litestar(
         route_handlers=[
             live,

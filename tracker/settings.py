@@ -9,6 +9,7 @@ from decimal import Decimal, InvalidOperation
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_SQLITE_PATH = Path("data") / "tracker.sqlite3"
 MAX_RATE_WAIT_S = 10
@@ -80,6 +81,9 @@ class Settings:
     mail_from: str = "tracker <tracker@tracker.localhost>"
     staff_alert_emails: str = ""
     """Comma-separated addresses that hear about jobs at risk or stuck, and get the morning summary."""
+    staff_time_zone: str = ""
+    """The IANA time zone the dashboard shows times in. Unset, a job's page uses its workflow calendar's
+    zone and the board the zone all current workflows' calendars share (UTC when they differ)."""
     email_fold_s: int = 120
     """Stage changes of one job within this many seconds go out as one email."""
     estimate_email_interval_s: int = 86_400
@@ -176,6 +180,14 @@ class Settings:
             raise SettingsError(f"TRACKER_WEBHOOK_ALLOWED_NETWORKS: {error}") from None
         if self.secret_key and len(self.secret_key) < 32:
             raise SettingsError("TRACKER_SECRET_KEY must be at least 32 characters")
+        if self.staff_time_zone:
+            try:
+                ZoneInfo(self.staff_time_zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise SettingsError(
+                    f"TRACKER_STAFF_TIME_ZONE must name a time zone such as Europe/Paris, "
+                    f"not {self.staff_time_zone!r}"
+                ) from None
         if self.quiet_hours and not _QUIET_HOURS.fullmatch(self.quiet_hours):
             raise SettingsError("TRACKER_QUIET_HOURS must look like 21:00-08:00, or be empty")
 

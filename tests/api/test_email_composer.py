@@ -192,6 +192,31 @@ async def test_at_night_a_stage_change_waits_for_the_morning(
     assert plan.until.isoformat() == "2026-03-03T07:00:00+00:00"  # 08:00 in Paris
 
 
+async def test_an_estimate_change_still_queued_when_the_job_closes_is_not_sent(
+    client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: DatabaseEmailComposer
+) -> None:
+    job = await open_job(client, auth)
+    added = await client.post(
+        f"/jobs/{job['id']}/costs",
+        json={"version": 1, "kind": "material", "amount": "5000.00"},
+        headers=auth.staff,
+    )
+    assert added.status_code == 201, added.text
+    completed = await act(
+        client, auth.staff, added.json()["job"], "complete", force=True, reason="collected early"
+    )
+    assert completed.status_code == 200, completed.text
+    (cost_moved,) = await queued("cost_moved")
+
+    plan = await composer.compose(cost_moved, clock.advance(seconds=120))
+
+    assert plan == SkipEmail("the job is closed: the estimate or alert no longer holds")
+    (created,) = await queued("created")
+    (done,) = await queued("complete")
+    closing = await composer.compose(created, clock.now)  # the completion itself still goes
+    assert isinstance(closing, ComposedEmail) and done.id in closing.folded
+
+
 async def test_a_batch_composes_each_email_as_it_would_be_alone(
     client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: DatabaseEmailComposer
 ) -> None:

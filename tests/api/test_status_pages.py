@@ -8,14 +8,18 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from babel.dates import format_date
 
 from tests.conftest import FakeClock, Keys
 from tests.factories import act, create_account, create_job, stage
 from tracker.app import create_app
 from tracker.db.models import JobEstimate, Question
+from tracker.scheduler import recompute_open_jobs
+from tracker.services.estimates import EstimateService
 from tracker.settings import Settings
 
 Shop = dict[str, Any]
@@ -320,3 +324,34 @@ async def test_a_moved_estimate_shows_what_it_was_before(
     html = (await client.get(f"/status/{token_of(job)}?lang=en")).text
 
     assert "Before, we expected Mon 9 March." in html
+
+
+async def test_an_overdue_job_says_so_and_shows_its_new_range(
+    client: httpx.AsyncClient, auth: Keys, job: dict[str, Any], clock: FakeClock, settings: Settings
+) -> None:
+    first = job["estimate"]["completion"]
+    clock.advance(days=30)  # well past the first range and the promised Fri 20 March
+    estimates: EstimateService = client._transport.app.state.services.estimates  # type: ignore[attr-defined]
+    await recompute_open_jobs(estimates, settings, clock)
+    now_shown = (await client.get(f"/jobs/{job['id']}", headers=auth.staff)).json()["estimate"]
+
+    html = (await client.get(f"/status/{token_of(job)}?lang=en")).text
+
+    assert now_shown["overdue"] is True
+    paris = ZoneInfo("Europe/Paris")  # the account's contact's zone
+    start, end = (
+        datetime.fromisoformat(now_shown["completion"][p]).astimezone(paris) for p in ("p50", "p90")
+    )
+    assert start > clock.now
+    new_range = (
+        f"On {format_date(start, 'EEE d MMMM', locale='en')}"
+        if start.date() == end.date()
+        else f"Between {format_date(start, 'EEE d', locale='en')} "
+        f"and {format_date(end, 'EEE d MMMM', locale='en')}"
+    )
+    eta = re.search(r'<p class="eta" id="eta">(.*?)</p>', html, re.DOTALL)
+    assert eta is not None and eta.group(1).strip() == new_range
+    assert "We are late: we promised Fri 20 March, and the job will take longer." in html
+    assert "Promised for" not in html  # the promise is not repeated as if it still held
+    earlier = datetime.fromisoformat(first["p90"]).astimezone(paris)
+    assert f"Before, we expected {format_date(earlier, 'EEE d MMMM', locale='en')}." in html

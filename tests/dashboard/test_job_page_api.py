@@ -8,7 +8,7 @@ import httpx
 
 from tests.conftest import CURRENT_TIME, Keys
 from tests.dashboard.conftest import csrf_of, record_delivery
-from tests.factories import create_job
+from tests.factories import act, create_job
 from tracker.db.models import Note, Question
 
 
@@ -38,12 +38,14 @@ async def test_the_job_page_shows_the_job_its_estimate_and_history(
     staff: httpx.AsyncClient, auth: Keys, shop: dict[str, Any]
 ) -> None:
     job = await create_job(staff, auth.staff, shop["account"]["id"])
-    page = await staff.get(f"/dashboard/jobs/{job['id']}")
+    await act(staff, auth.staff, job, "advance")
+    page = await staff.get(f"/dashboard/jobs/{job['id']}?lang=fr")
     assert page.status_code == 200
     assert job["reference"] in page.text and "Brake discs" in page.text
-    assert "How the estimate is made" in page.text
-    assert "Created" in page.text
+    assert "repair (fr)" in page.text[page.text.index('id="history"') :]  # the stage's label, not its key
     assert job["status_page_url"] in page.text
+    english = (await staff.get(f"/dashboard/jobs/{job['id']}")).text
+    assert "How the estimate is made" in english and "Created" in english
 
 
 async def test_signed_out_the_job_page_sends_to_sign_in(client: httpx.AsyncClient) -> None:

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tracker.domain.emails import (
+    RECHECK,
     EmailRules,
     Preference,
     QueuedRow,
@@ -19,6 +20,7 @@ from tracker.domain.emails import (
     plan_timing,
     skip_reason,
 )
+from tracker.domain.events import EmailCategory
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
 NOON = datetime(2026, 3, 2, 11, 0, tzinfo=UTC)  # 12:00 in Brussels
@@ -78,6 +80,21 @@ def test_a_change_after_the_window_starts_a_window_of_its_own() -> None:
         NOON + timedelta(seconds=320)
     )
     assert plan(late, [late], NOON + timedelta(seconds=320)) == SendNow((2,))
+
+
+def test_a_backlog_of_stage_changes_goes_as_one_email_and_a_fresh_change_keeps_its_window() -> None:
+    # The dispatcher was down for a day: three changes hours apart are due at once.
+    backlog = [
+        row(1, "created", NOON),
+        row(2, "advance", NOON + timedelta(hours=5)),
+        row(3, "hold", NOON + timedelta(hours=9)),
+    ]
+    fresh = row(4, "resume", NOON + timedelta(hours=24))
+    now = NOON + timedelta(hours=24, seconds=10)
+    group = [*backlog, fresh]
+    assert plan(backlog[0], group, now) == SendNow((1, 2, 3))
+    assert plan(backlog[1], group, now) == WaitUntil(now + RECHECK)
+    assert plan(fresh, [fresh], now) == WaitUntil(fresh.created_at + timedelta(seconds=120))
 
 
 @pytest.mark.parametrize("terminal", ["complete", "cancel"])
@@ -222,7 +239,25 @@ def test_quiet_hours_parse() -> None:
 def test_preferences_and_suppression_decide_at_send_time(
     preference: Preference, suppressed: bool, goes: bool
 ) -> None:
-    assert (skip_reason(preference, suppressed=suppressed) is None) is goes
+    reason = skip_reason(preference, suppressed=suppressed, category=EmailCategory.PROGRESS, job_closed=False)
+    assert (reason is None) is goes
+
+
+@pytest.mark.parametrize(
+    ("category", "goes"),
+    [
+        (EmailCategory.PROGRESS, True),  # the completion itself, and what folds into it
+        (EmailCategory.NOTES, True),
+        (EmailCategory.ESTIMATES, False),
+        (EmailCategory.ALERTS, False),
+    ],
+)
+def test_once_the_job_is_closed_its_queued_estimates_and_alerts_no_longer_go(
+    category: EmailCategory, goes: bool
+) -> None:
+    reason = skip_reason(Preference.EACH, suppressed=False, category=category, job_closed=True)
+    assert (reason is None) is goes
+    assert skip_reason(Preference.EACH, suppressed=False, category=category, job_closed=False) is None
 
 
 def test_daily_emails_go_when_the_quiet_hours_end_or_at_eight() -> None:

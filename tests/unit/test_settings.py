@@ -48,6 +48,7 @@ STR_FIELDS = [
     "smtp_password",
     "mail_from",
     "staff_alert_emails",
+    "staff_time_zone",
     "quiet_hours",
     "webhook_allowed_networks",
     "secret_key",
@@ -211,6 +212,7 @@ def test_a_malformed_integer_keeps_the_parsing_error_as_its_cause() -> None:
         ("public_base_url", "https://status.example.com"),
         ("log_level", "DEBUG"),
         ("log_level", ""),
+        ("staff_time_zone", "Europe/Brussels"),
     ],
 )
 def test_string_variables_are_taken_verbatim(field: str, raw: str) -> None:
@@ -333,6 +335,8 @@ def test_settings_are_immutable() -> None:
         ({"TRACKER_QUIET_HOURS": "9pm-8am"}, "TRACKER_QUIET_HOURS must look like 21:00-08:00"),
         ({"TRACKER_EMAIL_FOLD_S": "-1"}, "TRACKER_EMAIL_FOLD_S must not be negative"),
         ({"TRACKER_DISPATCHER_LEASE_S": "10"}, "TRACKER_DISPATCHER_LEASE_S must be more than 10"),
+        ({"TRACKER_STAFF_TIME_ZONE": "Europe/Atlantis"}, "TRACKER_STAFF_TIME_ZONE must name a time zone"),
+        ({"TRACKER_STAFF_TIME_ZONE": "../etc/passwd"}, "TRACKER_STAFF_TIME_ZONE must name a time zone"),
     ],
 )
 def test_notification_settings_are_checked(environ: dict[str, str], message: str) -> None:

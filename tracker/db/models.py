@@ -357,13 +357,16 @@ class Delivery(Model):
     channel = fields.CharField(max_length=8)
     """`email` or `webhook`."""
     kind = fields.CharField(max_length=32)
-    """What it says: an event type, `digest`, `staff_alert`, `staff_summary`, `endpoint_warning` or `test`."""
+    """What it says: an event type, `digest`, `staff_alert`, `staff_summary`, `question`,
+    `endpoint_warning` or `test`."""
     target = fields.CharField(max_length=300)
     """What concurrency and rate limits apply to: `webhook:<id>`, `email:<address>`."""
     event_id = fields.BigIntField(null=True)
     job_id = fields.IntField(null=True)
     contact_id = fields.IntField(null=True)
     endpoint_id = fields.IntField(null=True)
+    question_id = fields.IntField(null=True)
+    """The customer's question a `question` staff email tells of."""
     address = fields.CharField(max_length=254, null=True)
     """An email recipient who is no contact (staff alerts, endpoint owners)."""
     status = fields.CharField(max_length=16, default="queued")

@@ -39,6 +39,11 @@ RECHECK = timedelta(seconds=2)
 TERMINAL: frozenset[EventType] = frozenset({EventType.COMPLETE, EventType.CANCEL})
 """Progress that closes its fold window at once."""
 
+CATCH_UP = timedelta(hours=1)
+"""Stage changes still queued this long after they happened (the dispatcher was down, or a backlog was
+seeded) go in one email with the earliest, whatever their fold windows: each would only repeat where the
+job is now."""
+
 
 @dataclass(frozen=True)
 class QuietHours:
@@ -118,7 +123,7 @@ def _progress(row: QueuedRow, group: Sequence[QueuedRow], rules: EmailRules, now
     """Fold the stage changes of one window; the earliest queued row carries them."""
     ordered = sorted(group, key=lambda queued: (queued.created_at, queued.id))
     first = ordered[0]
-    window_end = first.created_at + rules.fold
+    window_end = max(first.created_at + rules.fold, now - CATCH_UP)
     in_window = [queued for queued in ordered if queued.created_at <= window_end]
     terminal = next((queued for queued in in_window if EventType(queued.kind) in TERMINAL), None)
     if terminal is not None:
@@ -187,14 +192,25 @@ def _at_night(row: QueuedRow, group: Sequence[QueuedRow], quiet_end: datetime, n
     return SendNow(tuple(q.id for q in ordered if (q.created_at, q.id) <= (last.created_at, last.id)))
 
 
-def skip_reason(preference: Preference, *, suppressed: bool) -> str | None:
-    """Why an email about an event must not go, checked just before sending; None when it may."""
+OUTDATED_ONCE_CLOSED = frozenset({EmailCategory.ESTIMATES, EmailCategory.ALERTS})
+"""Categories whose news no longer holds once the job is completed or cancelled."""
+
+
+def skip_reason(
+    preference: Preference, *, suppressed: bool, category: EmailCategory, job_closed: bool
+) -> str | None:
+    """Why an email about an event must not go, checked just before sending; None when it may.
+
+    `job_closed`: the job is completed or cancelled by then; its estimate changes and alerts still queued
+    (a backlog after an outage) would tell of a finish date or a risk that no longer exist."""
     if suppressed:
         return "address suppressed"
     if preference is Preference.OFF:
         return "contact turned this category off"
     if preference is Preference.DIGEST:
         return "contact takes this category in the daily digest"
+    if job_closed and category in OUTDATED_ONCE_CLOSED:
+        return "the job is closed: the estimate or alert no longer holds"
     return None
 
 

@@ -27,6 +27,7 @@ from tracker.domain.workflow import OPEN_STATUSES, JobStatus
 from tracker.estimates.accuracy import ForecastOutcome, MonthShare, monthly_p90_shares
 from tracker.services.jobs import ExpectedVersion, JobService, NoteItem, NoteVisibility
 from tracker.services.snapshots import JobSnapshot, JobSnapshots
+from tracker.services.workflows import WorkflowVersion
 
 FAILED_DELIVERIES = ("dead", "bounced")
 RECENT = 20
@@ -91,16 +92,23 @@ class Board:
     suppressions: tuple[Suppression, ...]
     satisfaction: Satisfaction
     accuracy: Accuracy
+    time_zone: str
+    """What the board's times are shown in (see `Settings.staff_time_zone`)."""
 
 
-async def board(snapshots: JobSnapshots, *, now: datetime, locale: str) -> Board:
+async def board(snapshots: JobSnapshots, *, now: datetime, locale: str, staff_time_zone: str = "") -> Board:
     open_jobs = await Job.filter(status__in=[s.value for s in OPEN_STATUSES]).order_by(
         "stage_entered_at", "id"
     )
     jobs = await snapshots.of_many(open_jobs, locale=locale)
     estimated = [(job, job.estimate) for job in jobs if job.estimate is not None]
+    workflows = [
+        (workflow, await snapshots.versions.get(workflow.id))
+        for workflow in await Workflow.filter(is_current=True, archived=False).order_by("key")
+    ]
+    zones = {version.calendar.timezone.key for _, version in workflows}
     return Board(
-        columns=await _columns(snapshots, jobs, locale),
+        columns=_columns(workflows, jobs, locale),
         at_risk=tuple(job for job, estimate in estimated if estimate.at_risk),
         over_budget=tuple(job for job, estimate in estimated if estimate.over_budget),
         stuck=tuple(job for job, estimate in estimated if estimate.stuck),
@@ -112,20 +120,20 @@ async def board(snapshots: JobSnapshots, *, now: datetime, locale: str) -> Board
         suppressions=tuple(await Suppression.all().order_by("-created_at", "-id").limit(RECENT)),
         satisfaction=await _satisfaction(),
         accuracy=await forecast_accuracy(now),
+        time_zone=staff_time_zone or (zones.pop() if len(zones) == 1 else "UTC"),
     )
 
 
-async def _columns(
-    snapshots: JobSnapshots, jobs: Sequence[JobSnapshot], locale: str
+def _columns(
+    workflows: Sequence[tuple[Workflow, WorkflowVersion]], jobs: Sequence[JobSnapshot], locale: str
 ) -> tuple[StageColumn, ...]:
     """A column per stage of every current workflow, in its order, even when empty (a WIP of 0)."""
     by_stage: dict[tuple[str, str], list[JobSnapshot]] = defaultdict(list)
     for job in jobs:
         by_stage[(job.workflow_key, job.stage.key)].append(job)
     columns: list[StageColumn] = []
-    for workflow in await Workflow.filter(is_current=True, archived=False).order_by("key"):
-        definition = (await snapshots.versions.get(workflow.id)).definition
-        for stage in definition.stages:
+    for workflow, version in workflows:
+        for stage in version.definition.stages:
             waiting = by_stage.pop((workflow.key, stage.key), [])
             columns.append(StageColumn(workflow.name, stage.key, stage.label(locale), tuple(waiting)))
     # Jobs on a stage the current version dropped (or of an archived workflow) still show.

@@ -32,7 +32,16 @@ from notifications import (
 )
 from notifications.email import InvalidEmail
 from notifications.i18n import language_of, localized_environments
-from tracker.db.models import Account, Contact, Delivery, Job, JobEvent, Suppression, WebhookEndpoint
+from tracker.db.models import (
+    Account,
+    Contact,
+    Delivery,
+    Job,
+    JobEvent,
+    Question,
+    Suppression,
+    WebhookEndpoint,
+)
 from tracker.domain.emails import (
     EmailRules,
     Preference,
@@ -51,6 +60,7 @@ from tracker.services.accounts import OPEN_STATUSES
 from tracker.services.outbox import ComposedEmail, DeferEmail, EmailPlan, QueuedEmail, SkipEmail
 from tracker.services.preferences import ensure_page_token, is_suppressed, preference_for
 from tracker.services.snapshots import JobSnapshot, JobSnapshots
+from tracker.services.status_pages import QUESTION_KIND
 from tracker.settings import Settings
 
 STAFF_LANGUAGE = "en"
@@ -196,6 +206,8 @@ class DatabaseEmailComposer:
             return await self._staff(email, now)
         if email.kind in {"endpoint_warning", "endpoint_disabled"}:
             return await self._endpoint(email)
+        if email.kind == QUESTION_KIND:
+            return await self._question(email)
         category = _customer_category(email)
         if category is None:
             return SkipEmail(f"no customer email is made for {email.kind}")
@@ -210,8 +222,12 @@ class DatabaseEmailComposer:
         job = batch.jobs.get(email.job_id or 0)
         if contact is None or job is None:
             return SkipEmail("the contact or the job no longer exists")
-        suppressed = contact.email.lower() in batch.suppressed
-        reason = skip_reason(preference_for(contact, category), suppressed=suppressed)
+        reason = skip_reason(
+            preference_for(contact, category),
+            suppressed=contact.email.lower() in batch.suppressed,
+            category=category,
+            job_closed=not JobStatus(job.status).is_open,
+        )
         if reason is not None:
             return SkipEmail(reason)
         zone = ZoneInfo(contact.time_zone)
@@ -351,10 +367,9 @@ class DatabaseEmailComposer:
         )
 
     async def _staff(self, email: QueuedEmail, now: datetime) -> EmailPlan:
-        if email.address is None:
-            return SkipEmail("a staff email needs an address")
-        if await is_suppressed(email.address):
-            return SkipEmail("address suppressed")
+        address = await _staff_address(email)
+        if isinstance(address, SkipEmail):
+            return address
         formats = Formats(STAFF_LANGUAGE, ZoneInfo("UTC"))
         environment = self._environments[STAFF_LANGUAGE]
         thread = None
@@ -376,7 +391,7 @@ class DatabaseEmailComposer:
             thread = self._thread_id(job.id)
         else:
             rendered = render_email(environment, "staff_summary", await self._summary(formats, now))
-        return ComposedEmail(self._outgoing(email.id, Mailbox(email.address), rendered, thread_id=thread))
+        return ComposedEmail(self._outgoing(email.id, Mailbox(address), rendered, thread_id=thread))
 
     async def _summary(self, formats: Formats, now: datetime) -> dict[str, Any]:
         """The morning summary: open jobs needing attention (the snapshot's flags), failed deliveries."""
@@ -413,6 +428,31 @@ class DatabaseEmailComposer:
                 for d in failures
             ],
         }
+
+    async def _question(self, email: QueuedEmail) -> EmailPlan:
+        """A customer asked a question on the status page: what, about which job, and where to answer."""
+        address = await _staff_address(email)
+        if isinstance(address, SkipEmail):
+            return address
+        row = await Delivery.get(id=email.id)
+        question = await Question.get_or_none(id=row.question_id)
+        job = await Job.get_or_none(id=email.job_id)
+        if question is None or job is None:
+            return SkipEmail("the question or its job no longer exists")
+        formats = Formats(STAFF_LANGUAGE, ZoneInfo("UTC"))
+        snapshot = await self._snapshots.of(job, locale=STAFF_LANGUAGE)
+        account = await Account.get(id=job.account_id)
+        context = {
+            **_job_context(snapshot, formats),
+            "account": account.name,
+            "question": question.body,
+            "asked_at": formats.moment(question.asked_at),
+            "dashboard_url": f"{self._base}/dashboard/jobs/{job.id}#question-{question.id}",
+        }
+        rendered = render_email(self._environments[STAFF_LANGUAGE], "staff_question", context)
+        return ComposedEmail(
+            self._outgoing(email.id, Mailbox(address), rendered, thread_id=self._thread_id(job.id))
+        )
 
     async def _endpoint(self, email: QueuedEmail) -> EmailPlan:
         if email.address is None:
@@ -531,6 +571,15 @@ class _CustomerBatch:
             snapshot = await snapshots.of(job, locale=formats.language)
             view = self.views[key] = (snapshot, _job_context(snapshot, formats))
         return view
+
+
+async def _staff_address(email: QueuedEmail) -> str | SkipEmail:
+    """Where a staff email goes, or why it cannot (no address, or the address is suppressed)."""
+    if email.address is None:
+        return SkipEmail("a staff email needs an address")
+    if await is_suppressed(email.address):
+        return SkipEmail("address suppressed")
+    return email.address
 
 
 async def _last_sent_at(query: QuerySet[Delivery]) -> datetime | None:

@@ -8,6 +8,7 @@ A page is found by its unguessable token alone; an unknown token is `NotFound`, 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -19,7 +20,17 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from notifications.i18n import language_of
-from tracker.db.models import Account, Contact, Job, JobEstimate, JobEvent, Note, Question, SurveyResponse
+from tracker.db.models import (
+    Account,
+    Contact,
+    Delivery,
+    Job,
+    JobEstimate,
+    JobEvent,
+    Note,
+    Question,
+    SurveyResponse,
+)
 from tracker.domain.emails import Preference
 from tracker.domain.errors import Conflict, InvalidInput, NotFound
 from tracker.domain.events import EmailCategory, EventType
@@ -28,9 +39,12 @@ from tracker.domain.workflow import JobStatus
 from tracker.services.accounts import OPEN_STATUSES
 from tracker.services.jobs import get_job, get_job_by_token
 from tracker.services.preferences import contact_by_page_token, preferences_of
+from tracker.services.signals import DeliveriesQueued
 from tracker.services.snapshots import JobSnapshot, JobSnapshots
 
 QUESTION_MAX_CHARS = 2000
+QUESTION_KIND = "question"
+"""The delivery kind of the staff email about a customer's question."""
 COMMENT_MAX_CHARS = 2000
 RECENTLY_CLOSED = timedelta(days=90)
 """The account page lists closed jobs this long after they closed."""
@@ -202,15 +216,44 @@ def _moved_to_hidden(event: JobEvent, hidden: set[str]) -> bool:
     return isinstance(destination, dict) and destination.get("stage") in hidden
 
 
-async def ask_question(token: str, body: str, *, now: datetime) -> Question:
-    """Store a customer's question for staff; the dashboard lists the unanswered ones."""
-    text = body.strip()
-    if not text:
-        raise InvalidInput("question", "must not be empty")
-    if len(text) > QUESTION_MAX_CHARS:
-        raise InvalidInput("question", f"must be at most {QUESTION_MAX_CHARS} characters")
-    job = await get_job_by_token(token)
-    return await Question.create(job_id=job.id, body=text, asked_at=now)
+@dataclass(frozen=True)
+class Questions:
+    """Customers' questions from the status page; each alerts every staff address by email."""
+
+    staff_addresses: Sequence[str]
+    deliveries_queued: DeliveriesQueued
+
+    async def ask(self, token: str, body: str, *, now: datetime) -> Question:
+        """Store the question and, in the same transaction, one `question` email per staff address (the
+        dashboard lists the unanswered ones)."""
+        text = body.strip()
+        if not text:
+            raise InvalidInput("question", "must not be empty")
+        if len(text) > QUESTION_MAX_CHARS:
+            raise InvalidInput("question", f"must be at most {QUESTION_MAX_CHARS} characters")
+        job = await get_job_by_token(token)
+        async with in_transaction():
+            question = await Question.create(job_id=job.id, body=text, asked_at=now)
+            await Delivery.bulk_create(
+                [
+                    Delivery(
+                        dedupe_key=f"q{question.id}:{address.lower()}"[:200],
+                        channel="email",
+                        kind=QUESTION_KIND,
+                        target=f"email:{address.lower()}",
+                        job_id=job.id,
+                        question_id=question.id,
+                        address=address.lower(),
+                        available_at=now,
+                        created_at=now,
+                    )
+                    for address in self.staff_addresses
+                ],
+                ignore_conflicts=True,
+            )
+        if self.staff_addresses:
+            self.deliveries_queued.fire()
+        return question
 
 
 async def answer_survey(token: str, score: int, comment: str, *, now: datetime) -> SurveyResponse:

@@ -77,7 +77,7 @@ def error_frame(rows: int) -> Frame:
 
 
 def _filters(language: str) -> dict[str, Callable[..., str]]:
-    def when(instant: datetime | None, time_zone: str = "UTC") -> str:
+    def when(instant: datetime | None, time_zone: str) -> str:
         if instant is None:
             return ""
         local = instant.astimezone(ZoneInfo(time_zone))
@@ -85,7 +85,7 @@ def _filters(language: str) -> dict[str, Callable[..., str]]:
             f"{format_date(local, 'medium', locale=language)} {format_time(local, 'short', locale=language)}"
         )
 
-    def day(instant: datetime, time_zone: str = "UTC") -> str:
+    def day(instant: datetime, time_zone: str) -> str:
         return format_date(instant.astimezone(ZoneInfo(time_zone)), "medium", locale=language)
 
     def money(value: Money) -> str:
@@ -195,7 +195,12 @@ async def board_page(request: AnyRequest) -> Response[str]:
     visit = await _visit(request)
     if visit.principal is None:
         return visit.render("sign_in.html")
-    board = await queries.board(visit.services.snapshots, now=visit.now, locale=visit.language)
+    board = await queries.board(
+        visit.services.snapshots,
+        now=visit.now,
+        locale=visit.language,
+        staff_time_zone=visit.services.settings.staff_time_zone,
+    )
     return visit.render(
         "board.html",
         board=board,
@@ -270,7 +275,7 @@ async def _job_page(
         status_code,
         here=f"{PATH}/jobs/{job_id}",
         job=snapshot,
-        time_zone=version.calendar.timezone.key,
+        time_zone=services.settings.staff_time_zone or version.calendar.timezone.key,
         stages=[(stage.key, stage.label(visit.language)) for stage in version.definition.stages],
         explanation=explanation,
         history=list(reversed(history)),

@@ -435,7 +435,8 @@ class NotificationOut(Output, kw_only=True):
     id: int
     channel: DeliveryChannel
     kind: str
-    """The event type told of, or `staff_alert`, `digest`, `endpoint_warning`, `endpoint_disabled`, `test`."""
+    """The event type told of, or `staff_alert`, `question` (a customer's question, to staff), `digest`,
+    `endpoint_warning`, `endpoint_disabled`, `test`."""
     contact_id: int | None
     """The contact emailed, for customer emails."""
     endpoint_id: int | None

@@ -22,6 +22,7 @@ class Migration(migrations.Migration):
                 ('job_id', fields.IntField(null=True)),
                 ('contact_id', fields.IntField(null=True)),
                 ('endpoint_id', fields.IntField(null=True)),
+                ('question_id', fields.IntField(null=True)),
                 ('address', fields.CharField(null=True, max_length=254)),
                 ('status', fields.CharField(default='queued', max_length=16)),
                 ('attempts', fields.IntField(default=0)),

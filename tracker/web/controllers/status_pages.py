@@ -31,11 +31,11 @@ from tracker.domain.errors import Conflict, InvalidInput, NotFound
 from tracker.services import status_pages
 from tracker.services.bootstrap import Services
 from tracker.services.keys import Principal, Role
-from tracker.services.snapshots import JobSnapshots
 from tracker.services.status_pages import (
     COMMENT_MAX_CHARS,
     QUESTION_MAX_CHARS,
     AccountPages,
+    Questions,
     StatusPages,
     StatusView,
 )
@@ -102,6 +102,7 @@ class CustomerPages:
     """Per client: a few questions at once, then one every few minutes."""
     status: StatusPages
     accounts: AccountPages
+    questions: Questions
     cache: PageCache
     public_base_url: str
     poll_seconds: int
@@ -241,7 +242,7 @@ class StatusPageController(Controller):
             check_origin(request, pages.public_base_url)
             pages.forms.check(form.get("form_token", ""), "question", token, now)
             pages.question_limit.check_request(request)
-            await status_pages.ask_question(token, form.get("question", ""), now=now)
+            await pages.questions.ask(token, form.get("question", ""), now=now)
         except NotFound:
             return not_found()
         except (FormRefused, PermissionDeniedException):
@@ -352,7 +353,8 @@ async def static_asset(name: FromPath[str], pages: Pages) -> Response[bytes]:
     return pages.renderer.assets.response(name)
 
 
-def customer_pages(settings: Settings, snapshots: JobSnapshots) -> CustomerPages:
+def customer_pages(settings: Settings, services: Services) -> CustomerPages:
+    snapshots = services.snapshots
     return CustomerPages(
         renderer=PageRenderer(settings.templates_dir),
         forms=FormTokens(settings.secret_key or secrets.token_hex(32)),
@@ -360,6 +362,7 @@ def customer_pages(settings: Settings, snapshots: JobSnapshots) -> CustomerPages
         question_limit=ClientRateLimit(Rate(per_second=1 / 300, burst=3)),
         status=StatusPages(snapshots),
         accounts=AccountPages(snapshots),
+        questions=Questions(settings.staff_alert_addresses, services.deliveries_queued),
         cache=PageCache(),
         public_base_url=settings.public_base_url,
         poll_seconds=settings.status_poll_s,
