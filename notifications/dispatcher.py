@@ -144,6 +144,7 @@ class Dispatcher:
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._saturated = False
+        """The last claim found work: look again as sends finish rather than at the next sweep."""
         self._full_targets: set[str] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks: dict[asyncio.Task[None], Delivery] = {}
@@ -199,7 +200,11 @@ class Dispatcher:
         except Exception:
             logger.exception("claiming deliveries failed; trying again at the next sweep")
             return
-        self._saturated = len(batch) >= free
+        # More may be due than this claim handed out: the store may have claimed rows it then held back
+        # (an email folded into another, or deferred), and a target's cap may have left rows behind. So
+        # while claims find work, claim again as room frees up; a claim that finds nothing waits for a
+        # signal or the sweep.
+        self._saturated = bool(batch)
         for delivery in batch:
             self._held[delivery.target] += 1
             if self._held[delivery.target] >= settings.per_target:

@@ -127,6 +127,30 @@ async def test_every_queued_delivery_arrives_once_when_the_dispatcher_is_woken(
     assert all(len(row.attempts) == 1 for row in store.rows.values())
 
 
+class HoldingBackStore(InMemoryStore):
+    """Hands out one delivery a claim and gives the rest of what it claimed back, as tracker's store does
+    with emails it folds or defers: a claim's size says nothing about what is left."""
+
+    async def claim_due(self, limit, lease_until, now, per_target, skip_targets):
+        claimed = await super().claim_due(limit, lease_until, now, per_target, skip_targets)
+        for delivery in claimed[1:]:
+            await self.release(delivery, now)
+        return claimed[:1]
+
+
+async def test_a_backlog_drains_without_waiting_for_sweeps_while_claims_find_work(
+    clock, webhooks, email, smtp_server: SmtpServer
+):
+    store = HoldingBackStore()
+    for number in range(8):
+        store.add(mail(f"m{number}"), clock.now)
+    async with running(store, clock, webhooks, email) as dispatcher:  # sweeps a minute apart
+        dispatcher.wake()
+        async with asyncio.timeout(10):
+            await store.wait_until(settled(store, "sent"))
+    assert len(smtp_server.inbox.messages) == 8
+
+
 async def test_the_sweep_finds_due_deliveries_without_a_signal(store, clock, webhooks, email, receiver):
     async with running(store, clock, webhooks, email, DispatcherSettings(sweep_interval=0.05)):
         await asyncio.sleep(0.01)
