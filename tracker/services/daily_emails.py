@@ -16,26 +16,11 @@ from tortoise.expressions import Q
 
 from tracker.db.models import Contact, Delivery
 from tracker.domain.emails import Preference, QuietHours, daily_email_day, daily_send_time
-from tracker.services.events import PREFERENCE_COLUMNS
+from tracker.services.events import PREFERENCE_COLUMNS, queued_email
 from tracker.settings import Settings
 
 STAFF_ZONE = ZoneInfo("UTC")
 """Staff addresses carry no time zone: their summary is due at the daily time in UTC."""
-
-
-def _row(dedupe_key: str, kind: str, address: str, now: datetime, contact_id: int | None) -> Delivery:
-    return Delivery(
-        dedupe_key=dedupe_key,
-        channel="email",
-        kind=kind,
-        target=f"email:{address.lower()}",
-        contact_id=contact_id,
-        address=None if contact_id is not None else address.lower(),
-        status="queued",
-        attempts=0,
-        available_at=now,
-        created_at=now,
-    )
 
 
 async def queue_daily_emails(settings: Settings, now: datetime) -> int:
@@ -48,11 +33,15 @@ async def queue_daily_emails(settings: Settings, now: datetime) -> int:
     for contact in await Contact.filter(takes_digest).only("id", "email", "time_zone"):
         day = daily_email_day(now, ZoneInfo(contact.time_zone), at)
         if day is not None:
-            rows.append(_row(f"digest:c{contact.id}:{day}", "digest", contact.email, now, contact.id))
+            rows.append(
+                queued_email(
+                    f"digest:c{contact.id}:{day}", "digest", contact.email, now, contact_id=contact.id
+                )
+            )
     staff_day = daily_email_day(now.astimezone(UTC), STAFF_ZONE, at)
     if staff_day is not None:
         rows.extend(
-            _row(f"summary:{address.lower()}:{staff_day}", "staff_summary", address, now, None)
+            queued_email(f"summary:{address.lower()}:{staff_day}", "staff_summary", address, now)
             for address in settings.staff_alert_addresses
         )
     if rows:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import msgspec
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
 
-from tracker.db.models import JobEvent
+from tracker.db.models import Delivery, JobEvent
 from tracker.domain.events import (
     EMAIL_CATEGORIES,
     EVENT_PAYLOADS,
@@ -41,6 +42,36 @@ class Listeners:
 
 
 HISTORY_ONLY = Listeners(notify=False)
+
+
+def queued_email(
+    dedupe_key: str,
+    kind: str,
+    address: str,
+    now: datetime,
+    *,
+    contact_id: int | None = None,
+    job_id: int | None = None,
+    endpoint_id: int | None = None,
+    question_id: int | None = None,
+) -> Delivery:
+    """An email due now that no event fans out (digest, staff summary, question, endpoint notice): to a
+    contact, whose address is read again at send time, or to a staff address, kept on the row."""
+    address = address.lower()
+    return Delivery(
+        dedupe_key=dedupe_key[:200],
+        channel="email",
+        kind=kind,
+        target=f"email:{address}",
+        contact_id=contact_id,
+        job_id=job_id,
+        endpoint_id=endpoint_id,
+        question_id=question_id,
+        address=None if contact_id is not None else address,
+        available_at=now,
+        created_at=now,
+    )
+
 
 PREFERENCE_COLUMNS: dict[EmailCategory, str] = {
     EmailCategory.PROGRESS: "progress_emails",

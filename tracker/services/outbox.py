@@ -43,6 +43,7 @@ from tracker.db.models import (
     WebhookEndpoint,
 )
 from tracker.domain.money import Money
+from tracker.services.events import queued_email
 from tracker.services.snapshots import JobSnapshot, JobSnapshots
 from tracker.services.webhooks import TEST_KIND, webhook_test_data, webhook_type_of
 
@@ -546,15 +547,8 @@ class DatabaseDeliveryStore:
         stamp = int(now.timestamp())
         await DeliveryRow.bulk_create(
             [
-                DeliveryRow(
-                    dedupe_key=f"w{endpoint_id}:{kind}:{stamp}:{address}"[:200],
-                    channel="email",
-                    kind=kind,
-                    target=f"email:{address}",
-                    endpoint_id=endpoint_id,
-                    address=address,
-                    available_at=now,
-                    created_at=now,
+                queued_email(
+                    f"w{endpoint_id}:{kind}:{stamp}:{address}", kind, address, now, endpoint_id=endpoint_id
                 )
                 for address in self._staff_addresses
             ],

@@ -37,6 +37,7 @@ from tracker.domain.events import EmailCategory, EventType
 from tracker.domain.progress import Confidence, Step, confidence, shown_stage, steps
 from tracker.domain.workflow import JobStatus
 from tracker.services.accounts import OPEN_STATUSES
+from tracker.services.events import queued_email
 from tracker.services.jobs import get_job, get_job_by_token
 from tracker.services.preferences import contact_by_page_token, preferences_of
 from tracker.services.signals import DeliveriesQueued
@@ -236,16 +237,13 @@ class Questions:
             question = await Question.create(job_id=job.id, body=text, asked_at=now)
             await Delivery.bulk_create(
                 [
-                    Delivery(
-                        dedupe_key=f"q{question.id}:{address.lower()}"[:200],
-                        channel="email",
-                        kind=QUESTION_KIND,
-                        target=f"email:{address.lower()}",
+                    queued_email(
+                        f"q{question.id}:{address.lower()}",
+                        QUESTION_KIND,
+                        address,
+                        now,
                         job_id=job.id,
                         question_id=question.id,
-                        address=address.lower(),
-                        available_at=now,
-                        created_at=now,
                     )
                     for address in self.staff_addresses
                 ],
