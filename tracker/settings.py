@@ -82,7 +82,8 @@ class Settings:
     staff_alert_emails: str = ""
     """Comma-separated addresses that hear about jobs at risk or stuck, and get the morning summary."""
     staff_time_zone: str = ""
-    """The IANA time zone the dashboard shows times in. Unset, a job's page uses its workflow calendar's
+    """The IANA time zone of staff: the dashboard shows times in it and the morning summary is due at the
+    end of quiet hours in it (in UTC when unset). Unset, a job's page uses its workflow calendar's
     zone and the board the zone all current workflows' calendars share (UTC when they differ)."""
     email_fold_s: int = 120
     """Stage changes of one job within this many seconds go out as one email."""

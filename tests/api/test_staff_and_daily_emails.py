@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -133,6 +134,17 @@ async def test_the_morning_summary_lists_recent_delivery_failures(
     assert "Failed deliveries in the last day (1)" in plan.message.text
     assert "webhook:1: connection refused" in plan.message.text
     assert "At risk of missing the promised day (0)" in plan.message.text
+
+
+async def test_the_morning_summary_comes_in_the_staffs_morning(staff_settings: Settings) -> None:
+    paris = dataclasses.replace(staff_settings, staff_time_zone="Europe/Paris")
+    eight_in_paris = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)  # quiet hours end at 08:00 by default
+
+    assert await queue_daily_emails(paris, eight_in_paris - timedelta(minutes=1)) == 0
+    assert await queued("staff_summary") == []
+    await queue_daily_emails(paris, eight_in_paris)
+    (summary,) = await queued("staff_summary")
+    assert summary.address == STAFF
 
 
 @pytest.mark.parametrize(

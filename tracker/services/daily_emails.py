@@ -7,7 +7,7 @@ when they are sent, from the state of that moment.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import reduce
 from operator import or_
 from zoneinfo import ZoneInfo
@@ -18,9 +18,6 @@ from tracker.db.models import Contact, Delivery
 from tracker.domain.emails import Preference, QuietHours, daily_email_day, daily_send_time
 from tracker.services.events import PREFERENCE_COLUMNS, queued_email
 from tracker.settings import Settings
-
-STAFF_ZONE = ZoneInfo("UTC")
-"""Staff addresses carry no time zone: their summary is due at the daily time in UTC."""
 
 
 async def queue_daily_emails(settings: Settings, now: datetime) -> int:
@@ -38,7 +35,7 @@ async def queue_daily_emails(settings: Settings, now: datetime) -> int:
                     f"digest:c{contact.id}:{day}", "digest", contact.email, now, contact_id=contact.id
                 )
             )
-    staff_day = daily_email_day(now.astimezone(UTC), STAFF_ZONE, at)
+    staff_day = daily_email_day(now, ZoneInfo(settings.staff_time_zone or "UTC"), at)
     if staff_day is not None:
         rows.extend(
             queued_email(f"summary:{address.lower()}:{staff_day}", "staff_summary", address, now)
