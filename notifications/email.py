@@ -9,8 +9,9 @@ addresses and ids are validated, and anything else is refused before a byte is s
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
-import email.policy
 import re
 import ssl
 import time
@@ -18,8 +19,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.headerregistry import Address, BaseHeader, HeaderRegistry
-from email.message import EmailMessage
 from email.utils import format_datetime
 from enum import StrEnum
 
@@ -35,26 +34,6 @@ _HTTPS_URL = re.compile(r"https://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 _MAILTO = re.compile(rf"mailto:{_LOCAL_PART}@{_DOMAIN}(?:\?[A-Za-z0-9\-._~=&%+]*)?")
 _LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029\s]+")
 _MAX_ADDRESS = 254
-
-
-class _HeaderClasses(HeaderRegistry):
-    """The standard header registry, making each header's class once rather than on every header set
-    (the standard one builds a new class each time: most of the cost of building a message)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._made: dict[str, type[BaseHeader]] = {}
-
-    def __getitem__(self, name: str) -> type[BaseHeader]:
-        key = name.lower()
-        made = self._made.get(key)
-        if made is None:
-            made = self._made[key] = super().__getitem__(name)
-        return made
-
-
-_POLICY = email.policy.default.clone(header_factory=_HeaderClasses())
-"""`email.policy.default`, with header classes made once."""
 
 
 class InvalidEmail(ValueError):
@@ -112,10 +91,70 @@ class OutgoingEmail:
     unsubscribe_mailto: str | None = None
 
 
-def _mailbox(mailbox: Mailbox, field: str) -> Address:
+_ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_LINE = 78
+"""Header lines are folded to this length where they can be (RFC 5322 recommends it)."""
+_MAX_LINE = 998
+"""No line of a message may be longer (RFC 5322); a header that cannot fold under it is refused."""
+_WORD_BYTES = 42
+"""UTF-8 bytes per encoded-word: base64 makes 56 characters of them, 68 with `=?utf-8?b?...?=`, so one
+fits on a line after "Subject: "."""
+_LONG_BODY_LINE = re.compile(r"[^\n]{999}")
+_NOT_7BIT = re.compile(r"[^\t\n\x20-\x7e]")
+
+
+def _encoded_words(text: str) -> list[str]:
+    """`text` as RFC 2047 encoded-words (base64 of UTF-8), each under 76 characters, none splitting a
+    character."""
+    data = text.encode()
+    words = []
+    start = 0
+    while start < len(data):
+        end = min(start + _WORD_BYTES, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:  # a continuation byte: not a character start
+            end -= 1
+        words.append(f"=?utf-8?b?{base64.b64encode(data[start:end]).decode('ascii')}?=")
+        start = end
+    return words
+
+
+def _plain_words(text: str) -> list[str] | None:
+    """The words of `text` if it can go in a header as it is: ASCII, short words, nothing a reader
+    would take for an encoded-word."""
+    words = text.split(" ")
+    if not text.isascii() or "=?" in text or any(len(word) > _LINE - 10 for word in words):
+        return None
+    return words
+
+
+def _phrase(name: str) -> list[str]:
+    """A display name as header words: atoms as they are, other ASCII quoted, anything else encoded."""
+    words = _plain_words(name) if _ATOMS.fullmatch(name) else None
+    if words is None:
+        words = _plain_words('"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return words if words is not None else _encoded_words(name)
+
+
+def _address(mailbox: Mailbox, field: str) -> list[str]:
     address = validate_address(mailbox.address, field)
-    local, domain = address.rsplit("@", 1)
-    return Address(display_name=one_line(mailbox.name), username=local, domain=domain)
+    name = one_line(mailbox.name)
+    return [*_phrase(name), f"<{address}>"] if name else [address]
+
+
+def _header(name: str, words: list[str], field: str) -> str:
+    """`name: words`, folded between words so that lines keep under 78 characters where they can."""
+    lines = []
+    line = f"{name}:"
+    for word in words:
+        if len(line) + 1 + len(word) > _LINE and line != f"{name}:":
+            lines.append(line)
+            line = " " + word
+        else:
+            line += " " + word
+    lines.append(line)
+    if any(len(line) > _MAX_LINE for line in lines):
+        raise InvalidEmail(field, "too long for a header line")
+    return "\r\n".join(lines) + "\r\n"
 
 
 def _list_unsubscribe(email: OutgoingEmail) -> list[str]:
@@ -128,35 +167,64 @@ def _list_unsubscribe(email: OutgoingEmail) -> list[str]:
         if not _MAILTO.fullmatch(email.unsubscribe_mailto):
             raise InvalidEmail("unsubscribe_mailto", "not a plain mailto: URL")
         links.append(f"<{email.unsubscribe_mailto}>")
-    return links
+    return [f"{link}," for link in links[:-1]] + links[-1:]
 
 
-def build_message(email: OutgoingEmail, now: datetime) -> EmailMessage:
-    """The MIME message for `email`, dated `now`; raises InvalidEmail rather than emit a doubtful header."""
+def _part(subtype: str, text: str) -> str:
+    """One text part in UTF-8: as it is when it is short-lined printable ASCII, else quoted-printable
+    (so the message is 7-bit throughout and needs no 8BITMIME of any server)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if _NOT_7BIT.search(text) or _LONG_BODY_LINE.search(text):
+        encoding = "quoted-printable"
+        text = binascii.b2a_qp(text.encode(), istext=True).decode("ascii")
+    else:
+        encoding = "7bit"
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+        f"Content-Transfer-Encoding: {encoding}\r\n\r\n" + text.replace("\n", "\r\n") + "\r\n"
+    )
+
+
+def build_message(email: OutgoingEmail, now: datetime) -> bytes:
+    """The message for `email`, dated `now`, as the bytes that go after SMTP's DATA: 7-bit, CRLF lines,
+    non-ASCII names and subjects as RFC 2047 encoded-words. Raises InvalidEmail rather than emit a
+    doubtful header.
+
+    Written directly rather than through `email.message.EmailMessage`, whose header parsing and
+    refolding cost more than the rest of sending an email does.
+    """
     subject = one_line(email.subject)
     if not subject:
         raise InvalidEmail("subject", "must not be empty")
     for name, value in (("message_id", email.message_id), ("thread_id", email.thread_id)):
         if value is not None and not _MESSAGE_ID.fullmatch(value):
             raise InvalidEmail(name, "not a valid message id")
-    message = EmailMessage(policy=_POLICY)
-    message["From"] = _mailbox(email.sender, "sender")
-    message["To"] = _mailbox(email.recipient, "recipient")
-    message["Subject"] = subject
-    message["Date"] = format_datetime(now)
-    message["Message-ID"] = email.message_id
+    headers = [
+        _header("From", _address(email.sender, "sender"), "sender"),
+        _header("To", _address(email.recipient, "recipient"), "recipient"),
+        _header("Subject", _plain_words(subject) or _encoded_words(subject), "subject"),
+        f"Date: {format_datetime(now)}\r\n",
+        _header("Message-ID", [email.message_id], "message_id"),
+    ]
     if email.thread_id is not None and email.thread_id != email.message_id:
-        message["In-Reply-To"] = email.thread_id
-        message["References"] = email.thread_id
+        headers.append(_header("In-Reply-To", [email.thread_id], "thread_id"))
+        headers.append(_header("References", [email.thread_id], "thread_id"))
     links = _list_unsubscribe(email)
     if links:
-        message["List-Unsubscribe"] = ", ".join(links)
+        headers.append(_header("List-Unsubscribe", links, "unsubscribe_url"))
     if email.unsubscribe_url is not None:
-        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies to us
-    message.set_content(email.text)
-    message.add_alternative(email.html, subtype="html")
-    return message
+        headers.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+    headers.append("Auto-Submitted: auto-generated\r\n")  # RFC 3834: no out-of-office replies to us
+    text, html = _part("plain", email.text), _part("html", email.html)
+    boundary = f"=_{uuid.uuid4().hex}"  # "=_" is never in quoted-printable; 7-bit parts are checked
+    while boundary in text or boundary in html:
+        boundary = f"=_{uuid.uuid4().hex}"
+    return (
+        "".join(headers)
+        + "MIME-Version: 1.0\r\n"
+        + f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n\r\n'
+        + f"--{boundary}\r\n{text}--{boundary}\r\n{html}--{boundary}--\r\n"
+    ).encode("ascii")
 
 
 class SmtpSecurity(StrEnum):
@@ -249,20 +317,18 @@ class SmtpSender:
             client.close()
         return None
 
-    async def _transmit(self, message: EmailMessage, email: OutgoingEmail) -> str:
+    async def _transmit(self, message: bytes, email: OutgoingEmail) -> str:
         """Send over a pooled connection, waiting for one while all are busy; the DATA reply."""
         async with self._connections:
             return await self._transmit_pooled(message, email)
 
-    async def _transmit_pooled(self, message: EmailMessage, email: OutgoingEmail) -> str:
+    async def _transmit_pooled(self, message: bytes, email: OutgoingEmail) -> str:
         """Send over an idle connection or a new one; the DATA reply when accepted, else raises."""
         reused = self._take_idle()
         client = reused or await self._connect()
         try:
             try:
-                _, reply = await client.send_message(
-                    message, sender=email.sender.address, recipients=[email.recipient.address]
-                )
+                _, reply = await client.sendmail(email.sender.address, [email.recipient.address], message)
             except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPResponseException) as failure:
                 closing = isinstance(failure, aiosmtplib.SMTPServerDisconnected) or failure.code == 421
                 if reused is None or not closing:
@@ -271,9 +337,7 @@ class SmtpSender:
                 # accepted on it, so the message goes once more on a new connection.
                 client.close()
                 client = await self._connect()
-                _, reply = await client.send_message(
-                    message, sender=email.sender.address, recipients=[email.recipient.address]
-                )
+                _, reply = await client.sendmail(email.sender.address, [email.recipient.address], message)
         except BaseException:
             client.close()
             raise

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import email.policy
 import ssl
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from email import message_from_bytes
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from notifications.email import (
     build_message,
     message_id,
     new_message_id,
+    one_line,
 )
 from notifications.render import make_environment, render_email
 from tests.notifications.smtp_server import SmtpServer
@@ -51,12 +55,22 @@ def outgoing(**changes) -> OutgoingEmail:
     return dataclasses.replace(EMAIL, **changes)
 
 
+def built(sent: OutgoingEmail) -> EmailMessage:
+    """The message as a mail client reads the bytes `build_message` makes."""
+    message = message_from_bytes(build_message(sent, NOW), policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
 def parts(message: EmailMessage) -> dict[str, str]:
-    return {part.get_content_type(): part.get_content() for part in message.iter_parts()}
+    """Each part's text, its lines ended as in Python (the wire's are CRLF)."""
+    return {
+        part.get_content_type(): part.get_content().replace("\r\n", "\n") for part in message.iter_parts()
+    }
 
 
 def test_a_message_is_multipart_text_then_html_with_its_own_id_in_its_thread():
-    message = build_message(outgoing(), NOW)
+    message = built(outgoing())
     assert message.get_content_type() == "multipart/alternative"
     assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
     assert parts(message) == {"text/plain": "Now in paint.\n", "text/html": "<p>Now in paint.</p>\n"}
@@ -69,10 +83,10 @@ def test_a_message_is_multipart_text_then_html_with_its_own_id_in_its_thread():
 
 
 def test_the_root_of_a_thread_answers_nothing():
-    message = build_message(outgoing(message_id=ROOT), NOW)
+    message = built(outgoing(message_id=ROOT))
     assert message["Message-ID"] == ROOT
     assert message["In-Reply-To"] is None and message["References"] is None
-    unthreaded = build_message(outgoing(thread_id=None), NOW)
+    unthreaded = built(outgoing(thread_id=None))
     assert unthreaded["In-Reply-To"] is None
 
 
@@ -83,17 +97,17 @@ def test_new_message_ids_are_unique_and_well_formed():
 
 
 def test_one_click_unsubscribe_follows_rfc_8058():
-    message = build_message(outgoing(), NOW)
+    message = built(outgoing())
     assert message["List-Unsubscribe"] == (
         "<https://tracker.example/unsubscribe/tok_abc>, <mailto:unsubscribe@tracker.example?subject=tok_abc>"
     )
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    https_only = build_message(outgoing(unsubscribe_mailto=None), NOW)
+    https_only = built(outgoing(unsubscribe_mailto=None))
     assert https_only["List-Unsubscribe"] == "<https://tracker.example/unsubscribe/tok_abc>"
-    mailto_only = build_message(outgoing(unsubscribe_url=None), NOW)
+    mailto_only = built(outgoing(unsubscribe_url=None))
     assert mailto_only["List-Unsubscribe"] == "<mailto:unsubscribe@tracker.example?subject=tok_abc>"
     assert mailto_only["List-Unsubscribe-Post"] is None  # one-click needs the https URL
-    neither = build_message(outgoing(unsubscribe_url=None, unsubscribe_mailto=None), NOW)
+    neither = built(outgoing(unsubscribe_url=None, unsubscribe_mailto=None))
     assert neither["List-Unsubscribe"] is None
 
 
@@ -121,10 +135,65 @@ def test_one_click_unsubscribe_follows_rfc_8058():
     ],
 )
 def test_names_and_subjects_are_folded_onto_one_line(changes, header, expected):
-    message = build_message(outgoing(**changes), NOW)
+    message = built(outgoing(**changes))
     assert message[header] == expected
     assert message["Bcc"] is None and message["X-Injected"] is None
     assert "\r\nBcc" not in message.as_string() and "\nBcc" not in message.as_string()
+
+
+def test_the_message_is_7_bit_with_short_header_lines_and_non_ascii_words_encoded():
+    name = " ".join(["Zoë Ñúñez-Lopès"] * 6)
+    subject = "Votre Renault Clio : prête — " + "très " * 30 + "bientôt"
+    raw = build_message(outgoing(recipient=Mailbox("ana@customer.example", name), subject=subject), NOW)
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert raw.isascii()
+    assert all(len(line) <= 78 for line in head.split(b"\r\n"))
+    assert b"=?utf-8?b?" in head
+    # Read as RFC 2047 says (Python's address parser keeps the space between two encoded-words).
+    headers = message_from_bytes(raw)
+    assert str(make_header(decode_header(headers["Subject"]))) == one_line(subject)
+    assert str(make_header(decode_header(headers["To"]))) == f"{name} <ana@customer.example>"
+
+
+def test_an_ascii_word_a_reader_would_decode_is_encoded_itself():
+    word = "=?utf-8?b?SGk=?="  # "Hi", were it decoded
+    message = built(outgoing(subject=f"{word} there", recipient=Mailbox("a@b.example", word)))
+    assert message["Subject"] == f"{word} there"
+    assert message["To"].addresses[0].display_name == word
+
+
+def test_unsubscribe_links_stay_plain_urls_on_the_wire():
+    url = "https://tracker.example/unsubscribe/" + "t" * 180
+    raw = build_message(outgoing(unsubscribe_url=url), NOW)
+    assert f"List-Unsubscribe: <{url}>,\r\n <mailto:".encode() in raw
+
+
+def test_a_header_too_long_for_one_line_is_refused():
+    with pytest.raises(InvalidEmail) as refused:
+        build_message(outgoing(unsubscribe_url="https://tracker.example/u/" + "t" * 1000), NOW)
+    assert refused.value.field == "unsubscribe_url"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Now in paint.\n",
+        "Zoë's Clio: prête à 100 %\n",
+        ".\n..leading dots\nFrom the workshop\n",
+        "x" * 2000 + "\nend",
+        "old\r\nmac\rmixed\nends  \n\ttabbed\n",
+        "bell\x07 and = and =?utf-8?b?SGk=?=\n",
+        "--=_ not a boundary\n",
+    ],
+)
+def test_every_body_arrives_as_written_in_short_7_bit_lines(text):
+    raw = build_message(outgoing(text=text, html=f"<pre>{text}</pre>"), NOW)
+    assert raw.isascii()
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    assert b"\r" not in raw.replace(b"\r\n", b"")
+    message = built(outgoing(text=text, html=f"<pre>{text}</pre>"))
+    written = text.replace("\r\n", "\n").replace("\r", "\n")
+    assert parts(message) == {"text/plain": written, "text/html": f"<pre>{written}</pre>"}
 
 
 @pytest.mark.parametrize(
@@ -149,7 +218,7 @@ def test_names_and_subjects_are_folded_onto_one_line(changes, header, expected):
 )
 def test_invalid_addresses_are_refused(address):
     with pytest.raises(InvalidEmail, match="recipient: not a valid email address") as refused:
-        build_message(outgoing(recipient=Mailbox(address)), NOW)
+        built(outgoing(recipient=Mailbox(address)))
     assert refused.value.field == "recipient"
 
 
@@ -170,7 +239,7 @@ def test_invalid_addresses_are_refused(address):
 )
 def test_doubtful_headers_are_refused(changes, field):
     with pytest.raises(InvalidEmail) as refused:
-        build_message(outgoing(**changes), NOW)
+        built(outgoing(**changes))
     assert refused.value.field == field
 
 

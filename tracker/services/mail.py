@@ -46,12 +46,13 @@ class DevMailbox:
             built = build_message(message, now)
         except InvalidEmail as invalid:
             return Attempt(Outcome.INVALID, 0.0, error=str(invalid))
+        text = built.decode("ascii").replace("\r\n", "\n")
         delivery = _DELIVERY_MESSAGE_ID.match(message.message_id)
         await DevMail.create(
             delivery_id=int(delivery.group(1)) if delivery else None,
             recipient=message.recipient.address,
-            subject=str(built["Subject"])[:500],
-            message=built.as_string(),
+            subject=str(email.message_from_string(text, policy=email.policy.default)["Subject"])[:500],
+            message=text,
             created_at=now,
         )
         latency = round((time.perf_counter() - started) * 1000, 3)
