@@ -173,6 +173,44 @@ async def test_results_move_the_row_and_keep_each_attempt(store: DatabaseDeliver
     assert (await DeliveryRow.get(id=row.id)).status == "dead"
 
 
+async def test_results_finishing_together_each_move_only_their_own_claimed_row(
+    store: DatabaseDeliveryStore,
+) -> None:
+    for name in ("lost", "sent", "retried", "dead"):
+        await queue(f"email:{name}@example.com", address=f"{name}@example.com")
+    lost, sent, retried, dead = await store.claim_due(10, CURRENT_TIME + LEASE, CURRENT_TIME, 4, ())
+    (taken_over,) = await store.claim_due(1, CURRENT_TIME + 2 * LEASE, CURRENT_TIME + LEASE, 4, ())
+    assert taken_over.id == lost.id
+    retry_at = CURRENT_TIME + timedelta(minutes=5)
+
+    await asyncio.gather(
+        store.mark_sent(lost, DELIVERED, CURRENT_TIME),
+        store.mark_sent(sent, DELIVERED, CURRENT_TIME),
+        store.mark_retry(retried, FAILED, retry_at, CURRENT_TIME),
+        store.mark_dead(dead, FAILED, CURRENT_TIME),
+    )
+
+    rows = {row.id: row for row in await DeliveryRow.all()}
+    moved = [rows[int(d.id)] for d in (lost, sent, retried, dead)]
+    assert [(row.status, row.attempts, row.claim) for row in moved] == [
+        ("queued", 0, taken_over.claim),
+        ("sent", 1, None),
+        ("queued", 1, None),
+        ("dead", 1, None),
+    ]
+    assert (moved[1].sent_at, moved[2].available_at, moved[3].last_error) == (
+        CURRENT_TIME,
+        retry_at,
+        "HTTP 503",
+    )
+    kept = await DeliveryAttempt.all().order_by("delivery_id")
+    assert [(a.delivery_id, a.outcome) for a in kept] == [
+        (int(sent.id), "delivered"),
+        (int(retried.id), "failed"),
+        (int(dead.id), "failed"),
+    ]
+
+
 async def test_a_bounce_suppresses_the_address_and_skips_what_is_queued_for_it(
     store: DatabaseDeliveryStore,
 ) -> None:

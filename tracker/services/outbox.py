@@ -7,6 +7,8 @@ into messages at claim time by an `EmailComposer`, which may also fold, defer or
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 import uuid
@@ -125,13 +127,41 @@ _WAITING = (
     "status = 'queued' AND available_at <= {now} AND (channel <> 'webhook' OR endpoint_id IN "
     "(SELECT id FROM webhook_endpoint WHERE status = 'active'))"
 )
-_RECORD_POSTGRES = (
-    "WITH moved AS (UPDATE delivery SET claim = NULL, attempts = $3, status = $4, "
-    "available_at = coalesce($5, available_at), sent_at = $6, last_error = $7 "
-    "WHERE id = $1 AND claim = $2 RETURNING id) "
-    "INSERT INTO delivery_attempt (delivery_id, endpoint_id, attempted_at, outcome, status_code, latency_ms, "
-    "error, response_excerpt) SELECT id, $8, $9, $10, $11, $12, $13, $14 FROM moved RETURNING delivery_id"
+_RESULT_COLUMNS = (
+    ("id", "bigint"),
+    ("claim", "text"),
+    ("attempts", "int"),
+    ("status", "text"),
+    ("available_at", "timestamptz"),
+    ("sent_at", "timestamptz"),
+    ("last_error", "text"),
+    ("endpoint_id", "int"),
+    ("attempted_at", "timestamptz"),
+    ("outcome", "text"),
+    ("status_code", "int"),
+    ("latency_ms", "float8"),
+    ("error", "text"),
+    ("response_excerpt", "text"),
 )
+"""The fields of a `_Result`, in order, with their PostgreSQL types."""
+_RECORD_POSTGRES = (
+    "WITH result AS (SELECT * FROM unnest("  # noqa: S608 (fixed SQL)
+    + ", ".join(f"${n}::{kind}[]" for n, (_, kind) in enumerate(_RESULT_COLUMNS, 1))
+    + ") AS result("
+    + ", ".join(name for name, _ in _RESULT_COLUMNS)
+    + ")), moved AS (UPDATE delivery SET claim = NULL, attempts = result.attempts, status = result.status, "
+    "available_at = coalesce(result.available_at, delivery.available_at), sent_at = result.sent_at, "
+    "last_error = result.last_error FROM result "
+    "WHERE delivery.id = result.id AND delivery.claim = result.claim RETURNING result.id, result.claim) "
+    ", kept AS (INSERT INTO delivery_attempt (delivery_id, endpoint_id, attempted_at, outcome, status_code, "
+    "latency_ms, error, response_excerpt) SELECT result.id, result.endpoint_id, result.attempted_at, "
+    "result.outcome, result.status_code, result.latency_ms, result.error, result.response_excerpt "
+    "FROM result JOIN moved USING (id, claim)) "
+    "SELECT id, claim FROM moved"
+)
+"""Record a batch of results in one statement, each only while its claim still holds the row."""
+RESULT_BATCH = 100
+"""At most this many results go in one statement."""
 SCAN_FACTOR = 4
 """A claim looks at this many times `limit` of the oldest due rows to apply the per-target limit."""
 JOB_GONE = "the job was deleted"
@@ -249,12 +279,37 @@ class _Row:
         return cls(**{**row, "created_at": _instant(row["created_at"])})
 
 
+@dataclass(slots=True)
+class _Result:
+    """One attempt's result waiting to be written with others; `recorded` tells its caller whether its
+    claim still held the row."""
+
+    id: int
+    claim: str
+    attempts: int
+    status: str
+    available_at: datetime | None
+    sent_at: datetime | None
+    last_error: str | None
+    endpoint_id: int | None
+    attempted_at: datetime
+    outcome: str
+    status_code: int | None
+    latency_ms: float
+    error: str | None
+    response_excerpt: str | None
+    recorded: asyncio.Future[bool]
+
+
 class DatabaseDeliveryStore:
     """`notifications.DeliveryStore` over the `delivery` table; every call is one short transaction.
 
     A claim sets `claim` (a fresh token) and moves `available_at` to the lease's end, so a claim held by a
     process that died is simply due again when its lease ends. Every later change of a row names the
     claim it holds (compare-and-set): a result that comes after the row was claimed again changes nothing.
+
+    Results are written in batches: a result waits up to `result_linger` seconds for others to finish,
+    and all go in one statement (a statement per sent message cost more than composing it).
     """
 
     def __init__(
@@ -264,12 +319,17 @@ class DatabaseDeliveryStore:
         *,
         staff_addresses: Sequence[str] = (),
         defer_on_error: timedelta = timedelta(minutes=5),
+        result_linger: float = 0.02,
     ) -> None:
         self._composer = composer
         self._snapshots = snapshots
         self._staff_addresses = tuple(address.lower() for address in staff_addresses)
         self._defer_on_error = defer_on_error
         self._claimed: dict[tuple[str, str], _Row] = {}
+        self._result_linger = result_linger
+        self._results: list[_Result] = []
+        self._results_full = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ claiming
 
@@ -431,42 +491,104 @@ class DatabaseDeliveryStore:
         last_error: str | None = None,
     ) -> bool:
         """Move the row on while `delivery.claim` still holds it, and keep the attempt; atomically. False
-        (and nothing written) when the claim was lost."""
+        (and nothing written) when the claim was lost. Returns once written, with the results that
+        finished about the same time."""
         row = self._row(delivery)
-        attempt_fields: dict[str, Any] = {  # in the order of _RECORD_POSTGRES's last parameters
-            "endpoint_id": row.endpoint_id if row else _endpoint_id(delivery.target),
-            "attempted_at": now,
-            "outcome": attempt.outcome.value,
-            "status_code": attempt.status_code,
-            "latency_ms": attempt.latency_ms,
-            "error": _cut(attempt.error, 500),
-            "response_excerpt": _cut(attempt.response_excerpt, EXCERPT_BYTES),
-        }
-        connection = get_connection("default")
-        if connection.capabilities.dialect == "postgres":
-            # One statement, one round trip: the result is recorded only if the claim still holds.
-            values = [int(delivery.id), delivery.claim, delivery.attempts_made + 1, status, available_at]
-            recorded = await connection.execute_query_dict(
-                _RECORD_POSTGRES, [*values, sent_at, last_error, *attempt_fields.values()]
-            )
-            if not recorded:
-                return False
-        else:
-            changes: dict[str, Any] = {"status": status, "sent_at": sent_at, "last_error": last_error}
-            if available_at is not None:
-                changes["available_at"] = available_at
-            async with in_transaction():
-                updated = await DeliveryRow.filter(id=int(delivery.id), claim=delivery.claim).update(
-                    claim=None, attempts=delivery.attempts_made + 1, **changes
-                )
-                if not updated:
-                    return False
-                await DeliveryAttempt.create(delivery_id=int(delivery.id), **attempt_fields)
+        result = _Result(
+            id=int(delivery.id),
+            claim=delivery.claim,
+            attempts=delivery.attempts_made + 1,
+            status=status,
+            available_at=available_at,
+            sent_at=sent_at,
+            last_error=last_error,
+            endpoint_id=row.endpoint_id if row else _endpoint_id(delivery.target),
+            attempted_at=now,
+            outcome=attempt.outcome.value,
+            status_code=attempt.status_code,
+            latency_ms=attempt.latency_ms,
+            error=_cut(attempt.error, 500),
+            response_excerpt=_cut(attempt.response_excerpt, EXCERPT_BYTES),
+            recorded=asyncio.get_running_loop().create_future(),
+        )
+        self._results.append(result)
+        if len(self._results) >= RESULT_BATCH:
+            self._results_full.set()
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_results(), name="outbox-results")
+        # Shielded: a caller stopped while it waits leaves the batch to the others.
+        if not await asyncio.shield(result.recorded):
+            return False
         channel = "webhook" if delivery.target.startswith("webhook:") else "email"
         DELIVERY_RESULTS.labels(channel, "failed" if status == "queued" else status).inc()
         if status == "sent" and row is not None:
             EVENT_TO_DELIVERY.labels(channel).observe(max(0.0, (now - row.created_at).total_seconds()))
         return True
+
+    async def _write_results(self) -> None:
+        """Wait up to the linger for a full batch, then write batches until no result waits."""
+        batch: list[_Result] = []
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._result_linger):
+                    await self._results_full.wait()
+            while self._results:
+                batch, self._results = self._results[:RESULT_BATCH], self._results[RESULT_BATCH:]
+                self._results_full.clear()
+                try:
+                    written = await self._write(batch)
+                except Exception as error:
+                    for result in batch:
+                        _settle(result.recorded, error)
+                else:
+                    for result in batch:
+                        _settle(result.recorded, (result.id, result.claim) in written)
+        except BaseException as error:  # cancelled: nobody may wait for ever
+            for result in [*batch, *self._results]:
+                _settle(result.recorded, error)
+            self._results = []
+            raise
+        finally:
+            self._writer = None
+
+    async def _write(self, batch: list[_Result]) -> set[tuple[int, str]]:
+        """Write `batch` in one transaction; the (id, claim) of the results whose claim still held."""
+        connection = get_connection("default")
+        if connection.capabilities.dialect == "postgres":
+            columns = [[getattr(result, name) for result in batch] for name, _ in _RESULT_COLUMNS]
+            written = await connection.execute_query_dict(_RECORD_POSTGRES, columns)
+            return {(row["id"], row["claim"]) for row in written}
+        held = set()
+        async with in_transaction():
+            for result in batch:
+                changes: dict[str, Any] = {
+                    "status": result.status,
+                    "sent_at": result.sent_at,
+                    "last_error": result.last_error,
+                }
+                if result.available_at is not None:
+                    changes["available_at"] = result.available_at
+                if await DeliveryRow.filter(id=result.id, claim=result.claim).update(
+                    claim=None, attempts=result.attempts, **changes
+                ):
+                    held.add((result.id, result.claim))
+            await DeliveryAttempt.bulk_create(
+                [
+                    DeliveryAttempt(
+                        delivery_id=result.id,
+                        endpoint_id=result.endpoint_id,
+                        attempted_at=result.attempted_at,
+                        outcome=result.outcome,
+                        status_code=result.status_code,
+                        latency_ms=result.latency_ms,
+                        error=result.error,
+                        response_excerpt=result.response_excerpt,
+                    )
+                    for result in batch
+                    if (result.id, result.claim) in held
+                ]
+            )
+        return held
 
     async def mark_sent(self, delivery: Delivery, attempt: Attempt, now: datetime) -> None:
         await self._record(delivery, attempt, now, status="sent", sent_at=now)
@@ -623,3 +745,14 @@ def _error(attempt: Attempt) -> str:
 
 def _cut(text: str | None, limit: int) -> str | None:
     return None if text is None else text[:limit]
+
+
+def _settle(future: asyncio.Future[bool], outcome: bool | BaseException) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, asyncio.CancelledError):
+        future.cancel()
+    elif isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
