@@ -29,7 +29,7 @@ from notifications.email import (
     validate_address,
 )
 from notifications.ratelimit import Rate
-from notifications.render import RenderedEmail, make_environment, render_email
+from notifications.render import MailMerge, RenderedEmail, make_environment, merge_email, render_email
 from notifications.retry import (
     Decision,
     TargetAction,
@@ -52,6 +52,7 @@ __all__ = [
     "DispatcherSettings",
     "EmailSending",
     "InvalidEmail",
+    "MailMerge",
     "Mailbox",
     "Outcome",
     "OutgoingEmail",
@@ -76,6 +77,7 @@ __all__ = [
     "generate_secret",
     "judge_target",
     "make_environment",
+    "merge_email",
     "message_id",
     "new_message_id",
     "render_email",

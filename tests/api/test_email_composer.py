@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from markupsafe import escape
 
 from notifications import OutgoingEmail, SmtpSecurity, SmtpSender, SmtpSettings
 from tests.conftest import FakeClock, Keys
@@ -249,6 +250,33 @@ async def test_a_batch_composes_each_email_as_it_would_be_alone(
     assert marie.message.subject == "Votre Renault Clio : un message de notre part"
     assert piet == SkipEmail("address suppressed")
     assert greta == SkipEmail("the contact or the job no longer exists")
+
+
+async def test_readers_of_one_update_each_read_their_own_name_and_links(
+    client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: DatabaseEmailComposer
+) -> None:
+    await create_workflow(client, auth.admin)
+    names = ["Ann", 'Zoë <b>&amp; "Bo"</b> {{ name }} %(name)s']
+    contacts = [
+        {"name": name, "email": f"reader{n}@example.com", "locale": "en_GB", "time_zone": "Europe/Paris"}
+        for n, name in enumerate(names)
+    ]
+    account = await create_account(client, auth.staff, kind="institutional", contacts=contacts)
+    job = await create_job(client, auth.staff, account["id"], title="Renault Clio")
+    note = {"body": "Ready for a test drive", "visibility": "public", "version": job["version"]}
+    response = await client.post(f"/jobs/{job['id']}/notes", json=note, headers=auth.staff)
+    assert response.status_code == 201, response.text
+
+    plans = await composer.compose_batch(await queued("note_added"), clock.now)
+
+    tokens = [(await Contact.get(email=f"reader{n}@example.com")).page_token for n in range(2)]
+    for plan, name, token, other in zip(plans, names, tokens, reversed(tokens), strict=True):
+        assert isinstance(plan, ComposedEmail)
+        assert f"Hello {name}," in plan.message.text
+        assert f"Hello {escape(name)}," in plan.message.html
+        for part in (plan.message.text, plan.message.html):
+            assert f"/a/{token}" in part and f"/unsubscribe/{token}?c=notes" in part
+            assert str(other) not in part
 
 
 def _comparable(plan: object) -> object:

@@ -7,7 +7,7 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from notifications.render import make_environment, render_email
+from notifications.render import make_environment, merge_email, render_email
 
 TEMPLATES = Path(__file__).parent / "templates"
 CONTEXT = {
@@ -48,3 +48,27 @@ def test_autoescaping_follows_the_template_name(tmp_path):
         name: environment.get_template(name).render(value="<&>") for name in ("a.html", "a.xml", "a.txt")
     }
     assert rendered == {"a.html": "&lt;&amp;&gt;", "a.xml": "&lt;&amp;&gt;", "a.txt": "<&>"}
+
+
+@pytest.mark.parametrize(
+    "note",
+    [
+        "<script>alert('x')</script> & \"quoted\"",
+        "{{ status_url }} %(note)s {% raw %}",
+        "Zoë\r\nBcc: someone@example.com",
+    ],
+)
+def test_a_merged_email_reads_as_if_rendered_for_its_recipient(note):
+    environment = make_environment(TEMPLATES)
+    personal = {"note": note, "status_url": "https://tracker.example/s/tok?a=1&b=2"}
+    merge = merge_email(environment, "stage_changed", CONTEXT, personal)
+    assert merge.fill(personal) == render_email(environment, "stage_changed", {**CONTEXT, **personal})
+
+
+def test_a_value_that_looks_like_a_hole_stays_as_it_is():
+    environment = make_environment(TEMPLATES)
+    lookalike = "\ue000" + "0" * 16 + ":note\ue001"
+    context = {**CONTEXT, "job": {"title": lookalike, "stage": "Paint"}}
+    merge = merge_email(environment, "stage_changed", context, ["note"])
+    alone = render_email(environment, "stage_changed", {**context, "note": "mine"})
+    assert merge.fill({"note": "mine"}) == alone

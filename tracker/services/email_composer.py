@@ -24,8 +24,10 @@ from tortoise.queryset import QuerySet
 
 from notifications import (
     Mailbox,
+    MailMerge,
     OutgoingEmail,
     RenderedEmail,
+    merge_email,
     message_id,
     render_email,
     validate_address,
@@ -68,6 +70,8 @@ STAFF_LANGUAGE = "en"
 FALLBACK_DOMAIN = "tracker.invalid"
 FOLDED = frozenset({EmailCategory.PROGRESS, EmailCategory.ESTIMATES})
 """Categories whose emails fold into one another (see `tracker.domain.emails`)."""
+PERSONAL_FIELDS = ("contact_name", "preferences_url", "unsubscribe_url")
+"""What differs between the readers of one job update: the rest is rendered once for them all."""
 
 
 def mail_domain(settings: Settings) -> str:
@@ -239,22 +243,16 @@ class DatabaseEmailComposer:
         events = [event for event_id, event in sorted(batch.events.items()) if event_id in covered]
         if not all(_public(e) for e in events):
             return SkipEmail("the note is internal")
-        language = language_of(contact.locale)
-        formats = Formats(language, zone)
-        snapshot, job_context = await batch.job_view(self._snapshots, job, formats)
+        merge = await self._job_update(batch, job, events, Formats(language_of(contact.locale), zone))
         token = await ensure_page_token(contact)
         unsubscribe_url = f"{self._base}/unsubscribe/{token}?c={category.value}"
-        context = {
-            **job_context,
-            "contact_name": contact.name,
-            "headline": headline([EventType(e.type) for e in events], snapshot.status),
-            "changes": [await self._change(e, job, formats) for e in events],
-            "notes": [str(e.data["body"]) for e in events if e.type == EventType.NOTE_ADDED],
-            "status_url": f"{snapshot.public_url}?lang={language}",
-            "preferences_url": f"{self._base}/a/{token}",
-            "unsubscribe_url": unsubscribe_url,
-        }
-        rendered = render_email(self._environments[language], "job_update", context)
+        rendered = merge.fill(
+            {
+                "contact_name": contact.name,
+                "preferences_url": f"{self._base}/a/{token}",
+                "unsubscribe_url": unsubscribe_url,
+            }
+        )
         message = self._outgoing(
             email.id,
             Mailbox(contact.email, contact.name),
@@ -263,6 +261,27 @@ class DatabaseEmailComposer:
             unsubscribe_url=unsubscribe_url,
         )
         return ComposedEmail(message, folded=tuple(i for i in timing.covers if i != email.id))
+
+    async def _job_update(
+        self, batch: _CustomerBatch, job: Job, events: list[JobEvent], formats: Formats
+    ) -> MailMerge:
+        """The update telling of `events`, rendered once a batch for its readers of one language and
+        time zone; each reader's own name and links fill it."""
+        key = (job.id, tuple(event.id for event in events), formats.language, formats.zone.key)
+        merge = batch.merges.get(key)
+        if merge is None:
+            snapshot, job_context = await batch.job_view(self._snapshots, job, formats)
+            context = {
+                **job_context,
+                "headline": headline([EventType(e.type) for e in events], snapshot.status),
+                "changes": [await self._change(e, job, formats) for e in events],
+                "notes": [str(e.data["body"]) for e in events if e.type == EventType.NOTE_ADDED],
+                "status_url": f"{snapshot.public_url}?lang={formats.language}",
+            }
+            environment = self._environments[formats.language]
+            merge = merge_email(environment, "job_update", context, PERSONAL_FIELDS)
+            batch.merges[key] = merge
+        return merge
 
     async def _timing(
         self,
@@ -527,6 +546,8 @@ class _CustomerBatch:
     events: dict[int, JobEvent]
     """The events of the batch's emails and of those queued emails, by id."""
     views: dict[tuple[int, str, str], tuple[JobSnapshot, dict[str, Any]]] = field(default_factory=dict)
+    merges: dict[tuple[int, tuple[int, ...], str, str], MailMerge] = field(default_factory=dict)
+    """The job updates rendered so far, by job, events, language and time zone."""
 
     @classmethod
     async def load(cls, emails: Sequence[QueuedEmail], now: datetime) -> _CustomerBatch:
