@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Final
 
 import jinja2
+import jinja2.bccache
 from babel.support import NullTranslations, Translations
 
 from notifications.render import make_environment
@@ -39,6 +40,22 @@ def load_translations(locale_dir: Path | str, language: str) -> NullTranslations
         return Translations(catalog, domain=DOMAIN)
 
 
+class _SharedBytecode(jinja2.BytecodeCache):
+    """Compiled templates kept in memory for environments that differ only in their translations (the
+    compiled code looks words up at render time), so each template compiles once, not once a language."""
+
+    def __init__(self) -> None:
+        self._compiled: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        compiled = self._compiled.get(bucket.key)
+        if compiled is not None:
+            bucket.bytecode_from_string(compiled)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self._compiled[bucket.key] = bucket.bytecode_to_string()
+
+
 def localized_environments(templates_dir: Path | str) -> Mapping[str, jinja2.Environment]:
     """One environment per language over `templates_dir`, with `{% trans %}`, `_()` and `ngettext`.
 
@@ -46,9 +63,12 @@ def localized_environments(templates_dir: Path | str) -> Mapping[str, jinja2.Env
     a `stat` per template on every render: emails render three each).
     """
     locale_dir = Path(templates_dir) / "locale"
+    compiled = _SharedBytecode()
     environments = {}
     for language in LANGUAGES:
-        environment = make_environment(templates_dir, extensions=["jinja2.ext.i18n"], auto_reload=False)
+        environment = make_environment(
+            templates_dir, extensions=["jinja2.ext.i18n"], auto_reload=False, bytecode_cache=compiled
+        )
         environment.install_gettext_translations(  # type: ignore[attr-defined]
             load_translations(locale_dir, language), newstyle=True
         )
