@@ -113,6 +113,7 @@ class EmailSending(Protocol):
 @dataclass(frozen=True, slots=True)
 class DispatcherSettings:
     max_in_flight: int = 32
+    """Claimed deliveries not yet sent (one sent and being recorded no longer counts)."""
     per_target: int = 4
     """Sends to one target at once in this process (and at most twice as many claims held for it)."""
     sweep_interval: float = 5.0
@@ -149,6 +150,9 @@ class Dispatcher:
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks: dict[asyncio.Task[None], Delivery] = {}
         self._sending: set[asyncio.Task[None]] = set()
+        self._recording: set[asyncio.Task[None]] = set()
+        """Sent, their result being written: the store may gather results, so they do not hold room
+        that the next claim could fill."""
         self._held: Counter[str] = Counter()
         self._target_slots: dict[str, asyncio.Semaphore] = {}
         self._buckets: dict[str, TokenBucket] = {}
@@ -188,7 +192,7 @@ class Dispatcher:
 
     async def _claim(self) -> None:
         settings = self._settings
-        free = settings.max_in_flight - len(self._tasks)
+        free = settings.max_in_flight - self._unsent()
         self._saturated = free <= 0
         if free <= 0:
             return
@@ -214,20 +218,37 @@ class Dispatcher:
             self._tasks[task] = delivery
             task.add_done_callback(self._finished)
 
+    def _unsent(self) -> int:
+        return len(self._tasks) - len(self._recording)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        """The send is over: its target and its room are free while its result is written."""
+        self._recording.add(task)
+        self._let_go(self._tasks[task].target)
+        self._claim_when_half_free()
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         delivery = self._tasks.pop(task)
         self._sending.discard(task)
-        self._held[delivery.target] -= 1
-        held = self._held[delivery.target]
+        if task in self._recording:
+            self._recording.discard(task)
+        else:  # ended before or during its send (stopped, released for its rate)
+            self._let_go(delivery.target)
+        self._claim_when_half_free()
+
+    def _let_go(self, target: str) -> None:
+        self._held[target] -= 1
+        held = self._held[target]
         if held <= 0:
-            del self._held[delivery.target]
-            del self._target_slots[delivery.target]
+            del self._held[target]
+            del self._target_slots[target]
+        if target in self._full_targets and held <= self._settings.per_target // 2:
+            self._full_targets.discard(target)
+            self._wakeup.set()
+
+    def _claim_when_half_free(self) -> None:
         # Claim again once half the room is free, not after every send: one claim (a query) per batch.
-        settings = self._settings
-        target_has_room = delivery.target in self._full_targets and held <= settings.per_target // 2
-        if target_has_room:
-            self._full_targets.discard(delivery.target)
-        if target_has_room or (self._saturated and len(self._tasks) <= settings.max_in_flight // 2):
+        if self._saturated and self._unsent() <= self._settings.max_in_flight // 2:
             self._wakeup.set()
 
     async def _release(self, delivery: Delivery, available_at: datetime) -> None:
@@ -245,7 +266,8 @@ class Dispatcher:
                     return
                 self._sending.add(task)
                 attempt = await self._send(delivery)
-                await self._record(delivery, attempt)
+            self._sent(task)
+            await self._record(delivery, attempt)
         except asyncio.CancelledError:
             # Stopped before the result was recorded; a release after it was recorded changes nothing.
             await self._release(delivery, self._clock())

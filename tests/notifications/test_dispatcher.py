@@ -151,6 +151,36 @@ async def test_a_backlog_drains_without_waiting_for_sweeps_while_claims_find_wor
     assert len(smtp_server.inbox.messages) == 8
 
 
+class SlowRecordingStore(InMemoryStore):
+    """Writes no result until told to, as a store gathering results into one statement keeps them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.write = asyncio.Event()
+
+    async def mark_sent(self, delivery, attempt, now):
+        await self.write.wait()
+        await super().mark_sent(delivery, attempt, now)
+
+
+async def test_sends_whose_results_are_still_being_written_leave_room_to_claim_more(
+    clock, webhooks, email, smtp_server: SmtpServer
+):
+    store = SlowRecordingStore()
+    for number in range(6):
+        store.add(mail(f"m{number}"), clock.now)  # one target (a domain) of per_target 2
+    settings = DispatcherSettings(max_in_flight=2, per_target=2, sweep_interval=60.0)
+    async with running(store, clock, webhooks, email, settings) as dispatcher:
+        dispatcher.wake()
+        async with asyncio.timeout(5):
+            while len(smtp_server.inbox.messages) < 6:
+                await smtp_server.inbox.arrived.wait()
+                smtp_server.inbox.arrived.clear()
+        assert all(not row.attempts for row in store.rows.values())  # all sent, none recorded yet
+        store.write.set()
+        await store.wait_until(settled(store, "sent"))
+
+
 async def test_the_sweep_finds_due_deliveries_without_a_signal(store, clock, webhooks, email, receiver):
     async with running(store, clock, webhooks, email, DispatcherSettings(sweep_interval=0.05)):
         await asyncio.sleep(0.01)
