@@ -127,10 +127,8 @@ def demo(if_empty: bool) -> None:
             now = utc_now()
             if not (if_empty and await demo_data.is_seeded()):
                 services = build_services(settings)
-                statuses = await demo_data.seed(services.jobs, now=now)
-                estimates = services.estimates
-                await estimates.refit_all(now=now)
-                await estimates.recompute_tick(
+                statuses = await demo_data.seed(services, now=now)
+                await services.estimates.recompute_tick(
                     now=now, tick_start=now, batch_size=settings.recompute_batch_size
                 )
                 counts = ", ".join(
