@@ -256,7 +256,28 @@ def test_an_unreachable_database_fails_with_a_message(env: dict[str, str]) -> No
         assert result.output.startswith("Error: cannot connect to the database"), result.output
 
 
+@pytest.mark.parametrize("command", ["serve", "dispatch"])
+def test_serving_an_unmigrated_database_fails_with_a_message_before_starting(
+    env: dict[str, str], command: str
+) -> None:
+    result = run(env, command)
+
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: the database lacks 7 migration(s) (0001_initial, "), result.output
+    assert result.output.rstrip().endswith("run `tracker migrate`")
+
+
+def test_serving_an_unreachable_database_fails_with_a_message(env: dict[str, str]) -> None:
+    unreachable = {**env, "TRACKER_DATABASE_URL": "postgres://nobody@127.0.0.1:1/tracker"}
+
+    for command in ("serve", "dispatch"):
+        result = run(unreachable, command)
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith("Error: cannot connect to the database"), result.output
+
+
 def test_serve_on_a_port_in_use_fails_with_a_message_before_starting(env: dict[str, str]) -> None:
+    ok(env, "migrate")
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         result = run(env, "serve", "--host", "127.0.0.1", "--port", str(port))

@@ -62,6 +62,7 @@ def serve(host: str | None, port: int | None) -> None:
 
     settings = _settings()
     configure_logging(settings.log_level, as_json=settings.log_json)
+    _require_migrated(settings)
     listening = _listen(host or settings.host, port or settings.port)
     address, bound_port = listening.getsockname()[:2]
     logging.getLogger("tracker").info("serving on http://%s:%s", address, bound_port)
@@ -73,6 +74,18 @@ def serve(host: str | None, port: int | None) -> None:
         proxy_headers=True,
     )
     uvicorn.Server(config).run(sockets=[listening])
+
+
+def _require_migrated(settings: Settings) -> None:
+    """Refuse to start on a database that cannot be reached or lacks migrations: one clear message
+    before anything runs, not a server that starts and then fails every request and every tick."""
+    from tracker.db.session import pending_migrations
+
+    pending = _run(pending_migrations(settings))
+    if pending:
+        raise click.ClickException(
+            f"the database lacks {len(pending)} migration(s) ({', '.join(pending)}): run `tracker migrate`"
+        )
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -101,6 +114,7 @@ def dispatch() -> None:
 
     settings = _settings()
     configure_logging(settings.log_level, as_json=settings.log_json)
+    _require_migrated(settings)
 
     async def run() -> None:
         stopped = asyncio.Event()
