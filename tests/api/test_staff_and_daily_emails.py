@@ -147,6 +147,29 @@ async def test_the_morning_summary_comes_in_the_staffs_morning(staff_settings: S
     assert summary.address == STAFF
 
 
+async def test_staff_emails_speak_the_staffs_language_and_time_zone(
+    client: httpx.AsyncClient, auth: Keys, clock: FakeClock, staff_settings: Settings
+) -> None:
+    paris = dataclasses.replace(staff_settings, staff_language="fr", staff_time_zone="Europe/Paris")
+    composer = DatabaseEmailComposer(paris, build_services(paris).snapshots)
+    await create_workflow(client, auth.admin)
+    account = await create_account(client, auth.staff)
+    created = await create_job(client, auth.staff, account["id"], title="Renault Clio")
+    job = await Job.get(id=created["id"])
+    await record_events([risk_event(job)], Listeners(staff_addresses=(STAFF,)))
+    (alert,) = await queued("staff_alert")
+    alert_plan = await composer.compose(alert, clock.now)
+    assert isinstance(alert_plan, ComposedEmail)
+    assert alert_plan.message.subject == f"À risque : {job.reference} Renault Clio"
+
+    late_sunday = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)  # already Monday 2 March in Paris
+    await queue_daily_emails(paris, late_sunday + timedelta(hours=8))
+    (summary,) = await queued("staff_summary")
+    summary_plan = await composer.compose(summary, late_sunday)
+    assert isinstance(summary_plan, ComposedEmail)
+    assert summary_plan.message.subject == "Dossiers à surveiller, lun. 2 mars"
+
+
 @pytest.mark.parametrize(
     ("kind", "says"),
     [

@@ -63,7 +63,6 @@ from tracker.services.snapshots import JobSnapshot, JobSnapshots
 from tracker.services.status_pages import QUESTION_KIND
 from tracker.settings import Settings
 
-STAFF_LANGUAGE = "en"
 """Staff and endpoint owners are addressed in the first language (no locale is known for them)."""
 FALLBACK_DOMAIN = "tracker.invalid"
 FOLDED = frozenset({EmailCategory.PROGRESS, EmailCategory.ESTIMATES})
@@ -178,6 +177,7 @@ class DatabaseEmailComposer:
         self._domain = mail_domain(settings)
         self._sender = sender_of(settings)
         self._base = settings.public_base_url.rstrip("/")
+        self._staff_formats = Formats(settings.staff_language, settings.staff_zone)
 
     async def compose(self, email: QueuedEmail, now: datetime) -> EmailPlan:
         """The plan of one email (`compose_batch` of one); raises what composing it raised."""
@@ -370,15 +370,15 @@ class DatabaseEmailComposer:
         address = await _staff_address(email)
         if isinstance(address, SkipEmail):
             return address
-        formats = Formats(STAFF_LANGUAGE, ZoneInfo("UTC"))
-        environment = self._environments[STAFF_LANGUAGE]
+        formats = self._staff_formats
+        environment = self._environments[self._staff_formats.language]
         thread = None
         if email.kind == "staff_alert":
             job = await Job.get_or_none(id=email.job_id)
             event = await JobEvent.get_or_none(id=email.event_id)
             if job is None or event is None:
                 return SkipEmail("the job or the event no longer exists")
-            snapshot = await self._snapshots.of(job, locale=STAFF_LANGUAGE)
+            snapshot = await self._snapshots.of(job, locale=self._staff_formats.language)
             account = await Account.get(id=job.account_id)
             context = {
                 **_job_context(snapshot, formats),
@@ -403,7 +403,7 @@ class DatabaseEmailComposer:
         }
         jobs = await Job.filter(status__in=OPEN_STATUSES).order_by("id")
         for job in jobs:
-            snapshot = await self._snapshots.of(job, locale=STAFF_LANGUAGE)
+            snapshot = await self._snapshots.of(job, locale=self._staff_formats.language)
             estimate = snapshot.estimate
             if estimate is None:
                 continue
@@ -439,8 +439,8 @@ class DatabaseEmailComposer:
         job = await Job.get_or_none(id=email.job_id)
         if question is None or job is None:
             return SkipEmail("the question or its job no longer exists")
-        formats = Formats(STAFF_LANGUAGE, ZoneInfo("UTC"))
-        snapshot = await self._snapshots.of(job, locale=STAFF_LANGUAGE)
+        formats = self._staff_formats
+        snapshot = await self._snapshots.of(job, locale=self._staff_formats.language)
         account = await Account.get(id=job.account_id)
         context = {
             **_job_context(snapshot, formats),
@@ -449,7 +449,7 @@ class DatabaseEmailComposer:
             "asked_at": formats.moment(question.asked_at),
             "dashboard_url": f"{self._base}/dashboard/jobs/{job.id}#question-{question.id}",
         }
-        rendered = render_email(self._environments[STAFF_LANGUAGE], "staff_question", context)
+        rendered = render_email(self._environments[self._staff_formats.language], "staff_question", context)
         return ComposedEmail(
             self._outgoing(email.id, Mailbox(address), rendered, thread_id=self._thread_id(job.id))
         )
@@ -463,7 +463,7 @@ class DatabaseEmailComposer:
         endpoint = await WebhookEndpoint.get_or_none(id=row.endpoint_id)
         if endpoint is None:
             return SkipEmail("the endpoint no longer exists")
-        formats = Formats(STAFF_LANGUAGE, ZoneInfo("UTC"))
+        formats = self._staff_formats
         context = {
             "disabled": email.kind == "endpoint_disabled",
             "url": endpoint.url,
@@ -471,7 +471,7 @@ class DatabaseEmailComposer:
             "since": None if endpoint.failing_since is None else formats.moment(endpoint.failing_since),
             "reason": endpoint.disabled_reason or "",
         }
-        rendered = render_email(self._environments[STAFF_LANGUAGE], "endpoint_notice", context)
+        rendered = render_email(self._environments[self._staff_formats.language], "endpoint_notice", context)
         return ComposedEmail(self._outgoing(email.id, Mailbox(email.address), rendered))
 
     def _outgoing(
