@@ -91,15 +91,21 @@ async def test_a_contact_who_left_the_digest_gets_none(
     assert await composer.compose(email, clock.now) == SkipEmail("contact takes no digest any more")
 
 
-async def test_staff_hear_at_once_of_a_job_at_risk_in_the_jobs_thread(
-    client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: DatabaseEmailComposer
-) -> None:
+async def staff_alert_of_a_job_at_risk(client: httpx.AsyncClient, auth: Keys) -> tuple[Job, QueuedEmail]:
+    """A Renault Clio job at risk, and the staff alert queued about it."""
     await create_workflow(client, auth.admin)
     account = await create_account(client, auth.staff)
     created = await create_job(client, auth.staff, account["id"], title="Renault Clio")
     job = await Job.get(id=created["id"])
     await record_events([risk_event(job)], Listeners(staff_addresses=(STAFF,)))
     (alert,) = await queued("staff_alert")
+    return job, alert
+
+
+async def test_staff_hear_at_once_of_a_job_at_risk_in_the_jobs_thread(
+    client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: DatabaseEmailComposer
+) -> None:
+    job, alert = await staff_alert_of_a_job_at_risk(client, auth)
     plan = await composer.compose(alert, clock.now)
     assert isinstance(plan, ComposedEmail)
     assert plan.message.recipient.address == STAFF
@@ -152,12 +158,7 @@ async def test_staff_emails_speak_the_staffs_language_and_time_zone(
 ) -> None:
     paris = dataclasses.replace(staff_settings, staff_language="fr", staff_time_zone="Europe/Paris")
     composer = DatabaseEmailComposer(paris, build_services(paris).snapshots)
-    await create_workflow(client, auth.admin)
-    account = await create_account(client, auth.staff)
-    created = await create_job(client, auth.staff, account["id"], title="Renault Clio")
-    job = await Job.get(id=created["id"])
-    await record_events([risk_event(job)], Listeners(staff_addresses=(STAFF,)))
-    (alert,) = await queued("staff_alert")
+    job, alert = await staff_alert_of_a_job_at_risk(client, auth)
     alert_plan = await composer.compose(alert, clock.now)
     assert isinstance(alert_plan, ComposedEmail)
     assert alert_plan.message.subject == f"À risque : {job.reference} Renault Clio"

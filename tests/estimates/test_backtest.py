@@ -209,3 +209,29 @@ def test_real_log_beats_the_baseline_with_an_honest_p90(name: str) -> None:
     assert report.cases == 9658
     assert report.mae_days < 0.95 * report.baseline_mae_days
     assert 0.85 <= report.p90_coverage <= 0.95
+
+
+def test_a_backlog_that_closed_nothing_for_a_year_does_not_widen_later_p90s() -> None:
+    # For a year jobs open and none closes (the plain median's P90 is zero then: nothing to go on);
+    # from then on each job closes within weeks of its second step.
+    rng = np.random.default_rng(1)
+    n = 400
+    start = np.sort(rng.uniform(0, 500, n)) * DAY
+    second = start + rng.uniform(1, 5, n) * DAY
+    close = np.maximum(second, 365 * DAY) + rng.exponential(20, n) * DAY
+    log = EventLog.from_arrays(
+        np.repeat(np.arange(n), 3),
+        np.tile([0, 1, 2], n),
+        np.column_stack([start, second, close]).ravel(),
+        None,
+        tuple(f"job-{i}" for i in range(n)),
+        ("opened", "worked", "closed"),
+    )
+
+    p = run_backtest(log).predictions
+
+    after_backlog = p.predicted_at > 365 * DAY
+    assert after_backlog.sum() > 100
+    # Its P90s stay within the longest job seen, not a multiple learnt from the zero P90s.
+    reach = p.p90_end[after_backlog] - p.predicted_at[after_backlog]
+    assert np.median(reach) < np.max(close - start)

@@ -43,9 +43,16 @@ def plan(
     last_sent: datetime | None = None,
     rules: EmailRules = RULES,
     zone: ZoneInfo = BRUSSELS,
+    related: tuple[QueuedRow, ...] = (),
 ) -> SendNow | WaitUntil:
     return plan_timing(
-        this, same_category=group, last_sent_in_category=last_sent, rules=rules, zone=zone, now=now
+        this,
+        same_category=group,
+        last_sent_in_category=last_sent,
+        rules=rules,
+        zone=zone,
+        now=now,
+        related=related,
     )
 
 
@@ -138,6 +145,26 @@ def test_estimate_changes_queued_meanwhile_fold_into_the_next_email() -> None:
     due = last + timedelta(hours=24)
     assert plan(eta, group, due, last_sent=last) == SendNow((1, 2, 3))
     assert isinstance(plan(cost, group, due, last_sent=last), WaitUntil)
+
+
+def test_a_stage_change_email_carries_the_estimate_changes_queued_before_it_closes() -> None:
+    advance = row(1, "advance", NOON)
+    moved = row(2, "eta_moved", NOON)
+    cost = row(3, "cost_moved", NOON + timedelta(seconds=60))
+    closes = NOON + timedelta(seconds=120)
+    after = row(4, "eta_moved", closes + timedelta(seconds=1))
+
+    assert plan(advance, [advance], closes, related=(cost, moved, after)) == SendNow((1, 2, 3))
+
+
+def test_an_estimate_change_waits_for_the_stage_change_email_that_carries_it() -> None:
+    advance = row(1, "advance", NOON)
+    moved = row(2, "eta_moved", NOON)
+    closes = NOON + timedelta(seconds=120)
+
+    assert plan(moved, [moved], NOON, related=(advance,)) == WaitUntil(closes)
+    assert plan(moved, [moved], closes, related=(advance,)) == WaitUntil(closes + RECHECK)
+    assert plan(moved, [moved], closes) == SendNow((2,))  # nothing to carry it (progress off, or sent)
 
 
 @pytest.mark.parametrize("kind", ["at_risk", "back_on_track", "stuck", "note_added"])

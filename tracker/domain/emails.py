@@ -119,8 +119,15 @@ def category_of(kind: str) -> EmailCategory | None:
         return None
 
 
-def _progress(row: QueuedRow, group: Sequence[QueuedRow], rules: EmailRules, now: datetime) -> Timing:
-    """Fold the stage changes of one window; the earliest queued row carries them."""
+def _progress(
+    row: QueuedRow,
+    group: Sequence[QueuedRow],
+    carried_estimates: Sequence[QueuedRow],
+    rules: EmailRules,
+    now: datetime,
+) -> Timing:
+    """Fold the stage changes of one window; the earliest queued row carries them, and the estimate
+    changes queued meanwhile."""
     ordered = sorted(group, key=lambda queued: (queued.created_at, queued.id))
     first = ordered[0]
     window_end = max(first.created_at + rules.fold, now - CATCH_UP)
@@ -139,13 +146,24 @@ def _progress(row: QueuedRow, group: Sequence[QueuedRow], rules: EmailRules, now
     if row != first:
         # Due together with the earliest, which carries the window and folds this one.
         return WaitUntil(now + RECHECK)
-    return SendNow(tuple(queued.id for queued in in_window))
+    estimates = sorted(carried_estimates, key=lambda queued: (queued.created_at, queued.id))
+    return SendNow(tuple(queued.id for queued in [*in_window, *estimates] if queued.created_at <= now))
 
 
 def _estimates(
-    row: QueuedRow, group: Sequence[QueuedRow], last_sent: datetime | None, rules: EmailRules, now: datetime
+    row: QueuedRow,
+    group: Sequence[QueuedRow],
+    queued_progress: Sequence[QueuedRow],
+    last_sent: datetime | None,
+    rules: EmailRules,
+    now: datetime,
 ) -> Timing:
-    """One estimate email per interval; what was queued meanwhile goes with it."""
+    """One estimate email per interval; what was queued meanwhile goes with it. While a progress email
+    of the job is queued, it waits for that one, which carries it."""
+    if queued_progress:
+        first = min(queued_progress, key=lambda queued: (queued.created_at, queued.id))
+        progress = _progress(first, queued_progress, (), rules, now)
+        return WaitUntil(progress.until if isinstance(progress, WaitUntil) else now + RECHECK)
     if last_sent is not None and now < last_sent + rules.estimate_interval:
         return WaitUntil(last_sent + rules.estimate_interval)
     first = min(group, key=lambda queued: (queued.created_at, queued.id))
@@ -162,11 +180,16 @@ def plan_timing(
     rules: EmailRules,
     zone: ZoneInfo,
     now: datetime,
+    related: Sequence[QueuedRow] = (),
 ) -> Timing:
     """When the customer email `row` (about an event) goes out, and which queued rows it covers.
 
     `same_category`: the queued emails of the same job, contact and category, `row` among them.
     `last_sent_in_category`: when the last such email went out (the estimate interval counts from it).
+    `related`: for a progress email, the job's queued estimate emails for the contact; for an estimate
+    email, its queued progress emails (each only when the contact takes that category email by email).
+    A progress email shows the job's current estimate, so it carries the estimate changes queued before
+    it: a second email an interval later would only repeat it.
     """
     category = category_of(row.kind)
     group = same_category if row in same_category else [*same_category, row]
@@ -174,9 +197,9 @@ def plan_timing(
     if quiet_end is not None:
         return _at_night(row, group, quiet_end, now)
     if category is EmailCategory.PROGRESS:
-        return _progress(row, group, rules, now)
+        return _progress(row, group, related, rules, now)
     if category is EmailCategory.ESTIMATES:
-        return _estimates(row, group, last_sent_in_category, rules, now)
+        return _estimates(row, group, related, last_sent_in_category, rules, now)
     return SendNow((row.id,))
 
 

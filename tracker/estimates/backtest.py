@@ -275,11 +275,7 @@ def run_backtest(
         )
         k = names.index(choice.name)
         chosen[lo:hi] = k if choice.errors else ESTIMATORS.index(COLD_START)
-        factor = calibrate(
-            CalibrationEvidence(
-                p90_all[k, evidence.rows], evidence.observed, evidence.resolved, evidence.since
-            )
-        ).p90_factor
+        factor = calibrate(_scalable(p90_all[k, evidence.rows], evidence)).p90_factor
         raw90 = p90_all[k, lo:hi]
         if not choice.errors:  # nothing known yet: the long-running open cases are all there is
             raw90 = p90_all[[names.index("direct"), names.index("median")], lo:hi].max(axis=0)
@@ -441,6 +437,18 @@ class _Moments:
         now = self.clock_at(instant)
         observed = np.where(resolved, self.end_clock[rows], now) - self.clock[rows]
         return _Evidence(rows, observed, resolved, now - self.clock[rows])
+
+
+def _scalable(raw_p90: FloatArray, evidence: _Evidence) -> CalibrationEvidence:
+    """The calibration evidence of the predictions that had a P90 to scale. A candidate with
+    nothing to go on answers zero (the plain median before any case has closed): every outcome
+    then misses it at any factor, and a factor learnt on those (the largest) would widen the
+    candidate's P90s once it has evidence (BPIC 2013: years of open cases, then P90s four times
+    the closed cases' own)."""
+    positive = raw_p90 > 0
+    return CalibrationEvidence(
+        raw_p90[positive], evidence.observed[positive], evidence.resolved[positive], evidence.since[positive]
+    )
 
 
 def _equal_share(size: int) -> FloatArray:

@@ -63,7 +63,6 @@ from tracker.services.snapshots import JobSnapshot, JobSnapshots
 from tracker.services.status_pages import QUESTION_KIND
 from tracker.settings import Settings
 
-"""Staff and endpoint owners are addressed in the first language (no locale is known for them)."""
 FALLBACK_DOMAIN = "tracker.invalid"
 FOLDED = frozenset({EmailCategory.PROGRESS, EmailCategory.ESTIMATES})
 """Categories whose emails fold into one another (see `tracker.domain.emails`)."""
@@ -231,7 +230,7 @@ class DatabaseEmailComposer:
         if reason is not None:
             return SkipEmail(reason)
         zone = ZoneInfo(contact.time_zone)
-        timing = await self._timing(email, category, batch, zone, now)
+        timing = await self._timing(email, category, contact, batch, zone, now)
         if isinstance(timing, WaitUntil):
             return DeferEmail(timing.until)
         event_ids = {email.id: email.event_id, **batch.event_ids}
@@ -268,6 +267,7 @@ class DatabaseEmailComposer:
         self,
         email: QueuedEmail,
         category: EmailCategory,
+        contact: Contact,
         batch: _CustomerBatch,
         zone: ZoneInfo,
         now: datetime,
@@ -275,10 +275,14 @@ class DatabaseEmailComposer:
         """When the email goes and what it covers; only progress and estimates look at their neighbours."""
         row = QueuedRow(email.id, email.kind, email.created_at)
         same_category: list[QueuedRow] = []
+        related: list[QueuedRow] = []
         last_sent = None
         if category in FOLDED:
             neighbours = batch.queued.get((email.job_id or 0, email.contact_id or 0), [])
             same_category = [q for q in neighbours if category_of(q.kind) is category]
+            (other,) = FOLDED - {category}
+            if preference_for(contact, other) is Preference.EACH:
+                related = [q for q in neighbours if category_of(q.kind) is other]
             if category is EmailCategory.ESTIMATES:
                 kinds = [kind.value for kind, of in EMAIL_CATEGORIES.items() if of is category]
                 last_sent = await _last_sent_at(
@@ -297,6 +301,7 @@ class DatabaseEmailComposer:
             rules=self._rules,
             zone=zone,
             now=now,
+            related=related,
         )
 
     async def _change(self, event: JobEvent, job: Job, formats: Formats) -> dict[str, str]:
