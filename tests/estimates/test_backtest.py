@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from tracker.cli.backtest import backtest_command
-from tracker.estimates.backtest import CANDIDATES, PREDICTION_HEADER, run_backtest
+from tracker.estimates.backtest import ESTIMATORS, PREDICTION_HEADER, run_backtest
 from tracker.estimates.calendar import BusinessCalendar
 from tracker.estimates.eventlog import EventLog, read_log, write_csv
 from tracker.estimates.synthetic import generate_workload
@@ -122,10 +122,36 @@ def test_the_report_scores_each_tenth_of_the_log_and_names_the_estimators_chosen
     assert [t.tenth for t in report.by_tenth] == list(range(1, 11))
     assert sum(t.predictions for t in report.by_tenth) == report.predictions
     assert sum(report.estimators.values()) == report.predictions
-    assert set(report.estimators) <= set(CANDIDATES)
+    assert set(report.estimators) <= set(ESTIMATORS)
     for tenth in report.by_tenth[1:]:
         assert 0.75 <= tenth.p90_coverage <= 1.0
         assert tenth.mae_days <= 1.5 * tenth.baseline_mae_days
+
+
+def test_before_any_case_has_closed_a_running_case_is_not_expected_to_end_now() -> None:
+    # One case a day for 80 days; none closes before day 100 (a log of cases closed in one year).
+    rng = np.random.default_rng(3)
+    n = 80
+    start = np.arange(n) * DAY
+    end = (100 + rng.uniform(0, 20, n)) * DAY
+    middle = start + rng.uniform(0.1, 0.9, n) * (end - start)
+    log = EventLog.from_arrays(
+        np.repeat(np.arange(n), 3),
+        np.tile(np.arange(3), n),
+        np.column_stack([start, middle, end]).ravel(),
+        None,
+        tuple(f"case {c}" for c in range(n)),
+        ("opened", "worked", "closed"),
+    )
+
+    p = run_backtest(log).predictions
+    early = p.predicted_at < end.min()
+
+    assert early.sum() > 50
+    assert np.all(p.baseline_end[early] == p.predicted_at[early])  # the bar: "ends now"
+    assert np.all(p.p50_end[early] >= p.baseline_end[early])
+    error = np.abs(p.p50_end - p.actual_end)[early].mean()
+    assert error < 0.8 * np.abs(p.baseline_end - p.actual_end)[early].mean()
 
 
 def test_coverage_within_the_log_leaves_out_the_p90s_past_its_last_event(log_synthetic: EventLog) -> None:
