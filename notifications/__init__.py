@@ -28,7 +28,7 @@ from notifications.email import (
     new_message_id,
     validate_address,
 )
-from notifications.ratelimit import Rate
+from notifications.ratelimit import Rate, Reservation, TokenBucket
 from notifications.render import MailMerge, RenderedEmail, make_environment, merge_email, render_email
 from notifications.retry import (
     Decision,
@@ -58,12 +58,14 @@ __all__ = [
     "OutgoingEmail",
     "Rate",
     "RenderedEmail",
+    "Reservation",
     "SmtpSecurity",
     "SmtpSender",
     "SmtpSettings",
     "TargetAction",
     "TargetHealth",
     "TargetVerdict",
+    "TokenBucket",
     "URLPolicy",
     "UnsafeURL",
     "Verdict",

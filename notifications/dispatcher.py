@@ -25,7 +25,7 @@ from typing import Protocol
 
 from notifications.attempts import Attempt, Outcome
 from notifications.email import OutgoingEmail
-from notifications.ratelimit import Rate, TokenBucket
+from notifications.ratelimit import Rate, Reservation
 from notifications.retry import (
     TargetAction,
     TargetHealth,
@@ -97,6 +97,13 @@ class DeliveryStore(Protocol):
         """Give the claim back without an attempt; the delivery is due again at `available_at`."""
         ...
 
+    async def reserve_rate(
+        self, delivery: Delivery, rate: Rate, now: datetime, max_wait: float
+    ) -> Reservation:
+        """Take a token of `delivery.target`'s rate from the bucket every sending process shares (see
+        `TokenBucket.reserve`): the wait before sending, or a refusal when it would exceed `max_wait`."""
+        ...
+
     async def update_target(self, target: str, verdict: TargetVerdict, now: datetime) -> None:
         """Keep an endpoint's failure streak; on WARN tell its owner, on DISABLE disable it and tell them."""
         ...
@@ -155,7 +162,6 @@ class Dispatcher:
         that the next claim could fill."""
         self._held: Counter[str] = Counter()
         self._target_slots: dict[str, asyncio.Semaphore] = {}
-        self._buckets: dict[str, TokenBucket] = {}
 
     def start(self) -> None:
         if self._loop_task is not None:
@@ -278,12 +284,18 @@ class Dispatcher:
             )
 
     async def _wait_for_rate(self, delivery: Delivery, rate: Rate) -> bool:
-        now = asyncio.get_running_loop().time()
-        bucket = self._buckets.get(delivery.target)
-        if bucket is None or bucket.rate != rate:
-            bucket = TokenBucket.full(rate, now)
-        reservation = bucket.reserve(now, self._settings.max_rate_wait)
-        self._buckets[delivery.target] = reservation.bucket
+        """Wait for the target's rate, which every process shares; False when the delivery was released
+        instead (the wait would be too long, or the store could not be asked)."""
+        try:
+            reservation = await self._store.reserve_rate(
+                delivery, rate, self._clock(), self._settings.max_rate_wait
+            )
+        except Exception:
+            logger.exception(
+                "reserving a send of delivery %s failed; released until the next sweep", delivery.id
+            )
+            await self._release(delivery, self._clock() + timedelta(seconds=self._settings.sweep_interval))
+            return False
         if not reservation.granted:
             await self._release(delivery, self._clock() + timedelta(seconds=reservation.wait))
             return False

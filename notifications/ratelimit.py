@@ -1,4 +1,7 @@
-"""A per-endpoint token bucket, pure: the caller passes the time (monotonic seconds) in.
+"""A per-endpoint token bucket, pure: the caller passes the time (seconds) in.
+
+The store keeps each endpoint's bucket between reservations, so every process sending to the endpoint
+takes from the same bucket and the rate holds for the whole fleet, not per process.
 
 Taking a token reserves it even when the bucket is empty, so concurrent senders line up one after the other
 instead of all waking at the same instant; a reservation that would wait too long is not made at all.

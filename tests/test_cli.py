@@ -9,6 +9,7 @@ import asyncio
 import json
 import re
 import secrets
+import socket
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -253,6 +254,36 @@ def test_an_unreachable_database_fails_with_a_message(env: dict[str, str]) -> No
         result = run(unreachable, *args)
         assert result.exit_code == 1, result.output
         assert result.output.startswith("Error: cannot connect to the database"), result.output
+
+
+@pytest.mark.parametrize("command", ["serve", "dispatch"])
+def test_serving_an_unmigrated_database_fails_with_a_message_before_starting(
+    env: dict[str, str], command: str
+) -> None:
+    result = run(env, command)
+
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: the database lacks 7 migration(s) (0001_initial, "), result.output
+    assert result.output.rstrip().endswith("run `tracker migrate`")
+
+
+def test_serving_an_unreachable_database_fails_with_a_message(env: dict[str, str]) -> None:
+    unreachable = {**env, "TRACKER_DATABASE_URL": "postgres://nobody@127.0.0.1:1/tracker"}
+
+    for command in ("serve", "dispatch"):
+        result = run(unreachable, command)
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith("Error: cannot connect to the database"), result.output
+
+
+def test_serve_on_a_port_in_use_fails_with_a_message_before_starting(env: dict[str, str]) -> None:
+    ok(env, "migrate")
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = run(env, "serve", "--host", "127.0.0.1", "--port", str(port))
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output
+    assert "--port or TRACKER_PORT" in result.output
 
 
 def test_demo_if_empty_seeds_once_and_prints_a_fresh_staff_key(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tracker import demo
-from tracker.db.models import Account, CostEntry, Job, JobEvent, StageVisit, Workflow
+from tracker.db.models import Account, CostEntry, Job, JobEstimate, JobEvent, StageVisit, Workflow
 from tracker.domain.workflow import JobStatus
 from tracker.services.bootstrap import build_services
 from tracker.settings import Settings
@@ -22,7 +22,7 @@ AWKWARD_MOMENTS = [
 async def test_the_demo_lies_in_the_past_in_order_and_counts_its_jobs_by_status(
     db: str, now: datetime
 ) -> None:
-    statuses = await demo.seed(build_services(Settings(database_url=db)).jobs, now=now)
+    statuses = await demo.seed(build_services(Settings(database_url=db)), now=now)
 
     assert dict(statuses) == {
         JobStatus.OPEN: 9,
@@ -49,3 +49,13 @@ async def test_the_demo_lies_in_the_past_in_order_and_counts_its_jobs_by_status(
         assert job.created_at <= event.occurred_at <= job.updated_at, (job.reference, event.type)
     for cost in await CostEntry.all():
         assert jobs[cost.job_id].created_at <= cost.created_at < now
+
+
+async def test_demo_jobs_are_estimated_from_the_learned_history_from_their_first_estimate(db: str) -> None:
+    now = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)
+    await demo.seed(build_services(Settings(database_url=db)), now=now)
+
+    for job in await Job.filter(reference__startswith="DEMO-"):
+        first = await JobEstimate.filter(job_id=job.id).order_by("id").first()
+        assert first is not None, job.reference
+        assert first.basis != "planned", job.reference

@@ -26,11 +26,11 @@ from tracker.domain.workflow import (
 from tracker.estimates.calendar import BusinessCalendar
 from tracker.services import accounts, workflows
 from tracker.services.accounts import ContactFields
+from tracker.services.bootstrap import Services
 from tracker.services.calendars import check_calendar
 from tracker.services.events import HISTORY_ONLY, record_events
 from tracker.services.jobs import (
     ExpectedVersion,
-    JobService,
     NewJob,
     created_event,
     new_job_row,
@@ -261,8 +261,13 @@ def _start_of(calendar: BusinessCalendar, working_seconds: float, *, now: dateti
         start -= timedelta(hours=12)
 
 
-async def seed(jobs: JobService, *, now: datetime, seed_value: int = 2026) -> Counter[JobStatus]:
-    """Create the demo shop, every time before `now`; returns the demo jobs counted by status."""
+async def seed(services: Services, *, now: datetime, seed_value: int = 2026) -> Counter[JobStatus]:
+    """Create the demo shop, every time before `now`; returns the demo jobs counted by status.
+
+    The workflows learn from the finished past jobs before the demo jobs open, so each demo job's first
+    estimate is already the learned one (a customer's page would otherwise say the estimate moved on
+    the day the job came in)."""
+    jobs = services.jobs
     rng = random.Random(seed_value)
     statuses: Counter[JobStatus] = Counter()
     for key, definition, hours_spec in (
@@ -293,6 +298,7 @@ async def seed(jobs: JobService, *, now: datetime, seed_value: int = 2026) -> Co
     )
     await seed_history("car-repair", facilities.id, count=400, rng=rng, now=now)
     await seed_history("kitchen-renovation", marie.id, count=250, rng=rng, now=now)
+    await services.estimates.refit_all(now=now)
     for index, demo in enumerate(DEMO_JOBS):
         account = marie if index % 3 == 0 else facilities
         stored = await workflows.get_workflow(demo.workflow)

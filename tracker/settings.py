@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from notifications.i18n import LANGUAGES
+
 DEFAULT_SQLITE_PATH = Path("data") / "tracker.sqlite3"
 MAX_RATE_WAIT_S = 10
 """The longest a delivery waits in the dispatcher for its endpoint's rate; a lease must outlast it."""
@@ -85,6 +87,9 @@ class Settings:
     """The IANA time zone of staff: the dashboard shows times in it and the morning summary is due at the
     end of quiet hours in it (in UTC when unset). Unset, a job's page uses its workflow calendar's
     zone and the board the zone all current workflows' calendars share (UTC when they differ)."""
+    staff_language: str = "en"
+    """The language (en, fr, nl or de) of emails to staff and webhook owners: alerts, the morning
+    summary, customers' questions, endpoint notices. Their times are in `staff_time_zone` (UTC unset)."""
     email_fold_s: int = 120
     """Stage changes of one job within this many seconds go out as one email."""
     estimate_email_interval_s: int = 86_400
@@ -189,8 +194,15 @@ class Settings:
                     f"TRACKER_STAFF_TIME_ZONE must name a time zone such as Europe/Paris, "
                     f"not {self.staff_time_zone!r}"
                 ) from None
+        if self.staff_language not in LANGUAGES:
+            raise SettingsError(f"TRACKER_STAFF_LANGUAGE must be one of {', '.join(LANGUAGES)}")
         if self.quiet_hours and not _QUIET_HOURS.fullmatch(self.quiet_hours):
             raise SettingsError("TRACKER_QUIET_HOURS must look like 21:00-08:00, or be empty")
+
+    @property
+    def staff_zone(self) -> ZoneInfo:
+        """Where staff emails' times are shown and the morning summary is timed."""
+        return ZoneInfo(self.staff_time_zone or "UTC")
 
     @property
     def webhook_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:

@@ -91,15 +91,21 @@ async def test_a_contact_who_left_the_digest_gets_none(
     assert await composer.compose(email, clock.now) == SkipEmail("contact takes no digest any more")
 
 
-async def test_staff_hear_at_once_of_a_job_at_risk_in_the_jobs_thread(
-    client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: DatabaseEmailComposer
-) -> None:
+async def staff_alert_of_a_job_at_risk(client: httpx.AsyncClient, auth: Keys) -> tuple[Job, QueuedEmail]:
+    """A Renault Clio job at risk, and the staff alert queued about it."""
     await create_workflow(client, auth.admin)
     account = await create_account(client, auth.staff)
     created = await create_job(client, auth.staff, account["id"], title="Renault Clio")
     job = await Job.get(id=created["id"])
     await record_events([risk_event(job)], Listeners(staff_addresses=(STAFF,)))
     (alert,) = await queued("staff_alert")
+    return job, alert
+
+
+async def test_staff_hear_at_once_of_a_job_at_risk_in_the_jobs_thread(
+    client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: DatabaseEmailComposer
+) -> None:
+    job, alert = await staff_alert_of_a_job_at_risk(client, auth)
     plan = await composer.compose(alert, clock.now)
     assert isinstance(plan, ComposedEmail)
     assert plan.message.recipient.address == STAFF
@@ -145,6 +151,24 @@ async def test_the_morning_summary_comes_in_the_staffs_morning(staff_settings: S
     await queue_daily_emails(paris, eight_in_paris)
     (summary,) = await queued("staff_summary")
     assert summary.address == STAFF
+
+
+async def test_staff_emails_speak_the_staffs_language_and_time_zone(
+    client: httpx.AsyncClient, auth: Keys, clock: FakeClock, staff_settings: Settings
+) -> None:
+    paris = dataclasses.replace(staff_settings, staff_language="fr", staff_time_zone="Europe/Paris")
+    composer = DatabaseEmailComposer(paris, build_services(paris).snapshots)
+    job, alert = await staff_alert_of_a_job_at_risk(client, auth)
+    alert_plan = await composer.compose(alert, clock.now)
+    assert isinstance(alert_plan, ComposedEmail)
+    assert alert_plan.message.subject == f"À risque : {job.reference} Renault Clio"
+
+    late_sunday = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)  # already Monday 2 March in Paris
+    await queue_daily_emails(paris, late_sunday + timedelta(hours=8))
+    (summary,) = await queued("staff_summary")
+    summary_plan = await composer.compose(summary, late_sunday)
+    assert isinstance(summary_plan, ComposedEmail)
+    assert summary_plan.message.subject == "Dossiers à surveiller, lun. 2 mars"
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from tracker.cli.backtest import backtest_command
-from tracker.estimates.backtest import CANDIDATES, PREDICTION_HEADER, run_backtest
+from tracker.estimates.backtest import ESTIMATORS, PREDICTION_HEADER, run_backtest
 from tracker.estimates.calendar import BusinessCalendar
 from tracker.estimates.eventlog import EventLog, read_log, write_csv
 from tracker.estimates.synthetic import generate_workload
@@ -122,10 +122,36 @@ def test_the_report_scores_each_tenth_of_the_log_and_names_the_estimators_chosen
     assert [t.tenth for t in report.by_tenth] == list(range(1, 11))
     assert sum(t.predictions for t in report.by_tenth) == report.predictions
     assert sum(report.estimators.values()) == report.predictions
-    assert set(report.estimators) <= set(CANDIDATES)
+    assert set(report.estimators) <= set(ESTIMATORS)
     for tenth in report.by_tenth[1:]:
         assert 0.75 <= tenth.p90_coverage <= 1.0
         assert tenth.mae_days <= 1.5 * tenth.baseline_mae_days
+
+
+def test_before_any_case_has_closed_a_running_case_is_not_expected_to_end_now() -> None:
+    # One case a day for 80 days; none closes before day 100 (a log of cases closed in one year).
+    rng = np.random.default_rng(3)
+    n = 80
+    start = np.arange(n) * DAY
+    end = (100 + rng.uniform(0, 20, n)) * DAY
+    middle = start + rng.uniform(0.1, 0.9, n) * (end - start)
+    log = EventLog.from_arrays(
+        np.repeat(np.arange(n), 3),
+        np.tile(np.arange(3), n),
+        np.column_stack([start, middle, end]).ravel(),
+        None,
+        tuple(f"case {c}" for c in range(n)),
+        ("opened", "worked", "closed"),
+    )
+
+    p = run_backtest(log).predictions
+    early = p.predicted_at < end.min()
+
+    assert early.sum() > 50
+    assert np.all(p.baseline_end[early] == p.predicted_at[early])  # the bar: "ends now"
+    assert np.all(p.p50_end[early] >= p.baseline_end[early])
+    error = np.abs(p.p50_end - p.actual_end)[early].mean()
+    assert error < 0.8 * np.abs(p.baseline_end - p.actual_end)[early].mean()
 
 
 def test_coverage_within_the_log_leaves_out_the_p90s_past_its_last_event(log_synthetic: EventLog) -> None:
@@ -183,3 +209,29 @@ def test_real_log_beats_the_baseline_with_an_honest_p90(name: str) -> None:
     assert report.cases == 9658
     assert report.mae_days < 0.95 * report.baseline_mae_days
     assert 0.85 <= report.p90_coverage <= 0.95
+
+
+def test_a_backlog_that_closed_nothing_for_a_year_does_not_widen_later_p90s() -> None:
+    # For a year jobs open and none closes (the plain median's P90 is zero then: nothing to go on);
+    # from then on each job closes within weeks of its second step.
+    rng = np.random.default_rng(1)
+    n = 400
+    start = np.sort(rng.uniform(0, 500, n)) * DAY
+    second = start + rng.uniform(1, 5, n) * DAY
+    close = np.maximum(second, 365 * DAY) + rng.exponential(20, n) * DAY
+    log = EventLog.from_arrays(
+        np.repeat(np.arange(n), 3),
+        np.tile([0, 1, 2], n),
+        np.column_stack([start, second, close]).ravel(),
+        None,
+        tuple(f"job-{i}" for i in range(n)),
+        ("opened", "worked", "closed"),
+    )
+
+    p = run_backtest(log).predictions
+
+    after_backlog = p.predicted_at > 365 * DAY
+    assert after_backlog.sum() > 100
+    # Its P90s stay within the longest job seen, not a multiple learnt from the zero P90s.
+    reach = p.p90_end[after_backlog] - p.predicted_at[after_backlog]
+    assert np.median(reach) < np.max(close - start)

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from notifications.attempts import Attempt
 from notifications.dispatcher import Delivery
+from notifications.ratelimit import Rate, Reservation, TokenBucket
 from notifications.retry import TargetHealth, TargetVerdict
 
 
@@ -38,6 +39,7 @@ class InMemoryStore:
         self.claimed_per_call: list[int] = []
         self.fail_next_claims = 0
         self.stale_marks = 0
+        self.buckets: dict[str, TokenBucket] = {}
         self._changed = asyncio.Condition()
 
     def add(self, delivery: Delivery, due: datetime) -> None:
@@ -129,6 +131,16 @@ class InMemoryStore:
         if row.claim == delivery.claim:
             row.releases.append(available_at)
         await self._finish(delivery, None, due=available_at)
+
+    async def reserve_rate(
+        self, delivery: Delivery, rate: Rate, now: datetime, max_wait: float
+    ) -> Reservation:
+        moment = now.timestamp()
+        stored = self.buckets.get(delivery.target)
+        bucket = TokenBucket.full(rate, moment) if stored is None else dataclasses.replace(stored, rate=rate)
+        reservation = bucket.reserve(moment, max_wait)
+        self.buckets[delivery.target] = reservation.bucket
+        return reservation
 
     async def update_target(self, target: str, verdict: TargetVerdict, now: datetime) -> None:
         self.health[target] = verdict.health

@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import signal
 import sys
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -19,13 +20,14 @@ from tortoise import Tortoise
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.transactions import in_transaction
 
-from tests.conftest import CURRENT_TIME, _truncate_all
+from tests.conftest import CURRENT_TIME, _admin, _with_database
 from tests.factories import create_account, create_job, create_workflow
 from tests.notifications.receiver import Receiver
 from tests.outbox.conftest import register_endpoint
 from tracker.app import create_app
 from tracker.db.config import tortoise_config
 from tracker.db.models import Contact, Delivery, Job
+from tracker.db.session import apply_migrations
 from tracker.domain.events import EventType, NewEvent
 from tracker.services import keys
 from tracker.services.events import Listeners, record_events
@@ -40,23 +42,28 @@ TRACKER = Path(sys.executable).parent / "tracker"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A database other processes can open too: a SQLite file, or a PostgreSQL database."""
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new database other processes can open too (a SQLite file, or a PostgreSQL database of its
+    own), migrated as an operator would: `tracker dispatch` refuses a database that is not."""
     if request.param == "sqlite":
-        return f"sqlite://{tmp_path / 'tracker.sqlite3'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
+        yield f"sqlite://{tmp_path / 'tracker.sqlite3'}"
+        return
+    server: str = request.getfixturevalue("postgres_url")
+    name = f"tracker_crash_{secrets.token_hex(4)}"
+    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
+    try:
+        yield _with_database(server, name)
+    finally:
+        asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture
 async def shared_database(shared_url: str) -> AsyncIterator[str]:
     url = shared_url
+    await apply_migrations(Settings(database_url=url))
     EXECUTOR_CACHE.clear()
     await Tortoise.init(config=tortoise_config(Settings(database_url=url)), _enable_global_fallback=True)
     try:
-        await Tortoise.generate_schemas(safe=True)
-        if not url.startswith("sqlite"):
-            await _truncate_all()
         yield url
     finally:
         await Tortoise.close_connections()

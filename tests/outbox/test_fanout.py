@@ -60,7 +60,8 @@ async def test_an_advance_queues_an_email_per_contact_and_a_webhook_per_subscrib
     everyone = await endpoint()
     theirs = await endpoint(account_id=account_id)
     await endpoint(account_id=account_id + 1000)  # another account's jobs only
-    await endpoint(status="paused")
+    paused = await endpoint(status="paused")  # held, not dropped: sent once it resumes
+    await endpoint(status="disabled")
     await endpoint(types=("job.completed",))
     ann, bob = fleet["contacts"]["Ann"], fleet["contacts"]["Bob"]
 
@@ -72,6 +73,7 @@ async def test_an_advance_queues_an_email_per_contact_and_a_webhook_per_subscrib
         ("email", "email:bob@fleet.example", bob.id, None, None),
         ("webhook", f"webhook:{everyone.id}", None, everyone.id, None),
         ("webhook", f"webhook:{theirs.id}", None, theirs.id, None),
+        ("webhook", f"webhook:{paused.id}", None, paused.id, None),
     ]
     event = await JobEvent.get(job_id=fleet["job"]["id"], type="advance")
     keys = {d.dedupe_key for d in await Delivery.filter(event_id=event.id)}
@@ -80,6 +82,7 @@ async def test_an_advance_queues_an_email_per_contact_and_a_webhook_per_subscrib
         f"e{event.id}:email:c{bob.id}",
         f"e{event.id}:webhook:w{everyone.id}",
         f"e{event.id}:webhook:w{theirs.id}",
+        f"e{event.id}:webhook:w{paused.id}",
     }
     assert {d.status for d in await Delivery.all()} == {"queued"}
 

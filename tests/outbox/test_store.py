@@ -387,6 +387,34 @@ async def test_an_endpoint_with_a_rate_hands_it_to_the_dispatcher(
     assert rates == {f"webhook:{limited.id}": Rate(2.5), f"webhook:{unlimited.id}": None}
 
 
+async def test_every_process_sending_to_an_endpoint_takes_from_one_rate(
+    store: DatabaseDeliveryStore, settings: Settings, composer: PlainComposer, endpoint: RegisterEndpoint
+) -> None:
+    hook = await endpoint()
+    await WebhookEndpoint.filter(id=hook.id).update(rate_per_second=2.0)
+    for _ in range(3):
+        await queue(f"webhook:{hook.id}", kind="test")
+    other_process = DatabaseDeliveryStore(composer, build_services(settings).snapshots, staff_addresses=())
+    first, second = (
+        await store.claim_due(1, CURRENT_TIME + LEASE, CURRENT_TIME, 1, ()),
+        await other_process.claim_due(2, CURRENT_TIME + LEASE, CURRENT_TIME, 2, ()),
+    )
+    rate = Rate(2.0)
+
+    reservations = [
+        await claimed.reserve_rate(delivery, rate, CURRENT_TIME, max_wait=0.8)
+        for claimed, delivery in [(store, first[0]), (other_process, second[0]), (other_process, second[1])]
+    ]
+    later = await store.reserve_rate(first[0], rate, CURRENT_TIME + timedelta(seconds=2), max_wait=0.8)
+
+    assert [(r.granted, r.wait) for r in reservations] == [
+        (True, 0.0),
+        (True, 0.5),  # the second process lines up behind the first's send
+        (False, pytest.approx(1.0)),  # refused: more than it may wait
+    ]
+    assert (later.granted, later.wait) == (True, 0.0)  # the bucket refilled meanwhile
+
+
 @pytest.mark.postgres_only
 async def test_concurrent_claimers_on_postgres_never_share_a_delivery(
     store: DatabaseDeliveryStore, db: str

@@ -10,6 +10,7 @@ import pytest
 from tracker.domain.emails import (
     RECHECK,
     EmailRules,
+    Moot,
     Preference,
     QueuedRow,
     QuietHours,
@@ -43,9 +44,16 @@ def plan(
     last_sent: datetime | None = None,
     rules: EmailRules = RULES,
     zone: ZoneInfo = BRUSSELS,
+    related: tuple[QueuedRow, ...] = (),
 ) -> SendNow | WaitUntil:
     return plan_timing(
-        this, same_category=group, last_sent_in_category=last_sent, rules=rules, zone=zone, now=now
+        this,
+        same_category=group,
+        last_sent_in_category=last_sent,
+        rules=rules,
+        zone=zone,
+        now=now,
+        related=related,
     )
 
 
@@ -138,6 +146,53 @@ def test_estimate_changes_queued_meanwhile_fold_into_the_next_email() -> None:
     due = last + timedelta(hours=24)
     assert plan(eta, group, due, last_sent=last) == SendNow((1, 2, 3))
     assert isinstance(plan(cost, group, due, last_sent=last), WaitUntil)
+
+
+def test_a_stage_change_email_carries_the_estimate_changes_queued_before_it_closes() -> None:
+    advance = row(1, "advance", NOON)
+    moved = row(2, "eta_moved", NOON)
+    cost = row(3, "cost_moved", NOON + timedelta(seconds=60))
+    closes = NOON + timedelta(seconds=120)
+    after = row(4, "eta_moved", closes + timedelta(seconds=1))
+
+    assert plan(advance, [advance], closes, related=(cost, moved, after)) == SendNow((1, 2, 3))
+
+
+def test_an_estimate_change_waits_for_the_stage_change_email_that_carries_it() -> None:
+    advance = row(1, "advance", NOON)
+    moved = row(2, "eta_moved", NOON)
+    closes = NOON + timedelta(seconds=120)
+
+    assert plan(moved, [moved], NOON, related=(advance,)) == WaitUntil(closes)
+    assert plan(moved, [moved], closes, related=(advance,)) == WaitUntil(closes + RECHECK)
+    assert plan(moved, [moved], closes) == SendNow((2,))  # nothing to carry it (progress off, or sent)
+
+
+def test_an_alert_goes_at_once_carrying_the_progress_queued_before_it() -> None:
+    created = row(1, "created", NOON)
+    risk = row(2, "at_risk", NOON)
+    later = row(3, "advance", NOON + timedelta(seconds=5))
+
+    assert plan(risk, [risk], NOON, related=(later, created)) == SendNow((2, 1))
+
+
+@pytest.mark.parametrize(
+    ("kinds", "moot"),
+    [
+        (["at_risk", "back_on_track"], [True, True]),  # flipped and flipped back: nobody hears
+        (["back_on_track", "at_risk"], [True, False]),  # the at-risk news stands
+        (["at_risk", "back_on_track", "at_risk"], [True, True, False]),
+        (["back_on_track"], [False]),  # takes back an at-risk already sent
+        (["at_risk", "stuck"], [False, False]),  # stuck takes nothing back
+    ],
+)
+def test_alerts_that_take_each_other_back_while_queued_are_not_sent(
+    kinds: list[str], moot: list[bool]
+) -> None:
+    group = [row(n, kind, NOON + timedelta(seconds=n)) for n, kind in enumerate(kinds, start=1)]
+    now = NOON + timedelta(minutes=5)
+
+    assert [isinstance(plan(queued, group, now), Moot) for queued in group] == moot
 
 
 @pytest.mark.parametrize("kind", ["at_risk", "back_on_track", "stuck", "note_added"])

@@ -49,6 +49,7 @@ STR_FIELDS = [
     "mail_from",
     "staff_alert_emails",
     "staff_time_zone",
+    "staff_language",
     "quiet_hours",
     "webhook_allowed_networks",
     "secret_key",
@@ -337,6 +338,7 @@ def test_settings_are_immutable() -> None:
         ({"TRACKER_DISPATCHER_LEASE_S": "10"}, "TRACKER_DISPATCHER_LEASE_S must be more than 10"),
         ({"TRACKER_STAFF_TIME_ZONE": "Europe/Atlantis"}, "TRACKER_STAFF_TIME_ZONE must name a time zone"),
         ({"TRACKER_STAFF_TIME_ZONE": "../etc/passwd"}, "TRACKER_STAFF_TIME_ZONE must name a time zone"),
+        ({"TRACKER_STAFF_LANGUAGE": "es"}, "TRACKER_STAFF_LANGUAGE must be one of en, fr, nl, de"),
     ],
 )
 def test_notification_settings_are_checked(environ: dict[str, str], message: str) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
+import socket
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,15 +62,44 @@ def serve(host: str | None, port: int | None) -> None:
 
     settings = _settings()
     configure_logging(settings.log_level, as_json=settings.log_json)
-    uvicorn.run(
+    _require_migrated(settings)
+    listening = _listen(host or settings.host, port or settings.port)
+    address, bound_port = listening.getsockname()[:2]
+    logging.getLogger("tracker").info("serving on http://%s:%s", address, bound_port)
+    config = uvicorn.Config(
         create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=settings.shutdown_grace_s,
         proxy_headers=True,
     )
+    uvicorn.Server(config).run(sockets=[listening])
+
+
+def _require_migrated(settings: Settings) -> None:
+    """Refuse to start on a database that cannot be reached or lacks migrations: one clear message
+    before anything runs, not a server that starts and then fails every request and every tick."""
+    from tracker.db.session import pending_migrations
+
+    pending = _run(pending_migrations(settings))
+    if pending:
+        raise click.ClickException(
+            f"the database lacks {len(pending)} migration(s) ({', '.join(pending)}): run `tracker migrate`"
+        )
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before the app starts: a port already in use is one clear message,
+    not a server that starts its scheduler and dispatcher and then falls over."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as error:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {os.strerror(error.errno) if error.errno else error}. "
+            "Stop the server already there, "
+            "or choose another port with --port or TRACKER_PORT."
+        ) from None
 
 
 @main.command()
@@ -83,6 +114,7 @@ def dispatch() -> None:
 
     settings = _settings()
     configure_logging(settings.log_level, as_json=settings.log_json)
+    _require_migrated(settings)
 
     async def run() -> None:
         stopped = asyncio.Event()
@@ -127,10 +159,8 @@ def demo(if_empty: bool) -> None:
             now = utc_now()
             if not (if_empty and await demo_data.is_seeded()):
                 services = build_services(settings)
-                statuses = await demo_data.seed(services.jobs, now=now)
-                estimates = services.estimates
-                await estimates.refit_all(now=now)
-                await estimates.recompute_tick(
+                statuses = await demo_data.seed(services, now=now)
+                await services.estimates.recompute_tick(
                     now=now, tick_start=now, batch_size=settings.recompute_batch_size
                 )
                 counts = ", ".join(

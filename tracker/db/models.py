@@ -326,6 +326,10 @@ class WebhookEndpoint(Model):
     failing_since = fields.DatetimeField(null=True)
     warned_at = fields.DatetimeField(null=True)
     rate_per_second = fields.FloatField(null=True)
+    rate_tokens = fields.FloatField(null=True)
+    rate_counted_at = fields.FloatField(null=True)
+    """The rate's token bucket, shared by every process that sends: tokens left at that moment (Unix
+    seconds); None until the first rated send."""
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
 

@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from tortoise import Tortoise
+from tortoise.connection import get_connection
+from tortoise.migrations.executor import MigrationExecutor
 
 from tracker.db.config import tortoise_config
 from tracker.settings import Settings
@@ -37,3 +39,12 @@ async def apply_migrations(settings: Settings) -> None:
         await migrate(config=tortoise_config(settings))
     finally:
         await Tortoise.close_connections()
+
+
+async def pending_migrations(settings: Settings) -> list[str]:
+    """The migrations not yet applied to the database, in order; empty when it is up to date."""
+    async with open_database(settings):
+        connection = get_connection("default")
+        await connection.execute_query("SELECT 1")  # the recorder reads an unreachable database as empty
+        executor = MigrationExecutor(connection, tortoise_config(settings)["apps"])
+        return [step.migration.name for step in await executor.plan() if not step.backward]

@@ -12,9 +12,11 @@ are scored on two sets of earlier predictions whose biases pull opposite ways: t
 old enough for most of their cases to have closed (the open ones counted by their certain error,
 which favours long predictions), and all those of the cases that closed last (exact, but short
 cases close first), each set weighing the same however many rows it has - and the best one
-answers until the next refit. The plain median, the bar itself, answers until 30 cases have
-closed in the evidence and whenever no other candidate beats it clearly (by 1 % and by two
-standard errors): with little or misleading evidence the estimate is never worse than the bar.
+answers until the next refit. The plain median, the bar itself, answers whenever no other
+candidate beats it clearly (by 1 % and by two standard errors): with misleading evidence the
+estimate is never worse than the bar. Until 30 cases have closed in the evidence, the bar is
+raised to the median age of the cases still running (the cold start): the few cases closed that
+early are the short ones, and before any has closed the bar says every case ends now.
 Its P90 is calibrated split-conformally on the first set, each prediction decided once its P90
 has passed (the jobs still open then counted as misses), so the calibration follows drift.
 
@@ -211,7 +213,7 @@ class Predictions:
     p90_end: FloatArray
     actual_end: FloatArray
     baseline_end: FloatArray
-    estimator: IntArray  # index in CANDIDATES of the predictor chosen
+    estimator: IntArray  # index in ESTIMATORS of the predictor chosen
     cost_so_far: FloatArray | None = None
     cost_p50: FloatArray | None = None
     cost_p90: FloatArray | None = None
@@ -272,18 +274,15 @@ def run_backtest(
             cases=moments.case[np.r_[evidence.rows, closed_last.rows]],
         )
         k = names.index(choice.name)
-        chosen[lo:hi] = k
-        factor = calibrate(
-            CalibrationEvidence(
-                p90_all[k, evidence.rows], evidence.observed, evidence.resolved, evidence.since
-            )
-        ).p90_factor
+        chosen[lo:hi] = k if choice.errors else ESTIMATORS.index(COLD_START)
+        factor = calibrate(_scalable(p90_all[k, evidence.rows], evidence)).p90_factor
         raw90 = p90_all[k, lo:hi]
         if not choice.errors:  # nothing known yet: the long-running open cases are all there is
             raw90 = p90_all[[names.index("direct"), names.index("median")], lo:hi].max(axis=0)
         # Never absurd: the service's bound, on the longest case seen (or this one's age).
         cap = BOUND * np.maximum(known.case_duration.max(initial=0.0), ev.age[block])
-        p50_s[lo:hi] = np.minimum(p50_all[k, lo:hi], cap)
+        p50 = p50_all[k, lo:hi] if choice.errors else _cold_start(known, p50_all[k, lo:hi])
+        p50_s[lo:hi] = np.minimum(p50, cap)
         p90_s[lo:hi] = np.minimum(np.maximum(raw90 * factor, p50_s[lo:hi]), cap)
         if ev.cost_so_far is not None:
             cost_p50[lo:hi], cost_p90[lo:hi] = finished.cost_projection(ev, instant, block, options)
@@ -313,6 +312,10 @@ def run_backtest(
 
 CANDIDATES = ("direct", "median", "simulation", "blend", "cautious")
 _DEFAULT = "median"
+COLD_START = "running"
+ESTIMATORS = (*CANDIDATES, COLD_START)
+"""What answers a prediction: a scored candidate, or the cold start while too few outcomes are known
+to score them (:func:`_cold_start`)."""
 
 
 @dataclass(frozen=True)
@@ -436,10 +439,37 @@ class _Moments:
         return _Evidence(rows, observed, resolved, now - self.clock[rows])
 
 
+def _scalable(raw_p90: FloatArray, evidence: _Evidence) -> CalibrationEvidence:
+    """The calibration evidence of the predictions that had a P90 to scale. A candidate with
+    nothing to go on answers zero (the plain median before any case has closed): every outcome
+    then misses it at any factor, and a factor learnt on those (the largest) would widen the
+    candidate's P90s once it has evidence (BPIC 2013: years of open cases, then P90s four times
+    the closed cases' own)."""
+    positive = raw_p90 > 0
+    return CalibrationEvidence(
+        raw_p90[positive], evidence.observed[positive], evidence.resolved[positive], evidence.since[positive]
+    )
+
+
 def _equal_share(size: int) -> FloatArray:
     """Weights giving a set of ``size`` predictions one unit in all, so the two evidence sets,
     biased opposite ways, weigh the same however many rows each has."""
     return np.full(size, 1.0 / max(size, 1))
+
+
+def _cold_start(known: _Known, plain: FloatArray) -> FloatArray:
+    """Before enough cases have closed to score the candidates: the plain median (``plain``), raised
+    to the median working age of the cases still running.
+
+    In a steady process the time a running case has left is distributed like the time running
+    cases have already spent (the inspection paradox), so their median age is an estimate of the
+    remaining time that needs no closed case. The few cases closed this early are the short ones,
+    and with none closed the plain median says every case ends now.
+    """
+    running = known.case_duration[~known.case_closed]
+    if running.size == 0:
+        return plain
+    return np.maximum(plain, float(np.median(running)))
 
 
 def _age_buckets(ages: FloatArray, reference: FloatArray) -> IntArray:
@@ -842,7 +872,7 @@ def _score(
     )
     estimators = {
         candidate: int((p.estimator == k).sum())
-        for k, candidate in enumerate(CANDIDATES)
+        for k, candidate in enumerate(ESTIMATORS)
         if (p.estimator == k).any()
     }
     cost = None
@@ -917,7 +947,7 @@ def write_predictions(
         iso_utc(p.actual_end),
         iso_utc(p.baseline_end),
         activities,
-        np.array(CANDIDATES, dtype=object)[p.estimator].tolist(),
+        np.array(ESTIMATORS, dtype=object)[p.estimator].tolist(),
     ]
     header = list(PREDICTION_HEADER)
     if (

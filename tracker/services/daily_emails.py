@@ -35,7 +35,7 @@ async def queue_daily_emails(settings: Settings, now: datetime) -> int:
                     f"digest:c{contact.id}:{day}", "digest", contact.email, now, contact_id=contact.id
                 )
             )
-    staff_day = daily_email_day(now, ZoneInfo(settings.staff_time_zone or "UTC"), at)
+    staff_day = daily_email_day(now, settings.staff_zone, at)
     if staff_day is not None:
         rows.extend(
             queued_email(f"summary:{address.lower()}:{staff_day}", "staff_summary", address, now)

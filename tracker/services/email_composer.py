@@ -46,6 +46,7 @@ from tracker.db.models import (
 )
 from tracker.domain.emails import (
     EmailRules,
+    Moot,
     Preference,
     QueuedRow,
     QuietHours,
@@ -65,11 +66,12 @@ from tracker.services.snapshots import JobSnapshot, JobSnapshots
 from tracker.services.status_pages import QUESTION_KIND
 from tracker.settings import Settings
 
-STAFF_LANGUAGE = "en"
-"""Staff and endpoint owners are addressed in the first language (no locale is known for them)."""
 FALLBACK_DOMAIN = "tracker.invalid"
 FOLDED = frozenset({EmailCategory.PROGRESS, EmailCategory.ESTIMATES})
 """Categories whose emails fold into one another (see `tracker.domain.emails`)."""
+NEIGHBOURLY = FOLDED | {EmailCategory.ALERTS}
+"""Categories whose timing looks at the job's other queued emails (alerts: to be taken back, and to
+carry the progress queued before them)."""
 PERSONAL_FIELDS = ("contact_name", "preferences_url", "unsubscribe_url")
 """What differs between the readers of one job update: the rest is rendered once for them all."""
 
@@ -138,6 +140,8 @@ def headline(kinds: Sequence[EventType], status: JobStatus) -> str:
     if status is JobStatus.CANCELLED:
         return "cancelled"
     kind_set = set(kinds)
+    if EventType.AT_RISK in kind_set:
+        return "at_risk"  # urgent: it leads even when it carries stage changes
     for kind, words in (
         (EventType.AT_RISK, "at_risk"),
         (EventType.STUCK, "stuck"),
@@ -182,6 +186,7 @@ class DatabaseEmailComposer:
         self._domain = mail_domain(settings)
         self._sender = sender_of(settings)
         self._base = settings.public_base_url.rstrip("/")
+        self._staff_formats = Formats(settings.staff_language, settings.staff_zone)
 
     async def compose(self, email: QueuedEmail, now: datetime) -> EmailPlan:
         """The plan of one email (`compose_batch` of one); raises what composing it raised."""
@@ -235,9 +240,11 @@ class DatabaseEmailComposer:
         if reason is not None:
             return SkipEmail(reason)
         zone = ZoneInfo(contact.time_zone)
-        timing = await self._timing(email, category, batch, zone, now)
+        timing = await self._timing(email, category, contact, batch, zone, now)
         if isinstance(timing, WaitUntil):
             return DeferEmail(timing.until)
+        if isinstance(timing, Moot):
+            return SkipEmail(timing.reason)
         event_ids = {email.id: email.event_id, **batch.event_ids}
         covered = {event_ids.get(i) for i in timing.covers}
         events = [event for event_id, event in sorted(batch.events.items()) if event_id in covered]
@@ -287,17 +294,23 @@ class DatabaseEmailComposer:
         self,
         email: QueuedEmail,
         category: EmailCategory,
+        contact: Contact,
         batch: _CustomerBatch,
         zone: ZoneInfo,
         now: datetime,
-    ) -> SendNow | WaitUntil:
-        """When the email goes and what it covers; only progress and estimates look at their neighbours."""
+    ) -> SendNow | WaitUntil | Moot:
+        """When the email goes and what it covers; progress, estimates and alerts look at the job's other
+        queued emails for the contact."""
         row = QueuedRow(email.id, email.kind, email.created_at)
         same_category: list[QueuedRow] = []
+        related: list[QueuedRow] = []
         last_sent = None
-        if category in FOLDED:
+        if category in NEIGHBOURLY:
             neighbours = batch.queued.get((email.job_id or 0, email.contact_id or 0), [])
             same_category = [q for q in neighbours if category_of(q.kind) is category]
+            other = EmailCategory.ESTIMATES if category is EmailCategory.PROGRESS else EmailCategory.PROGRESS
+            if preference_for(contact, other) is Preference.EACH:
+                related = [q for q in neighbours if category_of(q.kind) is other]
             if category is EmailCategory.ESTIMATES:
                 kinds = [kind.value for kind, of in EMAIL_CATEGORIES.items() if of is category]
                 last_sent = await _last_sent_at(
@@ -316,6 +329,7 @@ class DatabaseEmailComposer:
             rules=self._rules,
             zone=zone,
             now=now,
+            related=related,
         )
 
     async def _change(self, event: JobEvent, job: Job, formats: Formats) -> dict[str, str]:
@@ -389,15 +403,15 @@ class DatabaseEmailComposer:
         address = await _staff_address(email)
         if isinstance(address, SkipEmail):
             return address
-        formats = Formats(STAFF_LANGUAGE, ZoneInfo("UTC"))
-        environment = self._environments[STAFF_LANGUAGE]
+        formats = self._staff_formats
+        environment = self._environments[self._staff_formats.language]
         thread = None
         if email.kind == "staff_alert":
             job = await Job.get_or_none(id=email.job_id)
             event = await JobEvent.get_or_none(id=email.event_id)
             if job is None or event is None:
                 return SkipEmail("the job or the event no longer exists")
-            snapshot = await self._snapshots.of(job, locale=STAFF_LANGUAGE)
+            snapshot = await self._snapshots.of(job, locale=self._staff_formats.language)
             account = await Account.get(id=job.account_id)
             context = {
                 **_job_context(snapshot, formats),
@@ -422,7 +436,7 @@ class DatabaseEmailComposer:
         }
         jobs = await Job.filter(status__in=OPEN_STATUSES).order_by("id")
         for job in jobs:
-            snapshot = await self._snapshots.of(job, locale=STAFF_LANGUAGE)
+            snapshot = await self._snapshots.of(job, locale=self._staff_formats.language)
             estimate = snapshot.estimate
             if estimate is None:
                 continue
@@ -458,8 +472,8 @@ class DatabaseEmailComposer:
         job = await Job.get_or_none(id=email.job_id)
         if question is None or job is None:
             return SkipEmail("the question or its job no longer exists")
-        formats = Formats(STAFF_LANGUAGE, ZoneInfo("UTC"))
-        snapshot = await self._snapshots.of(job, locale=STAFF_LANGUAGE)
+        formats = self._staff_formats
+        snapshot = await self._snapshots.of(job, locale=self._staff_formats.language)
         account = await Account.get(id=job.account_id)
         context = {
             **_job_context(snapshot, formats),
@@ -468,7 +482,7 @@ class DatabaseEmailComposer:
             "asked_at": formats.moment(question.asked_at),
             "dashboard_url": f"{self._base}/dashboard/jobs/{job.id}#question-{question.id}",
         }
-        rendered = render_email(self._environments[STAFF_LANGUAGE], "staff_question", context)
+        rendered = render_email(self._environments[self._staff_formats.language], "staff_question", context)
         return ComposedEmail(
             self._outgoing(email.id, Mailbox(address), rendered, thread_id=self._thread_id(job.id))
         )
@@ -482,7 +496,7 @@ class DatabaseEmailComposer:
         endpoint = await WebhookEndpoint.get_or_none(id=row.endpoint_id)
         if endpoint is None:
             return SkipEmail("the endpoint no longer exists")
-        formats = Formats(STAFF_LANGUAGE, ZoneInfo("UTC"))
+        formats = self._staff_formats
         context = {
             "disabled": email.kind == "endpoint_disabled",
             "url": endpoint.url,
@@ -490,7 +504,7 @@ class DatabaseEmailComposer:
             "since": None if endpoint.failing_since is None else formats.moment(endpoint.failing_since),
             "reason": endpoint.disabled_reason or "",
         }
-        rendered = render_email(self._environments[STAFF_LANGUAGE], "endpoint_notice", context)
+        rendered = render_email(self._environments[self._staff_formats.language], "endpoint_notice", context)
         return ComposedEmail(self._outgoing(email.id, Mailbox(email.address), rendered))
 
     def _outgoing(
@@ -560,11 +574,11 @@ class _CustomerBatch:
             str(address)
             for address in await Suppression.filter(address__in=addresses).values_list("address", flat=True)
         }
-        folding = [e for e in emails if category_of(e.kind) in FOLDED]
+        folding = [e for e in emails if category_of(e.kind) in NEIGHBOURLY]
         queued: dict[tuple[int, int], list[QueuedRow]] = {}
         event_ids: dict[int, int | None] = {}
         if folding:
-            kinds = [kind.value for kind, of in EMAIL_CATEGORIES.items() if of in FOLDED]
+            kinds = [kind.value for kind, of in EMAIL_CATEGORIES.items() if of in NEIGHBOURLY]
             rows = await Delivery.filter(
                 channel="email",
                 status="queued",

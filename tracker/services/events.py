@@ -128,7 +128,7 @@ def _webhook_sql(postgres: bool, mark: str) -> str:
         f"e.job_id, NULL, w.id, NULL, {_DUE} "
         "FROM job_event AS e JOIN job AS j ON j.id = e.job_id "
         f"JOIN webhook_subscription AS s ON s.event_type = {webhook_type} "
-        "JOIN webhook_endpoint AS w ON w.id = s.endpoint_id AND w.status = 'active' "
+        "JOIN webhook_endpoint AS w ON w.id = s.endpoint_id AND w.status IN ('active', 'paused') "
         "AND (w.account_id IS NULL OR w.account_id = j.account_id) "
         f"WHERE e.batch = {mark} AND {_public_note(postgres)} "
         "ON CONFLICT (dedupe_key) DO NOTHING"

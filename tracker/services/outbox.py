@@ -28,9 +28,11 @@ from notifications import (
     Delivery,
     OutgoingEmail,
     Rate,
+    Reservation,
     TargetAction,
     TargetHealth,
     TargetVerdict,
+    TokenBucket,
     WebhookMessage,
     encode_payload,
 )
@@ -630,6 +632,30 @@ class DatabaseDeliveryStore:
         await DeliveryRow.filter(id=delivery_id, claim=claim).update(
             status=status, claim=None, last_error=_cut(error, 500)
         )
+
+    async def reserve_rate(
+        self, delivery: Delivery, rate: Rate, now: datetime, max_wait: float
+    ) -> Reservation:
+        """The endpoint's bucket lives on its row, taken under a row lock, so every process sending to it
+        shares the rate."""
+        self._row(delivery)
+        moment = now.timestamp()
+        async with in_transaction():
+            endpoint = (
+                await WebhookEndpoint.select_for_update()
+                .only("id", "rate_tokens", "rate_counted_at")
+                .get_or_none(id=_endpoint_id(delivery.target))
+            )
+            if endpoint is None or endpoint.rate_tokens is None or endpoint.rate_counted_at is None:
+                bucket = TokenBucket.full(rate, moment)
+            else:
+                bucket = TokenBucket(rate, endpoint.rate_tokens, endpoint.rate_counted_at)
+            reservation = bucket.reserve(moment, max_wait)
+            if endpoint is not None and reservation.granted:
+                await WebhookEndpoint.filter(id=endpoint.id).update(
+                    rate_tokens=reservation.bucket.tokens, rate_counted_at=reservation.bucket.updated
+                )
+        return reservation
 
     async def update_target(self, target: str, verdict: TargetVerdict, now: datetime) -> None:
         endpoint_id = _endpoint_id(target)
