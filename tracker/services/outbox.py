@@ -321,7 +321,7 @@ class DatabaseDeliveryStore:
         *,
         staff_addresses: Sequence[str] = (),
         defer_on_error: timedelta = timedelta(minutes=5),
-        result_linger: float = 0.02,
+        result_linger: float = 0.05,
     ) -> None:
         self._composer = composer
         self._snapshots = snapshots
