@@ -369,8 +369,8 @@ class DatabaseDeliveryStore:
         else:  # in the order the marks appear
             at, until = _sqlite_time(now), _sqlite_time(lease_until)
             values = [claim, until, at, *skip, scan, per_target, limit, at]
-        async with in_transaction() as transaction:
-            claimed = await transaction.execute_query_dict(_claim_sql(postgres, len(skip)), values)
+        # One statement, atomic as it is: an explicit transaction would add two round trips.
+        claimed = await connection.execute_query_dict(_claim_sql(postgres, len(skip)), values)
         return claim, sorted((_Row.of(row) for row in claimed), key=lambda row: row.id)
 
     def _handed_out(
