@@ -612,6 +612,7 @@ class NotificationItem:
     attempts: int
     last_error: str | None
     created_at: datetime
+    due_at: datetime | None
     sent_at: datetime | None
 
 
@@ -627,11 +628,12 @@ async def job_notifications(job_id: int, *, after: int | None, limit: int) -> li
             kind=row.kind,
             contact_id=row.contact_id,
             endpoint_id=row.endpoint_id,
-            address=row.address,
+            address=row.address or (row.target.removeprefix("email:") if row.channel == "email" else None),
             status=cast(DeliveryStatus, row.status),
             attempts=row.attempts,
             last_error=row.last_error,
             created_at=row.created_at,
+            due_at=row.available_at if row.status == "queued" and row.claim is None else None,
             sent_at=row.sent_at,
         )
         for row in await rows.order_by("id").limit(limit)
