@@ -261,6 +261,20 @@ async def test_a_job_at_risk_from_the_start_tells_it_in_its_first_email_with_the
     assert "We opened the job." in plan.message.text
 
 
+async def test_a_hold_says_why(
+    client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: DatabaseEmailComposer
+) -> None:
+    job = await open_job(client, auth, locale="nl_BE", name="Piet")
+    held = await act(client, auth.staff, job, "hold", reason="Wachten op onderdelen")
+    assert held.status_code == 200, held.text
+    (created,) = await queued("created")
+
+    plan = await composer.compose(created, clock.advance(seconds=120))
+
+    assert isinstance(plan, ComposedEmail)
+    assert "- In de wacht gezet: Wachten op onderdelen\n" in plan.message.text
+
+
 async def test_a_batch_composes_each_email_as_it_would_be_alone(
     client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: DatabaseEmailComposer
 ) -> None:

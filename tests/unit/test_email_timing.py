@@ -45,7 +45,7 @@ def plan(
     rules: EmailRules = RULES,
     zone: ZoneInfo = BRUSSELS,
     related: tuple[QueuedRow, ...] = (),
-) -> SendNow | WaitUntil:
+) -> SendNow | WaitUntil | Moot:
     return plan_timing(
         this,
         same_category=group,

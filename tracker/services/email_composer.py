@@ -341,6 +341,8 @@ class DatabaseEmailComposer:
             key = data["to"]["stage"] if "to" in data else job.stage_key
             workflow = await self._snapshots.versions.get(job.workflow_id)
             change["stage"] = workflow.definition.stage(key).label(formats.language)
+        elif kind is EventType.HOLD and data.get("reason"):
+            change["reason"] = str(data["reason"])
         elif kind is EventType.ETA_MOVED:
             change["old"] = formats.day(datetime.fromisoformat(data["old"]))
             change["new"] = formats.day(datetime.fromisoformat(data["new"]))
