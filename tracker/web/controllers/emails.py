@@ -140,8 +140,12 @@ def dev_mailbox_controller(settings: Settings) -> type[Controller]:
         @get(operation_id="DevMailbox", media_type=HTML, responses={200: ResponseSpec(str, media_type=HTML)})
         async def mailbox(self) -> Response[str]:
             """The emails kept instead of sent (no SMTP server configured), newest first."""
-            mails = await mail.recent_dev_mails()
-            return _page(settings, "en", "dev/mailbox.html", {"mails": mails, "base": ""})
+            context = {
+                "mails": await mail.recent_dev_mails(),
+                "base": "",
+                "smtp_configured": not mail.uses_dev_mailbox(settings),
+            }
+            return _page(settings, "en", "dev/mailbox.html", context)
 
         @get(
             "/{mail_id:int}",
