@@ -81,6 +81,21 @@ async def test_opening_the_unsubscribe_link_changes_nothing(
     assert preferences.json() == EVERY_EACH
 
 
+async def test_a_head_request_on_the_unsubscribe_link_answers_like_opening_it_without_a_body(
+    client: httpx.AsyncClient, auth: Keys, contact: Contact
+) -> None:
+    opened = await client.get(f"/unsubscribe/{contact.page_token}?c=progress")
+    checked = await client.head(f"/unsubscribe/{contact.page_token}?c=progress")
+    assert checked.status_code == 200
+    assert checked.content == b""
+    for header in ("content-type", "content-length", "cache-control", "referrer-policy"):
+        assert checked.headers[header] == opened.headers[header]
+    assert (await client.head("/unsubscribe/not-a-token")).status_code == 404
+    assert (await client.head(f"/unsubscribe/{contact.page_token}?c=spam")).status_code == 422
+    preferences = await client.get(f"/contacts/{contact.id}/preferences", headers=auth.staff)
+    assert preferences.json() == EVERY_EACH
+
+
 async def test_one_click_unsubscribe_turns_the_category_off_without_key_or_redirect(
     client: httpx.AsyncClient, auth: Keys, contact: Contact
 ) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import jinja2
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, Request, Response, delete, get, head, post
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
@@ -81,6 +81,16 @@ class UnsubscribeController(Controller):
     async def page(self, request: Request[Any, Any, Any], token: Token, c: Category = None) -> Response[str]:
         """A page with a button; opening it changes nothing (mail scanners open links)."""
         return await _unsubscribe_page(request, token, c, done=False)
+
+    @head("/{token:str}", operation_id="UnsubscribePageHead", responses=UNSUBSCRIBE_PAGE)
+    async def page_head(
+        self, request: Request[Any, Any, Any], token: Token, c: Category = None
+    ) -> Response[None]:
+        """The page's headers without its body: link checkers and some mail clients ask this before
+        opening the link. Like the page, it changes nothing."""
+        page = await _unsubscribe_page(request, token, c, done=False)
+        length = len(page.content.encode())
+        return Response(None, media_type=HTML, headers={**page.headers, "Content-Length": str(length)})
 
     @post(
         "/{token:str}",
