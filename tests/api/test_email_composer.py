@@ -242,6 +242,38 @@ async def test_a_stage_change_email_carries_the_estimate_change_queued_with_it(
     assert "- Expected cost moved from €640.00 to €5,480.00\n- Moved on to Repair." in plan.message.text
 
 
+async def test_a_job_at_risk_from_the_start_tells_it_in_its_first_email_with_the_opening(
+    client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: DatabaseEmailComposer
+) -> None:
+    await create_workflow(client, auth.admin)
+    contact = {"name": "Ann", "email": "ann@example.com", "locale": "en_GB", "time_zone": "Europe/Paris"}
+    account = await create_account(client, auth.staff, contacts=[contact])
+    await create_job(client, auth.staff, account["id"], title="Renault Clio", promised_on="2026-03-02")
+    (created,) = await queued("created")
+    (risk,) = await queued("at_risk")
+
+    plan = await composer.compose(risk, clock.now)
+
+    assert isinstance(plan, ComposedEmail)
+    assert plan.folded == (created.id,)
+    assert plan.message.subject == "Your Renault Clio: may be later than promised"
+    assert "We opened the job." in plan.message.text
+
+
+async def test_a_hold_says_why(
+    client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: DatabaseEmailComposer
+) -> None:
+    job = await open_job(client, auth, locale="nl_BE", name="Piet")
+    held = await act(client, auth.staff, job, "hold", reason="Wachten op onderdelen")
+    assert held.status_code == 200, held.text
+    (created,) = await queued("created")
+
+    plan = await composer.compose(created, clock.advance(seconds=120))
+
+    assert isinstance(plan, ComposedEmail)
+    assert "- In de wacht gezet: Wachten op onderdelen\n" in plan.message.text
+
+
 async def test_a_batch_composes_each_email_as_it_would_be_alone(
     client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: DatabaseEmailComposer
 ) -> None:

@@ -80,8 +80,16 @@ async def another_integrator() -> dict[str, str]:
     return {"Authorization": f"Bearer {issued.secret}"}
 
 
-async def queue(endpoint_id: int, status: str, *, kind: str = "advance", at: datetime = CURRENT_TIME) -> int:
-    """A webhook delivery as the outbox writes it (and the dispatcher leaves it)."""
+async def queue(
+    endpoint_id: int,
+    status: str,
+    *,
+    kind: str = "advance",
+    at: datetime = CURRENT_TIME,
+    claim: str | None = None,
+) -> int:
+    """A webhook delivery as the outbox writes it (and the dispatcher leaves it): a queued one has been
+    tried once and waits for its retry, unless `claim` says a dispatcher is sending it."""
     delivery = await Delivery.create(
         dedupe_key=f"{kind}:{endpoint_id}:{status}:{at.isoformat()}:{await Delivery.all().count()}",
         channel="webhook",
@@ -94,6 +102,7 @@ async def queue(endpoint_id: int, status: str, *, kind: str = "advance", at: dat
         created_at=at,
         sent_at=at if status == "sent" else None,
         last_error="HTTP 500" if status == "dead" else None,
+        claim=claim,
     )
     return delivery.id
 
@@ -526,7 +535,8 @@ async def test_dead_deliveries_since_a_time_are_requeued_with_a_fresh_schedule(
     old_dead = await queue(created["id"], "dead", at=since - timedelta(hours=1))
     dead = await queue(created["id"], "dead", at=since + timedelta(hours=1))
     sent = await queue(created["id"], "sent", at=since + timedelta(hours=2))
-    queued = await queue(created["id"], "queued", at=since + timedelta(hours=3))
+    retrying = await queue(created["id"], "queued", at=CURRENT_TIME + timedelta(hours=5))
+    sending = await queue(created["id"], "queued", at=since + timedelta(hours=3), claim="c1")
     others_dead = await queue(other["id"], "dead", at=since + timedelta(hours=1))
     clock.advance(minutes=1)
 
@@ -535,12 +545,13 @@ async def test_dead_deliveries_since_a_time_are_requeued_with_a_fresh_schedule(
     )
 
     assert response.status_code == 202, response.text
-    assert response.json() == {"requeued": 1}
-    row = await Delivery.get(id=dead)
-    assert (row.status, row.attempts, row.available_at) == ("queued", 0, clock.now)
-    statuses = [(await Delivery.get(id=d)).status for d in (old_dead, sent, queued, others_dead)]
+    assert response.json() == {"requeued": 2}  # the dead one, and the one waiting for its retry
+    for requeued in (dead, retrying):
+        row = await Delivery.get(id=requeued)
+        assert (row.status, row.attempts, row.available_at) == ("queued", 0, clock.now)
+    statuses = [(await Delivery.get(id=d)).status for d in (old_dead, sent, sending, others_dead)]
     assert statuses == ["dead", "sent", "queued", "dead"]
-    assert (await Delivery.get(id=queued)).available_at == since + timedelta(hours=3)
+    assert (await Delivery.get(id=sending)).available_at == since + timedelta(hours=3)
     assert len(fired) == 1
 
 
@@ -581,22 +592,26 @@ async def test_a_delivery_is_replayed_only_when_its_state_allows(
     created = await register(client, auth.integrator)
     other = await register(client, auth.integrator, url=f"{URL}/other")
     sent = await queue(created["id"], "sent")
-    queued = await queue(created["id"], "queued")
+    sending = await queue(created["id"], "queued", claim="c1")
+    retrying = await queue(created["id"], "queued", at=CURRENT_TIME + timedelta(hours=5))
     others = await queue(other["id"], "dead")
     path = f"/webhooks/{created['id']}/replay"
 
     not_dead = await client.post(path, json={"delivery_id": sent}, headers=auth.integrator)
     on_its_way = await client.post(
-        path, json={"delivery_id": queued, "status": "all"}, headers=auth.integrator
+        path, json={"delivery_id": sending, "status": "all"}, headers=auth.integrator
     )
     elsewhere = await client.post(path, json={"delivery_id": others}, headers=auth.integrator)
     resent = await client.post(path, json={"delivery_id": sent, "status": "all"}, headers=auth.integrator)
+    brought_forward = await client.post(path, json={"delivery_id": retrying}, headers=auth.integrator)
 
     assert _problem(not_dead, 409)["code"] == "delivery_not_replayable"
     assert _problem(on_its_way, 409)["code"] == "delivery_not_replayable"
     assert _problem(elsewhere, 404)["detail"] == f"delivery {others} does not exist"
     assert resent.json() == {"requeued": 1}
-    assert len(fired) == 1
+    assert brought_forward.json() == {"requeued": 1}  # the receiver is back: no wait for the retry
+    assert (await Delivery.get(id=retrying)).available_at == CURRENT_TIME
+    assert len(fired) == 2
 
 
 @pytest.mark.parametrize(

@@ -32,14 +32,15 @@ async def test_staff_see_every_email_and_webhook_about_a_job_and_how_it_went(
     page = response.json()
     assert page["next_after"] is None
     summary = [
-        (i["channel"], i["kind"], i["contact_id"], i["endpoint_id"], i["status"], i["attempts"])
+        (i["channel"], i["kind"], i["contact_id"], i["endpoint_id"], i["address"], i["status"], i["attempts"])
         for i in page["items"]
     ]
     assert summary == [
-        ("email", "created", contact.id, None, "queued", 0),
-        ("email", "advance", contact.id, None, "sent", 1),
-        ("webhook", "advance", None, hook.id, "dead", 10),
+        ("email", "created", contact.id, None, "marie@example.com", "queued", 0),
+        ("email", "advance", contact.id, None, "marie@example.com", "sent", 1),
+        ("webhook", "advance", None, hook.id, None, "dead", 10),
     ]
+    assert [i["due_at"] for i in page["items"]] == ["2026-03-02T09:00:00Z", None, None]
     dead = page["items"][2]
     assert (dead["last_error"], dead["sent_at"]) == ("HTTP 503", None)
     assert page["items"][1]["sent_at"] == "2026-03-02T09:00:00Z"

@@ -294,10 +294,16 @@ async def test_a_webhook_carries_the_job_as_the_api_shows_it_and_the_change(
     assert message.message_id == f"msg_e{event.id}_webhook_w{hook.id}"
     assert delivery.target_health == TargetHealth()
 
-    await store.release(delivery, CURRENT_TIME)
-    (again,) = await claim_webhooks(store)
-    assert isinstance(again.message, WebhookMessage)
-    assert again.message.message_id == message.message_id
+    await store.mark_retry(
+        delivery, Attempt(Outcome.FAILED, 3.0, error="refused"), CURRENT_TIME, CURRENT_TIME
+    )
+    moved_on = await act(client, auth.staff, advanced, "advance")  # the job changes before the retry
+    assert moved_on.status_code == 200, moved_on.text
+    retried, later = await claim_webhooks(store)
+    assert isinstance(retried.message, WebhookMessage) and isinstance(later.message, WebhookMessage)
+    assert retried.message.message_id == message.message_id
+    assert retried.message.body == message.body  # the same bytes on every attempt: the job as it was
+    assert json.loads(later.message.body)["data"]["job"]["version"] == moved_on.json()["version"]
 
 
 async def test_during_a_rotation_both_secrets_sign(

@@ -10,6 +10,7 @@ import pytest
 from tracker.domain.emails import (
     RECHECK,
     EmailRules,
+    Moot,
     Preference,
     QueuedRow,
     QuietHours,
@@ -44,7 +45,7 @@ def plan(
     rules: EmailRules = RULES,
     zone: ZoneInfo = BRUSSELS,
     related: tuple[QueuedRow, ...] = (),
-) -> SendNow | WaitUntil:
+) -> SendNow | WaitUntil | Moot:
     return plan_timing(
         this,
         same_category=group,
@@ -165,6 +166,33 @@ def test_an_estimate_change_waits_for_the_stage_change_email_that_carries_it() -
     assert plan(moved, [moved], NOON, related=(advance,)) == WaitUntil(closes)
     assert plan(moved, [moved], closes, related=(advance,)) == WaitUntil(closes + RECHECK)
     assert plan(moved, [moved], closes) == SendNow((2,))  # nothing to carry it (progress off, or sent)
+
+
+def test_an_alert_goes_at_once_carrying_the_progress_queued_before_it() -> None:
+    created = row(1, "created", NOON)
+    risk = row(2, "at_risk", NOON)
+    later = row(3, "advance", NOON + timedelta(seconds=5))
+
+    assert plan(risk, [risk], NOON, related=(later, created)) == SendNow((2, 1))
+
+
+@pytest.mark.parametrize(
+    ("kinds", "moot"),
+    [
+        (["at_risk", "back_on_track"], [True, True]),  # flipped and flipped back: nobody hears
+        (["back_on_track", "at_risk"], [True, False]),  # the at-risk news stands
+        (["at_risk", "back_on_track", "at_risk"], [True, True, False]),
+        (["back_on_track"], [False]),  # takes back an at-risk already sent
+        (["at_risk", "stuck"], [False, False]),  # stuck takes nothing back
+    ],
+)
+def test_alerts_that_take_each_other_back_while_queued_are_not_sent(
+    kinds: list[str], moot: list[bool]
+) -> None:
+    group = [row(n, kind, NOON + timedelta(seconds=n)) for n, kind in enumerate(kinds, start=1)]
+    now = NOON + timedelta(minutes=5)
+
+    assert [isinstance(plan(queued, group, now), Moot) for queued in group] == moot
 
 
 @pytest.mark.parametrize("kind", ["at_risk", "back_on_track", "stuck", "note_added"])

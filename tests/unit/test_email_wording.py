@@ -27,6 +27,12 @@ from tracker.settings import Settings
         ([EventType.ETA_MOVED, EventType.COST_MOVED], JobStatus.OPEN, "eta"),
         ([EventType.COST_MOVED], JobStatus.OPEN, "cost"),
         ([EventType.AT_RISK], JobStatus.OPEN, "at_risk"),
+        (
+            [EventType.CREATED, EventType.ADVANCE, EventType.AT_RISK],
+            JobStatus.OPEN,
+            "at_risk",
+        ),  # urgent first
+        ([EventType.ADVANCE, EventType.STUCK], JobStatus.OPEN, "stage"),
         ([EventType.STUCK], JobStatus.ON_HOLD, "stuck"),
         ([EventType.BACK_ON_TRACK], JobStatus.OPEN, "back_on_track"),
         ([EventType.NOTE_ADDED], JobStatus.OPEN, "note"),

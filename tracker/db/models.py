@@ -383,6 +383,9 @@ class Delivery(Model):
     created_at = fields.DatetimeField()
     sent_at = fields.DatetimeField(null=True)
     last_error = fields.CharField(max_length=500, null=True)
+    payload = fields.TextField(null=True)
+    """A webhook's body, fixed when it is first built: every retry and replay sends the same bytes under
+    the same `webhook-id`, the job as it was then, not as it is by the retry."""
 
     class Meta:
         table = "delivery"

@@ -13,7 +13,7 @@ it opens. Staff and endpoint owners' emails have no quiet hours (they are work a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -108,7 +108,20 @@ class WaitUntil:
     until: datetime
 
 
-Timing = SendNow | WaitUntil
+@dataclass(frozen=True)
+class Moot:
+    """The email would tell nothing true any more: it is not sent."""
+
+    reason: str
+
+
+Timing = SendNow | WaitUntil | Moot
+
+OPPOSITE_ALERTS: Mapping[EventType, EventType] = {
+    EventType.AT_RISK: EventType.BACK_ON_TRACK,
+    EventType.BACK_ON_TRACK: EventType.AT_RISK,
+}
+"""Alerts that take each other back: while both are queued, the customer was told neither."""
 
 
 def category_of(kind: str) -> EmailCategory | None:
@@ -172,6 +185,30 @@ def _estimates(
     return SendNow(tuple(queued.id for queued in sorted(group, key=lambda q: (q.created_at, q.id))))
 
 
+def _taken_back(row: QueuedRow, group: Sequence[QueuedRow]) -> Moot | None:
+    """An at-risk alert followed by a back-on-track one (or the reverse) while both wait: the first is
+    taken back by the second, and a back-on-track that follows an at-risk never sent has nothing to take
+    back. A job that flips and flips back within minutes (an advance, then a cost) tells nobody."""
+    kind = EventType(row.kind)
+    opposite = OPPOSITE_ALERTS.get(kind)
+    if opposite is None:
+        return None
+    later = [q for q in group if (q.created_at, q.id) > (row.created_at, row.id)]
+    if any(EventType(q.kind) is opposite for q in later):
+        return Moot("taken back by a later alert still queued")
+    earlier = [q for q in group if (q.created_at, q.id) < (row.created_at, row.id)]
+    if kind is EventType.BACK_ON_TRACK and any(EventType(q.kind) is opposite for q in earlier):
+        return Moot("the at-risk alert it takes back was never sent")
+    return None
+
+
+def _alert(row: QueuedRow, related: Sequence[QueuedRow], now: datetime) -> Timing:
+    """An alert goes at once, carrying the job's progress queued before it: its first email about a
+    new job must not be the risk alone, with "we opened the job" minutes later."""
+    progress = sorted(related, key=lambda queued: (queued.created_at, queued.id))
+    return SendNow((row.id, *(queued.id for queued in progress if queued.created_at <= now)))
+
+
 def plan_timing(
     row: QueuedRow,
     *,
@@ -187,12 +224,15 @@ def plan_timing(
     `same_category`: the queued emails of the same job, contact and category, `row` among them.
     `last_sent_in_category`: when the last such email went out (the estimate interval counts from it).
     `related`: for a progress email, the job's queued estimate emails for the contact; for an estimate
-    email, its queued progress emails (each only when the contact takes that category email by email).
+    email or an alert, its queued progress emails (each only when the contact takes that category email
+    by email).
     A progress email shows the job's current estimate, so it carries the estimate changes queued before
     it: a second email an interval later would only repeat it.
     """
     category = category_of(row.kind)
     group = same_category if row in same_category else [*same_category, row]
+    if category is EmailCategory.ALERTS and (moot := _taken_back(row, group)) is not None:
+        return moot
     quiet_end = None if rules.quiet_hours is None else rules.quiet_hours.end_after(now, zone)
     if quiet_end is not None:
         return _at_night(row, group, quiet_end, now)
@@ -200,6 +240,8 @@ def plan_timing(
         return _progress(row, group, related, rules, now)
     if category is EmailCategory.ESTIMATES:
         return _estimates(row, group, related, last_sent_in_category, rules, now)
+    if category is EmailCategory.ALERTS:
+        return _alert(row, related, now)
     return SendNow((row.id,))
 
 

@@ -44,6 +44,7 @@ from tracker.db.models import (
 )
 from tracker.domain.emails import (
     EmailRules,
+    Moot,
     Preference,
     QueuedRow,
     QuietHours,
@@ -66,6 +67,9 @@ from tracker.settings import Settings
 FALLBACK_DOMAIN = "tracker.invalid"
 FOLDED = frozenset({EmailCategory.PROGRESS, EmailCategory.ESTIMATES})
 """Categories whose emails fold into one another (see `tracker.domain.emails`)."""
+NEIGHBOURLY = FOLDED | {EmailCategory.ALERTS}
+"""Categories whose timing looks at the job's other queued emails (alerts: to be taken back, and to
+carry the progress queued before them)."""
 
 
 def mail_domain(settings: Settings) -> str:
@@ -132,6 +136,8 @@ def headline(kinds: Sequence[EventType], status: JobStatus) -> str:
     if status is JobStatus.CANCELLED:
         return "cancelled"
     kind_set = set(kinds)
+    if EventType.AT_RISK in kind_set:
+        return "at_risk"  # urgent: it leads even when it carries stage changes
     for kind, words in (
         (EventType.AT_RISK, "at_risk"),
         (EventType.STUCK, "stuck"),
@@ -233,6 +239,8 @@ class DatabaseEmailComposer:
         timing = await self._timing(email, category, contact, batch, zone, now)
         if isinstance(timing, WaitUntil):
             return DeferEmail(timing.until)
+        if isinstance(timing, Moot):
+            return SkipEmail(timing.reason)
         event_ids = {email.id: email.event_id, **batch.event_ids}
         covered = {event_ids.get(i) for i in timing.covers}
         events = [event for event_id, event in sorted(batch.events.items()) if event_id in covered]
@@ -271,16 +279,17 @@ class DatabaseEmailComposer:
         batch: _CustomerBatch,
         zone: ZoneInfo,
         now: datetime,
-    ) -> SendNow | WaitUntil:
-        """When the email goes and what it covers; only progress and estimates look at their neighbours."""
+    ) -> SendNow | WaitUntil | Moot:
+        """When the email goes and what it covers; progress, estimates and alerts look at the job's other
+        queued emails for the contact."""
         row = QueuedRow(email.id, email.kind, email.created_at)
         same_category: list[QueuedRow] = []
         related: list[QueuedRow] = []
         last_sent = None
-        if category in FOLDED:
+        if category in NEIGHBOURLY:
             neighbours = batch.queued.get((email.job_id or 0, email.contact_id or 0), [])
             same_category = [q for q in neighbours if category_of(q.kind) is category]
-            (other,) = FOLDED - {category}
+            other = EmailCategory.ESTIMATES if category is EmailCategory.PROGRESS else EmailCategory.PROGRESS
             if preference_for(contact, other) is Preference.EACH:
                 related = [q for q in neighbours if category_of(q.kind) is other]
             if category is EmailCategory.ESTIMATES:
@@ -313,6 +322,8 @@ class DatabaseEmailComposer:
             key = data["to"]["stage"] if "to" in data else job.stage_key
             workflow = await self._snapshots.versions.get(job.workflow_id)
             change["stage"] = workflow.definition.stage(key).label(formats.language)
+        elif kind is EventType.HOLD and data.get("reason"):
+            change["reason"] = str(data["reason"])
         elif kind is EventType.ETA_MOVED:
             change["old"] = formats.day(datetime.fromisoformat(data["old"]))
             change["new"] = formats.day(datetime.fromisoformat(data["new"]))
@@ -544,11 +555,11 @@ class _CustomerBatch:
             str(address)
             for address in await Suppression.filter(address__in=addresses).values_list("address", flat=True)
         }
-        folding = [e for e in emails if category_of(e.kind) in FOLDED]
+        folding = [e for e in emails if category_of(e.kind) in NEIGHBOURLY]
         queued: dict[tuple[int, int], list[QueuedRow]] = {}
         event_ids: dict[int, int | None] = {}
         if folding:
-            kinds = [kind.value for kind, of in EMAIL_CATEGORIES.items() if of in FOLDED]
+            kinds = [kind.value for kind, of in EMAIL_CATEGORIES.items() if of in NEIGHBOURLY]
             rows = await Delivery.filter(
                 channel="email",
                 status="queued",

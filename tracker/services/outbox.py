@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol, cast
@@ -120,7 +120,7 @@ EVENT_TO_DELIVERY = Histogram(
 
 _RETURNED = (
     "id, dedupe_key, channel, kind, target, event_id, job_id, contact_id, endpoint_id, address, attempts, "
-    "created_at"
+    "created_at, payload"
 )
 _RETURNED_QUALIFIED = ", ".join(f"delivery.{column}" for column in _RETURNED.split(", "))
 _WAITING = (
@@ -245,6 +245,7 @@ class _Row:
     address: str | None
     attempts: int
     created_at: datetime
+    payload: str | None
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> _Row:
@@ -342,24 +343,28 @@ class DatabaseDeliveryStore:
         if not rows:
             return []
         endpoints = {e.id: e for e in await WebhookEndpoint.filter(id__in={r.endpoint_id for r in rows})}
-        events = {e.id: e for e in await JobEvent.filter(id__in={r.event_id for r in rows if r.event_id})}
-        jobs = {j.id: j for j in await Job.filter(id__in={r.job_id for r in rows if r.job_id})}
+        fresh = [row for row in rows if row.payload is None]
+        events = {e.id: e for e in await JobEvent.filter(id__in={r.event_id for r in fresh if r.event_id})}
+        jobs = {j.id: j for j in await Job.filter(id__in={r.job_id for r in fresh if r.job_id})}
         snapshots = {job_id: await self._snapshots.of(job) for job_id, job in jobs.items()}
         messages = []
+        built: dict[int, bytes] = {}
         for row in rows:
             endpoint = endpoints.get(row.endpoint_id or 0)
             if endpoint is None:
                 continue  # deleted since the claim: its rows went with it
-            if row.kind == TEST_KIND:
+            if row.payload is not None:
+                body = row.payload.encode()
+            elif row.kind == TEST_KIND:
                 test_data = webhook_test_data(endpoint.id)
-                body = encode_payload(webhook_type_of(row.kind), row.created_at, test_data)
+                body = built[row.id] = encode_payload(webhook_type_of(row.kind), row.created_at, test_data)
             else:
                 event = events.get(row.event_id or 0)
                 if event is None or event.job_id not in snapshots:
                     await self._finish(row.id, claim, "dead", error=JOB_GONE)
                     continue
                 data = {"job": webhook_job(snapshots[event.job_id]), "change": event.data}
-                body = encode_payload(webhook_type_of(row.kind), event.occurred_at, data)
+                body = built[row.id] = encode_payload(webhook_type_of(row.kind), event.occurred_at, data)
             secrets: tuple[str, ...] = (endpoint.secret,)
             if (
                 endpoint.previous_secret
@@ -369,6 +374,7 @@ class DatabaseDeliveryStore:
                 secrets += (endpoint.previous_secret,)
             message = WebhookMessage(webhook_message_id(row.dedupe_key), endpoint.url, body, secrets)
             messages.append((row, message, endpoint))
+        await _keep_payloads(built)
         return messages
 
     async def _plans(self, rows: list[_Row], now: datetime) -> Sequence[EmailPlan | Exception]:
@@ -612,6 +618,7 @@ class NotificationItem:
     attempts: int
     last_error: str | None
     created_at: datetime
+    due_at: datetime | None
     sent_at: datetime | None
 
 
@@ -627,15 +634,37 @@ async def job_notifications(job_id: int, *, after: int | None, limit: int) -> li
             kind=row.kind,
             contact_id=row.contact_id,
             endpoint_id=row.endpoint_id,
-            address=row.address,
+            address=row.address or (row.target.removeprefix("email:") if row.channel == "email" else None),
             status=cast(DeliveryStatus, row.status),
             attempts=row.attempts,
             last_error=row.last_error,
             created_at=row.created_at,
+            due_at=row.available_at if row.status == "queued" and row.claim is None else None,
             sent_at=row.sent_at,
         )
         for row in await rows.order_by("id").limit(limit)
     ]
+
+
+async def _keep_payloads(bodies: Mapping[int, bytes]) -> None:
+    """Fix the body of each delivery built for the first time (one statement): its retries and replays
+    send it again as it is. A body another process fixed first stays."""
+    if not bodies:
+        return
+    connection = get_connection("default")
+    postgres = connection.capabilities.dialect == "postgres"
+    values: list[Any] = []
+    cases = []
+    for delivery_id, body in bodies.items():
+        values += [delivery_id, body.decode()]
+        cases.append(f"WHEN ${len(values) - 1} THEN ${len(values)}" if postgres else "WHEN ? THEN ?")
+    ids = ", ".join(f"${len(values) + n + 1}" if postgres else "?" for n in range(len(bodies)))
+    values += list(bodies)
+    await connection.execute_query(
+        f"UPDATE delivery SET payload = CASE id {' '.join(cases)} END "  # noqa: S608 (placeholders only)
+        f"WHERE id IN ({ids}) AND payload IS NULL",
+        values,
+    )
 
 
 def _endpoint_id(target: str) -> int | None:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from enum import Enum, StrEnum
 from typing import TypedDict
 
+from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
@@ -59,7 +60,8 @@ REPLAYABLE: dict[ReplayScope, tuple[str, ...]] = {
     ReplayScope.DEAD: ("dead",),
     ReplayScope.ALL: ("dead", "sent", "skipped"),
 }
-"""Delivery statuses each scope requeues; a queued delivery is on its way already and is left alone."""
+"""Delivery statuses each scope requeues. Whatever the scope, a delivery waiting for its next retry is
+brought forward too (the receiver is back: no need to wait up to a day); one being sent is left alone."""
 
 
 class WebhookTestData(TypedDict):
@@ -405,26 +407,28 @@ class WebhookEndpoints:
             endpoint = await self._owned(principal, endpoint_id)
             _refuse_disabled(endpoint)
             query = Delivery.filter(endpoint_id=endpoint.id, channel=WEBHOOK)
+            delivery = None
             if request.delivery_id is not None:
                 delivery = await query.filter(id=request.delivery_id).first()
                 if delivery is None:
                     raise NotFound("delivery", request.delivery_id)
-                if delivery.status not in statuses:
-                    raise Conflict(
-                        f"delivery {delivery.id} is {delivery.status}; "
-                        + (
-                            "only a dead one is replayed"
-                            if request.scope is ReplayScope.DEAD
-                            else "it is on its way already"
-                        ),
-                        code="delivery_not_replayable",
-                    )
                 query = query.filter(id=delivery.id)
             else:
                 query = query.filter(created_at__gte=request.since)
-            requeued = await query.filter(status__in=statuses).update(
+            waiting_for_retry = Q(status="queued", claim__isnull=True, attempts__gt=0)
+            requeued = await query.filter(Q(status__in=statuses) | waiting_for_retry).update(
                 status="queued", attempts=0, available_at=now, claim=None, sent_at=None
             )
+            if delivery is not None and not requeued:
+                raise Conflict(
+                    f"delivery {delivery.id} is {delivery.status}; "
+                    + (
+                        "only a dead one is replayed"
+                        if request.scope is ReplayScope.DEAD
+                        else "it is on its way already"
+                    ),
+                    code="delivery_not_replayable",
+                )
         if requeued:
             self.deliveries_queued.fire()
         return requeued

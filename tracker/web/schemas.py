@@ -442,11 +442,15 @@ class NotificationOut(Output, kw_only=True):
     endpoint_id: int | None
     """The webhook endpoint, for webhooks (and for staff notices about it)."""
     address: str | None
-    """The address emailed when it is no contact's (staff)."""
+    """The address emailed (a contact's as it was when queued, or staff's); null for webhooks."""
     status: DeliveryStatus
     attempts: int
     last_error: str | None
     created_at: datetime
+    due_at: datetime | None
+    """When a queued delivery is due: the dispatcher moves it on to the end of its fold window, the
+    contact's quiet hours or its retry wait once it has looked at it. Null once it is sent or given up,
+    and while it is being sent."""
     sent_at: datetime | None
 
 

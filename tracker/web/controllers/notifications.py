@@ -26,6 +26,7 @@ def notification_out(item: NotificationItem) -> s.NotificationOut:
         attempts=item.attempts,
         last_error=item.last_error,
         created_at=item.created_at,
+        due_at=item.due_at,
         sent_at=item.sent_at,
     )
 

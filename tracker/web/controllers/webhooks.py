@@ -159,8 +159,9 @@ class WebhookController(Controller):
     ) -> s.ReplayOut:
         """Send deliveries again, due now, with a fresh retry schedule; each keeps its `webhook-id`.
         One dead delivery (`delivery_id`; with `status: all` a sent one too), or every dead (or, with
-        `status: all`, every sent or dead) delivery created since `since`. 409 `delivery_not_replayable`
-        for a delivery still queued (or not dead), `endpoint_disabled` for a disabled endpoint."""
+        `status: all`, every sent or dead) delivery created since `since`; deliveries waiting for their
+        next retry are brought forward either way. 409 `delivery_not_replayable` for a delivery being
+        sent (or not dead), `endpoint_disabled` for a disabled endpoint."""
         request = ReplayRequest(
             delivery_id=None if isinstance(data.delivery_id, msgspec.UnsetType) else data.delivery_id,
             since=None if isinstance(data.since, msgspec.UnsetType) else data.since,

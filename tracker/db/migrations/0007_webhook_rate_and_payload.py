@@ -9,6 +9,11 @@ class Migration(migrations.Migration):
 
     operations = [
         ops.AddField(
+            model_name='Delivery',
+            name='payload',
+            field=fields.TextField(null=True, unique=False),
+        ),
+        ops.AddField(
             model_name='WebhookEndpoint',
             name='rate_counted_at',
             field=fields.FloatField(null=True),
