@@ -112,6 +112,10 @@ async def test_staff_hear_at_once_of_a_job_at_risk_in_the_jobs_thread(
     assert plan.message.subject == f"At risk: {job.reference} Renault Clio"
     assert "It may not be ready by the promised day." in plan.message.text
     assert plan.message.thread_id == f"<job-{job.id}@tracker.localhost>"
+    dashboard = f"https://status.example.test/dashboard/jobs/{job.id}"
+    assert dashboard in plan.message.text
+    assert f'href="{dashboard}"' in plan.message.html
+    assert job.public_token not in plan.message.text + plan.message.html  # not the customer's page
 
 
 async def test_the_morning_summary_lists_recent_delivery_failures(

@@ -406,7 +406,7 @@ class DatabaseEmailComposer:
                 "account": account.name,
                 "alert": event.type,
                 "change": await self._change(event, job, formats),
-                "status_url": snapshot.public_url,
+                "dashboard_url": f"{self._base}/dashboard/jobs/{job.id}",
             }
             rendered = render_email(environment, "staff_alert", context)
             thread = self._thread_id(job.id)
