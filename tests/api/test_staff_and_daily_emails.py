@@ -146,6 +146,27 @@ async def test_the_morning_summary_lists_recent_delivery_failures(
     assert "At risk of missing the promised day (0)" in plan.message.text
 
 
+async def test_the_morning_summary_links_each_job_to_its_dashboard_page(
+    client: httpx.AsyncClient,
+    auth: Keys,
+    clock: FakeClock,
+    staff_settings: Settings,
+    composer: DatabaseEmailComposer,
+) -> None:
+    await create_workflow(client, auth.admin)
+    account = await create_account(client, auth.staff)
+    job = await create_job(client, auth.staff, account["id"], title="Renault Clio", promised_on="2026-03-02")
+    await queue_daily_emails(staff_settings, clock.now)
+    (summary,) = await queued("staff_summary")
+
+    plan = await composer.compose(summary, clock.now)
+
+    assert isinstance(plan, ComposedEmail)
+    assert "At risk of missing the promised day (1)" in plan.message.text
+    assert f"https://status.example.test/dashboard/jobs/{job['id']}" in plan.message.text
+    assert "/status/" not in plan.message.text  # the customer's link stays the customer's
+
+
 async def test_the_morning_summary_comes_in_the_staffs_morning(staff_settings: Settings) -> None:
     paris = dataclasses.replace(staff_settings, staff_time_zone="Europe/Paris")
     eight_in_paris = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)  # quiet hours end at 08:00 by default

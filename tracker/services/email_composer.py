@@ -428,7 +428,10 @@ class DatabaseEmailComposer:
             estimate = snapshot.estimate
             if estimate is None:
                 continue
-            line = {**_job_context(snapshot, formats), "status_url": snapshot.public_url}
+            line = {
+                **_job_context(snapshot, formats),
+                "dashboard_url": f"{self._base}/dashboard/jobs/{job.id}",
+            }
             for flag in sections:
                 if getattr(estimate, flag):
                     sections[flag].append(line)
