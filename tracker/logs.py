@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import time
 from contextvars import ContextVar
@@ -17,6 +18,12 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 access_log = logging.getLogger("tracker.access")
 REQUEST_ID_HEADER = "x-request-id"
+PAGE_TOKEN = re.compile(r"^(/(?:status|a|unsubscribe)/)[^/]+?(\.json|\.ics)?(?=/|$)")
+"""The token of a customer's link (`/status/<token>.json`, `/a/<token>/preferences`, `/unsubscribe/<token>`):
+it opens the page, so whoever reads the logs must not get it."""
+NOISY_LOGGERS = ("tortoise", "aiosqlite", "asyncpg", "apscheduler", "httpx", "httpcore")
+"""Libraries that log every query or request at INFO; httpx and httpcore write each webhook's full URL,
+and URLs such as Slack's carry their credential in the path."""
 
 
 class JsonFormatter(logging.Formatter):
@@ -43,8 +50,13 @@ def configure_logging(level: str, *, as_json: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("tortoise", "aiosqlite", "asyncpg", "apscheduler"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def _loggable_path(path: str) -> str:
+    """The request path with a customer's link token replaced by `…` (the query is never logged)."""
+    return PAGE_TOKEN.sub(r"\g<1>…\g<2>", path)
 
 
 def _valid_request_id(raw: str | None) -> str | None:
@@ -86,7 +98,7 @@ class RequestLogging:
                 extra={
                     "fields": {
                         "method": scope.get("method"),
-                        "path": scope.get("path"),
+                        "path": _loggable_path(scope.get("path", "")),
                         "status": status,
                         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     }

@@ -50,6 +50,7 @@ def _bearer(secret: str) -> dict[str, str]:
         pytest.param({"Authorization": "trk_abc_def"}, id="no-scheme"),
         pytest.param({"Authorization": "Bearer not-a-tracker-key"}, id="malformed-key"),
         pytest.param({"Authorization": "Bearer trk_000000000000_unknownsecret"}, id="unknown-key"),
+        pytest.param({"Authorization": f"Bearer trk_{'0' * 17}_unknownsecret"}, id="prefix-too-long"),
     ],
 )
 async def test_a_request_without_a_valid_key_is_unauthorized(

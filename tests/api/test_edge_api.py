@@ -36,6 +36,43 @@ async def test_an_id_beyond_the_columns_is_simply_not_found(
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
+TOO_LONG = "x" * 65
+"""Longer than any token column (64): a value no record can hold."""
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", f"/unsubscribe/{TOO_LONG}?c=progress"),
+        ("POST", f"/unsubscribe/{TOO_LONG}?c=progress"),
+        ("GET", f"/a/{TOO_LONG}"),
+        ("GET", f"/status/{TOO_LONG}"),
+        ("GET", f"/status/{TOO_LONG}.json"),
+        ("GET", f"/status/{TOO_LONG}.ics"),
+        ("DELETE", f"/suppressions/{'a' * 250}@example.com"),
+        ("GET", f"/workflows/{'k' * 64}"),
+        ("GET", f"/workflows/{'k' * 64}/versions"),
+        ("GET", f"/workflows/{'k' * 64}/versions/1"),
+        ("POST", f"/workflows/{'k' * 64}/restore"),
+        ("DELETE", f"/workflows/{'k' * 64}"),
+    ],
+)
+async def test_a_path_value_longer_than_its_column_is_simply_not_found(
+    client: httpx.AsyncClient, auth: Keys, method: str, path: str
+) -> None:
+    response = await client.request(method, path, headers=auth.admin)
+    assert response.status_code == 404, response.text
+
+
+async def test_a_workflow_key_longer_than_its_column_is_not_found_when_publishing(
+    client: httpx.AsyncClient, auth: Keys
+) -> None:
+    body = workflow_body()
+    del body["key"]
+    response = await client.put(f"/workflows/{'k' * 64}", json=body, headers=auth.admin)
+    assert response.status_code == 404, response.text
+
+
 async def test_a_query_id_beyond_the_column_is_refused_naming_it(
     client: httpx.AsyncClient, auth: Keys
 ) -> None:

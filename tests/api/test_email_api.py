@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -10,6 +11,7 @@ import pytest
 from notifications import Mailbox, OutgoingEmail
 from tests.conftest import FakeClock, Keys
 from tests.factories import create_account
+from tracker.app import create_app
 from tracker.db.models import Contact, DevMail, Suppression
 from tracker.services.mail import DevMailbox, dev_mailbox_is_open, email_sender
 from tracker.settings import Settings
@@ -75,6 +77,21 @@ async def test_opening_the_unsubscribe_link_changes_nothing(
     assert '<form method="post"' in response.text
     assert "marie@example.com" in response.text
     assert "avancement" in response.text  # the contact reads French
+    preferences = await client.get(f"/contacts/{contact.id}/preferences", headers=auth.staff)
+    assert preferences.json() == EVERY_EACH
+
+
+async def test_a_head_request_on_the_unsubscribe_link_answers_like_opening_it_without_a_body(
+    client: httpx.AsyncClient, auth: Keys, contact: Contact
+) -> None:
+    opened = await client.get(f"/unsubscribe/{contact.page_token}?c=progress")
+    checked = await client.head(f"/unsubscribe/{contact.page_token}?c=progress")
+    assert checked.status_code == 200
+    assert checked.content == b""
+    for header in ("content-type", "content-length", "cache-control", "referrer-policy"):
+        assert checked.headers[header] == opened.headers[header]
+    assert (await client.head("/unsubscribe/not-a-token")).status_code == 404
+    assert (await client.head(f"/unsubscribe/{contact.page_token}?c=spam")).status_code == 422
     preferences = await client.get(f"/contacts/{contact.id}/preferences", headers=auth.staff)
     assert preferences.json() == EVERY_EACH
 
@@ -163,6 +180,25 @@ async def test_the_dev_mailbox_keeps_emails_and_shows_them_safely(
     assert "&lt;job-3@tracker.localhost&gt;" in shown.text
     assert "script-src 'none'" in shown.headers["content-security-policy"]
     assert (await client.get("/dev/mailbox/99999", headers=auth.admin)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("smtp_host", "says"),
+    [
+        ("", "No SMTP server is configured"),
+        ("smtp.example.com", "new emails go to it and are no longer kept here"),
+    ],
+)
+async def test_the_dev_mailbox_says_whether_emails_still_land_in_it(
+    settings: Settings, clock: FakeClock, auth: Keys, smtp_host: str, says: str
+) -> None:
+    app = create_app(replace(settings, smtp_host=smtp_host), clock=clock)
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://tracker.test") as client:
+        page = await client.get("/dev/mailbox", headers=auth.admin)
+
+    assert page.status_code == 200
+    assert says in page.text
 
 
 def test_the_dev_mailbox_is_open_only_for_make_run_on_loopback() -> None:

@@ -16,8 +16,10 @@ from tests.factories import act, create_account, create_job, create_workflow
 from tests.notifications.conftest import smtp_server
 from tests.notifications.smtp_server import SmtpServer
 from tracker.db.models import Contact, Delivery, Job, Suppression
+from tracker.domain.events import EventType, NewEvent, RiskPayload
 from tracker.services.bootstrap import build_services
 from tracker.services.email_composer import DatabaseEmailComposer
+from tracker.services.events import Listeners, record_events
 from tracker.services.outbox import ComposedEmail, DeferEmail, QueuedEmail, SkipEmail
 from tracker.settings import Settings
 
@@ -259,6 +261,35 @@ async def test_a_job_at_risk_from_the_start_tells_it_in_its_first_email_with_the
     assert plan.folded == (created.id,)
     assert plan.message.subject == "Your Renault Clio: may be later than promised"
     assert "We opened the job." in plan.message.text
+
+
+@pytest.mark.parametrize(("risk_status", "told"), [("sent", True), ("skipped", False)])
+async def test_back_on_track_is_told_only_to_a_customer_who_was_told_of_the_risk(
+    client: httpx.AsyncClient,
+    auth: Keys,
+    clock: FakeClock,
+    composer: DatabaseEmailComposer,
+    risk_status: str,
+    told: bool,
+) -> None:
+    await create_workflow(client, auth.admin)
+    contact = {"name": "Ann", "email": "ann@example.com", "locale": "en_GB", "time_zone": "Europe/Paris"}
+    account = await create_account(client, auth.staff, contacts=[contact])
+    await create_job(client, auth.staff, account["id"], title="Renault Clio", promised_on="2026-03-02")
+    await Delivery.filter(kind="at_risk").update(status=risk_status, sent_at=clock.now)
+    job = await Job.get(title="Renault Clio")
+    payload: RiskPayload = {"type": "back_on_track", "old": "", "new": "", "late_by_working_s": 0.0}
+    event = NewEvent(job.id, job.version, EventType.BACK_ON_TRACK, payload, "tracker:estimator", clock.now)
+    await record_events([event], Listeners())
+    (back,) = await queued("back_on_track")
+
+    plan = await composer.compose(back, clock.now)
+
+    if told:
+        assert isinstance(plan, ComposedEmail)
+        assert plan.message.subject == "Your Renault Clio: back on track"
+    else:
+        assert plan == SkipEmail("the customer was not told the job was at risk")
 
 
 async def test_a_hold_says_why(

@@ -113,6 +113,7 @@ ROUTES = [
     Route("GET", "/suppressions", 200, STAFF),
     Route("DELETE", "/suppressions/{address:str}", 204, STAFF),
     Route("GET", "/unsubscribe/{token:str}", 200, PUBLIC),
+    Route("HEAD", "/unsubscribe/{token:str}", 200, PUBLIC),
     Route("POST", "/unsubscribe/{token:str}", 200, PUBLIC),
     # The customer pages: their secret link is the key; an API key neither grants nor refuses anything there.
     Route("GET", "/status/{token:str}", 200, PUBLIC, target={"token": "status_token"}),

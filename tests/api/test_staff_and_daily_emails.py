@@ -112,6 +112,10 @@ async def test_staff_hear_at_once_of_a_job_at_risk_in_the_jobs_thread(
     assert plan.message.subject == f"At risk: {job.reference} Renault Clio"
     assert "It may not be ready by the promised day." in plan.message.text
     assert plan.message.thread_id == f"<job-{job.id}@tracker.localhost>"
+    dashboard = f"https://status.example.test/dashboard/jobs/{job.id}"
+    assert dashboard in plan.message.text
+    assert f'href="{dashboard}"' in plan.message.html
+    assert job.public_token not in plan.message.text + plan.message.html  # not the customer's page
 
 
 async def test_the_morning_summary_lists_recent_delivery_failures(
@@ -140,6 +144,27 @@ async def test_the_morning_summary_lists_recent_delivery_failures(
     assert "Failed deliveries in the last day (1)" in plan.message.text
     assert "webhook:1: connection refused" in plan.message.text
     assert "At risk of missing the promised day (0)" in plan.message.text
+
+
+async def test_the_morning_summary_links_each_job_to_its_dashboard_page(
+    client: httpx.AsyncClient,
+    auth: Keys,
+    clock: FakeClock,
+    staff_settings: Settings,
+    composer: DatabaseEmailComposer,
+) -> None:
+    await create_workflow(client, auth.admin)
+    account = await create_account(client, auth.staff)
+    job = await create_job(client, auth.staff, account["id"], title="Renault Clio", promised_on="2026-03-02")
+    await queue_daily_emails(staff_settings, clock.now)
+    (summary,) = await queued("staff_summary")
+
+    plan = await composer.compose(summary, clock.now)
+
+    assert isinstance(plan, ComposedEmail)
+    assert "At risk of missing the promised day (1)" in plan.message.text
+    assert f"https://status.example.test/dashboard/jobs/{job['id']}" in plan.message.text
+    assert "/status/" not in plan.message.text  # the customer's link stays the customer's
 
 
 async def test_the_morning_summary_comes_in_the_staffs_morning(staff_settings: Settings) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+import pytest
 
 from tests.conftest import FakeClock, Keys
 from tests.dashboard.conftest import csrf_of, key_of, sign_in
@@ -57,8 +58,9 @@ async def test_an_integrator_key_cannot_sign_in(client: httpx.AsyncClient, auth:
     assert "sign in with a key of role staff or admin" in response.text
 
 
-async def test_an_unknown_key_is_refused_without_a_session(client: httpx.AsyncClient) -> None:
-    response = await client.post("/dashboard/sign-in", data={"key": "trk_000000000000_nothing"})
+@pytest.mark.parametrize("key", ["trk_000000000000_nothing", f"trk_{'0' * 17}_nothing"])
+async def test_an_unknown_key_is_refused_without_a_session(client: httpx.AsyncClient, key: str) -> None:
+    response = await client.post("/dashboard/sign-in", data={"key": key})
     assert response.status_code == 401
     assert "set-cookie" not in response.headers
     assert "That API key is unknown." in response.text

@@ -21,7 +21,7 @@ from tracker.domain.emails import (
     plan_timing,
     skip_reason,
 )
-from tracker.domain.events import EmailCategory
+from tracker.domain.events import EmailCategory, EventType
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
 NOON = datetime(2026, 3, 2, 11, 0, tzinfo=UTC)  # 12:00 in Brussels
@@ -45,6 +45,7 @@ def plan(
     rules: EmailRules = RULES,
     zone: ZoneInfo = BRUSSELS,
     related: tuple[QueuedRow, ...] = (),
+    last_risk_told: EventType | None = None,
 ) -> SendNow | WaitUntil | Moot:
     return plan_timing(
         this,
@@ -54,6 +55,7 @@ def plan(
         zone=zone,
         now=now,
         related=related,
+        last_risk_told=last_risk_told,
     )
 
 
@@ -177,29 +179,36 @@ def test_an_alert_goes_at_once_carrying_the_progress_queued_before_it() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kinds", "moot"),
+    ("told", "kinds", "moot"),
     [
-        (["at_risk", "back_on_track"], [True, True]),  # flipped and flipped back: nobody hears
-        (["back_on_track", "at_risk"], [True, False]),  # the at-risk news stands
-        (["at_risk", "back_on_track", "at_risk"], [True, True, False]),
-        (["back_on_track"], [False]),  # takes back an at-risk already sent
-        (["at_risk", "stuck"], [False, False]),  # stuck takes nothing back
+        (None, ["at_risk", "back_on_track"], [True, True]),  # flipped and flipped back: nobody hears
+        (None, ["back_on_track", "at_risk"], [True, False]),  # the at-risk news stands
+        (None, ["at_risk", "back_on_track", "at_risk"], [True, True, False]),
+        ("at_risk", ["back_on_track"], [False]),  # takes back the at-risk the customer was sent
+        ("back_on_track", ["back_on_track"], [True]),  # nothing to take back
+        (None, ["back_on_track"], [True]),
+        ("at_risk", ["back_on_track", "at_risk"], [True, False]),
+        (None, ["at_risk", "stuck"], [False, False]),  # stuck takes nothing back
     ],
 )
 def test_alerts_that_take_each_other_back_while_queued_are_not_sent(
-    kinds: list[str], moot: list[bool]
+    told: str | None, kinds: list[str], moot: list[bool]
 ) -> None:
     group = [row(n, kind, NOON + timedelta(seconds=n)) for n, kind in enumerate(kinds, start=1)]
     now = NOON + timedelta(minutes=5)
+    last_told = None if told is None else EventType(told)
 
-    assert [isinstance(plan(queued, group, now), Moot) for queued in group] == moot
+    planned = [plan(queued, group, now, last_risk_told=last_told) for queued in group]
+
+    assert [isinstance(timing, Moot) for timing in planned] == moot
 
 
 @pytest.mark.parametrize("kind", ["at_risk", "back_on_track", "stuck", "note_added"])
 def test_alerts_and_notes_are_never_folded(kind: str) -> None:
     one = row(1, kind, NOON)
     two = row(2, kind, NOON)
-    assert plan(two, [one, two], NOON) == SendNow((2,))
+    told = EventType.AT_RISK  # a back-on-track is news only after an at-risk
+    assert plan(two, [one, two], NOON, last_risk_told=told) == SendNow((2,))
 
 
 @pytest.mark.parametrize(
@@ -265,7 +274,10 @@ def test_a_folded_email_carrying_a_cancellation_is_urgent() -> None:
 def test_other_news_waits_for_the_morning(kind: str) -> None:
     night = datetime(2026, 3, 2, 23, 0, tzinfo=UTC)
     news = row(1, kind, night - timedelta(hours=1))
-    assert plan(news, [news], night) == WaitUntil(datetime(2026, 3, 3, 8, 0, tzinfo=BRUSSELS))
+    told = EventType.AT_RISK  # a back-on-track is news only after an at-risk
+    assert plan(news, [news], night, last_risk_told=told) == WaitUntil(
+        datetime(2026, 3, 3, 8, 0, tzinfo=BRUSSELS)
+    )
 
 
 def test_no_quiet_hours_when_none_are_set() -> None:

@@ -476,3 +476,11 @@ class SurveyResponse(Model):
     class Meta:
         table = "survey_response"
         unique_together = (("job_id",),)
+
+
+def fits_column(model: type[Model], field: str, value: str) -> bool:
+    """Whether `value` fits the model's text column. A longer value names no row, but Tortoise refuses
+    to compare it at all (a ValidationError), so a lookup by a caller's value asks this first."""
+    column = model._meta.fields_map[field]
+    assert isinstance(column, fields.CharField)
+    return len(value) <= column.max_length

@@ -185,10 +185,10 @@ def _estimates(
     return SendNow(tuple(queued.id for queued in sorted(group, key=lambda q: (q.created_at, q.id))))
 
 
-def _taken_back(row: QueuedRow, group: Sequence[QueuedRow]) -> Moot | None:
+def _taken_back(row: QueuedRow, group: Sequence[QueuedRow], last_risk_told: EventType | None) -> Moot | None:
     """An at-risk alert followed by a back-on-track one (or the reverse) while both wait: the first is
-    taken back by the second, and a back-on-track that follows an at-risk never sent has nothing to take
-    back. A job that flips and flips back within minutes (an advance, then a cost) tells nobody."""
+    taken back by the second. A back-on-track is only news to a customer last told the job was at risk.
+    So a job that flips and flips back within minutes (an advance, then a cost) tells nobody."""
     kind = EventType(row.kind)
     opposite = OPPOSITE_ALERTS.get(kind)
     if opposite is None:
@@ -196,9 +196,8 @@ def _taken_back(row: QueuedRow, group: Sequence[QueuedRow]) -> Moot | None:
     later = [q for q in group if (q.created_at, q.id) > (row.created_at, row.id)]
     if any(EventType(q.kind) is opposite for q in later):
         return Moot("taken back by a later alert still queued")
-    earlier = [q for q in group if (q.created_at, q.id) < (row.created_at, row.id)]
-    if kind is EventType.BACK_ON_TRACK and any(EventType(q.kind) is opposite for q in earlier):
-        return Moot("the at-risk alert it takes back was never sent")
+    if kind is EventType.BACK_ON_TRACK and last_risk_told is not EventType.AT_RISK:
+        return Moot("the customer was not told the job was at risk")
     return None
 
 
@@ -218,6 +217,7 @@ def plan_timing(
     zone: ZoneInfo,
     now: datetime,
     related: Sequence[QueuedRow] = (),
+    last_risk_told: EventType | None = None,
 ) -> Timing:
     """When the customer email `row` (about an event) goes out, and which queued rows it covers.
 
@@ -228,10 +228,11 @@ def plan_timing(
     by email).
     A progress email shows the job's current estimate, so it carries the estimate changes queued before
     it: a second email an interval later would only repeat it.
+    `last_risk_told`: the last at-risk or back-on-track alert sent to the contact about the job, if any.
     """
     category = category_of(row.kind)
     group = same_category if row in same_category else [*same_category, row]
-    if category is EmailCategory.ALERTS and (moot := _taken_back(row, group)) is not None:
+    if category is EmailCategory.ALERTS and (moot := _taken_back(row, group, last_risk_told)) is not None:
         return moot
     quiet_end = None if rules.quiet_hours is None else rules.quiet_hours.end_after(now, zone)
     if quiet_end is not None:

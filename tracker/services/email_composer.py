@@ -45,6 +45,7 @@ from tracker.db.models import (
     WebhookEndpoint,
 )
 from tracker.domain.emails import (
+    OPPOSITE_ALERTS,
     EmailRules,
     Moot,
     Preference,
@@ -305,12 +306,15 @@ class DatabaseEmailComposer:
         same_category: list[QueuedRow] = []
         related: list[QueuedRow] = []
         last_sent = None
+        last_risk_told = None
         if category in NEIGHBOURLY:
             neighbours = batch.queued.get((email.job_id or 0, email.contact_id or 0), [])
             same_category = [q for q in neighbours if category_of(q.kind) is category]
             other = EmailCategory.ESTIMATES if category is EmailCategory.PROGRESS else EmailCategory.PROGRESS
             if preference_for(contact, other) is Preference.EACH:
                 related = [q for q in neighbours if category_of(q.kind) is other]
+            if category is EmailCategory.ALERTS:
+                last_risk_told = await _last_risk_told(email)
             if category is EmailCategory.ESTIMATES:
                 kinds = [kind.value for kind, of in EMAIL_CATEGORIES.items() if of is category]
                 last_sent = await _last_sent_at(
@@ -330,6 +334,7 @@ class DatabaseEmailComposer:
             zone=zone,
             now=now,
             related=related,
+            last_risk_told=last_risk_told,
         )
 
     async def _change(self, event: JobEvent, job: Job, formats: Formats) -> dict[str, str]:
@@ -420,7 +425,7 @@ class DatabaseEmailComposer:
                 "account": account.name,
                 "alert": event.type,
                 "change": await self._change(event, job, formats),
-                "status_url": snapshot.public_url,
+                "dashboard_url": f"{self._base}/dashboard/jobs/{job.id}",
             }
             rendered = render_email(environment, "staff_alert", context)
             thread = self._thread_id(job.id)
@@ -442,7 +447,10 @@ class DatabaseEmailComposer:
             estimate = snapshot.estimate
             if estimate is None:
                 continue
-            line = {**_job_context(snapshot, formats), "status_url": snapshot.public_url}
+            line = {
+                **_job_context(snapshot, formats),
+                "dashboard_url": f"{self._base}/dashboard/jobs/{job.id}",
+            }
             for flag in sections:
                 if getattr(estimate, flag):
                     sections[flag].append(line)
@@ -617,6 +625,22 @@ async def _staff_address(email: QueuedEmail) -> str | SkipEmail:
     if await is_suppressed(email.address):
         return SkipEmail("address suppressed")
     return email.address
+
+
+async def _last_risk_told(email: QueuedEmail) -> EventType | None:
+    """The last at-risk or back-on-track alert sent to the email's contact about its job."""
+    last = (
+        await Delivery.filter(
+            channel="email",
+            status="sent",
+            job_id=email.job_id,
+            contact_id=email.contact_id,
+            kind__in=[kind.value for kind in OPPOSITE_ALERTS],
+        )
+        .order_by("-sent_at", "-id")
+        .first()
+    )
+    return None if last is None else EventType(last.kind)
 
 
 async def _last_sent_at(query: QuerySet[Delivery]) -> datetime | None:

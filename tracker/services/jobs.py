@@ -20,7 +20,17 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from tracker.db.models import Account, CostEntry, Job, JobEstimate, JobEvent, Note, StageVisit, Workflow
+from tracker.db.models import (
+    Account,
+    CostEntry,
+    Job,
+    JobEstimate,
+    JobEvent,
+    Note,
+    StageVisit,
+    Workflow,
+    fits_column,
+)
 from tracker.domain import workflow as rules
 from tracker.domain.errors import Conflict, InvalidInput, NotFound, PreconditionRequired, StaleVersion
 from tracker.domain.events import (
@@ -597,7 +607,7 @@ async def get_job(job_id: int) -> Job:
 
 
 async def get_job_by_token(token: str) -> Job:
-    job = await Job.get_or_none(public_token=token)
+    job = await Job.get_or_none(public_token=token) if fits_column(Job, "public_token", token) else None
     if job is None:
         raise NotFound("job", "for that link")
     return job

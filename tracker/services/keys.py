@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from tortoise.transactions import in_transaction
 
-from tracker.db.models import ApiKey
+from tracker.db.models import ApiKey, fits_column
 from tracker.domain.errors import Conflict, InvalidInput, NotFound
 
 KEY_PREFIX = "trk"
@@ -103,7 +103,8 @@ async def create_key(name: str, role: str, *, now: datetime, expires_at: datetim
 async def authenticate(token: str, *, now: datetime) -> Principal:
     """The caller behind `token`, or `KeyRefused`; notes the key's use at most once a minute."""
     prefix = _split(token)
-    record = None if prefix is None else await ApiKey.get_or_none(prefix=prefix)
+    known = prefix is not None and fits_column(ApiKey, "prefix", prefix)
+    record = await ApiKey.get_or_none(prefix=prefix) if known else None
     if record is None or not hmac.compare_digest(record.secret_hash, _digest(token)):
         raise KeyRefused("key_unknown", "the API key is unknown")
     if record.revoked_at is not None:

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from tortoise.transactions import in_transaction
 
-from tracker.db.models import Contact, Suppression
+from tracker.db.models import Contact, Suppression, fits_column
 from tracker.domain.emails import Preference
 from tracker.domain.errors import InvalidInput, NotFound
 from tracker.domain.events import EmailCategory
@@ -63,7 +63,8 @@ async def set_preferences(
 
 
 async def contact_by_page_token(token: str) -> Contact:
-    contact = await Contact.get_or_none(page_token=token) if token else None
+    known = token and fits_column(Contact, "page_token", token)
+    contact = await Contact.get_or_none(page_token=token) if known else None
     if contact is None:
         raise NotFound("page", token[:8])
     return contact
@@ -108,6 +109,8 @@ async def list_suppressions(*, sort: Sort, limit: int, cursor: str | None) -> Pa
 
 async def clear_suppression(address: str) -> None:
     """Email the address again (staff checked it works); NotFound when it was not suppressed."""
-    deleted = await Suppression.filter(address=address.strip().lower()).delete()
+    normalised = address.strip().lower()
+    fits = fits_column(Suppression, "address", normalised)
+    deleted = fits and await Suppression.filter(address=normalised).delete()
     if not deleted:
         raise NotFound("suppression", address)

@@ -30,6 +30,7 @@ from tracker.db.models import (
     Note,
     Question,
     SurveyResponse,
+    fits_column,
 )
 from tracker.domain.emails import Preference
 from tracker.domain.errors import Conflict, InvalidInput, NotFound
@@ -205,6 +206,8 @@ class StatusPages:
         the job raises it, and the time of its last estimate, which the scheduler refreshes."""
         found = (
             await Job.filter(public_token=token).limit(1).values_list("version", "estimated_at", "updated_at")
+            if fits_column(Job, "public_token", token)
+            else []
         )
         if not found:
             raise NotFound("job", "for that link")

@@ -178,13 +178,21 @@ async def replace_workflow(
     return await _stored(workflow)
 
 
+def _check_named(key: str) -> None:
+    """A key no workflow can have (too long for the column, which Tortoise refuses to compare) names none."""
+    if not WORKFLOW_KEY.fullmatch(key):
+        raise NotFound("workflow", key)
+
+
 async def _lock(key: str) -> None:
     """Serialise changes to one workflow: lock its first version, the one row every key keeps."""
+    _check_named(key)
     if await Workflow.select_for_update().get_or_none(key=key, version=1) is None:
         raise NotFound("workflow", key)
 
 
 async def _current(key: str) -> Workflow:
+    _check_named(key)
     workflow = await Workflow.get_or_none(key=key, is_current=True)
     if workflow is None:
         raise NotFound("workflow", key)
@@ -194,6 +202,7 @@ async def _current(key: str) -> Workflow:
 async def get_workflow(key: str, version: int | None = None) -> StoredWorkflow:
     if version is None:
         return await _stored(await _current(key))
+    _check_named(key)
     workflow = await Workflow.get_or_none(key=key, version=version)
     if workflow is None:
         raise NotFound("workflow version", f"{key} v{version}")
@@ -208,6 +217,7 @@ async def list_workflows(*, include_archived: bool = False) -> list[StoredWorkfl
 
 
 async def list_versions(key: str) -> list[StoredWorkflow]:
+    _check_named(key)
     rows = await Workflow.filter(key=key).order_by("version")
     if not rows:
         raise NotFound("workflow", key)

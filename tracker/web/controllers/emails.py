@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import jinja2
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, Request, Response, delete, get, head, post
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
@@ -82,6 +82,16 @@ class UnsubscribeController(Controller):
         """A page with a button; opening it changes nothing (mail scanners open links)."""
         return await _unsubscribe_page(request, token, c, done=False)
 
+    @head("/{token:str}", operation_id="UnsubscribePageHead", responses=UNSUBSCRIBE_PAGE)
+    async def page_head(
+        self, request: Request[Any, Any, Any], token: Token, c: Category = None
+    ) -> Response[None]:
+        """The page's headers without its body: link checkers and some mail clients ask this before
+        opening the link. Like the page, it changes nothing."""
+        page = await _unsubscribe_page(request, token, c, done=False)
+        length = len(page.content.encode())
+        return Response(None, media_type=HTML, headers={**page.headers, "Content-Length": str(length)})
+
     @post(
         "/{token:str}",
         operation_id="Unsubscribe",
@@ -140,8 +150,12 @@ def dev_mailbox_controller(settings: Settings) -> type[Controller]:
         @get(operation_id="DevMailbox", media_type=HTML, responses={200: ResponseSpec(str, media_type=HTML)})
         async def mailbox(self) -> Response[str]:
             """The emails kept instead of sent (no SMTP server configured), newest first."""
-            mails = await mail.recent_dev_mails()
-            return _page(settings, "en", "dev/mailbox.html", {"mails": mails, "base": ""})
+            context = {
+                "mails": await mail.recent_dev_mails(),
+                "base": "",
+                "smtp_configured": not mail.uses_dev_mailbox(settings),
+            }
+            return _page(settings, "en", "dev/mailbox.html", context)
 
         @get(
             "/{mail_id:int}",
