@@ -11,7 +11,7 @@ import pytest
 from tracker.domain.events import EventType
 from tracker.domain.money import Money
 from tracker.domain.workflow import JobStatus
-from tracker.services.email_composer import Formats, headline, mail_domain
+from tracker.services.email_composer import Formats, headline, mail_domain, net_moves
 from tracker.settings import Settings
 
 
@@ -66,3 +66,24 @@ def test_message_ids_use_the_senders_domain_else_the_sites_else_a_reserved_one()
     assert mail_domain(Settings(mail_from="x@localhost", public_base_url="http://127.0.0.1:8000")) == (
         "tracker.invalid"
     )
+
+
+def test_the_estimates_moves_in_one_email_read_as_one_ending_where_it_is_now() -> None:
+    changes = [
+        {"kind": "advance", "stage": "Repair"},
+        {"kind": "eta_moved", "old": "Tue, Dec 8", "new": "Wed, Dec 9"},
+        {"kind": "cost_moved", "old": "€640.00", "new": "€700.00"},
+        {"kind": "eta_moved", "old": "Wed, Dec 9", "new": "Fri, Dec 11"},
+        {"kind": "cost_moved", "old": "€700.00", "new": "€650.00"},
+    ]
+    now = {"eta_moved": "Thu, Dec 10", "cost_moved": "€640.00"}
+
+    assert net_moves(changes, now) == [
+        {"kind": "advance", "stage": "Repair"},
+        {"kind": "eta_moved", "old": "Tue, Dec 8", "new": "Thu, Dec 10"},  # where the estimate is now
+    ]  # the cost came back to where it started: no line
+
+
+def test_without_an_estimate_now_a_move_keeps_its_own_end() -> None:
+    moved = {"kind": "eta_moved", "old": "Tue, Dec 8", "new": "Wed, Dec 9"}
+    assert net_moves([moved], {}) == [moved]

@@ -158,6 +158,31 @@ def headline(kinds: Sequence[EventType], status: JobStatus) -> str:
     return "stage"
 
 
+MOVES = ("eta_moved", "cost_moved")
+
+
+def net_moves(changes: list[dict[str, str]], now: Mapping[str, str]) -> list[dict[str, str]]:
+    """The changes an email lists, with the estimate's moves netted: one line per kind, from where the
+    first move started to where the estimate is `now` (the email also shows the current estimate, and a
+    line ending elsewhere would contradict it), none when it is back where it started."""
+    netted: list[dict[str, str]] = []
+    for change in changes:
+        kind = change["kind"]
+        if kind not in MOVES:
+            netted.append(change)
+        elif not any(earlier["kind"] == kind for earlier in netted):
+            netted.append({**change, "new": now.get(kind, change["new"])})
+    return [change for change in netted if change["kind"] not in MOVES or change["old"] != change["new"]]
+
+
+def _estimate_now(snapshot: JobSnapshot, formats: Formats) -> dict[str, str]:
+    """The current estimate as the move lines word it."""
+    estimate = snapshot.estimate
+    if estimate is None:
+        return {}
+    return {"eta_moved": formats.day(estimate.completion_p50), "cost_moved": formats.money(estimate.cost_p50)}
+
+
 def _job_context(snapshot: JobSnapshot, formats: Formats) -> dict[str, Any]:
     """What every email shows of a job, from its snapshot, formatted for the reader."""
     estimate = snapshot.estimate
@@ -282,7 +307,9 @@ class DatabaseEmailComposer:
             context = {
                 **job_context,
                 "headline": headline([EventType(e.type) for e in events], snapshot.status),
-                "changes": [await self._change(e, job, formats) for e in events],
+                "changes": net_moves(
+                    [await self._change(e, job, formats) for e in events], _estimate_now(snapshot, formats)
+                ),
                 "notes": [str(e.data["body"]) for e in events if e.type == EventType.NOTE_ADDED],
                 "status_url": f"{snapshot.public_url}?lang={formats.language}",
             }
