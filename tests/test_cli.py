@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import secrets
 import socket
 import sqlite3
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 
-from tests.conftest import _admin, _with_database
+from tests.conftest import new_postgres_database
 from tracker.cli import main
 from tracker.domain.events import EVENT_PAYLOADS, EventType
 from tracker.estimates.backtest import COST_HEADER, PREDICTION_HEADER
@@ -336,12 +335,8 @@ def test_demo_if_empty_seeds_once_and_prints_a_fresh_staff_key(
 @pytest.fixture
 def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
     """A brand-new, empty PostgreSQL database (not the suite's shared one), dropped afterwards."""
-    name = f"tracker_cli_{secrets.token_hex(4)}"
-    asyncio.run(_admin(postgres_url, f'CREATE DATABASE "{name}"'))
-    try:
-        yield _with_database(postgres_url, name)
-    finally:
-        asyncio.run(_admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with new_postgres_database(postgres_url, "tracker_cli") as url:
+        yield url
 
 
 async def _pg_fetch(url: str, sql: str) -> list[tuple[object, ...]]:

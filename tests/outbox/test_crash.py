@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import signal
 import sys
 from collections import defaultdict
@@ -20,7 +19,7 @@ from tortoise import Tortoise
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.transactions import in_transaction
 
-from tests.conftest import CURRENT_TIME, _admin, _with_database
+from tests.conftest import CURRENT_TIME, new_postgres_database
 from tests.factories import create_account, create_job, create_workflow
 from tests.notifications.receiver import Receiver
 from tests.outbox.conftest import register_endpoint
@@ -48,13 +47,8 @@ def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite://{tmp_path / 'tracker.sqlite3'}"
         return
-    server: str = request.getfixturevalue("postgres_url")
-    name = f"tracker_crash_{secrets.token_hex(4)}"
-    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
-    try:
-        yield _with_database(server, name)
-    finally:
-        asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with new_postgres_database(request.getfixturevalue("postgres_url"), "tracker_crash") as url:
+        yield url
 
 
 @pytest.fixture
