@@ -73,6 +73,7 @@ FOLDED = frozenset({EmailCategory.PROGRESS, EmailCategory.ESTIMATES})
 NEIGHBOURLY = FOLDED | {EmailCategory.ALERTS}
 """Categories whose timing looks at the job's other queued emails (alerts: to be taken back, and to
 carry the progress queued before them)."""
+RENDERED_KEPT = 256
 PERSONAL_FIELDS = ("contact_name", "preferences_url", "unsubscribe_url")
 """What differs between the readers of one job update: the rest is rendered once for them all."""
 
@@ -212,6 +213,9 @@ class DatabaseEmailComposer:
         self._domain = mail_domain(settings)
         self._sender = sender_of(settings)
         self._base = settings.public_base_url.rstrip("/")
+        self._rendered: dict[tuple[str, str], MailMerge] = {}
+        """Job updates rendered lately, by language and everything they show: a fan-out claimed in many
+        batches renders each once."""
         self._staff_formats = Formats(settings.staff_language, settings.staff_zone)
 
     async def compose(self, email: QueuedEmail, now: datetime) -> EmailPlan:
@@ -313,8 +317,14 @@ class DatabaseEmailComposer:
                 "notes": [str(e.data["body"]) for e in events if e.type == EventType.NOTE_ADDED],
                 "status_url": f"{snapshot.public_url}?lang={formats.language}",
             }
-            environment = self._environments[formats.language]
-            merge = merge_email(environment, "job_update", context, PERSONAL_FIELDS)
+            rendered_key = (formats.language, repr(context))
+            merge = self._rendered.get(rendered_key)
+            if merge is None:
+                environment = self._environments[formats.language]
+                merge = merge_email(environment, "job_update", context, PERSONAL_FIELDS)
+                self._rendered[rendered_key] = merge
+                if len(self._rendered) > RENDERED_KEPT:
+                    del self._rendered[next(iter(self._rendered))]
             batch.merges[key] = merge
         return merge
 
