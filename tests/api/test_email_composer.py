@@ -58,12 +58,17 @@ def parts(message: EmailMessage) -> tuple[str, str]:
 
 
 async def open_job(
-    client: httpx.AsyncClient, auth: Keys, *, locale: str = "fr_FR", name: str = "Marie Dubois"
+    client: httpx.AsyncClient,
+    auth: Keys,
+    *,
+    locale: str = "fr_FR",
+    name: str = "Marie Dubois",
+    **job_fields: Any,
 ) -> dict[str, Any]:
     await create_workflow(client, auth.admin)
     contact = {"name": name, "email": "marie@example.com", "locale": locale, "time_zone": "Europe/Paris"}
     account = await create_account(client, auth.staff, contacts=[contact])
-    return await create_job(client, auth.staff, account["id"], title="Renault Clio")
+    return await create_job(client, auth.staff, account["id"], title="Renault Clio", **job_fields)
 
 
 async def test_stage_changes_fold_into_one_threaded_email_in_the_contacts_language(
@@ -248,10 +253,7 @@ async def test_a_stage_change_email_carries_the_estimate_change_queued_with_it(
 async def test_a_job_at_risk_from_the_start_tells_it_in_its_first_email_with_the_opening(
     client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: DatabaseEmailComposer
 ) -> None:
-    await create_workflow(client, auth.admin)
-    contact = {"name": "Ann", "email": "ann@example.com", "locale": "en_GB", "time_zone": "Europe/Paris"}
-    account = await create_account(client, auth.staff, contacts=[contact])
-    await create_job(client, auth.staff, account["id"], title="Renault Clio", promised_on="2026-03-02")
+    await open_job(client, auth, locale="en_GB", name="Ann", promised_on="2026-03-02")  # due today: at risk
     (created,) = await queued("created")
     (risk,) = await queued("at_risk")
 
@@ -272,10 +274,7 @@ async def test_back_on_track_is_told_only_to_a_customer_who_was_told_of_the_risk
     risk_status: str,
     told: bool,
 ) -> None:
-    await create_workflow(client, auth.admin)
-    contact = {"name": "Ann", "email": "ann@example.com", "locale": "en_GB", "time_zone": "Europe/Paris"}
-    account = await create_account(client, auth.staff, contacts=[contact])
-    await create_job(client, auth.staff, account["id"], title="Renault Clio", promised_on="2026-03-02")
+    await open_job(client, auth, locale="en_GB", name="Ann", promised_on="2026-03-02")  # due today: at risk
     await Delivery.filter(kind="at_risk").update(status=risk_status, sent_at=clock.now)
     job = await Job.get(title="Renault Clio")
     payload: RiskPayload = {"type": "back_on_track", "old": "", "new": "", "late_by_working_s": 0.0}
