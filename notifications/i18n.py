@@ -42,7 +42,9 @@ def load_translations(locale_dir: Path | str, language: str) -> NullTranslations
 
 class _SharedBytecode(jinja2.BytecodeCache):
     """Compiled templates kept in memory for environments that differ only in their translations (the
-    compiled code looks words up at render time), so each template compiles once, not once a language."""
+    compiled code looks words up at render time), so each template compiles once, not once a language
+    nor once for each part of the process that renders it (pages, emails, the dashboard). Jinja checks
+    each entry against its template's source, so an edited template compiles afresh."""
 
     def __init__(self) -> None:
         self._compiled: dict[str, bytes] = {}
@@ -56,6 +58,9 @@ class _SharedBytecode(jinja2.BytecodeCache):
         self._compiled[bucket.key] = bucket.bytecode_to_string()
 
 
+_COMPILED: Final = _SharedBytecode()
+
+
 def localized_environments(templates_dir: Path | str) -> Mapping[str, jinja2.Environment]:
     """One environment per language over `templates_dir`, with `{% trans %}`, `_()` and `ngettext`.
 
@@ -63,11 +68,10 @@ def localized_environments(templates_dir: Path | str) -> Mapping[str, jinja2.Env
     a `stat` per template on every render: emails render three each).
     """
     locale_dir = Path(templates_dir) / "locale"
-    compiled = _SharedBytecode()
     environments = {}
     for language in LANGUAGES:
         environment = make_environment(
-            templates_dir, extensions=["jinja2.ext.i18n"], auto_reload=False, bytecode_cache=compiled
+            templates_dir, extensions=["jinja2.ext.i18n"], auto_reload=False, bytecode_cache=_COMPILED
         )
         environment.install_gettext_translations(  # type: ignore[attr-defined]
             load_translations(locale_dir, language), newstyle=True
