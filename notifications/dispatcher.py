@@ -119,8 +119,11 @@ class EmailSending(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class DispatcherSettings:
-    max_in_flight: int = 32
-    """Claimed deliveries not yet sent (one sent and being recorded no longer counts)."""
+    max_in_flight: int = 128
+    """Claimed deliveries not yet sent (one sent and being recorded no longer counts). The dispatcher claims
+    again when half of them are sent, so this is also twice the size of a claim: a claim's queries (the
+    claim, what its emails read) are shared by that many messages. Sends are bounded below it by the email
+    sender's connections and by `per_target`."""
     per_target: int = 4
     """Sends to one target at once in this process (and at most twice as many claims held for it)."""
     sweep_interval: float = 5.0

@@ -71,8 +71,12 @@ async def dispatching(
     store = DatabaseDeliveryStore(
         composer, services.snapshots, staff_addresses=settings.staff_alert_addresses
     )
+    dispatcher_settings = dispatcher_settings or settings_of(settings)
     async with AsyncExitStack() as stack:
-        webhooks = await stack.enter_async_context(WebhookSender(webhook_policy(settings), clock))
+        # As many connections as sends in flight: a send never waits for the pool (and times out there).
+        webhooks = await stack.enter_async_context(
+            WebhookSender(webhook_policy(settings), clock, max_connections=dispatcher_settings.max_in_flight)
+        )
         email = email_sender(settings)
         if isinstance(email, SmtpSender):
             stack.push_async_callback(email.aclose)
@@ -81,7 +85,7 @@ async def dispatching(
             webhooks=webhooks,
             email=email,
             clock=clock,
-            settings=dispatcher_settings or settings_of(settings),
+            settings=dispatcher_settings,
         )
         dispatcher.start()
         stack.push_async_callback(dispatcher.stop, float(settings.shutdown_grace_s))
