@@ -189,6 +189,30 @@ async def test_a_suppressed_address_gets_nothing(
     assert await composer.compose(created, clock.advance(seconds=120)) == SkipEmail("address suppressed")
 
 
+async def test_a_suppressed_address_gets_nothing_whatever_its_case_in_the_contact(
+    client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: DatabaseEmailComposer
+) -> None:
+    await open_job(client, auth)
+    await Contact.filter(email="marie@example.com").update(email="Marie@Example.COM")
+    await Suppression.create(address="marie@example.com", reason="550 no such user", created_at=clock.now)
+    (created,) = await queued()
+    assert await composer.compose(created, clock.advance(seconds=120)) == SkipEmail("address suppressed")
+
+
+async def test_a_contact_from_before_page_tokens_gets_one_with_its_first_email(
+    client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: DatabaseEmailComposer
+) -> None:
+    await open_job(client, auth)
+    await Contact.filter(email="marie@example.com").update(page_token=None)
+    (created,) = await queued()
+    plan = await composer.compose(created, clock.advance(seconds=120))
+    assert isinstance(plan, ComposedEmail)
+    token = (await Contact.get(email="marie@example.com")).page_token
+    assert token is not None and len(token) >= 40
+    assert plan.message.unsubscribe_url == f"https://status.example.test/unsubscribe/{token}?c=progress"
+    assert f"https://status.example.test/a/{token}" in plan.message.text
+
+
 async def test_at_night_a_stage_change_waits_for_the_morning(
     client: httpx.AsyncClient, auth: Keys, clock: FakeClock, composer: DatabaseEmailComposer
 ) -> None:

@@ -91,12 +91,19 @@ async def unsubscribe(token: str, category: EmailCategory | None, *, now: dateti
 
 async def ensure_page_token(contact: Contact) -> str:
     """The contact's page token, made now for a contact from before tokens (only one writer wins)."""
-    if contact.page_token:
-        return contact.page_token
-    await Contact.filter(id=contact.id, page_token__isnull=True).update(page_token=new_page_token())
-    await contact.refresh_from_db(fields=["page_token"])
-    assert contact.page_token is not None
+    if not contact.page_token:
+        contact.page_token = await page_token_of(contact.id, None)
     return contact.page_token
+
+
+async def page_token_of(contact_id: int, known: str | None) -> str:
+    """The page token of a contact whose token was read as `known`: made now if it had none."""
+    if known:
+        return known
+    await Contact.filter(id=contact_id, page_token__isnull=True).update(page_token=new_page_token())
+    token = (await Contact.get(id=contact_id)).page_token
+    assert token is not None
+    return token
 
 
 async def is_suppressed(address: str) -> bool:
