@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import functools
 import re
 import ssl
 import time
@@ -170,6 +171,12 @@ def _list_unsubscribe(email: OutgoingEmail) -> list[str]:
     return [f"{link}," for link in links[:-1]] + links[-1:]
 
 
+@functools.lru_cache(maxsize=4)
+def _date(second: datetime) -> str:
+    """The Date header; a fan-out sends many messages in the same second."""
+    return f"Date: {format_datetime(second)}\r\n"
+
+
 def _part(subtype: str, text: str) -> str:
     """One text part in UTF-8: as it is when it is short-lined printable ASCII, else quoted-printable
     (so the message is 7-bit throughout and needs no 8BITMIME of any server)."""
@@ -203,7 +210,7 @@ def build_message(email: OutgoingEmail, now: datetime) -> bytes:
         _header("From", _address(email.sender, "sender"), "sender"),
         _header("To", _address(email.recipient, "recipient"), "recipient"),
         _header("Subject", _plain_words(subject) or _encoded_words(subject), "subject"),
-        f"Date: {format_datetime(now)}\r\n",
+        _date(now.replace(microsecond=0)),
         _header("Message-ID", [email.message_id], "message_id"),
     ]
     if email.thread_id is not None and email.thread_id != email.message_id:
