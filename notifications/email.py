@@ -14,6 +14,7 @@ import binascii
 import contextlib
 import functools
 import re
+import secrets
 import ssl
 import time
 import uuid
@@ -100,7 +101,6 @@ _MAX_LINE = 998
 _WORD_BYTES = 42
 """UTF-8 bytes per encoded-word: base64 makes 56 characters of them, 68 with `=?utf-8?b?...?=`, so one
 fits on a line after "Subject: "."""
-_LONG_BODY_LINE = re.compile(r"[^\n]{999}")
 _NOT_7BIT = re.compile(r"[^\t\n\x20-\x7e]")
 
 
@@ -181,7 +181,7 @@ def _part(subtype: str, text: str) -> str:
     """One text part in UTF-8: as it is when it is short-lined printable ASCII, else quoted-printable
     (so the message is 7-bit throughout and needs no 8BITMIME of any server)."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if _NOT_7BIT.search(text) or _LONG_BODY_LINE.search(text):
+    if not text.isascii() or _NOT_7BIT.search(text) or max(map(len, text.split("\n"))) > _MAX_LINE:
         encoding = "quoted-printable"
         text = binascii.b2a_qp(text.encode(), istext=True).decode("ascii")
     else:
@@ -223,9 +223,9 @@ def build_message(email: OutgoingEmail, now: datetime) -> bytes:
         headers.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
     headers.append("Auto-Submitted: auto-generated\r\n")  # RFC 3834: no out-of-office replies to us
     text, html = _part("plain", email.text), _part("html", email.html)
-    boundary = f"=_{uuid.uuid4().hex}"  # "=_" is never in quoted-printable; 7-bit parts are checked
+    boundary = f"=_{secrets.token_hex(16)}"  # "=_" is never in quoted-printable; 7-bit parts are checked
     while boundary in text or boundary in html:
-        boundary = f"=_{uuid.uuid4().hex}"
+        boundary = f"=_{secrets.token_hex(16)}"
     return (
         "".join(headers)
         + "MIME-Version: 1.0\r\n"
@@ -282,7 +282,11 @@ class SmtpSender:
     ) -> None:
         self._settings = settings
         self._clock = clock
-        self._connections = asyncio.Semaphore(max_connections)
+        self._connections: asyncio.Queue[None] = asyncio.Queue()
+        """One item per connection that may be open; a send takes one. (A semaphore would do, but its
+        every acquire looks through all the sends waiting for it: a dispatcher keeps a hundred waiting.)"""
+        for _ in range(max_connections):
+            self._connections.put_nowait(None)
         self._idle_timeout = idle_timeout
         self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
 
@@ -326,8 +330,11 @@ class SmtpSender:
 
     async def _transmit(self, message: bytes, email: OutgoingEmail) -> str:
         """Send over a pooled connection, waiting for one while all are busy; the DATA reply."""
-        async with self._connections:
+        await self._connections.get()
+        try:
             return await self._transmit_pooled(message, email)
+        finally:
+            self._connections.put_nowait(None)
 
     async def _transmit_pooled(self, message: bytes, email: OutgoingEmail) -> str:
         """Send over an idle connection or a new one; the DATA reply when accepted, else raises."""
