@@ -8,7 +8,8 @@ Prints one JSON object a line: {"name", "value", "unit", "baseline", "ratio"}.
   events, against reading the same log alone.
 - email_deliveries_per_s: the dispatcher delivering 1,000 emails of a fan-out (claim, compose, send,
   record) to a loopback SMTP sink, against bare aiosmtplib loops sending the same prebuilt messages over
-  as many connections as the dispatcher's sender keeps (tracker/bench_email.py).
+  as many connections as the dispatcher's sender keeps; the two take turns, nine rounds each, and each
+  figure is the median of its rounds (tracker/bench_email.py).
 - backtest_real_events_per_s: `tracker backtest` on a real multi-year log shipped with the tests (BPIC 2015,
   municipality 1; tests/data/eventlogs), against reading it alone.
 - status_page_req_per_s and status_page_p99_ms: a job's status page under load from this process, against a
