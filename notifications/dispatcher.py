@@ -46,7 +46,7 @@ class Delivery:
 
     id: str
     target: str
-    """What concurrency and rate limits apply to, e.g. "webhook:17" per endpoint, "email:<domain>"."""
+    """What concurrency and rate limits apply to, e.g. "webhook:17" per endpoint, "email:<address>"."""
     message: WebhookMessage | OutgoingEmail
     attempts_made: int = 0
     """Attempts before this one."""
@@ -131,6 +131,15 @@ class DispatcherSettings:
     """Longer than a claim is ever held: behind its target's other sends, its rate wait, its own send."""
     max_rate_wait: float = 10.0
     """A delivery whose target's rate would make it wait longer is released until then."""
+
+
+def loggable_target(target: str) -> str:
+    """A target as logs show it: an email address keeps its domain only (a customer's address is personal
+    data, and the domain is what an operator needs to see a provider refusing mail)."""
+    channel, _, address = target.partition(":")
+    if channel == "email" and "@" in address:
+        return f"email:…@{address.rpartition('@')[2]}"
+    return target
 
 
 class Dispatcher:
@@ -323,7 +332,7 @@ class Dispatcher:
         logger.info(
             "delivery %s to %s: %s (%s, %.0f ms) -> %s",
             delivery.id,
-            delivery.target,
+            loggable_target(delivery.target),
             attempt.outcome,
             attempt.status_code,
             attempt.latency_ms,

@@ -18,9 +18,10 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 access_log = logging.getLogger("tracker.access")
 REQUEST_ID_HEADER = "x-request-id"
-PAGE_TOKEN = re.compile(r"^(/(?:status|a|unsubscribe)/)[^/]+?(\.json|\.ics)?(?=/|$)")
+PAGE_TOKEN = re.compile(r"^(/(?:status|a|unsubscribe|suppressions)/)[^/]+?(\.json|\.ics)?(?=/|$)")
 """The token of a customer's link (`/status/<token>.json`, `/a/<token>/preferences`, `/unsubscribe/<token>`):
-it opens the page, so whoever reads the logs must not get it."""
+it opens the page, so whoever reads the logs must not get it; and the address of `/suppressions/<address>`,
+a customer's personal data."""
 NOISY_LOGGERS = ("tortoise", "aiosqlite", "asyncpg", "apscheduler", "httpx", "httpcore")
 """Libraries that log every query or request at INFO; httpx and httpcore write each webhook's full URL,
 and URLs such as Slack's carry their credential in the path."""
@@ -55,7 +56,8 @@ def configure_logging(level: str, *, as_json: bool) -> None:
 
 
 def _loggable_path(path: str) -> str:
-    """The request path with a customer's link token replaced by `…` (the query is never logged)."""
+    """The request path with a customer's link token or address replaced by `…` (the query is never
+    logged)."""
     return PAGE_TOKEN.sub(r"\g<1>…\g<2>", path)
 
 

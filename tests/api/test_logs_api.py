@@ -68,6 +68,16 @@ async def test_the_access_log_never_holds_a_customers_link_token(
     assert not [line for line in lines if token in json.dumps(line, ensure_ascii=False)]
 
 
+async def test_the_access_log_never_holds_a_suppressed_address(
+    client: httpx.AsyncClient, auth: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="tracker.access"):
+        await client.delete("/suppressions/marie.dubois@example.com", headers=auth.admin)
+
+    assert [(line["path"], line["status"]) for line in access_lines(caplog)] == [("/suppressions/…", 404)]
+    assert "marie.dubois" not in caplog.text
+
+
 async def test_other_paths_are_logged_in_full(
     client: httpx.AsyncClient, auth: Keys, caplog: pytest.LogCaptureFixture
 ) -> None:
