@@ -25,6 +25,7 @@ from notifications import (
     SmtpSettings,
     build_message,
 )
+from notifications.email import one_line
 from tracker.clock import Clock, utc_now
 from tracker.db.models import DevMail
 from tracker.domain.errors import NotFound
@@ -51,7 +52,7 @@ class DevMailbox:
         await DevMail.create(
             delivery_id=int(delivery.group(1)) if delivery else None,
             recipient=message.recipient.address,
-            subject=str(email.message_from_string(text, policy=email.policy.default)["Subject"])[:500],
+            subject=one_line(message.subject)[:500],
             message=text,
             created_at=now,
         )
