@@ -18,7 +18,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 access_log = logging.getLogger("tracker.access")
 REQUEST_ID_HEADER = "x-request-id"
-PAGE_TOKEN = re.compile(r"^(/(?:status|a|unsubscribe|suppressions)/)[^/]+?(\.json|\.ics)?(?=/|$)")
+PRIVATE_SEGMENT = re.compile(r"^(/(?:status|a|unsubscribe|suppressions)/)[^/]+?(\.json|\.ics)?(?=/|$)")
 """The token of a customer's link (`/status/<token>.json`, `/a/<token>/preferences`, `/unsubscribe/<token>`):
 it opens the page, so whoever reads the logs must not get it; and the address of `/suppressions/<address>`,
 a customer's personal data."""
@@ -58,7 +58,7 @@ def configure_logging(level: str, *, as_json: bool) -> None:
 def _loggable_path(path: str) -> str:
     """The request path with a customer's link token or address replaced by `…` (the query is never
     logged)."""
-    return PAGE_TOKEN.sub(r"\g<1>…\g<2>", path)
+    return PRIVATE_SEGMENT.sub(r"\g<1>…\g<2>", path)
 
 
 def _valid_request_id(raw: str | None) -> str | None:
