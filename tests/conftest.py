@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import os
 import secrets
 import socket
@@ -46,6 +47,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("ci_only") is not None:
             item.add_marker(slow)
+
+
+@pytest.fixture(autouse=True)
+def logging_restored() -> Iterator[None]:
+    """Each test starts with the run's logging, whatever ran before it in the same worker: a command run
+    in-process sets logging up as `tracker serve` does (its own stderr handler, INFO, quieter libraries)."""
+    root = logging.getLogger()
+    root_level = root.level
+    levels = {
+        name: logger.level
+        for name, logger in logging.root.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+    yield
+    # pytest's own capture handlers are its subclasses; a plain StreamHandler is the command's.
+    root.handlers[:] = [handler for handler in root.handlers if type(handler) is not logging.StreamHandler]
+    root.setLevel(root_level)
+    for name, logger in logging.root.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger):
+            logger.setLevel(levels.get(name, logging.NOTSET))
 
 
 def _with_database(url: str, name: str) -> str:

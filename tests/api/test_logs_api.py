@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,20 +17,9 @@ Shop = dict[str, Any]
 
 
 @pytest.fixture
-def tracker_logging() -> Iterator[None]:
-    """Logging as `tracker serve` sets it up (INFO, JSON lines); the test run's own setup comes back after."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    loggers = [
-        logger for logger in logging.root.manager.loggerDict.values() if isinstance(logger, logging.Logger)
-    ]
-    levels = {logger: logger.level for logger in loggers}
+def tracker_logging() -> None:
+    """Logging as `tracker serve` sets it up (INFO, JSON lines); `logging_restored` undoes it after."""
     configure_logging("info", as_json=True)
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    for logger, logger_level in levels.items():
-        logger.setLevel(logger_level)
 
 
 def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
@@ -52,6 +40,7 @@ async def test_the_access_log_never_holds_a_customers_link_token(
         f"/a/{token}/preferences",
         f"/unsubscribe/{token}?c=progress",
     ]
+    caplog.clear()  # only the requests below, not the job's creation
     with caplog.at_level(logging.INFO, logger="tracker.access"):
         for path in paths:
             await client.request("POST" if path.endswith(("question", "preferences")) else "GET", path)
