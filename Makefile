@@ -51,8 +51,10 @@ lint: install
 typecheck: install
 	$(BIN)/mypy tracker notifications tests
 
+# One worker per core, each with its own databases; a worker that is free takes the next test, so
+# the few long ones (the API contract, the crash tests) do not queue behind each other.
 pytest: install browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --numprocesses auto --dist worksteal
 
 test: lint typecheck pytest
 
