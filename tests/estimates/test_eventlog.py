@@ -357,6 +357,31 @@ def test_traces_without_a_name_stay_apart(tmp_path: Path) -> None:
     assert log.case_names == ("trace 1", "trace 2")
 
 
+NESTED = (
+    '<log xmlns:x="http://www.xes-standard.org/"><global scope="event">'
+    '<string key="concept:name" value="__INVALID__"/></global>'
+    '<x:trace><string key="concept:name" value="P-7"/>'
+    '<list key="history"><string key="concept:name" value="not the name"/></list>'
+    '<x:event><list key="parts"><string key="concept:name" value="not the activity"/></list>'
+    '<string key="concept:name" value="intake"/><date key="time:timestamp" value="2024-01-01T00:00:00Z"/>'
+    "</x:event></x:trace></log>"
+)
+
+
+def test_names_are_the_trace_and_event_own_attributes_not_nested_ones(tmp_path: Path) -> None:
+    log = read_log(_write(tmp_path, "nested.xes", NESTED))
+
+    assert log.case_names == ("P-7",)
+    assert log.activity_names == ("intake",)
+
+
+def test_a_broken_xes_file_is_refused_with_where_it_breaks(tmp_path: Path) -> None:
+    broken = _xes(("A", [("a", None, "2024-01-01T00:00:00Z")]))[:-20]
+
+    with pytest.raises(EventLogError, match=r"broken\.xes: .*line \d+, column \d+"):
+        read_log(_write(tmp_path, "broken.xes", broken))
+
+
 def test_events_without_a_timestamp_are_skipped_and_a_log_of_only_those_is_refused(tmp_path: Path) -> None:
     text = (
         '<log><trace><string key="concept:name" value="A"/>'
