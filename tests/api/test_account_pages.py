@@ -81,6 +81,18 @@ async def test_an_unknown_link_gets_a_plain_404(client: httpx.AsyncClient, auth:
     assert response.text == "Not found\n"
 
 
+async def test_the_page_answers_head_as_get_without_the_body(
+    client: httpx.AsyncClient, fleet: dict[str, Any]
+) -> None:
+    token = await page_token(fleet["account"]["contacts"][0]["id"])
+
+    head = await client.head(f"/a/{token}?lang=en")
+
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-type"].startswith("text/html")
+    assert (await client.head("/a/not-a-token")).status_code == 404
+
+
 def preferences_form(html: str, **choices: str) -> dict[str, str]:
     found = re.search(
         r'action="/a/[^"]+/preferences">\s*<input type="hidden" name="form_token" value="([^"]+)"', html

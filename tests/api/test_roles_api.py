@@ -117,10 +117,14 @@ ROUTES = [
     Route("POST", "/unsubscribe/{token:str}", 200, PUBLIC),
     # The customer pages: their secret link is the key; an API key neither grants nor refuses anything there.
     Route("GET", "/status/{token:str}", 200, PUBLIC, target={"token": "status_token"}),
+    Route("HEAD", "/status/{token:str}", 200, PUBLIC, target={"token": "status_token"}),
     Route("GET", "/status/{token:str}/json", 404, PUBLIC, target={"token": "status_token"}),  # at .json
     Route("GET", "/status/{token:str}/ics", 404, PUBLIC, target={"token": "status_token"}),  # at .ics
+    Route("HEAD", "/status/{token:str}/ics", 404, PUBLIC, target={"token": "status_token"}),
     Route("GET", "/a/{token:str}", 200, PUBLIC),
+    Route("HEAD", "/a/{token:str}", 200, PUBLIC),
     Route("GET", "/static/{name:str}", 200, PUBLIC, target={"name": "asset"}),
+    Route("HEAD", "/static/{name:str}", 200, PUBLIC, target={"name": "asset"}),
     # A form post without the form token of its page is refused, whoever sends it.
     Route("POST", "/status/{token:str}/question", 400, PUBLIC, target={"token": "status_token"}),
     Route("POST", "/status/{token:str}/survey", 400, PUBLIC, target={"token": "status_token"}),

@@ -111,6 +111,23 @@ async def test_pages_carry_the_security_headers(client: httpx.AsyncClient, job: 
     assert headers["x-content-type-options"] == "nosniff"
 
 
+async def test_the_pages_answer_head_as_get_without_the_body(
+    client: httpx.AsyncClient, job: dict[str, Any]
+) -> None:
+    token = token_of(job)
+    html = (await client.get(f"/status/{token}")).text
+    stylesheet = re.search(r'href="(/static/site\.[0-9a-f]{16}\.css)"', html)
+    assert stylesheet is not None
+
+    for path in (f"/status/{token}", f"/status/{token}.ics", stylesheet.group(1)):
+        got, head = await client.get(path), await client.head(path)
+        assert (head.status_code, head.content) == (200, b""), path
+        for name in ("content-type", "cache-control", "content-security-policy"):
+            assert head.headers.get(name) == got.headers.get(name), (path, name)
+    for path in ("/status/nope", "/status/nope.ics", "/static/site.0000000000000000.css"):
+        assert (await client.head(path)).status_code == 404
+
+
 async def test_static_assets_are_fingerprinted_and_cached_for_a_year(
     client: httpx.AsyncClient, job: dict[str, Any]
 ) -> None:

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from babel.dates import format_date, format_time
 from babel.numbers import format_currency
 from litestar import Request, Response
+from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException
 
 from notifications.i18n import LANGUAGES, language_of, localized_environments
@@ -48,6 +49,9 @@ PAGE_HEADERS = {
 }
 TOKEN_PAGE_HEADERS = {**PAGE_HEADERS, "X-Robots-Tag": "noindex, nofollow"}
 """A page found by a secret link: never indexed, never cached, the link never sent on as a referrer."""
+PAGE_METHODS = [HttpMethod.GET, HttpMethod.HEAD]
+"""The pages answer HEAD as they answer GET, without the body: link checkers, uptime probes and mail
+scanners ask before they fetch."""
 
 
 class Assets:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, post, route
 from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromPath
 from litestar.response import Redirect
@@ -16,7 +16,14 @@ from tracker.services import preferences
 from tracker.services.status_pages import JobsShown
 from tracker.web.auth import PUBLIC
 from tracker.web.controllers.status_pages import Pages, Text, asked_language, form_fields, message
-from tracker.web.customer_pages import Formats, FormRefused, check_origin, choose_language, not_found
+from tracker.web.customer_pages import (
+    PAGE_METHODS,
+    Formats,
+    FormRefused,
+    check_origin,
+    choose_language,
+    not_found,
+)
 from tracker.web.deps import Now
 
 SEARCH_MAX_CHARS = 100
@@ -27,7 +34,7 @@ class AccountPageController(Controller):
     opt = {PUBLIC: True}
     include_in_schema = False
 
-    @get("/{token:str}", operation_id="AccountPage")
+    @route("/{token:str}", http_method=PAGE_METHODS, operation_id="AccountPage")
     async def page(
         self,
         request: Request[Any, Any, Any],

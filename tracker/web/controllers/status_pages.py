@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, get, post, route
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.enums import ScopeType
@@ -44,6 +44,7 @@ from tracker.web import schemas as s, views
 from tracker.web.auth import PUBLIC, requires
 from tracker.web.customer_pages import (
     PAGE_HEADERS,
+    PAGE_METHODS,
     ClientRateLimit,
     Formats,
     FormRefused,
@@ -169,7 +170,7 @@ class StatusPageController(Controller):
     opt = {PUBLIC: True}
     include_in_schema = False
 
-    @get("/{token:str}", operation_id="StatusPage")
+    @route("/{token:str}", http_method=PAGE_METHODS, operation_id="StatusPage")
     async def page(
         self,
         request: Request[Any, Any, Any],
@@ -192,7 +193,7 @@ class StatusPageController(Controller):
             return not_found()
         return page_response(html)
 
-    @get("/{token:str}/ics", operation_id="StatusCalendar")
+    @route("/{token:str}/ics", http_method=PAGE_METHODS, operation_id="StatusCalendar")
     async def calendar(
         self,
         request: Request[Any, Any, Any],
@@ -347,7 +348,13 @@ class StatusTokenController(Controller):
         return s.StatusTokenOut(status_page_url=services.snapshots.public_url(job.public_token))
 
 
-@get("/static/{name:str}", opt={PUBLIC: True}, include_in_schema=False, operation_id="StaticAsset")
+@route(
+    "/static/{name:str}",
+    http_method=PAGE_METHODS,
+    opt={PUBLIC: True},
+    include_in_schema=False,
+    operation_id="StaticAsset",
+)
 async def static_asset(name: FromPath[str], pages: Pages) -> Response[bytes]:
     """A fingerprinted asset of the pages (`site.<hash>.css`), cached for a year."""
     return pages.renderer.assets.response(name)
