@@ -7,10 +7,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import jinja2
-from litestar import Controller, Request, Response, delete, get, head, post
+from litestar import Controller, Request, Response, delete, get, post, route
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
+from litestar.types import Method
+from litestar.types.internal_types import PathParameterDefinition
 
 from notifications.i18n import language_of, localized_environments
 from tracker.domain.events import EmailCategory
@@ -20,6 +23,7 @@ from tracker.services.pages import Sort
 from tracker.settings import Settings
 from tracker.web import schemas as s
 from tracker.web.auth import PUBLIC, requires
+from tracker.web.customer_pages import PAGE_METHODS
 from tracker.web.deps import Now, PageCursor, PageLimit
 
 HTML = "text/html"
@@ -65,6 +69,13 @@ async def _unsubscribe_page(
     return _page(settings, language_of(contact.locale), "unsubscribe.html", context)
 
 
+def _page_operation(
+    handler: HTTPRouteHandler, method: Method, path: list[str | PathParameterDefinition]
+) -> str:
+    """The page's operation ids: `UnsubscribePage` for GET, `UnsubscribePageHead` for its headers alone."""
+    return "UnsubscribePageHead" if method == "HEAD" else "UnsubscribePage"
+
+
 UNSUBSCRIBE_PAGE = {
     200: ResponseSpec(str, media_type=HTML, description="A small page in the contact's language"),
 }
@@ -77,20 +88,17 @@ class UnsubscribeController(Controller):
     tags = ["Email"]
     opt = {PUBLIC: True}
 
-    @get("/{token:str}", operation_id="UnsubscribePage", media_type=HTML, responses=UNSUBSCRIBE_PAGE)
+    @route(
+        "/{token:str}",
+        http_method=PAGE_METHODS,
+        operation_id=_page_operation,
+        media_type=HTML,
+        responses=UNSUBSCRIBE_PAGE,
+    )
     async def page(self, request: Request[Any, Any, Any], token: Token, c: Category = None) -> Response[str]:
-        """A page with a button; opening it changes nothing (mail scanners open links)."""
+        """A page with a button; opening it changes nothing (mail scanners open links, and link checkers
+        ask for its headers alone with HEAD)."""
         return await _unsubscribe_page(request, token, c, done=False)
-
-    @head("/{token:str}", operation_id="UnsubscribePageHead", responses=UNSUBSCRIBE_PAGE)
-    async def page_head(
-        self, request: Request[Any, Any, Any], token: Token, c: Category = None
-    ) -> Response[None]:
-        """The page's headers without its body: link checkers and some mail clients ask this before
-        opening the link. Like the page, it changes nothing."""
-        page = await _unsubscribe_page(request, token, c, done=False)
-        length = len(page.content.encode())
-        return Response(None, media_type=HTML, headers={**page.headers, "Content-Length": str(length)})
 
     @post(
         "/{token:str}",
