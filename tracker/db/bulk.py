@@ -9,6 +9,7 @@ the caller's transaction already excludes everyone else.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -212,11 +213,17 @@ async def claim_jobs(
     )
 
 
-async def jobs_by_id(connection: BaseDBAsyncClient, ids: list[int]) -> OpenJobs:
+def among_ids(connection: BaseDBAsyncClient, column: str, ids: Sequence[int]) -> tuple[str, list[Any]]:
+    """The condition "`column` is one of `ids`" and its parameters, as the statement's only parameters:
+    one array on PostgreSQL, one mark per id on SQLite."""
     if is_postgres(connection):
-        return await _open_jobs(connection, "id = ANY($1::int[]) ORDER BY id", [ids])
-    marks = ", ".join("?" * len(ids))
-    return await _open_jobs(connection, f"id IN ({marks}) ORDER BY id", ids)
+        return f"{column} = ANY($1::int[])", [list(ids)]
+    return f"{column} IN ({', '.join('?' * len(ids))})", list(ids)
+
+
+async def jobs_by_id(connection: BaseDBAsyncClient, ids: list[int]) -> OpenJobs:
+    condition, values = among_ids(connection, "id", ids)
+    return await _open_jobs(connection, f"{condition} ORDER BY id", values)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from notifications import (
 )
 from notifications.email import InvalidEmail
 from notifications.i18n import language_of, localized_environments
+from tracker.db import bulk
 from tracker.db.models import (
     Account,
     Contact,
@@ -333,7 +334,7 @@ class DatabaseEmailComposer:
         self,
         email: QueuedEmail,
         category: EmailCategory,
-        contact: _Reader,
+        contact: _Recipient,
         batch: _CustomerBatch,
         zone: ZoneInfo,
         now: datetime,
@@ -593,15 +594,15 @@ def _customer_category(email: QueuedEmail) -> EmailCategory | None:
     return category_of(email.kind)
 
 
-_READERS = (
+_RECIPIENTS = (
     "SELECT c.id, c.name, c.email, c.locale, c.time_zone, c.page_token, {preferences}, "
     "s.address IS NOT NULL AS suppressed "
-    "FROM contact c LEFT JOIN suppression s ON s.address = lower(c.email) WHERE c.id {ids}"
+    "FROM contact c LEFT JOIN suppression s ON s.address = lower(c.email) WHERE {among}"
 )
 
 
 @dataclass(frozen=True, slots=True)
-class _Reader:
+class _Recipient:
     """The contact of a customer email, with what its sending reads of it: one query for a batch's
     (without Tortoise's models, whose making cost more than the rest of the batch's reading)."""
 
@@ -615,17 +616,13 @@ class _Reader:
     suppressed: bool
 
     @classmethod
-    async def load(cls, ids: set[int]) -> dict[int, _Reader]:
+    async def load(cls, ids: set[int]) -> dict[int, _Recipient]:
         if not ids:
             return {}
         connection = get_connection("default")
         preferences = ", ".join(f"c.{column}" for column in PREFERENCE_COLUMNS.values())
-        values: list[Any]
-        if connection.capabilities.dialect == "postgres":
-            where, values = "= ANY($1::int[])", [sorted(ids)]
-        else:
-            where, values = f"IN ({', '.join('?' * len(ids))})", sorted(ids)
-        sql = _READERS.format(preferences=preferences, ids=where)
+        among, values = bulk.among_ids(connection, "c.id", sorted(ids))
+        sql = _RECIPIENTS.format(preferences=preferences, among=among)
         return {
             row["id"]: cls(
                 id=row["id"],
@@ -645,7 +642,7 @@ class _Reader:
 class _CustomerBatch:
     """What the customer emails of one claimed batch read, loaded with one query per table."""
 
-    contacts: dict[int, _Reader]
+    contacts: dict[int, _Recipient]
     jobs: dict[int, Job]
     queued: dict[tuple[int, int], list[QueuedRow]]
     """The queued emails of folding categories, per (job, contact) of the batch."""
@@ -661,7 +658,7 @@ class _CustomerBatch:
     async def load(cls, emails: Sequence[QueuedEmail], now: datetime) -> _CustomerBatch:
         if not emails:
             return cls({}, {}, {}, {}, {})
-        contacts = await _Reader.load({e.contact_id for e in emails if e.contact_id is not None})
+        contacts = await _Recipient.load({e.contact_id for e in emails if e.contact_id is not None})
         jobs = {j.id: j for j in await Job.filter(id__in={e.job_id for e in emails})}
         folding = [e for e in emails if category_of(e.kind) in NEIGHBOURLY]
         queued: dict[tuple[int, int], list[QueuedRow]] = {}
