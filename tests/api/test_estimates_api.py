@@ -85,7 +85,13 @@ async def test_the_explanation_lists_stages_ahead_and_days_off(client, auth, gar
     assert body["calendar_time_zone"] == "Europe/Paris"
     assert body["remaining_working_hours"]["p50"] <= body["remaining_working_hours"]["p90"]
     assert body["basis"] in {"planned", "blend", "history"}
-    assert body["estimator"]["chosen"] in {"direct", "simulation", "median"}
+    assert body["estimator"]["chosen"] in {
+        "direct",
+        "simulation",
+        "median",
+        "direct_simulation_blend",
+        "direct_median_blend",
+    }
     assert body["estimator"]["reason"]
     # 2026-03-02 is a Monday; four stages of up to 8 working hours each run into the weekend or not,
     # but every listed day off must really be one.

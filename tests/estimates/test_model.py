@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from tracker.estimates.history import CaseHistory, JobProgress, PlannedStage, VisitRecord
-from tracker.estimates.model import CalibrationEvidence, HistoryModel, calibrate, fit_history
+from tracker.estimates.model import (
+    CalibrationEvidence,
+    EstimatorName,
+    HistoryModel,
+    Selection,
+    calibrate,
+    fit_history,
+)
 from tracker.estimates.synthetic import REPAIR_SHOP, generate_workload
 
 DAY = 86_400.0
@@ -263,6 +270,23 @@ def test_saved_model_loads_with_the_same_estimates_and_extra(tmp_path: Path) -> 
     assert loaded.position_bases() == model.position_bases()
     assert loaded.selection == model.selection
     assert model.selection.longest_s == 8 * DAY  # no job seen ran longer than the plan at its slowest
+
+
+def test_each_blend_answers_the_geometric_mean_of_direct_and_its_partner() -> None:
+    durations = np.random.default_rng(3).lognormal(0.0, 1.0, (400, 2))
+    cases = [
+        _case(f"c{i}", [("strip", float(a), True), ("paint", float(b), True)], finished=True)
+        for i, (a, b) in enumerate(durations)
+    ]
+    model = fit_history(cases, [], now=NOW)
+    jobs = [_fresh("strip"), _fresh("strip", elapsed_days=2.0), _fresh("paint", 0.5, completed=1)]
+
+    def p50(estimator: EstimatorName) -> np.ndarray:
+        return model.with_selection(Selection(estimator, "test")).remaining_many(jobs)[0]
+
+    assert not np.allclose(p50("direct"), p50("median"))  # the median ignores the time already spent
+    assert np.allclose(p50("direct_simulation_blend"), np.sqrt(p50("direct") * p50("simulation")))
+    assert np.allclose(p50("direct_median_blend"), np.sqrt(p50("direct") * p50("median")))
 
 
 def test_stage_p90_and_bases_describe_each_stage() -> None:

@@ -7,7 +7,9 @@ was known at the last refit only: cases whose last event came before it, and cas
 then (right-censored). Nothing later leaks in.
 
 At each refit the candidate predictors (:data:`CANDIDATES`: the direct "what remained for past
-jobs here" estimate, the plain median by activity, the stage simulation, and two geometric blends)
+jobs here" estimate, the plain median by activity, the service's history model as it answers (its
+own pick among the stage simulation, its direct table, the median and their blends), and two
+geometric blends)
 are scored on two sets of earlier predictions whose biases pull opposite ways: the newest ones
 old enough for most of their cases to have closed (the open ones counted by their certain error,
 which favours long predictions), and all those of the cases that closed last (exact, but short
@@ -50,7 +52,7 @@ from tracker.estimates.model import (
     prefix_bucket,
 )
 from tracker.estimates.residual import grouped_quantiles, residual_quantiles, shrink
-from tracker.estimates.selection import choose
+from tracker.estimates.selection import choose, geometric_blend
 
 _DAY = 86_400.0
 _PREFIXES = 10
@@ -252,16 +254,16 @@ def run_backtest(
     bounds = np.append(np.searchsorted(ev.time[pred], refits, side="left"), n_pred)
     moments = _Moments.build(ev, pred, cal)
     baseline = finished.replay_baseline(ev, pred)
-    simulation: _Simulation | None = None
+    service: _ServiceModel | None = None
     for r, instant in enumerate(refits):
         lo, hi = int(bounds[r]), int(bounds[r + 1])
         if lo == hi:
             continue
         block = pred[lo:hi]
         known = moments.at(instant, options.history_cases)
-        if simulation is None or simulation.stale(known):
-            simulation = _Simulation.fit(ev, instant, known, options, cal)
-        p50_all[:, lo:hi], p90_all[:, lo:hi] = _candidates(ev, known, block, simulation, baseline[lo:hi])
+        if service is None or service.stale(known):
+            service = _ServiceModel.fit(ev, instant, known, options, cal)
+        p50_all[:, lo:hi], p90_all[:, lo:hi] = _candidates(ev, known, block, service, baseline[lo:hi])
         evidence = moments.evidence(instant, lo, options.evidence, known)
         closed_last = moments.closed_last(instant, options.evidence)
         choice = choose(
@@ -310,7 +312,7 @@ def run_backtest(
 # ---------------------------------------------------------------------- candidates
 
 
-CANDIDATES = ("direct", "median", "simulation", "blend", "cautious")
+CANDIDATES = ("direct", "median", "service", "direct_service_blend", "direct_median_blend")
 _DEFAULT = "median"
 COLD_START = "running"
 ESTIMATORS = (*CANDIDATES, COLD_START)
@@ -531,29 +533,26 @@ def _median(ev: _Events, known: _Known, block: IntArray, plain: FloatArray) -> t
 
 
 def _candidates(
-    ev: _Events, known: _Known, block: IntArray, simulation: _Simulation, plain: FloatArray
+    ev: _Events, known: _Known, block: IntArray, service: _ServiceModel, plain: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
     """P50 and raw P90 of every candidate (rows in :data:`CANDIDATES` order) for ``block``.
 
-    The blends are geometric means: ``blend`` of the direct history and the simulation,
-    ``cautious`` of the direct history and the plain median (censored open cases alone can
-    mislead, finished ones alone are the short ones).
+    The blends are geometric means of the direct history and the service's model, and of the
+    direct history and the plain median (censored open cases alone can mislead, finished ones alone are
+    the short ones).
     """
     direct = np.vstack(_direct(ev, known, block))
     median = np.vstack(_median(ev, known, block, plain))
-    simulated = np.vstack(simulation.predict(ev, block))
-
-    def blend(a: FloatArray, b: FloatArray) -> FloatArray:
-        return np.asarray(np.sqrt(np.maximum(a, 1.0) * np.maximum(b, 1.0)), dtype=np.float64)
-
-    rows = [direct, median, simulated, blend(direct, simulated), blend(direct, median)]
+    served = np.vstack(service.predict(ev, block))
+    rows = [direct, median, served, geometric_blend(direct, served), geometric_blend(direct, median)]
     return np.vstack([r[0] for r in rows]), np.vstack([r[1] for r in rows])
 
 
 @dataclass(frozen=True)
-class _Simulation:
-    """The stage simulation (the service's history model), refitted whenever the number of closed
-    cases has doubled since its last fit: it is by far the slowest candidate to fit."""
+class _ServiceModel:
+    """The service's history model, answering as it would in the service (with the candidate it
+    chose when fitted), refitted whenever the number of closed cases has doubled since its last
+    fit: its stage simulation makes it by far the slowest candidate to fit."""
 
     model: HistoryModel
     closed_cases: int
@@ -561,7 +560,7 @@ class _Simulation:
     @classmethod
     def fit(
         cls, ev: _Events, instant: float, known: _Known, options: BacktestOptions, cal: WorkingCalendar
-    ) -> _Simulation:
+    ) -> _ServiceModel:
         model = fit_visit_table(
             ev.visit_table(instant, options.history_cases, cal),
             [],

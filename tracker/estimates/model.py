@@ -55,7 +55,7 @@ from tracker.estimates.model_direct import (
     moments_of,
 )
 from tracker.estimates.model_survival import km_masses, newest_per_group
-from tracker.estimates.selection import choose
+from tracker.estimates.selection import choose, geometric_blend
 
 Basis = Literal["planned", "blend", "history"]
 
@@ -195,8 +195,18 @@ class _Fitted:
     stage_p90: FloatArray  # P90 of one visit's working duration, per stage
 
 
-EstimatorName = Literal["direct", "simulation", "median"]
-ESTIMATORS: tuple[EstimatorName, ...] = ("direct", "simulation", "median")
+EstimatorName = Literal["direct", "simulation", "median", "direct_simulation_blend", "direct_median_blend"]
+ESTIMATORS: tuple[EstimatorName, ...] = (
+    "direct",
+    "simulation",
+    "median",
+    "direct_simulation_blend",
+    "direct_median_blend",
+)
+_BLENDED: dict[str, tuple[EstimatorName, EstimatorName]] = {
+    "direct_simulation_blend": ("direct", "simulation"),
+    "direct_median_blend": ("direct", "median"),
+}
 BOUND = 3.0
 """No remaining time exceeds this many times the longest job the workflow has seen (or the job's
 own age, when it is older still)."""
@@ -208,7 +218,8 @@ class Selection:
 
     ``direct``: what remained for past jobs in the same position (finest group with enough
     history, backed by the simulation); ``simulation``: the stage simulation alone; ``median``:
-    the plain median remaining time per position, whatever the time already spent.
+    the plain median remaining time per position, whatever the time already spent; the blends:
+    geometric means of ``direct`` and one of the others.
     """
 
     estimator: EstimatorName = "direct"
@@ -321,6 +332,29 @@ class HistoryModel:
         elapsed_s: FloatArray,
         job_age_s: FloatArray | None,
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        p50, raw90 = self._uncalibrated(estimator, positions, completed, elapsed_s, job_age_s)
+        p90 = np.maximum(raw90 * self.calibration.p90_factor, p50)
+        # Never absurd: at most BOUND times the longest job seen, or this job's own age.
+        age = np.zeros(positions.size) if job_age_s is None else np.nan_to_num(job_age_s, nan=0.0)
+        cap = BOUND * np.maximum(self.selection.longest_s, np.maximum(age, elapsed_s))
+        return np.minimum(p50, cap), np.minimum(p90, cap), np.minimum(raw90, cap)
+
+    def _uncalibrated(
+        self,
+        estimator: str,
+        positions: IntArray,
+        completed: IntArray,
+        elapsed_s: FloatArray,
+        job_age_s: FloatArray | None,
+    ) -> tuple[FloatArray, FloatArray]:
+        """P50 and raw P90 of one candidate, before calibration and the bound."""
+        if estimator in _BLENDED:
+            first, second = (
+                self._uncalibrated(name, positions, completed, elapsed_s, job_age_s)
+                for name in _BLENDED[estimator]
+            )
+            p50 = geometric_blend(first[0], second[0])
+            return p50, np.maximum(geometric_blend(first[1], second[1]), p50)
         rows, g, frac, scale = self._locate(positions, completed, elapsed_s, job_age_s)
         if estimator == "simulation":
             rows = positions
@@ -328,12 +362,7 @@ class HistoryModel:
             rows = self._fit.rows_by_position[positions]
             g, frac, scale = np.zeros_like(g), np.zeros_like(frac), np.ones_like(scale)
         p50 = _interpolate(self._fit.q50, rows, g, frac, scale)
-        raw90 = np.maximum(_interpolate(self._fit.q90, rows, g, frac, scale), p50)
-        p90 = np.maximum(raw90 * self.calibration.p90_factor, p50)
-        # Never absurd: at most BOUND times the longest job seen, or this job's own age.
-        age = np.zeros(positions.size) if job_age_s is None else np.nan_to_num(job_age_s, nan=0.0)
-        cap = BOUND * np.maximum(self.selection.longest_s, np.maximum(age, elapsed_s))
-        return np.minimum(p50, cap), np.minimum(p90, cap), np.minimum(raw90, cap)
+        return p50, np.maximum(_interpolate(self._fit.q90, rows, g, frac, scale), p50)
 
     def remaining_many(self, jobs: Sequence[JobProgress]) -> tuple[FloatArray, FloatArray]:
         """P50 and P90 remaining working seconds of many jobs (a table lookup, no simulation)."""

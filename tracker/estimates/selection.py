@@ -31,6 +31,12 @@ class Choice:
     samples: int
 
 
+def geometric_blend(a: FloatArray, b: FloatArray) -> FloatArray:
+    """Geometric mean of two predictors' remaining times (below a second counted as a second): a
+    blend in log time, where their errors are of comparable size whatever the job's length."""
+    return np.asarray(np.sqrt(np.maximum(a, 1.0) * np.maximum(b, 1.0)), dtype=np.float64)
+
+
 def prediction_errors(p50: FloatArray, observed: FloatArray, resolved: BoolArray) -> FloatArray:
     """Absolute error of each prediction of each row of ``p50`` (candidates x predictions); open
     outcomes (``resolved`` False, ``observed`` the time elapsed so far) count only their certain

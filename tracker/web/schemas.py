@@ -545,7 +545,8 @@ class CalibrationOut(Output, kw_only=True):
 class EstimatorOut(Output, kw_only=True):
     chosen: EstimatorName
     """The predictor the estimate comes from: direct (what remained for past jobs in the same
-    position), simulation (stage by stage), or median (plain median per stage)."""
+    position), simulation (stage by stage), median (plain median per stage), or a blend (the
+    geometric mean of direct and simulation, or of direct and median)."""
     reason: str
     """Why: how each candidate scored on the newest closed jobs when the workflow was last fitted."""
 
