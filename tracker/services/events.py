@@ -19,6 +19,7 @@ import msgspec
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
 
+from tracker.db.bulk import is_postgres
 from tracker.db.models import Delivery, JobEvent
 from tracker.domain.events import (
     EMAIL_CATEGORIES,
@@ -193,7 +194,7 @@ async def queue_deliveries(
     """Queue a delivery for every recipient of the events of `batch` who has none yet: one statement per
     channel, whatever the number of events and jobs."""
     connection = connection or get_connection("default")
-    postgres = connection.capabilities.dialect == "postgres"
+    postgres = is_postgres(connection)
     first = "$1" if postgres else "?"
     await connection.execute_query(_email_sql(postgres, first), [batch])
     await connection.execute_query(_webhook_sql(postgres, first), [batch])

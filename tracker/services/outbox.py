@@ -38,6 +38,7 @@ from notifications import (
 )
 from notifications.attempts import EXCERPT_BYTES
 from notifications.retry import DISABLE_AFTER
+from tracker.db.bulk import is_postgres
 from tracker.db.models import (
     Delivery as DeliveryRow,
     DeliveryAttempt,
@@ -362,7 +363,7 @@ class DatabaseDeliveryStore:
         """Claim due rows under a fresh claim token; the token and the rows, by id."""
         claim = uuid.uuid4().hex
         connection = get_connection("default")
-        postgres = connection.capabilities.dialect == "postgres"
+        postgres = is_postgres(connection)
         scan = max(limit * SCAN_FACTOR, limit + per_target)
         values: list[Any]
         if postgres:
@@ -562,7 +563,7 @@ class DatabaseDeliveryStore:
     async def _write(self, batch: list[_Result]) -> set[tuple[int, str]]:
         """Write `batch` in one transaction; the (id, claim) of the results whose claim still held."""
         connection = get_connection("default")
-        if connection.capabilities.dialect == "postgres":
+        if is_postgres(connection):
             columns = [[getattr(result, name) for result in batch] for name, _ in _RESULT_COLUMNS]
             written = await connection.execute_query_dict(_RECORD_POSTGRES, columns)
             return {(row["id"], row["claim"]) for row in written}
@@ -774,7 +775,7 @@ async def _keep_payloads(bodies: Mapping[int, bytes]) -> None:
     if not bodies:
         return
     connection = get_connection("default")
-    postgres = connection.capabilities.dialect == "postgres"
+    postgres = is_postgres(connection)
     values: list[Any] = []
     cases = []
     for delivery_id, body in bodies.items():
