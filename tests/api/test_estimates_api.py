@@ -173,6 +173,25 @@ async def test_a_new_job_starts_above_its_quote_once_jobs_like_it_overran(
     assert job["estimate"]["basis"].endswith("blend")
 
 
+async def test_jobs_still_open_long_past_their_p90_widen_it_at_the_next_refit(
+    client, auth, garage, clock: FakeClock
+):
+    jobs = [await create_job(client, auth.staff, garage["account"]["id"]) for _ in range(40)]
+    before = (await client.get(f"/jobs/{jobs[0]['id']}/estimate", headers=auth.staff)).json()
+    clock.advance(days=60)  # every job planned to take a few working days is still at intake
+    estimates: EstimateService = client._transport.app.state.services.estimates
+
+    await estimates.refit("car-repair", now=clock.now)
+
+    after = (await client.get(f"/jobs/{jobs[0]['id']}/estimate", headers=auth.staff)).json()
+    assert before["p90_calibration"]["source"] != "evidence"
+    calibration = after["p90_calibration"]
+    assert calibration["source"] == "evidence"
+    assert calibration["samples"] == 40  # the prediction made when each job was created
+    assert calibration["factor"] > 2.0  # all 40 missed: pulled towards 1 only by the prior
+    assert calibration["coverage"] < 0.9
+
+
 async def test_a_promise_before_the_p90_puts_the_job_at_risk_once(client, auth, garage, clock: FakeClock):
     job = await create_job(client, auth.staff, garage["account"]["id"], promised_on="2026-03-02")
     assert job["estimate"]["at_risk"] is True

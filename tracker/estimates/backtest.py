@@ -48,6 +48,7 @@ from tracker.estimates.model import (
     CalibrationEvidence,
     HistoryModel,
     calibrate,
+    evidence_window,
     fit_visit_table,
     prefix_bucket,
 )
@@ -425,18 +426,13 @@ class _Moments:
         )
 
     def evidence(self, instant: float, before: int, size: int, known: _Known) -> _Evidence:
-        """The newest ``size`` predictions made before row ``before`` and long enough before
-        ``instant`` for most of their cases to have closed (by the P80 of the remaining times of
-        the closed cases), with what is known of their outcome: the remaining time when the case
-        has closed, else the time since the prediction."""
-        closed = known.remaining[known.closed]
-        horizon = float(np.quantile(closed, 0.8)) if closed.size else 0.0
-        since = self.clock_at(instant) - horizon
-        old_enough = int(np.searchsorted(self.clock[:before], since, side="left"))
-        end = old_enough if old_enough >= min(size, before) // 2 else before
-        rows = np.arange(max(end - size, 0), end)
-        resolved = self.end_time[rows] < instant
+        """The predictions made before row ``before`` that calibrate P90 (:func:`evidence_window`),
+        with what is known of their outcome: the remaining time when the case has closed, else
+        the time since the prediction."""
         now = self.clock_at(instant)
+        window = evidence_window(now - self.clock[:before], known.remaining[known.closed], size)
+        rows = np.arange(before)[window]
+        resolved = self.end_time[rows] < instant
         observed = np.where(resolved, self.end_clock[rows], now) - self.clock[rows]
         return _Evidence(rows, observed, resolved, now - self.clock[rows])
 

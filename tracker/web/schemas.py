@@ -17,7 +17,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from tracker.domain.progress import Confidence, StepState
 from tracker.domain.workflow import STAGE_KEY, JobStatus
-from tracker.estimates.model import EstimatorName
+from tracker.estimates.model import CalibrationSource, EstimatorName
 from tracker.services.accounts import EMAIL, AccountKind
 from tracker.services.estimates import BASIS_LABELS
 from tracker.services.jobs import REFERENCE, CostKind, NoteVisibility
@@ -534,12 +534,16 @@ class StageAheadOut(Output, kw_only=True):
 
 
 class CalibrationOut(Output, kw_only=True):
-    """How the P90 is widened so that nine in ten past jobs finished by it."""
+    """How the P90 is scaled so that nine in ten jobs finish by it."""
 
     factor: float
     coverage: float | None
-    """The share of past jobs done by their P90, or null before any finished."""
+    """The share of the jobs scored that were done by their scaled P90, or null before any was decided."""
     samples: int
+    source: CalibrationSource
+    """What the factor was learned on: `evidence`, earlier predictions for this workflow's jobs (a job still
+    open past its P90 counts as a miss); `in-sample`, the newest finished jobs, which may widen the P90 but
+    never narrow it (until enough earlier predictions are decided); `none`, nothing yet."""
 
 
 class EstimatorOut(Output, kw_only=True):

@@ -245,6 +245,7 @@ def explanation_out(explained: Explanation, job: JobSnapshot) -> s.EstimateExpla
             factor=explained.calibration.p90_factor,
             coverage=_measured(explained.calibration.coverage),
             samples=explained.calibration.samples,
+            source=explained.calibration.source,
         ),
         estimator=s.EstimatorOut(chosen=explained.selection.estimator, reason=explained.selection.reason),
     )
