@@ -176,20 +176,42 @@ async def test_a_new_job_starts_above_its_quote_once_jobs_like_it_overran(
 async def test_jobs_still_open_long_past_their_p90_widen_it_at_the_next_refit(
     client, auth, garage, clock: FakeClock
 ):
+    estimates: EstimateService = client._transport.app.state.services.estimates
+    for _ in range(5):  # a little history, so that estimates are learned, not planned
+        job = await create_job(client, auth.staff, garage["account"]["id"])
+        for action in ("advance", "advance", "advance", "complete"):
+            clock.advance(hours=2)
+            job = (await act(client, auth.staff, job, action)).json()
+    await estimates.refit("car-repair", now=clock.now)
     jobs = [await create_job(client, auth.staff, garage["account"]["id"]) for _ in range(40)]
     before = (await client.get(f"/jobs/{jobs[0]['id']}/estimate", headers=auth.staff)).json()
-    clock.advance(days=60)  # every job planned to take a few working days is still at intake
-    estimates: EstimateService = client._transport.app.state.services.estimates
+    clock.advance(days=60)  # every job that took hours so far is still at intake
 
     await estimates.refit("car-repair", now=clock.now)
 
     after = (await client.get(f"/jobs/{jobs[0]['id']}/estimate", headers=auth.staff)).json()
-    assert before["p90_calibration"]["source"] != "evidence"
+    assert jobs[0]["estimate"]["basis"].split("/")[0] != "planned"
+    assert before["p90_calibration"]["source"] == "in-sample"
     calibration = after["p90_calibration"]
     assert calibration["source"] == "evidence"
     assert calibration["samples"] == 40  # the prediction made when each job was created
     assert calibration["factor"] > 2.0  # all 40 missed: pulled towards 1 only by the prior
     assert calibration["coverage"] < 0.9
+
+
+async def test_predictions_from_the_plan_alone_do_not_calibrate_the_learned_p90(
+    client, auth, garage, clock: FakeClock
+):
+    # A backlog: for 60 days jobs open and none closes; every planned estimate is missed.
+    jobs = [await create_job(client, auth.staff, garage["account"]["id"]) for _ in range(40)]
+    clock.advance(days=60)
+    estimates: EstimateService = client._transport.app.state.services.estimates
+
+    await estimates.refit("car-repair", now=clock.now)
+
+    after = (await client.get(f"/jobs/{jobs[0]['id']}/estimate", headers=auth.staff)).json()
+    assert jobs[0]["estimate"]["basis"] == "planned"
+    assert after["p90_calibration"]["source"] != "evidence"
 
 
 async def test_a_promise_before_the_p90_puts_the_job_at_risk_once(client, auth, garage, clock: FakeClock):

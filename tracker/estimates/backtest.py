@@ -6,11 +6,11 @@ time order. After every event but a case's last, the case's remaining time is pr
 was known at the last refit only: cases whose last event came before it, and cases still running
 then (right-censored). Nothing later leaks in.
 
-At each refit the candidate predictors (:data:`CANDIDATES`: the direct "what remained for past
-jobs here" estimate, the plain median by activity, the service's history model as it answers (its
-own pick among the stage simulation, its direct table, the median and their blends), and two
-geometric blends)
-are scored on two sets of earlier predictions whose biases pull opposite ways: the newest ones
+At each refit the candidate predictors of the P50 (:data:`CANDIDATES`: the direct "what remained
+for past jobs here" estimate, the plain median by activity, the service's history model as it
+answers (its own pick among the stage simulation, its direct table, the median and their blends),
+and two geometric blends) are scored on two sets of earlier predictions whose biases pull opposite
+ways: the newest ones
 old enough for most of their cases to have closed (the open ones counted by their certain error,
 which favours long predictions), and all those of the cases that closed last (exact, but short
 cases close first), each set weighing the same however many rows it has - and the best one
@@ -19,8 +19,11 @@ candidate beats it clearly (by 1 % and by two standard errors): with misleading 
 estimate is never worse than the bar. Until 30 cases have closed in the evidence, the bar is
 raised to the median age of the cases still running (the cold start): the few cases closed that
 early are the short ones, and before any has closed the bar says every case ends now.
-Its P90 is calibrated split-conformally on the first set, each prediction decided once its P90
-has passed (the jobs still open then counted as misses), so the calibration follows drift.
+The P90 is always the direct estimate's: a censoring-aware quantile of what remained for past
+cases in the same position and at the same age (a geometric blend of two P90s is no quantile, and
+the plain median's comes from the closed cases alone, the short ones). It is calibrated
+split-conformally on the first set, each prediction decided once its P90 has passed (the jobs still
+open then counted as misses), so the calibration follows drift.
 
 The bar is the replay baseline: at each prediction's instant, the median remaining time after the
 same activity of the cases closed before it (all activities pooled when that one has none). It is
@@ -246,7 +249,7 @@ def run_backtest(
     n_pred = pred.size
     names = CANDIDATES
     p50_all = np.zeros((len(names), n_pred))
-    p90_all = np.zeros((len(names), n_pred))
+    direct90, median90 = np.zeros(n_pred), np.zeros(n_pred)
     p50_s, p90_s = np.zeros(n_pred), np.zeros(n_pred)
     chosen = np.zeros(n_pred, dtype=np.int64)
     cost_p50, cost_p90 = np.zeros(n_pred), np.zeros(n_pred)
@@ -264,7 +267,9 @@ def run_backtest(
         known = moments.at(instant, options.history_cases)
         if service is None or service.stale(known):
             service = _ServiceModel.fit(ev, instant, known, options, cal)
-        p50_all[:, lo:hi], p90_all[:, lo:hi] = _candidates(ev, known, block, service, baseline[lo:hi])
+        p50_all[:, lo:hi], direct90[lo:hi], median90[lo:hi] = _candidates(
+            ev, known, block, service, baseline[lo:hi]
+        )
         evidence = moments.evidence(instant, lo, options.evidence, known)
         closed_last = moments.closed_last(instant, options.evidence)
         choice = choose(
@@ -278,10 +283,11 @@ def run_backtest(
         )
         k = names.index(choice.name)
         chosen[lo:hi] = k if choice.errors else ESTIMATORS.index(COLD_START)
-        factor = calibrate(_scalable(p90_all[k, evidence.rows], evidence)).p90_factor
-        raw90 = p90_all[k, lo:hi]
+        warm = chosen[evidence.rows] != ESTIMATORS.index(COLD_START)
+        factor = calibrate(_scalable(direct90[evidence.rows], evidence, warm)).p90_factor
+        raw90 = direct90[lo:hi]
         if not choice.errors:  # nothing known yet: the long-running open cases are all there is
-            raw90 = p90_all[[names.index("direct"), names.index("median")], lo:hi].max(axis=0)
+            raw90 = np.maximum(raw90, median90[lo:hi])
         # Never absurd: the service's bound, on the longest case seen (or this one's age).
         cap = BOUND * np.maximum(known.case_duration.max(initial=0.0), ev.age[block])
         p50 = p50_all[k, lo:hi] if choice.errors else _cold_start(known, p50_all[k, lo:hi])
@@ -437,15 +443,16 @@ class _Moments:
         return _Evidence(rows, observed, resolved, now - self.clock[rows])
 
 
-def _scalable(raw_p90: FloatArray, evidence: _Evidence) -> CalibrationEvidence:
-    """The calibration evidence of the predictions that had a P90 to scale. A candidate with
-    nothing to go on answers zero (the plain median before any case has closed): every outcome
-    then misses it at any factor, and a factor learnt on those (the largest) would widen the
-    candidate's P90s once it has evidence (BPIC 2013: years of open cases, then P90s four times
-    the closed cases' own)."""
-    positive = raw_p90 > 0
+def _scalable(raw_p90: FloatArray, evidence: _Evidence, warm: BoolArray) -> CalibrationEvidence:
+    """The calibration evidence of the predictions made after the cold start (``warm``) that had a
+    P90 to scale. Before enough cases have closed, a P90 rests on the open cases alone (or is zero,
+    with nothing to go on): outcomes miss it at any factor, and a factor learnt on those (the
+    largest) would widen the P90s of a model that has outcomes since (a year of backlog, then P90s
+    three times the longest case; BPIC 2013: years of open cases, then P90s four times the closed
+    cases' own)."""
+    kept = warm & (raw_p90 > 0)
     return CalibrationEvidence(
-        raw_p90[positive], evidence.observed[positive], evidence.resolved[positive], evidence.since[positive]
+        raw_p90[kept], evidence.observed[kept], evidence.resolved[kept], evidence.since[kept]
     )
 
 
@@ -530,18 +537,25 @@ def _median(ev: _Events, known: _Known, block: IntArray, plain: FloatArray) -> t
 
 def _candidates(
     ev: _Events, known: _Known, block: IntArray, service: _ServiceModel, plain: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """P50 and raw P90 of every candidate (rows in :data:`CANDIDATES` order) for ``block``.
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """P50 of every candidate (rows in :data:`CANDIDATES` order) for ``block``, and the raw P90s
+    of the direct history and of the plain median.
 
     The blends are geometric means of the direct history and the service's model, and of the
-    direct history and the plain median (censored open cases alone can mislead, finished ones alone are
-    the short ones).
+    direct history and the plain median (censored open cases alone can mislead, finished ones alone
+    are the short ones).
     """
-    direct = np.vstack(_direct(ev, known, block))
-    median = np.vstack(_median(ev, known, block, plain))
-    served = np.vstack(service.predict(ev, block))
-    rows = [direct, median, served, geometric_blend(direct, served), geometric_blend(direct, median)]
-    return np.vstack([r[0] for r in rows]), np.vstack([r[1] for r in rows])
+    direct50, direct90 = _direct(ev, known, block)
+    median50, median90 = _median(ev, known, block, plain)
+    served = service.predict(ev, block)
+    rows = [
+        direct50,
+        median50,
+        served,
+        geometric_blend(direct50, served),
+        geometric_blend(direct50, median50),
+    ]
+    return np.vstack(rows), direct90, median90
 
 
 @dataclass(frozen=True)
@@ -573,12 +587,13 @@ class _ServiceModel:
     def stale(self, known: _Known) -> bool:
         return known.n_closed_cases >= max(self.closed_cases * 2, self.closed_cases + 10)
 
-    def predict(self, ev: _Events, block: IntArray) -> tuple[FloatArray, FloatArray]:
+    def predict(self, ev: _Events, block: IntArray) -> FloatArray:
+        """The P50 the service's model answers for ``block``."""
         s = len(ev.activity_names)
-        p50, _, raw90 = self.model.remaining_arrays(
+        p50, _, _ = self.model.remaining_arrays(
             s + ev.activity[block], ev.prefix[block], np.zeros(block.size), ev.age[block]
         )
-        return p50, raw90
+        return p50
 
 
 # ---------------------------------------------------------------------- event arrays

@@ -227,6 +227,11 @@ class Selection:
     history, backed by the simulation); ``simulation``: the stage simulation alone; ``median``:
     the plain median remaining time per position, whatever the time already spent; the blends:
     geometric means of ``direct`` and one of the others.
+
+    The choice is the P50's. The P90 is always ``direct``'s, calibrated: a quantile of the
+    remaining time of jobs that stood where the job stands and had run as long (open ones
+    censored). A geometric blend of two P90s is no quantile, and the plain median's ignores the
+    time already spent, so a job running late would keep the P90 of a fresh one.
     """
 
     estimator: EstimatorName = "direct"
@@ -339,14 +344,22 @@ class HistoryModel:
         elapsed_s: FloatArray,
         job_age_s: FloatArray | None,
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        p50, raw90 = self._uncalibrated(estimator, positions, completed, elapsed_s, job_age_s)
+        """P50 of ``estimator``; P90 of the direct history whatever the estimator (see
+        :class:`Selection`)."""
+        where = (positions, completed, elapsed_s, job_age_s)
+        p50, direct90 = self._quantiles("direct", *where)
+        if estimator in _BLENDED:
+            p50 = geometric_blend(*(self._quantiles(name, *where)[0] for name in _BLENDED[estimator]))
+        elif estimator != "direct":
+            p50 = self._quantiles(estimator, *where)[0]
+        raw90 = np.maximum(direct90, p50)
         p90 = np.maximum(raw90 * self.calibration.p90_factor, p50)
         # Never absurd: at most BOUND times the longest job seen, or this job's own age.
         age = np.zeros(positions.size) if job_age_s is None else np.nan_to_num(job_age_s, nan=0.0)
         cap = BOUND * np.maximum(self.selection.longest_s, np.maximum(age, elapsed_s))
         return np.minimum(p50, cap), np.minimum(p90, cap), np.minimum(raw90, cap)
 
-    def _uncalibrated(
+    def _quantiles(
         self,
         estimator: str,
         positions: IntArray,
@@ -354,14 +367,7 @@ class HistoryModel:
         elapsed_s: FloatArray,
         job_age_s: FloatArray | None,
     ) -> tuple[FloatArray, FloatArray]:
-        """P50 and raw P90 of one candidate, before calibration and the bound."""
-        if estimator in _BLENDED:
-            first, second = (
-                self._uncalibrated(name, positions, completed, elapsed_s, job_age_s)
-                for name in _BLENDED[estimator]
-            )
-            p50 = geometric_blend(first[0], second[0])
-            return p50, np.maximum(geometric_blend(first[1], second[1]), p50)
+        """P50 and raw P90 of direct, simulation or median, before calibration and the bound."""
         rows, g, frac, scale = self._locate(positions, completed, elapsed_s, job_age_s)
         if estimator == "simulation":
             rows = positions

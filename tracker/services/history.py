@@ -134,8 +134,9 @@ async def gather_evidence(
 
     A prediction is an estimate-history row that kept its raw P90. Its outcome is the job's remaining
     time when the job has completed, else the time since the prediction: a job still open past its P90
-    is a miss. Jobs ever put on hold are left out (their clock stopped, the prediction's did not), and
-    cancelled ones too (they did not finish).
+    is a miss. Left out: predictions from the plan alone (made before the history had anything to say,
+    they would scale the learned P90s by how wrong the plan was), jobs ever put on hold (their clock
+    stopped, the prediction's did not) and cancelled jobs (they did not finish).
     """
     held = set(
         await StageVisit.filter(job__workflow__key=workflow_key, held_seconds__gt=0)
@@ -152,8 +153,10 @@ async def gather_evidence(
         )
         .order_by("-id")
         .limit(EVIDENCE_SCAN)
-        .values("job_id", "computed_at", "detail", "job__closed_at", "job__workflow_id")
-        if row["job_id"] not in held and _raw_p90(row["detail"]) is not None
+        .values("job_id", "computed_at", "basis", "detail", "job__closed_at", "job__workflow_id")
+        if row["job_id"] not in held
+        and row["basis"].partition("/")[0] != "planned"
+        and _raw_p90(row["detail"]) is not None
     ]
     rows.sort(key=lambda row: row["computed_at"])
     made = np.array([row["computed_at"].timestamp() for row in rows], dtype=np.float64)
