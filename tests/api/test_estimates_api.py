@@ -183,8 +183,13 @@ async def test_jobs_still_open_long_past_their_p90_widen_it_at_the_next_refit(
             clock.advance(hours=2)
             job = (await act(client, auth.staff, job, action)).json()
     await estimates.refit("car-repair", now=clock.now)
-    jobs = [await create_job(client, auth.staff, garage["account"]["id"]) for _ in range(40)]
+    jobs = [await create_job(client, auth.staff, garage["account"]["id"]) for _ in range(42)]
     before = (await client.get(f"/jobs/{jobs[0]['id']}/estimate", headers=auth.staff)).json()
+    # Two jobs go on hold (one resumes): their clock stopped, so their outcome says nothing.
+    held = (await act(client, auth.staff, jobs[-1], "hold", reason="Waiting for parts")).json()
+    clock.advance(days=3)
+    await act(client, auth.staff, held, "resume")
+    await act(client, auth.staff, jobs[-2], "hold", reason="Waiting for parts")
     clock.advance(days=60)  # every job that took hours so far is still at intake
 
     await estimates.refit("car-repair", now=clock.now)
@@ -194,7 +199,7 @@ async def test_jobs_still_open_long_past_their_p90_widen_it_at_the_next_refit(
     assert before["p90_calibration"]["source"] == "in-sample"
     calibration = after["p90_calibration"]
     assert calibration["source"] == "evidence"
-    assert calibration["samples"] == 40  # the prediction made when each job was created
+    assert calibration["samples"] == 40  # the prediction made when each job not held was created
     assert calibration["factor"] > 2.0  # all 40 missed: pulled towards 1 only by the prior
     assert calibration["coverage"] < 0.9
 

@@ -149,6 +149,7 @@ async def gather_evidence(
             job__workflow__key=workflow_key,
             job__status__in=[status.value for status in LEARNED_FROM],
             job__held_since__isnull=True,
+            job__stage_held_seconds=0,
             computed_at__lte=now,
         )
         .order_by("-id")
