@@ -368,28 +368,3 @@ def test_calibration_looks_at_the_newest_predictions_old_enough_for_their_jobs_t
     # Too few that old (4 made over 96 days ago, of 30 wanted): the newest 30, whatever their age.
     assert evidence_window(since, closed_remaining * 2.4, size=30) == slice(70, 100)
     assert evidence_window(since, np.zeros(0), size=30) == slice(70, 100)
-
-
-def _earlier_predictions(n: int, taken: float) -> CalibrationEvidence:
-    """``n`` predictions with a 10-day P90 made 30 days ago, whose jobs took ``taken`` times it."""
-    raw, since = np.full(n, 10.0 * DAY), np.full(n, 30.0 * DAY)
-    outcome = np.full(n, taken * 10.0 * DAY)
-    resolved = outcome <= since
-    return CalibrationEvidence(raw, np.where(resolved, outcome, since), resolved, since)
-
-
-def test_earlier_predictions_calibrate_the_p90_once_enough_are_decided() -> None:
-    cases = [_case(f"c{i}", [("paint", 1.0 + i % 5, True)], finished=True) for i in range(200)]
-
-    def calibration(evidence: CalibrationEvidence) -> tuple[str, float]:
-        fitted = fit_history(cases, [], now=NOW, evidence=evidence).calibration
-        return fitted.source, fitted.p90_factor
-
-    in_sample = calibration(_earlier_predictions(29, taken=5.0))  # one short of enough
-    assert in_sample[0] == "in-sample"
-    source, widened = calibration(_earlier_predictions(300, taken=5.0))  # jobs still open at 3x
-    assert source == "evidence"
-    assert widened > 2.5 * in_sample[1]
-    source, narrowed = calibration(_earlier_predictions(300, taken=0.3))  # out of sample: may narrow
-    assert source == "evidence"
-    assert narrowed < 1.0

@@ -20,9 +20,8 @@ How an estimate is made (all the heavy work happens once, at fit time):
    elapsed time (a heavy-tail, "Lindy" extrapolation), so an overrunning job keeps a widening,
    non-zero range.
 6. **Calibration**: P90 is scaled so that ~90 % of recent outcomes fall before it:
-   split-conformal on earlier predictions when the caller keeps them and ``MIN_DECIDED`` of them
-   are decided, else on the newest finished jobs (which the model has seen, so they may widen
-   P90 but never narrow it).
+   split-conformal on earlier predictions when the caller keeps them, else on the newest
+   finished jobs (which the model has seen, so they may widen P90 but never narrow it).
 
 Everything lands in a table indexed by (position row, elapsed on a log grid); prediction is a
 vectorised lookup with linear interpolation.
@@ -70,9 +69,6 @@ _TAIL = 1.0 - np.log(1.0 - (np.arange(5) + 0.5) / 5)  # 1 + Exp(1) quintile midp
 _PATH_BUDGET = 200_000
 _CALIBRATION_CASES = 500
 CALIBRATION_PRIOR = 10.0  # outcomes that weigh as much as the model's own P90
-MIN_DECIDED = 30
-"""Earlier predictions decided at their raw P90 that a calibration on them needs; with fewer, the
-model calibrates on the newest finished jobs instead."""
 _FACTORS = np.exp(np.linspace(np.log(0.5), np.log(4.0), 64))  # the P90 factors tried, 1/2 to 4
 _UNSCALED = int(np.argmin(np.abs(_FACTORS - 1.0)))
 _FORMAT = "tracker.history-model/1"
@@ -606,7 +602,7 @@ def fit_visit_table(
     )
     model = HistoryModel(fitted, Calibration(1.0, float("nan"), float("nan"), 0, "none"))
     model = model.with_selection(_select(model, moments, table, _longest(table, planned)))
-    if evidence is not None and decided_at_raw(evidence) >= MIN_DECIDED:
+    if evidence is not None:
         return model.with_calibration(calibrate(evidence))
     # Jobs the model was fitted on flatter it: their evidence may widen P90, never narrow it.
     in_sample = calibrate(_in_sample_evidence(model, moments, table))
@@ -630,18 +626,6 @@ def evidence_window(since_s: FloatArray, closed_remaining_s: FloatArray, size: i
     return slice(max(end - size, 0), end)
 
 
-def decided_at_raw(evidence: CalibrationEvidence) -> int:
-    """How many earlier predictions are decided at their raw P90 (see :func:`calibrate`)."""
-    if evidence.since_s is None:
-        return int(evidence.raw_p90_s.size)
-    return int((evidence.since_s >= _scorable(evidence.raw_p90_s)).sum())
-
-
-def _scorable(raw_p90_s: FloatArray) -> FloatArray:
-    """P90s below a minute count as a minute: a factor on nothing is nothing."""
-    return np.maximum(raw_p90_s, 60.0)
-
-
 def calibrate(evidence: CalibrationEvidence, target: float = 0.9) -> Calibration:
     """Split-conformal factor for P90: the smallest factor ``f`` whose scaled P90 covers
     ``target`` of the outcomes decided at ``f``.
@@ -660,7 +644,8 @@ def calibrate(evidence: CalibrationEvidence, target: float = 0.9) -> Calibration
     n = int(evidence.raw_p90_s.size)
     if n == 0:
         return Calibration(1.0, float("nan"), float("nan"), 0, "evidence")
-    scaled = _FACTORS * _scorable(evidence.raw_p90_s)[:, None]
+    raw = np.maximum(evidence.raw_p90_s, 60.0)
+    scaled = _FACTORS * raw[:, None]
     hit = evidence.resolved[:, None] & (evidence.observed_s[:, None] <= scaled)
     if evidence.since_s is None:
         decided = np.ones(hit.shape, dtype=np.bool_)

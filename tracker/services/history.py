@@ -1,5 +1,4 @@
-"""Gather a workflow's past and running jobs as stage-visit histories, in working time, and the earlier
-predictions made for them.
+"""Gather a workflow's past and running jobs as stage-visit histories, in working time.
 
 Finished visits are durations; visits still running are censored observations (their working time so far).
 Time on hold is not part of a visit's duration. Cancelled jobs are left out: they did not finish, and no
@@ -8,20 +7,15 @@ remaining time can be learned from them.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
-import numpy as np
-
-from tracker.db.models import CostEntry, Job, JobEstimate, StageVisit
+from tracker.db.models import CostEntry, Job, StageVisit
 from tracker.domain.workflow import JobStatus
 from tracker.estimates.cost import CostHistory, stage_shares
 from tracker.estimates.history import CaseHistory, PlannedStage, VisitRecord
-from tracker.estimates.model import CalibrationEvidence, evidence_window
 from tracker.services.workflows import WorkflowVersion, WorkflowVersions
 
 HOUR = 3600.0
@@ -118,73 +112,6 @@ async def gather_history(
         key: CostHistory(ratios=tuple(ratios[key]), overruns=tuple(overruns[key])) for key in overruns
     }
     return WorkflowHistory(cases, cost_by_stage)
-
-
-EVIDENCE_PREDICTIONS = 1000
-"""Earlier predictions a P90 calibration looks at: fewer follow drift sooner, more are steadier."""
-EVIDENCE_SCAN = 20_000
-"""Estimate-history rows read back, newest first, to find them."""
-
-
-async def gather_evidence(
-    workflow_key: str, versions: WorkflowVersions, *, now: datetime
-) -> CalibrationEvidence:
-    """Earlier predictions for a workflow's jobs and what happened since, in working time, to calibrate
-    its P90 out of sample (:func:`evidence_window` chooses them).
-
-    A prediction is an estimate-history row that kept its raw P90. Its outcome is the job's remaining
-    time when the job has completed, else the time since the prediction: a job still open past its P90
-    is a miss. Left out: predictions from the plan alone (made before the history had anything to say,
-    they would scale the learned P90s by how wrong the plan was), jobs ever put on hold (their clock
-    stopped, the prediction's did not) and cancelled jobs (they did not finish).
-    """
-    held = set(
-        await StageVisit.filter(job__workflow__key=workflow_key, held_seconds__gt=0)
-        .distinct()
-        .values_list("job_id", flat=True)
-    )
-    rows = [
-        row
-        for row in await JobEstimate.filter(
-            job__workflow__key=workflow_key,
-            job__status__in=[status.value for status in LEARNED_FROM],
-            job__held_since__isnull=True,
-            job__stage_held_seconds=0,
-            computed_at__lte=now,
-        )
-        .order_by("-id")
-        .limit(EVIDENCE_SCAN)
-        .values("job_id", "computed_at", "basis", "detail", "job__closed_at", "job__workflow_id")
-        if row["job_id"] not in held
-        and row["basis"].partition("/")[0] != "planned"
-        and _raw_p90(row["detail"]) is not None
-    ]
-    rows.sort(key=lambda row: row["computed_at"])
-    made = np.array([row["computed_at"].timestamp() for row in rows], dtype=np.float64)
-    closed = np.array(
-        [np.nan if row["job__closed_at"] is None else row["job__closed_at"].timestamp() for row in rows],
-        dtype=np.float64,
-    )
-    resolved = ~np.isnan(closed)
-    workflow_ids = np.array([row["job__workflow_id"] for row in rows], dtype=np.int64)
-    since, observed = np.zeros(made.size), np.zeros(made.size)
-    for workflow_id in np.unique(workflow_ids).tolist():
-        calendar = (await versions.get(workflow_id)).calendar
-        same = workflow_ids == workflow_id
-        since[same] = calendar.working_seconds_between_many(made[same], now.timestamp())
-        observed[same] = calendar.working_seconds_between_many(
-            made[same], np.where(resolved[same], closed[same], now.timestamp())
-        )
-    raw = np.array([_raw_p90(row["detail"]) for row in rows], dtype=np.float64)
-    window = evidence_window(since, observed[resolved], EVIDENCE_PREDICTIONS)
-    return CalibrationEvidence(raw[window], observed[window], resolved[window], since[window])
-
-
-def _raw_p90(detail: Any) -> float | None:
-    """The raw P90 an estimate-history row kept (rows written before it was kept have none)."""
-    fields = json.loads(detail) if isinstance(detail, str | bytes) else detail
-    value = fields.get("remaining_p90_raw_s") if isinstance(fields, dict) else None
-    return float(value) if isinstance(value, int | float) else None
 
 
 def _before(entry: CostEntry, visit: StageVisit) -> bool:

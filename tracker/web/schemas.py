@@ -541,9 +541,9 @@ class CalibrationOut(Output, kw_only=True):
     """The share of the jobs scored that were done by their scaled P90, or null before any was decided."""
     samples: int
     source: CalibrationSource
-    """What the factor was learned on: `evidence`, earlier predictions for this workflow's jobs (a job still
-    open past its P90 counts as a miss); `in-sample`, the newest finished jobs, which may widen the P90 but
-    never narrow it (until enough earlier predictions are decided); `none`, nothing yet."""
+    """What the factor was learned on: `in-sample`, the newest finished jobs the model was fitted on, which
+    may widen the P90 but never narrow it (`samples` 0: none has finished yet); `evidence`, earlier
+    predictions and what became of them (a job still open past its P90 counts as a miss); `none`, nothing."""
 
 
 class EstimatorOut(Output, kw_only=True):
