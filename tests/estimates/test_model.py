@@ -10,6 +10,7 @@ import pytest
 
 from tracker.estimates.history import CaseHistory, JobProgress, PlannedStage, VisitRecord
 from tracker.estimates.model import (
+    ESTIMATORS,
     CalibrationEvidence,
     EstimatorName,
     HistoryModel,
@@ -288,6 +289,18 @@ def test_each_blend_answers_the_geometric_mean_of_direct_and_its_partner() -> No
     assert not np.allclose(p50("direct"), p50("median"))  # the median ignores the time already spent
     assert np.allclose(p50("direct_simulation_blend"), np.sqrt(p50("direct") * p50("simulation")))
     assert np.allclose(p50("direct_median_blend"), np.sqrt(p50("direct") * p50("median")))
+
+
+def test_a_job_running_late_gets_a_later_p90_whichever_predictor_gives_its_p50() -> None:
+    model = _single_stage_model(np.random.default_rng(4).lognormal(0.0, 0.8, 2000))
+    jobs = [_fresh("paint"), _fresh("paint", elapsed_days=4.0)]  # the second: past most of the history
+
+    for estimator in ESTIMATORS:
+        p50, p90 = model.with_selection(Selection(estimator, "test")).remaining_many(jobs)
+        assert p90[1] > p90[0], estimator  # from the jobs that had run as long, whatever the P50
+        assert (p50 <= p90).all()
+    median_p50, _ = model.with_selection(Selection("median", "test")).remaining_many(jobs)
+    assert median_p50[0] == median_p50[1]  # the plain median ignores the time already spent
 
 
 def test_stage_p90_and_bases_describe_each_stage() -> None:
