@@ -10,20 +10,20 @@ At each refit the candidate predictors of the P50 (:data:`CANDIDATES`: the direc
 for past jobs here" estimate, the plain median by activity, the service's history model as it
 answers (its own pick among the stage simulation, its direct table, the median and their blends),
 and two geometric blends) are scored on two sets of earlier predictions whose biases pull opposite
-ways: the newest ones
-old enough for most of their cases to have closed (the open ones counted by their certain error,
-which favours long predictions), and all those of the cases that closed last (exact, but short
-cases close first), each set weighing the same however many rows it has - and the best one
-answers until the next refit. The plain median, the bar itself, answers whenever no other
-candidate beats it clearly (by 1 % and by two standard errors): with misleading evidence the
+ways: the newest ones old enough for most of their cases to have closed (the open ones counted by
+their certain error, which favours long predictions), and all those of the cases that closed last
+(exact, but short cases close first), each set weighing the same however many rows it has - and
+the best one answers until the next refit. The plain median, the bar itself, answers whenever no
+other candidate beats it clearly (by 1 % and by two standard errors): with misleading evidence the
 estimate is never worse than the bar. Until 30 cases have closed in the evidence, the bar is
 raised to the median age of the cases still running (the cold start): the few cases closed that
 early are the short ones, and before any has closed the bar says every case ends now.
 The P90 is always the direct estimate's: a censoring-aware quantile of what remained for past
 cases in the same position and at the same age (a geometric blend of two P90s is no quantile, and
 the plain median's comes from the closed cases alone, the short ones). It is calibrated
-split-conformally on the first set, each prediction decided once its P90 has passed (the jobs still
-open then counted as misses), so the calibration follows drift.
+split-conformally on the first set (its predictions made after the cold start), each prediction
+decided once its P90 has passed (the jobs still open then counted as misses), so the calibration
+follows drift.
 
 The bar is the replay baseline: at each prediction's instant, the median remaining time after the
 same activity of the cases closed before it (all activities pooled when that one has none). It is
