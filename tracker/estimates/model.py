@@ -342,12 +342,13 @@ class HistoryModel:
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """P50 of ``estimator``; P90 of the direct history whatever the estimator (see
         :class:`Selection`)."""
-        where = (positions, completed, elapsed_s, job_age_s)
-        p50, direct90 = self._quantiles("direct", *where)
+        located = self._locate(positions, completed, elapsed_s, job_age_s)
+        p50, direct90 = self._quantiles("direct", positions, located)
         if estimator in _BLENDED:
-            p50 = geometric_blend(*(self._quantiles(name, *where)[0] for name in _BLENDED[estimator]))
+            first, second = (self._quantiles(name, positions, located)[0] for name in _BLENDED[estimator])
+            p50 = geometric_blend(first, second)
         elif estimator != "direct":
-            p50 = self._quantiles(estimator, *where)[0]
+            p50 = self._quantiles(estimator, positions, located)[0]
         raw90 = np.maximum(direct90, p50)
         p90 = np.maximum(raw90 * self.calibration.p90_factor, p50)
         # Never absurd: at most BOUND times the longest job seen, or this job's own age.
@@ -356,15 +357,11 @@ class HistoryModel:
         return np.minimum(p50, cap), np.minimum(p90, cap), np.minimum(raw90, cap)
 
     def _quantiles(
-        self,
-        estimator: str,
-        positions: IntArray,
-        completed: IntArray,
-        elapsed_s: FloatArray,
-        job_age_s: FloatArray | None,
+        self, estimator: str, positions: IntArray, located: tuple[IntArray, IntArray, FloatArray, FloatArray]
     ) -> tuple[FloatArray, FloatArray]:
-        """P50 and raw P90 of direct, simulation or median, before calibration and the bound."""
-        rows, g, frac, scale = self._locate(positions, completed, elapsed_s, job_age_s)
+        """P50 and raw P90 of direct, simulation or median for jobs ``located`` in the tables
+        (:meth:`_locate`), before calibration and the bound."""
+        rows, g, frac, scale = located
         if estimator == "simulation":
             rows = positions
         elif estimator == "median":
