@@ -188,7 +188,7 @@ async def test_the_explanation_says_what_the_p90_factor_was_learned_on(
 
     learned = (await client.get(f"/jobs/{running['id']}/estimate", headers=auth.staff)).json()
     # The plan alone: no finished job to scale it on.
-    unscaled = {"factor": 1.0, "coverage": None, "samples": 0, "source": "in-sample"}
+    unscaled = {"factor": 1.0, "coverage": None, "samples": 0, "source": "none"}
     assert planned["p90_calibration"] == unscaled
     calibration = learned["p90_calibration"]
     assert calibration["source"] == "in-sample"  # the newest finished jobs: the one so far

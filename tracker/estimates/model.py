@@ -605,7 +605,9 @@ def fit_visit_table(
     in_sample = calibrate(_in_sample_evidence(model, moments, table))
     if in_sample.p90_factor < 1.0:
         in_sample = replace(in_sample, p90_factor=1.0, coverage=in_sample.coverage_raw)
-    return model.with_calibration(replace(in_sample, source="in-sample"))
+    return model.with_calibration(
+        in_sample if in_sample.samples == 0 else replace(in_sample, source="in-sample")
+    )
 
 
 def evidence_window(since_s: FloatArray, closed_remaining_s: FloatArray, size: int) -> slice:
@@ -640,7 +642,7 @@ def calibrate(evidence: CalibrationEvidence, target: float = 0.9) -> Calibration
     """
     n = int(evidence.raw_p90_s.size)
     if n == 0:
-        return Calibration(1.0, float("nan"), float("nan"), 0, "evidence")
+        return Calibration(1.0, float("nan"), float("nan"), 0, "none")
     raw = np.maximum(evidence.raw_p90_s, 60.0)
     scaled = _FACTORS * raw[:, None]
     hit = evidence.resolved[:, None] & (evidence.observed_s[:, None] <= scaled)

@@ -542,8 +542,9 @@ class CalibrationOut(Output, kw_only=True):
     samples: int
     source: CalibrationSource
     """What the factor was learned on: `in-sample`, the newest finished jobs the model was fitted on, which
-    may widen the P90 but never narrow it (`samples` 0: none has finished yet); `evidence`, earlier
-    predictions and what became of them (a job still open past its P90 counts as a miss); `none`, nothing."""
+    may widen the P90 but never narrow it; `none`, nothing yet (no job has finished: the P90 is unscaled);
+    `evidence`, earlier predictions and what became of them (a job still open past its P90 counting as a
+    miss), which the backtest calibrates on but the service does not keep yet."""
 
 
 class EstimatorOut(Output, kw_only=True):
