@@ -553,7 +553,7 @@ def fit_visit_table(
     first = np.concatenate(
         [
             np.repeat(np.arange(s), paths),
-            _sample_rows(_first_step_table(transitions, s), np.repeat(np.arange(s + 1), paths), rng, s),
+            _Draws.of(_first_step_table(transitions, s)).draw(np.repeat(np.arange(s + 1), paths), rng),
         ]
     )
     d1, total = _simulate(laws, transitions, first, rng)
@@ -812,14 +812,31 @@ def _visits(transitions: FloatArray, start: FloatArray) -> tuple[FloatArray, Flo
     return visits, reach
 
 
-def _sample_rows(table: FloatArray, rows: IntArray, rng: np.random.Generator, s: int) -> IntArray:
-    """Draw one column per row index from a row-stochastic table (column s = END)."""
-    width = table.shape[1]
-    cdf = np.cumsum(table, axis=1)
-    cdf[:, -1] = 1.0
-    flat = (cdf + np.arange(table.shape[0])[:, None]).ravel()
-    picked = np.searchsorted(flat, rows + rng.random(rows.size), side="right") - rows * width
-    return np.asarray(np.minimum(picked, s), dtype=np.int64)
+@dataclass(frozen=True)
+class _Draws:
+    """The nonzero cells of a row-stochastic table (column s = END), flattened so that one binary
+    search draws a column for every row asked: the search runs over the cells that can be drawn
+    only, a few per row in a real process, not over every stage of every row."""
+
+    bounds: FloatArray  # row index + cumulative probability of each cell, row by row
+    columns: IntArray
+
+    @classmethod
+    def of(cls, table: FloatArray) -> _Draws:
+        ending = np.zeros_like(table)
+        ending[:, -1] = 1.0
+        table = np.where(table.sum(axis=1, keepdims=True) > 0, table, ending)  # nothing ahead: END
+        rows, columns = np.nonzero(table)
+        cumulative = np.cumsum(table[rows, columns])
+        first = np.searchsorted(rows, np.arange(table.shape[0]), side="left")
+        within = cumulative - np.r_[0.0, cumulative][first][rows]
+        within[np.r_[first[1:], rows.size] - 1] = 1.0  # the last cell of a row closes it exactly
+        return cls(rows + within, columns.astype(np.int64))
+
+    def draw(self, rows: IntArray, rng: np.random.Generator) -> IntArray:
+        """One column per row index."""
+        cell = np.searchsorted(self.bounds, rows + rng.random(rows.size), side="right")
+        return self.columns[cell]
 
 
 def _simulate(
@@ -827,6 +844,7 @@ def _simulate(
 ) -> tuple[FloatArray, FloatArray]:
     """Duration of the first stage and total remaining time of each simulated future."""
     s = transitions.shape[0] - 1
+    steps = _Draws.of(transitions)
     d1 = np.zeros(first.size)
     total = np.zeros(first.size)
     current = first.copy()
@@ -839,7 +857,7 @@ def _simulate(
         if step == 0:
             d1[alive] = duration
         total[alive] += duration
-        nxt = _sample_rows(transitions, current[alive], rng, s)
+        nxt = steps.draw(current[alive], rng)
         current[alive] = nxt
         alive = alive[nxt < s]
     return d1, total
