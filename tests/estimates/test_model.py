@@ -149,6 +149,23 @@ def test_p90_of_the_total_is_less_than_the_sum_of_stage_p90s() -> None:
     assert total.p50_s > 2 * model.remaining(_fresh("two")).p50_s  # medians of skewed stages do not add up
 
 
+def test_a_job_between_stages_whose_next_stage_is_certain_has_the_futures_of_that_stage() -> None:
+    rng = np.random.default_rng(5)
+    strip, paint = rng.lognormal(0, 1, 500), rng.lognormal(1, 0.5, 500)
+    cases = [
+        _case(f"c{i}", [("strip", float(x), True), ("paint", float(y), True)], finished=True)
+        for i, (x, y) in enumerate(zip(strip, paint, strict=True))
+    ]
+    model = fit_history(cases, [], now=NOW).with_selection(Selection("simulation", "test"))
+    elapsed = 0.3
+
+    in_paint = model.remaining_many([_fresh("paint", elapsed, completed=1)])
+    after_strip = model.remaining_many([JobProgress(None, elapsed * DAY, "strip", 1)])
+
+    assert np.array_equal(in_paint[0], after_strip[0])
+    assert model.remaining(_fresh("strip")).p50_s > in_paint[0][0] + DAY  # strip still lies ahead
+
+
 def test_remaining_many_matches_remaining_and_is_fast() -> None:
     model = _single_stage_model(np.random.default_rng(4).uniform(2, 5, 500))
     jobs = [_fresh("paint", elapsed_days=(i % 50) / 10) for i in range(100_000)]
