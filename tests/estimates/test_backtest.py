@@ -154,6 +154,35 @@ def test_before_any_case_has_closed_a_running_case_is_not_expected_to_end_now() 
     assert error < 0.8 * np.abs(p.baseline_end - p.actual_end)[early].mean()
 
 
+def test_a_log_ending_with_a_few_long_cases_is_not_treated_as_a_cold_start() -> None:
+    # Short cases for 200 days; 20 long ones, five events a day, close between days 250 and 320. At
+    # the end only the long ones run: the newest evidence holds fewer than 30 cases, a thin end of
+    # the log, not its start, when the running cases' age would say how long they have left.
+    rng = np.random.default_rng(2)
+    short_start = np.sort(rng.uniform(0, 200, 200)) * DAY
+    short_mid = short_start + rng.exponential(4, 200) * DAY
+    short_end = short_mid + rng.exponential(6, 200) * DAY
+    cases = [np.array([a, b, c]) for a, b, c in zip(short_start, short_mid, short_end, strict=True)]
+    long_start, long_end = rng.uniform(0, 50, 20), rng.uniform(250, 320, 20)
+    cases += [np.r_[np.arange(a, b, 0.2), b] * DAY for a, b in zip(long_start, long_end, strict=True)]
+    log = EventLog.from_arrays(
+        np.concatenate([np.full(t.size, i) for i, t in enumerate(cases)]),
+        np.concatenate([np.minimum(np.arange(t.size), 2) for t in cases]),
+        np.concatenate(cases),
+        None,
+        tuple(f"case {i}" for i in range(len(cases))),
+        ("opened", "worked", "closed"),
+    )
+
+    p = run_backtest(log).predictions
+    end = p.predicted_at > long_end.min() * DAY
+
+    assert end.sum() > 1000
+    assert not np.any(p.estimator[p.predicted_at > 100 * DAY] == ESTIMATORS.index("running"))
+    error = np.abs(p.p50_end - p.actual_end)[end].mean()
+    assert error < 1.25 * np.abs(p.baseline_end - p.actual_end)[end].mean()
+
+
 def test_coverage_within_the_log_leaves_out_the_p90s_past_its_last_event(log_synthetic: EventLog) -> None:
     result = run_backtest(log_synthetic)
     p = result.predictions

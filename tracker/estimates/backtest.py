@@ -17,7 +17,10 @@ the best one answers until the next refit. The plain median, the bar itself, ans
 other candidate beats it clearly (by 1 % and by two standard errors): with misleading evidence the
 estimate is never worse than the bar. Until 30 cases have closed in the evidence, the bar is
 raised to the median age of the cases still running (the cold start): the few cases closed that
-early are the short ones, and before any has closed the bar says every case ends now.
+early are the short ones, and before any has closed the bar says every case ends now. The cold
+start ends for good once the candidates have been scored: where evidence thins out later (the end
+of a log, when a few long cases are all that run) the bar itself answers, since the age of those
+survivors says nothing of the time they have left.
 The P90 is always the direct estimate's: a censoring-aware quantile of what remained for past
 cases in the same position and at the same age (a geometric blend of two P90s is no quantile, and
 the plain median's comes from the closed cases alone, the short ones). It is calibrated
@@ -259,6 +262,7 @@ def run_backtest(
     moments = _Moments.build(ev, pred, cal)
     baseline = finished.replay_baseline(ev, pred)
     service: _ServiceModel | None = None
+    cold = True
     for r, instant in enumerate(refits):
         lo, hi = int(bounds[r]), int(bounds[r + 1])
         if lo == hi:
@@ -282,15 +286,16 @@ def run_backtest(
             cases=moments.case[np.r_[evidence.rows, closed_last.rows]],
         )
         k = names.index(choice.name)
-        chosen[lo:hi] = k if choice.errors else ESTIMATORS.index(COLD_START)
+        cold = cold and not choice.errors
+        chosen[lo:hi] = ESTIMATORS.index(COLD_START) if cold else k
         warm = chosen[evidence.rows] != ESTIMATORS.index(COLD_START)
         factor = calibrate(_scalable(direct90[evidence.rows], evidence, warm)).p90_factor
         raw90 = direct90[lo:hi]
-        if not choice.errors:  # nothing known yet: the long-running open cases are all there is
+        if cold:  # nothing known yet: the long-running open cases are all there is
             raw90 = np.maximum(raw90, median90[lo:hi])
         # Never absurd: the service's bound, on the longest case seen (or this one's age).
         cap = BOUND * np.maximum(known.case_duration.max(initial=0.0), ev.age[block])
-        p50 = p50_all[k, lo:hi] if choice.errors else _cold_start(known, p50_all[k, lo:hi])
+        p50 = _cold_start(known, p50_all[k, lo:hi]) if cold else p50_all[k, lo:hi]
         p50_s[lo:hi] = np.minimum(p50, cap)
         p90_s[lo:hi] = np.minimum(np.maximum(raw90 * factor, p50_s[lo:hi]), cap)
         if ev.cost_so_far is not None:
