@@ -41,6 +41,14 @@ def _fresh(stage: str, elapsed_days: float = 0.0, completed: int = 0) -> JobProg
     return JobProgress(stage, elapsed_days * DAY, None, completed)
 
 
+def _two_stage_cases(first: str, second: str, durations_days: np.ndarray) -> list[CaseHistory]:
+    """Finished cases whose two stages ran back to back (``durations_days``: cases x 2)."""
+    return [
+        _case(f"c{i}", [(first, float(a), True), (second, float(b), True)], finished=True)
+        for i, (a, b) in enumerate(durations_days)
+    ]
+
+
 def _single_stage_model(durations_days: np.ndarray, **kwargs: object) -> HistoryModel:
     cases = [_case(f"c{i}", [("paint", float(d), True)], finished=True) for i, d in enumerate(durations_days)]
     return fit_history(cases, [], now=NOW, **kwargs)  # type: ignore[arg-type]
@@ -134,11 +142,9 @@ def test_few_samples_are_shrunk_towards_the_plan() -> None:
 
 def test_p90_of_the_total_is_less_than_the_sum_of_stage_p90s() -> None:
     rng = np.random.default_rng(3)
-    a, b = rng.lognormal(0, 1, 2000), rng.lognormal(0, 1, 2000)
-    cases = [
-        _case(f"c{i}", [("one", float(x), True), ("two", float(y), True)], finished=True)
-        for i, (x, y) in enumerate(zip(a, b, strict=True))
-    ]
+    cases = _two_stage_cases(
+        "one", "two", np.column_stack([rng.lognormal(0, 1, 2000), rng.lognormal(0, 1, 2000)])
+    )
     model = fit_history(cases, [], now=NOW, min_samples=10**6)  # simulation only
 
     total = model.remaining(_fresh("one"))
@@ -151,11 +157,9 @@ def test_p90_of_the_total_is_less_than_the_sum_of_stage_p90s() -> None:
 
 def test_a_job_between_stages_whose_next_stage_is_certain_has_the_futures_of_that_stage() -> None:
     rng = np.random.default_rng(5)
-    strip, paint = rng.lognormal(0, 1, 500), rng.lognormal(1, 0.5, 500)
-    cases = [
-        _case(f"c{i}", [("strip", float(x), True), ("paint", float(y), True)], finished=True)
-        for i, (x, y) in enumerate(zip(strip, paint, strict=True))
-    ]
+    cases = _two_stage_cases(
+        "strip", "paint", np.column_stack([rng.lognormal(0, 1, 500), rng.lognormal(1, 0.5, 500)])
+    )
     model = fit_history(cases, [], now=NOW).with_selection(Selection("simulation", "test"))
     elapsed = 0.3
 
@@ -293,10 +297,7 @@ def test_saved_model_loads_with_the_same_estimates_and_extra(tmp_path: Path) -> 
 
 def test_each_blend_answers_the_geometric_mean_of_direct_and_its_partner() -> None:
     durations = np.random.default_rng(3).lognormal(0.0, 1.0, (400, 2))
-    cases = [
-        _case(f"c{i}", [("strip", float(a), True), ("paint", float(b), True)], finished=True)
-        for i, (a, b) in enumerate(durations)
-    ]
+    cases = _two_stage_cases("strip", "paint", durations)
     model = fit_history(cases, [], now=NOW)
     jobs = [_fresh("strip"), _fresh("strip", elapsed_days=2.0), _fresh("paint", 0.5, completed=1)]
 
