@@ -101,6 +101,87 @@ def test_csv_with_an_unreadable_timestamp_names_the_line(tmp_path: Path) -> None
         read_log(path)
 
 
+def _stamps(tmp_path: Path, *stamps: str, separator: str = ",") -> Path:
+    """A CSV log of one case with an event at each of ``stamps``."""
+    rows = "".join(f"1{separator}step {i}{separator}{stamp}\n" for i, stamp in enumerate(stamps))
+    return _write(tmp_path, "log.csv", f"CaseID{separator}ActivityID{separator}CompleteTimestamp\n{rows}")
+
+
+def test_day_first_dates_are_learnt_from_a_day_above_12_even_after_the_first_rows(tmp_path: Path) -> None:
+    # A bank's export: semicolons, day-month-year; the first rows alone could be either order.
+    path = _stamps(
+        tmp_path, "07-01-2013 08:17:17", "09-01-2013 10:00:00", "14-01-2013 16:05:00", separator=";"
+    )
+
+    log = read_log(path)
+
+    assert log.time.tolist() == [
+        _epoch("2013-01-07T08:17:17+00:00"),
+        _epoch("2013-01-09T10:00:00+00:00"),
+        _epoch("2013-01-14T16:05:00+00:00"),
+    ]
+    assert log.reading is not None
+    assert log.reading.date_order == "day-first"
+    assert log.reading.naive_timestamps == 3
+    assert "dates read day-first: '07-01-2013 08:17:17' is 2013-01-07 08:17:17" in "\n".join(
+        log.reading.describe()
+    )
+
+
+def test_month_first_dates_with_am_pm_and_year_first_dates_with_slashes_and_offsets(tmp_path: Path) -> None:
+    month_first = read_log(
+        _stamps(tmp_path, "4/13/2012 4:55:38 PM", "4/14/2012 12:05 AM", "5/1/2012 12:00 PM")
+    )
+    year_first = read_log(
+        _stamps(tmp_path, "2012/04/03 16:55:38.25+02:00", "2012/04/04", "2012.04.05 07:00Z")
+    )
+
+    assert month_first.time.tolist() == [
+        _epoch("2012-04-13T16:55:38+00:00"),
+        _epoch("2012-04-14T00:05:00+00:00"),
+        _epoch("2012-05-01T12:00:00+00:00"),
+    ]
+    assert month_first.reading is not None and month_first.reading.date_order == "month-first"
+    assert year_first.time.tolist() == [
+        _epoch("2012-04-03T16:55:38.25+02:00"),
+        _epoch("2012-04-04T00:00:00+00:00"),
+        _epoch("2012-04-05T07:00:00+00:00"),
+    ]
+    assert year_first.reading is not None
+    assert year_first.reading.date_order == "year-first"
+    assert year_first.reading.naive_timestamps == 1
+
+
+def test_dates_read_in_the_given_zone_when_they_have_no_offset(tmp_path: Path) -> None:
+    log = read_log(
+        _stamps(tmp_path, "01/07/2024 10:00", "31/07/2024 10:00"), naive_tz=ZoneInfo("Europe/Paris")
+    )
+
+    assert log.time.tolist() == [_epoch("2024-07-01T08:00:00+00:00"), _epoch("2024-07-31T08:00:00+00:00")]
+
+
+@pytest.mark.parametrize(
+    ("stamps", "message"),
+    [
+        (
+            ("03-04-2012 16:55", "04-04-2012 09:00"),
+            r"no date tells whether timestamps such as '03-04-2012 16:55'",
+        ),
+        (("13-04-2012", "04-13-2012"), r"line 3: .*'04-13-2012' read day-first: month must be in 1..12"),
+        (("April 3 2012",), r"line 2: .*'April 3 2012' is neither ISO 8601 nor a date such as"),
+        (("03-04-12 10:00",), r"'03-04-12 10:00' is neither ISO 8601"),  # a two-digit year could be any field
+        (("4/3/2012 13:00 PM",), r"hour 13 with AM/PM"),
+    ],
+)
+def test_dates_that_cannot_be_read_for_sure_are_refused_with_the_format_option(
+    tmp_path: Path, stamps: tuple[str, ...], message: str
+) -> None:
+    with pytest.raises(EventLogError, match=message) as refused:
+        read_log(_stamps(tmp_path, *stamps))
+
+    assert "--timestamp-format" in str(refused.value)
+
+
 @pytest.mark.parametrize("compressed", [False, True])
 def test_xes_keeps_completion_events_with_their_offsets(tmp_path: Path, compressed: bool) -> None:
     path = tmp_path / ("log.xes.gz" if compressed else "log.xes")

@@ -95,7 +95,11 @@ def log_options(command: F) -> F:
             click.option(
                 "--timestamp-format",
                 default=None,
-                help="strptime format of the timestamps (default: ISO 8601).",
+                help=(
+                    "strptime format of the timestamps (default: ISO 8601, or dates such as "
+                    "2012/04/03, 07-01-2013 or 4/13/2012 with an optional time, the order of day and "
+                    "month learnt from the file)."
+                ),
             ),
             click.option(
                 "--tz",

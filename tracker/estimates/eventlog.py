@@ -11,7 +11,9 @@ Real logs come as they are, so reading takes them as they are and says what it d
   those events are the completions (an event without the attribute is atomic, so complete too);
   when none has, as in logs whose values are states such as ``In Progress`` or ``Resolved``, every
   event is taken as a completion. A chosen set of values (``lifecycle=``) overrides both.
-- Timestamps without a UTC offset are taken in ``naive_tz`` (UTC unless told otherwise).
+- Timestamps without a UTC offset are taken in ``naive_tz`` (UTC unless told otherwise). Those
+  that are not ISO 8601, such as ``03-04-2012 16:55`` or ``4/3/2012 4:55 PM``, are read as
+  :mod:`tracker.estimates.timestamps` says, the order of day and month learnt from the file.
 - Events out of time order inside a case are sorted by time (file order breaks ties). Events
   repeating one of the same case, activity, timestamp (and cost) are counted, and dropped only on
   request. Events without an activity or a timestamp are skipped; cases of a single event are kept.
@@ -38,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tracker.estimates.history import CaseHistory, FloatArray, IntArray, VisitRecord
+from tracker.estimates.timestamps import DateOrder, LooseTimestamps, as_read
 
 DEFAULT_CASE = "CaseID"
 DEFAULT_ACTIVITY = "ActivityID"
@@ -85,6 +88,8 @@ class LogReading:
     single_event_cases: int
     naive_timestamps: int
     naive_time_zone: str
+    date_order: DateOrder | None = None
+    date_example: str = ""
 
     def lifecycle_summary(self) -> str:
         """One sentence: which lifecycle rule was applied, and to what."""
@@ -119,6 +124,11 @@ class LogReading:
             lines.append(f"out of order      {self.reordered_cases:,} cases, their events sorted by time")
         if self.single_event_cases:
             lines.append(f"single-event      {self.single_event_cases:,} cases of one event")
+        if self.date_order:
+            lines.append(
+                f"timestamps        not ISO 8601, dates read {self.date_order}: {self.date_example!r} is "
+                f"{as_read(self.date_example, self.date_order)} (--timestamp-format to say otherwise)"
+            )
         if self.naive_timestamps:
             lines.append(
                 f"time zone         {self.naive_timestamps:,} timestamps without a UTC offset, "
@@ -144,6 +154,7 @@ class LogReading:
             "single_event_cases": self.single_event_cases,
             "naive_timestamps": self.naive_timestamps,
             "naive_time_zone": self.naive_time_zone,
+            "date_order": self.date_order,
         }
 
 
@@ -295,6 +306,7 @@ class _RawEvents:
         self.case, self.activity = array("q"), array("q")
         self.lifecycle = array("i")  # few distinct values: 32 bits are plenty
         self.time, self.cost = array("d"), array("d")
+        self.loose = LooseTimestamps(naive_tz)
 
     def read(self, events: Iterable[_Event]) -> None:
         """Append events; raises ValueError for a timestamp or cost that cannot be read.
@@ -308,17 +320,28 @@ class _RawEvents:
         add_time, add_cost = self.time.append, self.cost.append
         timestamp_format, naive_tz, with_cost = self.timestamp_format, self.naive_tz, self.with_cost
         parse, parse_format, nan = datetime.fromisoformat, datetime.strptime, math.nan
+        loose, times = self.loose.read, self.time
         naive = 0
         case = ""
         try:
             for case, activity, stamp, lifecycle, amount in events:
                 text = stamp.strip() if stamp else ""
                 if case and activity and text:
-                    moment = parse(text) if timestamp_format is None else parse_format(text, timestamp_format)
-                    if moment.tzinfo is None:
-                        naive += 1
-                        moment = moment.replace(tzinfo=naive_tz)
-                    add_time(moment.timestamp())
+                    moment: datetime | None
+                    if timestamp_format is not None:
+                        moment = parse_format(text, timestamp_format)
+                    else:
+                        try:
+                            moment = parse(text)
+                        except ValueError:
+                            moment = None
+                    if moment is None:
+                        add_time(loose(text, len(times)))
+                    else:
+                        if moment.tzinfo is None:
+                            naive += 1
+                            moment = moment.replace(tzinfo=naive_tz)
+                        add_time(moment.timestamp())
                     code = activity_code.get(activity)
                     if code is None:
                         code = activity_code[activity] = len(activity_code)
@@ -352,6 +375,11 @@ class _RawEvents:
         n = len(self.time)
         if n == 0:
             raise EventLogError(f"{path}: no events")
+        try:
+            for position, instant in self.loose.settle():
+                self.time[position] = instant
+        except ValueError as exc:
+            raise EventLogError(f"{path}: {exc}") from exc
         lifecycle = np.frombuffer(self.lifecycle, dtype=np.int32)
         values = self.lifecycles.names
         counts = np.bincount(lifecycle + 1, minlength=len(values) + 1)
@@ -423,8 +451,10 @@ class _RawEvents:
             duplicates_dropped=drop_duplicates,
             reordered_cases=int(reordered),
             single_event_cases=int((per_case == 1).sum()),
-            naive_timestamps=self.naive_timestamps,
+            naive_timestamps=self.naive_timestamps + self.loose.naive,
             naive_time_zone=str(self.naive_tz),
+            date_order=self.loose.order,
+            date_example=self.loose.example,
         )
         return replace(log, reading=reading)
 
