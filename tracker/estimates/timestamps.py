@@ -109,7 +109,9 @@ def _offset(text: str) -> tzinfo:
 
 def as_read(text: str, order: DateOrder) -> str:
     """``text`` as it is read in ``order``, in ISO 8601 (without its offset): for a report."""
-    return _Fields.of(text).instant(order, UTC).replace(tzinfo=None).isoformat(sep=" ")
+    fields = _Fields.of(text)
+    moment = fields.instant("year-first" if fields.year_first else order, UTC)
+    return moment.replace(tzinfo=None).isoformat(sep=" ")
 
 
 class LooseTimestamps:
