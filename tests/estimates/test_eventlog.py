@@ -87,9 +87,9 @@ def test_csv_with_named_columns_format_semicolons_and_cost(tmp_path: Path) -> No
 
 def test_csv_without_the_named_column_says_which_columns_exist(tmp_path: Path) -> None:
     path = tmp_path / "log.csv"
-    path.write_text("case,activity,time\n1,a,2024-01-01T00:00:00Z\n")
+    path.write_text("id,step,when\n1,a,2024-01-01T00:00:00Z\n")
 
-    with pytest.raises(EventLogError, match=r"no column 'CaseID'.*has case, activity, time"):
+    with pytest.raises(EventLogError, match=r"no column 'CaseID'.*has id, step, when"):
         read_log(path)
 
 
@@ -99,6 +99,50 @@ def test_csv_with_an_unreadable_timestamp_names_the_line(tmp_path: Path) -> None
 
     with pytest.raises(EventLogError, match="line 3"):
         read_log(path)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("Case ID;Activity;Resource;Complete Timestamp", ("Case ID", "Activity", "Complete Timestamp")),
+        (
+            "case:concept:name;concept:name;time:timestamp",
+            ("case:concept:name", "concept:name", "time:timestamp"),
+        ),
+        (
+            "case;CASE ID;activity_name;Start Timestamp;End Timestamp",
+            ("CASE ID", "activity_name", "End Timestamp"),
+        ),
+    ],
+)
+def test_columns_other_tools_name_are_recognised_when_the_defaults_are_absent(
+    tmp_path: Path, header: str, expected: tuple[str, str, str]
+) -> None:
+    names = header.split(";")
+    rows = [
+        {expected[0]: "A1", expected[1]: "intake", expected[2]: "2024-01-02T10:00:00Z"},
+        {expected[0]: "A1", expected[1]: "repair", expected[2]: "2024-01-05T10:00:00Z"},
+    ]
+    text = header + "\n" + "".join(";".join(row.get(name, "x") for name in names) + "\n" for row in rows)
+
+    log = read_log(_write(tmp_path, "export.csv", text))
+
+    assert log.activity_names == ("intake", "repair")
+    assert log.time.tolist() == [_epoch("2024-01-02T10:00:00+00:00"), _epoch("2024-01-05T10:00:00+00:00")]
+    assert log.reading is not None
+    assert log.reading.recognised_columns == tuple(zip(("case", "activity", "time"), expected, strict=True))
+    assert f"columns           case {expected[0]!r}, activity {expected[1]!r}" in "\n".join(
+        log.reading.describe()
+    )
+
+
+def test_a_column_asked_for_by_name_is_never_swapped_for_a_well_known_one(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path, "export.csv", "Case ID,Activity,Complete Timestamp\nA1,intake,2024-01-02T10:00:00Z\n"
+    )
+
+    with pytest.raises(EventLogError, match=r"no column 'job' \(has Case ID, Activity, Complete Timestamp"):
+        read_log(path, case="job")
 
 
 def _stamps(tmp_path: Path, *stamps: str, separator: str = ",") -> Path:

@@ -81,16 +81,22 @@ def log_options(command: F) -> F:
     for option in reversed(
         (
             click.option(
-                "--case", default=DEFAULT_CASE, show_default=True, help="CSV column of the case id."
+                "--case",
+                default=DEFAULT_CASE,
+                show_default=True,
+                help="CSV column of the case id (if absent: Case ID, case:concept:name...).",
             ),
             click.option(
-                "--activity", default=DEFAULT_ACTIVITY, show_default=True, help="CSV column of the activity."
+                "--activity",
+                default=DEFAULT_ACTIVITY,
+                show_default=True,
+                help="CSV column of the activity (if absent: Activity, concept:name...).",
             ),
             click.option(
                 "--timestamp",
                 default=DEFAULT_TIMESTAMP,
                 show_default=True,
-                help="CSV column of the completion time.",
+                help="CSV column of the completion time (if absent: Complete Timestamp, time:timestamp...).",
             ),
             click.option(
                 "--timestamp-format",

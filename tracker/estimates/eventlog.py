@@ -18,7 +18,9 @@ Real logs come as they are, so reading takes them as they are and says what it d
   repeating one of the same case, activity, timestamp (and cost) are counted, and dropped only on
   request. Events without an activity or a timestamp are skipped; cases of a single event are kept.
 - CSV: the dialect (delimiter, quoting) is sniffed from the start of the file; a UTF-8 byte-order
-  mark is skipped. A column named ``lifecycle:transition`` or ``lifecycle`` is read as the lifecycle.
+  mark is skipped. A default column name the header lacks is looked for under the names other
+  tools give it (``Case ID``, ``case:concept:name``...). A column named ``lifecycle:transition``
+  or ``lifecycle`` is read as the lifecycle.
 """
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ EVERY_LIFECYCLE = "*"
 """As a chosen lifecycle value: every event is a completion, whatever its lifecycle."""
 
 _COMPLETE = "complete"
+_WELL_KNOWN_COLUMNS = {
+    DEFAULT_CASE: ("case:concept:name", "Case ID", "case"),
+    DEFAULT_ACTIVITY: ("concept:name", "Activity", "activity name"),
+    DEFAULT_TIMESTAMP: ("time:timestamp", "Complete Timestamp", "timestamp", "End Timestamp", "end time"),
+}
+"""Names other tools give the columns a default name stands for, tried in order when the file does
+not have the default (case, punctuation and spaces aside)."""
 _LIFECYCLE_COLUMNS = ("lifecycle:transition", "lifecycle")
 _SNIFF_BYTES = 64 * 1024
 _VALUES_LISTED = 12
@@ -90,6 +99,8 @@ class LogReading:
     naive_time_zone: str
     date_order: DateOrder | None = None
     date_example: str = ""
+    recognised_columns: tuple[tuple[str, str], ...] = ()
+    """(what, column) of each CSV column found by a well-known name instead of the one asked for."""
 
     def lifecycle_summary(self) -> str:
         """One sentence: which lifecycle rule was applied, and to what."""
@@ -124,6 +135,9 @@ class LogReading:
             lines.append(f"out of order      {self.reordered_cases:,} cases, their events sorted by time")
         if self.single_event_cases:
             lines.append(f"single-event      {self.single_event_cases:,} cases of one event")
+        if self.recognised_columns:
+            found = ", ".join(f"{what} {column!r}" for what, column in self.recognised_columns)
+            lines.append(f"columns           {found} (--case, --activity, --timestamp to choose others)")
         if self.date_order:
             lines.append(
                 f"timestamps        not ISO 8601, dates read {self.date_order}: {self.date_example!r} is "
@@ -155,6 +169,7 @@ class LogReading:
             "naive_timestamps": self.naive_timestamps,
             "naive_time_zone": self.naive_time_zone,
             "date_order": self.date_order,
+            "recognised_columns": dict(self.recognised_columns),
         }
 
 
@@ -368,7 +383,12 @@ class _RawEvents:
             self.naive_timestamps += naive
 
     def assemble(
-        self, path: str | Path, source: str, chosen: Collection[str] | None, drop_duplicates: bool
+        self,
+        path: str | Path,
+        source: str,
+        chosen: Collection[str] | None,
+        drop_duplicates: bool,
+        recognised_columns: tuple[tuple[str, str], ...] = (),
     ) -> EventLog:
         """Keep the completion events and sort each case by time; count (and drop if asked)
         repeated events."""
@@ -455,6 +475,7 @@ class _RawEvents:
             naive_time_zone=str(self.naive_tz),
             date_order=self.loose.order,
             date_example=self.loose.example,
+            recognised_columns=recognised_columns,
         )
         return replace(log, reading=reading)
 
@@ -512,6 +533,13 @@ def read_csv(
         if not header or not any(cell.strip() for cell in header):
             raise EventLogError(f"{path}: empty file")
         columns = {name.strip(): i for i, name in enumerate(header)}
+        asked = (case, activity, timestamp)
+        case, activity, timestamp = found = tuple(_recognised(name, columns) for name in asked)
+        recognised = tuple(
+            (what, column)
+            for what, name, column in zip(("case", "activity", "time"), asked, found, strict=True)
+            if column != name
+        )
         wanted = [case, activity, timestamp, *([cost] if cost else [])]
         absent = [name for name in wanted if name not in columns]
         if absent:
@@ -534,7 +562,21 @@ def read_csv(
             raw.read(events())
         except (ValueError, IndexError) as exc:
             raise EventLogError(f"{path}, line {reader.line_num}: {exc}") from exc
-    return raw.assemble(path, source, lifecycle, drop_duplicates)
+    return raw.assemble(path, source, lifecycle, drop_duplicates, recognised)
+
+
+def _recognised(name: str, columns: Mapping[str, int]) -> str:
+    """``name``, unless it is a default the header lacks: then the first of its well-known names
+    (:data:`_WELL_KNOWN_COLUMNS`) the header has, if any."""
+    if name in columns or name not in _WELL_KNOWN_COLUMNS:
+        return name
+    folded = {_folded(column): column for column in columns}
+    found = (folded.get(_folded(known)) for known in _WELL_KNOWN_COLUMNS[name])
+    return next((column for column in found if column is not None), name)
+
+
+def _folded(name: str) -> str:
+    return "".join(character for character in name.casefold() if character.isalnum())
 
 
 def _sniff(sample: bytes) -> tuple[type[csv.Dialect], str]:
