@@ -53,6 +53,7 @@ from tracker.estimates.model_direct import (
     add_level,
     direct_level,
     moments_of,
+    run_starts,
 )
 from tracker.estimates.model_survival import km_masses, newest_per_group
 from tracker.estimates.selection import choose, geometric_blend
@@ -596,12 +597,10 @@ def fit_visit_table(
     if evidence is not None:
         return model.with_calibration(calibrate(evidence))
     # Jobs the model was fitted on flatter it: their evidence may widen P90, never narrow it.
-    in_sample = calibrate(_in_sample_evidence(model, moments, table))
+    in_sample = calibrate(_in_sample_evidence(model, moments, table), source="in-sample")
     if in_sample.p90_factor < 1.0:
         in_sample = replace(in_sample, p90_factor=1.0, coverage=in_sample.coverage_raw)
-    return model.with_calibration(
-        in_sample if in_sample.samples == 0 else replace(in_sample, source="in-sample")
-    )
+    return model.with_calibration(in_sample)
 
 
 def evidence_window(since_s: FloatArray, closed_remaining_s: FloatArray, size: int) -> slice:
@@ -619,7 +618,9 @@ def evidence_window(since_s: FloatArray, closed_remaining_s: FloatArray, size: i
     return slice(max(end - size, 0), end)
 
 
-def calibrate(evidence: CalibrationEvidence, target: float = 0.9) -> Calibration:
+def calibrate(
+    evidence: CalibrationEvidence, target: float = 0.9, source: CalibrationSource = "evidence"
+) -> Calibration:
     """Split-conformal factor for P90: the smallest factor ``f`` whose scaled P90 covers
     ``target`` of the outcomes decided at ``f``.
 
@@ -633,6 +634,7 @@ def calibrate(evidence: CalibrationEvidence, target: float = 0.9) -> Calibration
     gives the largest. The factor is pulled towards 1 in log scale by ``d / (d + CALIBRATION_PRIOR)``,
     ``d`` the outcomes decided at the raw P90, so a few outcomes move it a little and many all the
     way; it stays within [1/2, 4]: calibration corrects a model, it does not replace it.
+    ``source`` names the evidence; without any, the calibration's source is ``none``.
     """
     n = int(evidence.raw_p90_s.size)
     if n == 0:
@@ -652,7 +654,7 @@ def calibrate(evidence: CalibrationEvidence, target: float = 0.9) -> Calibration
     covered = (weight * hit).sum(axis=0) / np.maximum(weight.sum(axis=0), 1e-12)
     reached = np.flatnonzero((covered >= target) & (n_decided > 0))
     if n_decided.max(initial=0) == 0:
-        return Calibration(1.0, float("nan"), float("nan"), n, "evidence")
+        return Calibration(1.0, float("nan"), float("nan"), n, source)
     at = int(reached[0]) if reached.size else _FACTORS.size - 1
     weight = n_decided[_UNSCALED] / (n_decided[_UNSCALED] + CALIBRATION_PRIOR)
     factor = float(np.exp(weight * np.log(_FACTORS[at])))
@@ -662,7 +664,7 @@ def calibrate(evidence: CalibrationEvidence, target: float = 0.9) -> Calibration
         coverage_raw=float(covered[_UNSCALED]),
         coverage=float(covered[min(at_factor, _FACTORS.size - 1)]),
         samples=n,
-        source="evidence",
+        source=source,
     )
 
 
@@ -874,8 +876,7 @@ def _futures(
     after = np.arange((s + 1) * paths) // paths
     nxt = _Draws.of(_first_step_table(transitions, s)).draw(after, rng)
     order = np.lexsort((nxt, after))
-    group = after[order] * (s + 1) + nxt[order]
-    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    starts = run_starts(after[order] * (s + 1) + nxt[order])
     rank = np.empty(order.size, dtype=np.int64)
     rank[order] = np.arange(order.size) - np.repeat(starts, np.diff(np.r_[starts, order.size]))
     offset = rng.integers(0, paths, s + 1)[after]

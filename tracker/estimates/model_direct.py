@@ -133,7 +133,7 @@ def direct_level(
         return DirectLevel(np.zeros(0, np.int64), empty, empty, np.zeros(0, np.int64))
     # Sorted by group, then remaining time; dense group ids.
     sel = sel[ranked.order(keys[sel], ranked.by_remaining[sel])]
-    group_start = _run_starts(keys[sel])
+    group_start = run_starts(keys[sel])
     n = np.diff(np.r_[group_start, sel.size])
     dense = np.repeat(np.arange(n.size), n)
     flat = timeless[sel][group_start]
@@ -159,7 +159,7 @@ def _within_window(keys: IntArray, ranked: RankedMoments, window: int) -> BoolAr
     if crowded.size == 0:
         return use
     order = crowded[ranked.order(keys[crowded], ranked.newest[crowded])]
-    starts = _run_starts(keys[order])
+    starts = run_starts(keys[order])
     hits = closed[order].astype(np.int64)
     newer = np.cumsum(hits) - hits
     newer -= np.repeat(newer[starts], np.diff(np.r_[starts, order.size]))
@@ -167,7 +167,8 @@ def _within_window(keys: IntArray, ranked: RankedMoments, window: int) -> BoolAr
     return use
 
 
-def _run_starts(sorted_keys: IntArray) -> IntArray:
+def run_starts(sorted_keys: IntArray) -> IntArray:
+    """Index of the first of each run of equal keys."""
     if sorted_keys.size == 0:
         return np.zeros(0, np.int64)
     return np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
