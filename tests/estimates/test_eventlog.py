@@ -53,6 +53,10 @@ def _epoch(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
+def _epochs(*texts: str) -> list[float]:
+    return [_epoch(text) for text in texts]
+
+
 def test_csv_defaults_fit_the_lstm_paper_layout_and_naive_times_are_utc(tmp_path: Path) -> None:
     path = tmp_path / "log.csv"
     path.write_text(
@@ -159,11 +163,9 @@ def test_day_first_dates_are_learnt_from_a_day_above_12_even_after_the_first_row
 
     log = read_log(path)
 
-    assert log.time.tolist() == [
-        _epoch("2013-01-07T08:17:17+00:00"),
-        _epoch("2013-01-09T10:00:00+00:00"),
-        _epoch("2013-01-14T16:05:00+00:00"),
-    ]
+    assert log.time.tolist() == _epochs(
+        "2013-01-07T08:17:17+00:00", "2013-01-09T10:00:00+00:00", "2013-01-14T16:05:00+00:00"
+    )
     assert log.reading is not None
     assert log.reading.date_order == "day-first"
     assert log.reading.naive_timestamps == 3
@@ -180,17 +182,13 @@ def test_month_first_dates_with_am_pm_and_year_first_dates_with_slashes_and_offs
         _stamps(tmp_path, "2012/04/03 16:55:38.25+02:00", "2012/04/04", "2012.04.05 07:00Z")
     )
 
-    assert month_first.time.tolist() == [
-        _epoch("2012-04-13T16:55:38+00:00"),
-        _epoch("2012-04-14T00:05:00+00:00"),
-        _epoch("2012-05-01T12:00:00+00:00"),
-    ]
+    assert month_first.time.tolist() == _epochs(
+        "2012-04-13T16:55:38+00:00", "2012-04-14T00:05:00+00:00", "2012-05-01T12:00:00+00:00"
+    )
     assert month_first.reading is not None and month_first.reading.date_order == "month-first"
-    assert year_first.time.tolist() == [
-        _epoch("2012-04-03T16:55:38.25+02:00"),
-        _epoch("2012-04-04T00:00:00+00:00"),
-        _epoch("2012-04-05T07:00:00+00:00"),
-    ]
+    assert year_first.time.tolist() == _epochs(
+        "2012-04-03T16:55:38.25+02:00", "2012-04-04T00:00:00+00:00", "2012-04-05T07:00:00+00:00"
+    )
     assert year_first.reading is not None
     assert year_first.reading.date_order == "year-first"
     assert year_first.reading.naive_timestamps == 1
@@ -239,11 +237,9 @@ def test_xes_keeps_completion_events_with_their_offsets(tmp_path: Path, compress
 
     assert log.case_names == ("A-1", "B-2")
     assert [log.activity_names[a] for a in log.activity] == ["intake", "repair", "repair"]
-    assert log.time.tolist() == [
-        _epoch("2024-03-01T08:00:00+00:00"),
-        _epoch("2024-03-02T08:00:00+00:00"),
-        _epoch("2024-03-01T10:00:00+00:00"),
-    ]
+    assert log.time.tolist() == _epochs(
+        "2024-03-01T08:00:00+00:00", "2024-03-02T08:00:00+00:00", "2024-03-01T10:00:00+00:00"
+    )
     assert log.cost is not None
     assert log.cost.tolist() == [12.5, 0.0, 0.0]
 
