@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from click.testing import CliRunner
 
@@ -128,6 +129,20 @@ def test_the_report_scores_each_tenth_of_the_log_and_names_the_estimators_chosen
         assert tenth.mae_days <= 1.5 * tenth.baseline_mae_days
 
 
+def _three_step_log(opened: npt.ArrayLike, worked: npt.ArrayLike, closed: npt.ArrayLike) -> EventLog:
+    """Cases of three events each, at the given times (one case per position)."""
+    times = np.column_stack([opened, worked, closed]).astype(np.float64)
+    n = times.shape[0]
+    return EventLog.from_arrays(
+        np.repeat(np.arange(n), 3),
+        np.tile([0, 1, 2], n),
+        times.ravel(),
+        None,
+        tuple(f"case {i}" for i in range(n)),
+        ("opened", "worked", "closed"),
+    )
+
+
 def test_before_any_case_has_closed_a_running_case_is_not_expected_to_end_now() -> None:
     # One case a day for 80 days; none closes before day 100 (a log of cases closed in one year).
     rng = np.random.default_rng(3)
@@ -135,14 +150,7 @@ def test_before_any_case_has_closed_a_running_case_is_not_expected_to_end_now() 
     start = np.arange(n) * DAY
     end = (100 + rng.uniform(0, 20, n)) * DAY
     middle = start + rng.uniform(0.1, 0.9, n) * (end - start)
-    log = EventLog.from_arrays(
-        np.repeat(np.arange(n), 3),
-        np.tile(np.arange(3), n),
-        np.column_stack([start, middle, end]).ravel(),
-        None,
-        tuple(f"case {c}" for c in range(n)),
-        ("opened", "worked", "closed"),
-    )
+    log = _three_step_log(start, middle, end)
 
     p = run_backtest(log).predictions
     early = p.predicted_at < end.min()
@@ -181,6 +189,35 @@ def test_a_log_ending_with_a_few_long_cases_is_not_treated_as_a_cold_start() -> 
     assert not np.any(p.estimator[p.predicted_at > 100 * DAY] == ESTIMATORS.index("running"))
     error = np.abs(p.p50_end - p.actual_end)[end].mean()
     assert error < 1.25 * np.abs(p.baseline_end - p.actual_end)[end].mean()
+
+
+def test_when_who_has_a_case_says_how_long_it_has_left_the_backtest_learns_it() -> None:
+    # Every case is opened, checked, then closed; after the check, cases handled by Ann close in
+    # about a day, Bob's in about ten. The activities alone cannot tell them apart.
+    rng = np.random.default_rng(4)
+    n = 1500
+    start = np.sort(rng.uniform(0, 300, n)) * DAY
+    checked = start + rng.exponential(2, n) * DAY
+    slow = rng.random(n) < 0.5
+    close = checked + np.where(slow, 10, 1) * rng.lognormal(0, 0.3, n) * DAY
+    handled = np.column_stack([np.zeros(n), slow, slow]).ravel().astype(np.int64)
+    log = replace(_three_step_log(start, checked, close), resource=handled, resource_names=("Ann", "Bob"))
+
+    with_resources = run_backtest(log)
+    without = run_backtest(replace(log, resource=None, resource_names=()))
+
+    assert (
+        with_resources.report.estimators.get("direct_by_resource", 0) > with_resources.report.predictions / 2
+    )
+    assert without.report.estimators.get("direct_by_resource", 0) == 0  # no resources: nothing to learn
+    p = with_resources.predictions
+    after_check = (p.prefix_length == 2) & (p.predicted_at > 100 * DAY)
+    error = np.abs(p.p50_end - p.actual_end)[after_check].mean()
+    error_without = np.abs(without.predictions.p50_end - p.actual_end)[after_check].mean()
+    assert error < 0.5 * error_without
+    remaining = (p.p50_end - p.predicted_at)[after_check]
+    bob = slow[p.case[after_check]]
+    assert np.median(remaining[bob]) > 5 * np.median(remaining[~bob])
 
 
 def test_coverage_within_the_log_leaves_out_the_p90s_past_its_last_event(log_synthetic: EventLog) -> None:
@@ -248,14 +285,7 @@ def test_a_backlog_that_closed_nothing_for_a_year_does_not_widen_later_p90s() ->
     start = np.sort(rng.uniform(0, 500, n)) * DAY
     second = start + rng.uniform(1, 5, n) * DAY
     close = np.maximum(second, 365 * DAY) + rng.exponential(20, n) * DAY
-    log = EventLog.from_arrays(
-        np.repeat(np.arange(n), 3),
-        np.tile([0, 1, 2], n),
-        np.column_stack([start, second, close]).ravel(),
-        None,
-        tuple(f"job-{i}" for i in range(n)),
-        ("opened", "worked", "closed"),
-    )
+    log = _three_step_log(start, second, close)
 
     p = run_backtest(log).predictions
 

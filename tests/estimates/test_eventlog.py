@@ -259,6 +259,53 @@ def test_written_csv_reads_back_the_same_log(tmp_path: Path) -> None:
     assert np.allclose(again.cost, log.cost, atol=1e-9)
 
 
+def test_xes_keeps_who_handled_each_event_and_says_so(tmp_path: Path) -> None:
+    def event(activity: str, stamp: str, resource: str | None) -> str:
+        who = "" if resource is None else f'<string key="org:resource" value="{resource}"/>'
+        return (
+            f'<event><string key="concept:name" value="{activity}"/>{who}'
+            f'<date key="time:timestamp" value="{stamp}"/></event>'
+        )
+
+    text = (
+        '<log xes.version="1.0"><trace><string key="concept:name" value="A-1"/>'
+        + event("intake", "2024-03-01T08:00:00Z", "Ann")
+        + event("repair", "2024-03-02T08:00:00Z", "Bob")
+        + '</trace><trace><string key="concept:name" value="B-2"/>'
+        + event("intake", "2024-03-01T09:00:00Z", None)
+        + event("repair", "2024-03-03T08:00:00Z", "Ann")
+        + "</trace></log>"
+    )
+
+    log = read_log(_write(tmp_path, "log.xes", text))
+
+    assert log.resource is not None
+    assert [log.resource_names[r] for r in log.resource] == ["Ann", "Bob", "", "Ann"]
+    assert log.reading is not None
+    assert log.reading.resources == 2
+    assert any("2 distinct in 'org:resource'" in line for line in log.reading.describe())
+
+
+def test_csv_resource_column_is_found_by_its_usual_names_or_named(tmp_path: Path) -> None:
+    rows = "J1,intake,2024-03-01T08:00:00Z,Ann\nJ1,repair,2024-03-02T08:00:00Z,Bob\n"
+    usual = _write(tmp_path, "usual.csv", "CaseID,ActivityID,CompleteTimestamp,Resource\n" + rows)
+    named = _write(tmp_path, "named.csv", "CaseID,ActivityID,CompleteTimestamp,mechanic\n" + rows)
+
+    for log in (read_log(usual), read_log(named, resource="mechanic")):
+        assert log.resource is not None
+        assert [log.resource_names[r] for r in log.resource] == ["Ann", "Bob"]
+    assert read_log(named).resource is None  # no usual name: the log does without
+    with pytest.raises(EventLogError, match="no column 'fitter'"):
+        read_log(named, resource="fitter")
+
+    again = tmp_path / "again.csv"
+    write_csv(read_log(usual), again)
+    assert again.read_text(encoding="utf-8").splitlines()[0] == "CaseID,ActivityID,CompleteTimestamp,Resource"
+    written = read_log(again)
+    assert written.resource is not None
+    assert [written.resource_names[r] for r in written.resource] == ["Ann", "Bob"]
+
+
 def test_log_to_cases_maps_activities_to_stages_and_keeps_running_cases_open(tmp_path: Path) -> None:
     path = tmp_path / "log.xes"
     path.write_text(XES, encoding="utf-8")
@@ -648,3 +695,21 @@ def test_backtest_refuses_a_bad_log_option(tmp_path: Path, option: str, value: s
 
     assert result.exit_code == 2
     assert option in result.output
+
+
+def test_backtest_reads_the_resource_column_and_refuses_one_the_file_lacks(tmp_path: Path) -> None:
+    rows = [
+        f"J{i},{step},2024-03-{1 + i % 20:02d}T{8 + k:02d}:00:00Z,{'Ann' if i % 2 else 'Bob'}"
+        for i in range(40)
+        for k, step in enumerate(("intake", "repair", "handover"))
+    ]
+    path = _write(tmp_path, "jobs.csv", "\n".join(["CaseID,ActivityID,CompleteTimestamp,fitter", *rows]))
+
+    named = CliRunner().invoke(backtest_command, [str(path), "--resource", "fitter", "--json"])
+    missing = CliRunner().invoke(backtest_command, [str(path), "--resource", "mechanic"])
+
+    assert named.exit_code == 0, named.output
+    reading = json.loads(named.output)["reading"]
+    assert (reading["resource_column"], reading["resources"]) == ("fitter", 2)
+    assert missing.exit_code == 1
+    assert "no column 'mechanic'" in missing.output

@@ -41,6 +41,7 @@ class LogReader:
     timestamp_format: str | None
     naive_tz: tzinfo
     cost: str | None
+    resource: str | None
     lifecycle: tuple[str, ...] | None
     drop_duplicates: bool
 
@@ -54,6 +55,7 @@ class LogReader:
                 timestamp=self.timestamp,
                 timestamp_format=self.timestamp_format,
                 cost=self.cost,
+                resource=self.resource,
                 lifecycle=self.lifecycle,
                 naive_tz=self.naive_tz,
                 drop_duplicates=self.drop_duplicates,
@@ -117,6 +119,12 @@ def log_options(command: F) -> F:
             ),
             click.option(
                 "--cost", default=None, help="Column (CSV) or event attribute (XES) of the event's cost."
+            ),
+            click.option(
+                "--resource",
+                default=None,
+                help="Column (CSV) or event attribute (XES) of who handled the event (if absent: "
+                "org:resource, Resource; none is needed).",
             ),
             click.option(
                 "--lifecycle",

@@ -7,9 +7,10 @@ was known at the last refit only: cases whose last event came before it, and cas
 then (right-censored). Nothing later leaks in.
 
 At each refit the candidate predictors of the P50 (:data:`CANDIDATES`: the direct "what remained
-for past jobs here" estimate, the plain median by activity, the service's history model as it
-answers (its own pick among the stage simulation, its direct table, the median and their blends),
-and two geometric blends) are scored on two sets of earlier predictions whose biases pull opposite
+for past jobs here" estimate, the same refined by who handled the case's last event when the log
+names resources, the plain median by activity, the service's history model as it answers (its own
+pick among the stage simulation, its direct table, the median and their blends), and two geometric
+blends) are scored on two sets of earlier predictions whose biases pull opposite
 ways: the newest ones old enough for most of their cases to have closed (the open ones counted by
 their certain error, which favours long predictions), and all those of the cases that closed last
 (exact, but short cases close first), each set weighing the same however many rows it has - and
@@ -250,7 +251,7 @@ def run_backtest(
     ev = _Events.build(log, cal)
     pred = ev.prediction_order()
     n_pred = pred.size
-    names = CANDIDATES
+    names = CANDIDATES if ev.resource is not None else CANDIDATES[:-1]  # the last needs resources
     p50_all = np.zeros((len(names), n_pred))
     direct90, median90 = np.zeros(n_pred), np.zeros(n_pred)
     p50_s, p90_s = np.zeros(n_pred), np.zeros(n_pred)
@@ -287,7 +288,7 @@ def run_backtest(
         )
         k = names.index(choice.name)
         cold = cold and not choice.errors
-        chosen[lo:hi] = ESTIMATORS.index(COLD_START) if cold else k
+        chosen[lo:hi] = ESTIMATORS.index(COLD_START if cold else choice.name)
         warm = chosen[evidence.rows] != ESTIMATORS.index(COLD_START)
         factor = calibrate(_scalable(direct90[evidence.rows], evidence, warm)).p90_factor
         raw90 = direct90[lo:hi]
@@ -324,7 +325,15 @@ def run_backtest(
 # ---------------------------------------------------------------------- candidates
 
 
-CANDIDATES = ("direct", "median", "service", "direct_service_blend", "direct_median_blend")
+CANDIDATES = (
+    "direct",
+    "median",
+    "service",
+    "direct_service_blend",
+    "direct_median_blend",
+    "direct_by_resource",
+)
+"""The predictors scored at each refit; the last, which needs resources, only on logs that name them."""
 _DEFAULT = "median"
 COLD_START = "running"
 ESTIMATORS = (*CANDIDATES, COLD_START)
@@ -490,30 +499,45 @@ def _age_buckets(ages: FloatArray, reference: FloatArray) -> IntArray:
     return np.searchsorted(edges, ages, side="right").astype(np.int64)
 
 
-def _direct(ev: _Events, known: _Known, block: IntArray) -> tuple[FloatArray, FloatArray]:
+def _direct(ev: _Events, known: _Known, block: IntArray) -> tuple[FloatArray, FloatArray, FloatArray | None]:
     """Remaining time from past moments, backed off: the whole workflow at the job's age <- last
     activity and age <- the two last activities and age <- those and the number of stages done
     <- the whole sequence of activities so far; each finer level shrunk towards the coarser by its
-    number of closed samples."""
+    number of closed samples. Returns the P50 and P90, and, when the log names resources, the P50
+    of the same with the resource of the last event right under the last activity (who has a case
+    says much about how long it has left, on logs where the activities alone say little)."""
     s = len(ev.activity_names)
     estimate, _ = residual_quantiles(known.case_duration, known.case_closed, ev.age[block])
     moment = known.events
     m_age = ev.age[moment]
     m_key = ev.activity[moment] * _AGE_BUCKETS + _age_buckets(m_age, m_age)
     b_key = ev.activity[block] * _AGE_BUCKETS + _age_buckets(ev.age[block], m_age)
-    refinements = (
-        (np.zeros(ev.activity.size, dtype=np.int64), 1),
+
+    def refined(
+        keys: tuple[IntArray, IntArray, FloatArray], *levels: tuple[IntArray, int]
+    ) -> tuple[IntArray, IntArray, FloatArray]:
+        m_key, b_key, estimate = keys
+        for refine, fan_out in levels:
+            m_key, b_key = _dense(m_key * fan_out + refine[moment], b_key * fan_out + refine[block])
+            size = int(m_key.max(initial=-1)) + 2  # the groups seen and the empty one
+            q, _ = grouped_quantiles(m_key, known.remaining, known.closed, size)
+            n = np.bincount(m_key, weights=known.closed, minlength=size).astype(np.float64)
+            estimate = shrink(q[b_key], n[b_key], estimate)
+        return m_key, b_key, estimate
+
+    by_activity = refined((m_key, b_key, estimate), (np.zeros(ev.activity.size, dtype=np.int64), 1))
+    finer = (
         (ev.previous_activity, s + 1),
         (prefix_bucket(ev.prefix), N_BUCKETS),
         (ev.sequence, int(ev.sequence.max(initial=0)) + 1),
     )
-    for refine, fan_out in refinements:
-        m_key, b_key = _dense(m_key * fan_out + refine[moment], b_key * fan_out + refine[block])
-        size = int(m_key.max(initial=-1)) + 2  # the groups seen and the empty one
-        q, _ = grouped_quantiles(m_key, known.remaining, known.closed, size)
-        n = np.bincount(m_key, weights=known.closed, minlength=size).astype(np.float64)
-        estimate = shrink(q[b_key], n[b_key], estimate)
-    return estimate[:, 0], np.maximum(estimate[:, 1], estimate[:, 0])
+    *_, estimate = refined(by_activity, *finer)
+    by_resource = None
+    if ev.resource is not None:
+        by_resource = refined(by_activity, (ev.resource, int(ev.resource.max(initial=0)) + 1), *finer)[2][
+            :, 0
+        ]
+    return estimate[:, 0], np.maximum(estimate[:, 1], estimate[:, 0]), by_resource
 
 
 def _dense(m_key: IntArray, b_key: IntArray) -> tuple[IntArray, IntArray]:
@@ -548,9 +572,9 @@ def _candidates(
 
     The blends are geometric means of the direct history and the service's model, and of the
     direct history and the plain median (censored open cases alone can mislead, finished ones alone
-    are the short ones).
+    are the short ones). The direct history by resource is left out when the log names none.
     """
-    direct50, direct90 = _direct(ev, known, block)
+    direct50, direct90, by_resource = _direct(ev, known, block)
     median50, median90 = _median(ev, known, block, plain)
     served = service.predict(ev, block)
     rows = [
@@ -560,6 +584,8 @@ def _candidates(
         geometric_blend(direct50, served),
         geometric_blend(direct50, median50),
     ]
+    if by_resource is not None:
+        rows.append(by_resource)
     return np.vstack(rows), direct90, median90
 
 
@@ -624,6 +650,7 @@ class _Events:
     case_end: FloatArray
     remaining_work: FloatArray  # working seconds from this event to the case's last event
     activity_names: tuple[str, ...]
+    resource: IntArray | None  # who handled the event, when the log says
     cost_so_far: FloatArray | None
     case_cost: FloatArray | None
 
@@ -665,6 +692,7 @@ class _Events:
             case_end=case_end,
             remaining_work=cal.working_seconds_between_many(times, case_end[case]),
             activity_names=log.activity_names,
+            resource=None if log.resource is None else log.resource[perm],
             cost_so_far=cost_so_far,
             case_cost=case_cost,
         )

@@ -17,6 +17,9 @@ Real logs come as they are, so reading takes them as they are and says what it d
 - Events out of time order inside a case are sorted by time (file order breaks ties). Events
   repeating one of the same case, activity, timestamp (and cost) are counted, and dropped only on
   request. Events without an activity or a timestamp are skipped; cases of a single event are kept.
+- Resources: who handled each event (XES ``org:resource``; a CSV column ``org:resource`` or
+  ``Resource``, or the one named) are kept when the log has them: how long a case has left often
+  depends on who has it.
 - CSV: the dialect (delimiter, quoting) is sniffed from the start of the file; a UTF-8 byte-order
   mark is skipped. A default column name the header lacks is looked for under the names other
   tools give it (``Case ID``, ``case:concept:name``...). A column named ``lifecycle:transition``
@@ -59,6 +62,9 @@ _WELL_KNOWN_COLUMNS = {
 """Names other tools give the columns a default name stands for, tried in order when the file does
 not have the default (case, punctuation and spaces aside)."""
 _LIFECYCLE_COLUMNS = ("lifecycle:transition", "lifecycle")
+RESOURCE_ATTRIBUTE = "org:resource"
+_RESOURCE_COLUMNS = (RESOURCE_ATTRIBUTE, "Resource")
+"""CSV columns read as the resource when none is named (case, punctuation and spaces aside)."""
 _SNIFF_BYTES = 64 * 1024
 _VALUES_LISTED = 12
 
@@ -101,6 +107,9 @@ class LogReading:
     date_example: str = ""
     recognised_columns: tuple[tuple[str, str], ...] = ()
     """(what, column) of each CSV column found by a well-known name instead of the one asked for."""
+    resource_column: str | None = None
+    """The column (CSV) or attribute (XES) read as the resource, when the log has one."""
+    resources: int = 0
 
     def lifecycle_summary(self) -> str:
         """One sentence: which lifecycle rule was applied, and to what."""
@@ -138,6 +147,11 @@ class LogReading:
         if self.recognised_columns:
             found = ", ".join(f"{what} {column!r}" for what, column in self.recognised_columns)
             lines.append(f"columns           {found} (--case, --activity, --timestamp to choose others)")
+        if self.resource_column:
+            lines.append(
+                f"resources         {self.resources:,} distinct in {self.resource_column!r} "
+                "(who handled each event; --resource to choose another)"
+            )
         if self.date_order:
             lines.append(
                 f"timestamps        not ISO 8601, dates read {self.date_order}: {self.date_example!r} is "
@@ -170,6 +184,8 @@ class LogReading:
             "naive_time_zone": self.naive_time_zone,
             "date_order": self.date_order,
             "recognised_columns": dict(self.recognised_columns),
+            "resource_column": self.resource_column,
+            "resources": self.resources,
         }
 
 
@@ -185,7 +201,8 @@ def _listed(values: tuple[tuple[str, int], ...], without: int) -> str:
 @dataclass(frozen=True)
 class EventLog:
     """Events sorted by case, then time (file order breaks ties). ``reading`` says how a file
-    became this log (None for logs built in memory)."""
+    became this log (None for logs built in memory). ``resource`` codes who handled each event
+    (names in ``resource_names``), None when the log does not say."""
 
     case: IntArray
     activity: IntArray
@@ -194,6 +211,8 @@ class EventLog:
     case_names: tuple[str, ...]
     activity_names: tuple[str, ...]
     reading: LogReading | None = None
+    resource: IntArray | None = None
+    resource_names: tuple[str, ...] = ()
 
     @property
     def n_events(self) -> int:
@@ -220,6 +239,8 @@ class EventLog:
         activity_names: tuple[str, ...],
         *,
         ordered: bool = False,
+        resource: IntArray | None = None,
+        resource_names: tuple[str, ...] = (),
     ) -> EventLog:
         """Sort events into case/time order (unless already ``ordered``); cases without events
         are dropped."""
@@ -227,6 +248,7 @@ class EventLog:
             order = _time_order(case, time)
             case, activity, time = case[order], activity[order], time[order]
             cost = None if cost is None else cost[order]
+            resource = None if resource is None else resource[order]
         used, dense = np.unique(case, return_inverse=True)
         return cls(
             case=dense.astype(np.int64),
@@ -235,6 +257,8 @@ class EventLog:
             cost=None if cost is None else cost.astype(np.float64),
             case_names=tuple(case_names[i] for i in used),
             activity_names=activity_names,
+            resource=None if resource is None else resource.astype(np.int64),
+            resource_names=resource_names,
         )
 
 
@@ -258,9 +282,12 @@ def read_log(
     lifecycle: Collection[str] | None = None,
     naive_tz: tzinfo = UTC,
     drop_duplicates: bool = False,
+    resource: str | None = None,
 ) -> EventLog:
     """Read a CSV or XES log (optionally gzip-compressed), chosen by the file name.
 
+    ``resource`` names the column or attribute of who handled each event; None reads the usual
+    ones when the log has them (see the module docstring).
     ``lifecycle``: the lifecycle values that mark a completion (case-insensitive;
     :data:`EVERY_LIFECYCLE` for all events); None applies the rule of the module docstring.
     ``drop_duplicates`` keeps one of events equal in case, activity, time (and cost): by default
@@ -270,7 +297,12 @@ def read_log(
     name = Path(path).name.lower().removesuffix(".gz")
     if name.endswith(".xes"):
         return read_xes(
-            path, cost=cost, lifecycle=lifecycle, naive_tz=naive_tz, drop_duplicates=drop_duplicates
+            path,
+            cost=cost,
+            lifecycle=lifecycle,
+            naive_tz=naive_tz,
+            drop_duplicates=drop_duplicates,
+            resource=resource,
         )
     return read_csv(
         path,
@@ -282,6 +314,7 @@ def read_log(
         lifecycle=lifecycle,
         naive_tz=naive_tz,
         drop_duplicates=drop_duplicates,
+        resource=resource,
     )
 
 
@@ -304,13 +337,13 @@ class _Codes:
         return tuple(self.index)
 
 
-_Event = tuple[str, str | None, str | None, str | None, str | None]
-"""Case, activity, timestamp text, lifecycle and cost text of one event, as written."""
+_Event = tuple[str, str | None, str | None, str | None, str | None, str | None]
+"""Case, activity, timestamp text, lifecycle, cost text and resource of one event, as written."""
 
 
 class _RawEvents:
     """Events as the file gives them, in file order, before any is dropped. An event without a
-    case, activity or timestamp gets activity -1; one without a lifecycle, lifecycle -1."""
+    case, activity or timestamp gets activity -1; one without a lifecycle (or resource), -1."""
 
     def __init__(self, timestamp_format: str | None, naive_tz: tzinfo, with_cost: bool) -> None:
         self.timestamp_format = timestamp_format
@@ -318,7 +351,8 @@ class _RawEvents:
         self.with_cost = with_cost
         self.naive_timestamps = 0
         self.cases, self.activities, self.lifecycles = _Codes(), _Codes(), _Codes()
-        self.case, self.activity = array("q"), array("q")
+        self.resources = _Codes()
+        self.case, self.activity, self.resource = array("q"), array("q"), array("q")
         self.lifecycle = array("i")  # few distinct values: 32 bits are plenty
         self.time, self.cost = array("d"), array("d")
         self.loose = LooseTimestamps(naive_tz)
@@ -332,6 +366,7 @@ class _RawEvents:
             self.lifecycles.index,
         )
         add_case, add_activity, add_lifecycle = self.case.append, self.activity.append, self.lifecycle.append
+        resource_code, add_resource = self.resources.index, self.resource.append
         add_time, add_cost = self.time.append, self.cost.append
         timestamp_format, naive_tz, with_cost = self.timestamp_format, self.naive_tz, self.with_cost
         parse, parse_format, nan = datetime.fromisoformat, datetime.strptime, math.nan
@@ -339,7 +374,7 @@ class _RawEvents:
         naive = 0
         case = ""
         try:
-            for case, activity, stamp, lifecycle, amount in events:
+            for case, activity, stamp, lifecycle, amount, resource in events:
                 text = stamp.strip() if stamp else ""
                 if case and activity and text:
                     moment: datetime | None
@@ -370,6 +405,13 @@ class _RawEvents:
                 if code is None:
                     code = case_code[case] = len(case_code)
                 add_case(code)
+                if resource is None:
+                    add_resource(-1)
+                else:
+                    code = resource_code.get(resource)
+                    if code is None:
+                        code = resource_code[resource] = len(resource_code)
+                    add_resource(code)
                 if lifecycle is None:
                     add_lifecycle(-1)
                 else:
@@ -389,6 +431,7 @@ class _RawEvents:
         chosen: Collection[str] | None,
         drop_duplicates: bool,
         recognised_columns: tuple[tuple[str, str], ...] = (),
+        resource_column: str | None = None,
     ) -> EventLog:
         """Keep the completion events and sort each case by time; count (and drop if asked)
         repeated events."""
@@ -435,6 +478,7 @@ class _RawEvents:
         pick = order if idx is None else idx[order]
         case, time, activity = every_case[pick], every_time[pick], activity[pick]
         cost = np.frombuffer(self.cost, dtype=np.float64)[pick] if self.with_cost else None
+        resource = np.frombuffer(self.resource, dtype=np.int64)[pick] if self.resources.index else None
         same_case = case[1:] == case[:-1]
         reordered = np.unique(case[1:][same_case & (order[1:] < order[:-1])]).size
         repeats = _repeats(case, activity, time, cost)
@@ -442,6 +486,9 @@ class _RawEvents:
             unique = np.delete(np.arange(time.size), repeats)
             case, activity, time = case[unique], activity[unique], time[unique]
             cost = None if cost is None else cost[unique]
+            resource = None if resource is None else resource[unique]
+        if resource is not None:  # events without a resource share the unnamed one
+            resource = np.where(resource < 0, len(self.resources.index), resource)
         names = self.activities.names
         present = np.bincount(activity, minlength=len(names)) > 0
         if not present.all():  # activities seen only on events not kept
@@ -454,6 +501,8 @@ class _RawEvents:
             self.cases.names,
             tuple(np.array(names, dtype=object)[present]),
             ordered=True,
+            resource=resource,
+            resource_names=(*self.resources.names, "") if resource is not None else (),
         )
         per_case = np.bincount(log.case, minlength=log.n_cases)
         reading = LogReading(
@@ -476,6 +525,8 @@ class _RawEvents:
             date_order=self.loose.order,
             date_example=self.loose.example,
             recognised_columns=recognised_columns,
+            resource_column=resource_column if resource is not None else None,
+            resources=len(self.resources.index),
         )
         return replace(log, reading=reading)
 
@@ -519,9 +570,11 @@ def read_csv(
     lifecycle: Collection[str] | None = None,
     naive_tz: tzinfo = UTC,
     drop_duplicates: bool = False,
+    resource: str | None = None,
 ) -> EventLog:
     """Stream a CSV log. Timestamps are ISO 8601 unless ``timestamp_format`` (strptime) is given;
-    naive ones are taken in ``naive_tz``. Empty cost cells count as 0."""
+    naive ones are taken in ``naive_tz``. Empty cost cells count as 0. ``resource`` names the
+    column of who handled each event (None: the first of the usual ones the header has, if any)."""
     raw = _RawEvents(timestamp_format, naive_tz, with_cost=cost is not None)
     with _open_binary(path) as binary:
         sample = binary.read(_SNIFF_BYTES)
@@ -540,7 +593,9 @@ def read_csv(
             for what, name, column in zip(("case", "activity", "time"), asked, found, strict=True)
             if column != name
         )
-        wanted = [case, activity, timestamp, *([cost] if cost else [])]
+        if resource is None:
+            resource = _first_present(_RESOURCE_COLUMNS, columns)
+        wanted = [case, activity, timestamp, *([cost] if cost else []), *([resource] if resource else [])]
         absent = [name for name in wanted if name not in columns]
         if absent:
             raise EventLogError(
@@ -551,18 +606,20 @@ def read_csv(
             raise EventLogError(f"{path}: a lifecycle was chosen but there is no column {_LIFECYCLE_COLUMNS}")
         ci, ai, ti = columns[case], columns[activity], columns[timestamp]
         ki = columns[cost] if cost else -1
+        ri = columns[resource] if resource else -1
 
         def events() -> Iterator[_Event]:
             for row in reader:
                 if row:
                     lifecycle_cell = row[li] if li >= 0 else None
-                    yield row[ci], row[ai], row[ti], lifecycle_cell, row[ki] if ki >= 0 else None
+                    cost_cell = row[ki] if ki >= 0 else None
+                    yield row[ci], row[ai], row[ti], lifecycle_cell, cost_cell, row[ri] if ri >= 0 else None
 
         try:
             raw.read(events())
         except (ValueError, IndexError) as exc:
             raise EventLogError(f"{path}, line {reader.line_num}: {exc}") from exc
-    return raw.assemble(path, source, lifecycle, drop_duplicates, recognised)
+    return raw.assemble(path, source, lifecycle, drop_duplicates, recognised, resource)
 
 
 def _recognised(name: str, columns: Mapping[str, int]) -> str:
@@ -570,9 +627,14 @@ def _recognised(name: str, columns: Mapping[str, int]) -> str:
     (:data:`_WELL_KNOWN_COLUMNS`) the header has, if any."""
     if name in columns or name not in _WELL_KNOWN_COLUMNS:
         return name
+    return _first_present(_WELL_KNOWN_COLUMNS[name], columns) or name
+
+
+def _first_present(names: Iterable[str], columns: Mapping[str, int]) -> str | None:
+    """The header's column for the first of ``names`` it has (case, punctuation and spaces aside)."""
     folded = {_folded(column): column for column in columns}
-    found = (folded.get(_folded(known)) for known in _WELL_KNOWN_COLUMNS[name])
-    return next((column for column in found if column is not None), name)
+    found = (folded.get(_folded(name)) for name in names)
+    return next((column for column in found if column is not None), None)
 
 
 def _folded(name: str) -> str:
@@ -608,9 +670,9 @@ def _local(tag: str) -> str:
     return tag.rpartition("}")[2]
 
 
-def _xes_events(handle: IO[bytes], cost: str | None) -> Iterator[_Event]:
-    """Yield (case name, activity, timestamp text, lifecycle, cost text) for every event, trace
-    by trace. A trace without a name is named by its position.
+def _xes_events(handle: IO[bytes], cost: str | None, resource: str) -> Iterator[_Event]:
+    """Yield (case name, activity, timestamp text, lifecycle, cost text, resource) for every event,
+    trace by trace. A trace without a name is named by its position.
 
     An event's attributes are its child elements (``<string key=... value=.../>``, ``<date>``...),
     and a trace's name is a ``concept:name`` child of the trace itself. The file is read with expat's
@@ -618,7 +680,7 @@ def _xes_events(handle: IO[bytes], cost: str | None) -> Iterator[_Event]:
     per event, and building their elements took half as long as the backtest itself)."""
     parser = expat.ParserCreate(namespace_separator="}")
     ready: list[_Event] = []
-    pending: list[tuple[str | None, str | None, str | None, str | None]] = []
+    pending: list[tuple[str | None, str | None, str | None, str | None, str | None]] = []
     attributes: dict[str | None, str | None] = {}
     level = 0
     trace_level = event_level = -1  # the depth of the open trace and event, -1 outside one
@@ -652,6 +714,7 @@ def _xes_events(handle: IO[bytes], cost: str | None) -> Iterator[_Event]:
                     attributes.get("time:timestamp"),
                     attributes.get("lifecycle:transition"),
                     attributes.get(cost) if cost else None,
+                    attributes.get(resource),
                 )
             )
         elif level == trace_level:
@@ -680,16 +743,19 @@ def read_xes(
     lifecycle: Collection[str] | None = None,
     naive_tz: tzinfo = UTC,
     drop_duplicates: bool = False,
+    resource: str | None = None,
 ) -> EventLog:
     """Stream an XES log (IEEE 1849): trace and event ``concept:name``, ``time:timestamp`` and
-    ``lifecycle:transition`` (see the module docstring); ``cost`` names an event attribute."""
+    ``lifecycle:transition`` (see the module docstring); ``cost`` names an event attribute, and
+    ``resource`` the one of who handled the event (``org:resource`` unless told)."""
     raw = _RawEvents(None, naive_tz, with_cost=cost is not None)
+    resource = resource or RESOURCE_ATTRIBUTE
     with _open_binary(path) as handle:
         try:
-            raw.read(_xes_events(handle, cost))
+            raw.read(_xes_events(handle, cost, resource))
         except (expat.ExpatError, ValueError) as exc:
             raise EventLogError(f"{path}: {exc}") from exc
-    return raw.assemble(path, "XES", lifecycle, drop_duplicates)
+    return raw.assemble(path, "XES", lifecycle, drop_duplicates, resource_column=resource)
 
 
 def iso_utc(epoch: FloatArray) -> list[str]:
@@ -699,18 +765,24 @@ def iso_utc(epoch: FloatArray) -> list[str]:
 
 
 def write_csv(log: EventLog, path: str | Path) -> None:
-    """Write a log as ``CaseID,ActivityID,CompleteTimestamp[,Cost]`` with UTC ISO timestamps."""
+    """Write a log as ``CaseID,ActivityID,CompleteTimestamp[,Cost][,Resource]`` with UTC ISO
+    timestamps."""
+    columns: list[list[Any]] = [
+        np.array(log.case_names, dtype=object)[log.case].tolist(),
+        np.array(log.activity_names, dtype=object)[log.activity].tolist(),
+        iso_utc(log.time),
+    ]
+    header = [DEFAULT_CASE, DEFAULT_ACTIVITY, DEFAULT_TIMESTAMP]
+    if log.cost is not None:
+        header.append("Cost")
+        columns.append(log.cost.tolist())
+    if log.resource is not None:
+        header.append("Resource")
+        columns.append(np.array(log.resource_names, dtype=object)[log.resource].tolist())
     with Path(path).open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        header = [DEFAULT_CASE, DEFAULT_ACTIVITY, DEFAULT_TIMESTAMP]
-        writer.writerow([*header, "Cost"] if log.cost is not None else header)
-        names = np.array(log.case_names, dtype=object)[log.case]
-        acts = np.array(log.activity_names, dtype=object)[log.activity]
-        stamps = iso_utc(log.time)
-        if log.cost is None:
-            writer.writerows(zip(names.tolist(), acts.tolist(), stamps, strict=True))
-        else:
-            writer.writerows(zip(names.tolist(), acts.tolist(), stamps, log.cost.tolist(), strict=True))
+        writer.writerow(header)
+        writer.writerows(zip(*columns, strict=True))
 
 
 def log_to_cases(
