@@ -152,7 +152,26 @@ async def _seed_jobs(url: str, workflow_id: int, account_id: int) -> None:
             records=records,
             columns=list(COPIED),
         )
+        # Each job's stage visits, the current one open, so the per-job probes of stage_visit (who moved
+        # the job on) read real index entries.
+        jobs = await connection.fetch("SELECT id, stages_completed, stage_entered_at FROM job ORDER BY id")
+        staff = ("staff:Ann", "staff:Bob", "staff:Chloe")
+        visits = []
+        for job in jobs:
+            entered = job["stage_entered_at"]
+            done = job["stages_completed"]
+            for stage in range(done + 1):
+                at = entered - timedelta(hours=8 * (done - stage))
+                left = None if stage == done else at + timedelta(hours=8)
+                by = staff[(job["id"] + stage) % len(staff)]
+                visits.append((job["id"], stages[stage], at, left, by, None if left is None else by, 0.0))
+        await connection.copy_records_to_table(
+            "stage_visit",
+            records=visits,
+            columns=["job_id", "stage_key", "entered_at", "left_at", "entered_by", "left_by", "held_seconds"],
+        )
         await connection.execute("ANALYZE job")
+        await connection.execute("ANALYZE stage_visit")
     finally:
         await connection.close()
 
