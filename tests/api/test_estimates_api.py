@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 
 from tests.conftest import FakeClock
 from tests.factories import act, create_account, create_job, workflow_body
+from tracker.estimates.eventlog import EventLog
 from tracker.scheduler import recompute_open_jobs, tick_start
+from tracker.services import keys
 from tracker.services.estimates import EstimateService
+from tracker.services.imports import import_history
 from tracker.settings import Settings
 
 WEEKDAYS_FR = {
@@ -194,6 +198,42 @@ async def test_the_explanation_says_what_the_p90_factor_was_learned_on(
     assert calibration["source"] == "in-sample"  # the newest finished jobs: the one so far
     assert calibration["samples"] > 0
     assert calibration["factor"] >= 1.0  # jobs the model has seen may only widen it
+
+
+async def test_a_job_moved_on_by_someone_whose_jobs_linger_is_expected_to_take_longer(
+    client, auth, garage, clock: FakeClock
+):
+    # History: after Ann's intake a job is repaired and ready within hours; after Bob's, in days.
+    n = 120
+    bob = np.arange(n) % 2 == 1
+    start = np.array([(clock.now - timedelta(days=200 - c)).timestamp() for c in range(n)])
+    repaired = start + np.where(bob, 4 * 86_400.0, 2 * 3600.0) * np.linspace(0.8, 1.2, n)
+    log = EventLog.from_arrays(
+        np.repeat(np.arange(n), 3),
+        np.tile([0, 1, 2], n),
+        np.column_stack([start, repaired, repaired + 3600.0]).ravel(),
+        None,
+        tuple(f"c{c}" for c in range(n)),
+        ("intake", "repair", "ready"),
+        resource=np.column_stack([bob, bob, bob]).ravel().astype(np.int64),
+        resource_names=("staff:Ann", "staff:Bob"),
+    )
+    await import_history(log, "car-repair", mapping={}, now=clock.now)
+    estimates: EstimateService = client._transport.app.state.services.estimates
+    await estimates.refit("car-repair", now=clock.now)
+
+    explained = {}
+    for name in ("Ann", "Bob"):
+        issued = await keys.create_key(name, "staff", now=clock.now)
+        job = await create_job(client, auth.staff, garage["account"]["id"])
+        moved_on = await act(client, {"Authorization": f"Bearer {issued.secret}"}, job, "advance")
+        assert moved_on.status_code == 200, moved_on.text
+        response = await client.get(f"/jobs/{job['id']}/estimate", headers=auth.staff)
+        explained[name] = response.json()
+
+    assert {e["estimator"]["chosen"] for e in explained.values()} == {"direct_by_resource"}
+    ann, bob_hours = (explained[name]["remaining_working_hours"]["p50"] for name in ("Ann", "Bob"))
+    assert bob_hours > 5 * ann
 
 
 async def test_a_promise_before_the_p90_puts_the_job_at_risk_once(client, auth, garage, clock: FakeClock):

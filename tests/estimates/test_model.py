@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,13 +28,19 @@ NOW = datetime(2024, 6, 1, tzinfo=UTC)
 
 
 def _case(
-    case_id: str, visits: list[tuple[str, float, bool]], *, finished: bool, age_days: float = 30
+    case_id: str,
+    visits: list[tuple[str, float, bool]],
+    *,
+    finished: bool,
+    age_days: float = 30,
+    handled_by: str | None = None,
 ) -> CaseHistory:
-    """A case whose visits (stage, duration in days, finished) ran back to back."""
+    """A case whose visits (stage, duration in days, finished) ran back to back, the finished ones
+    finished by ``handled_by``."""
     at = NOW - timedelta(days=age_days)
     records = []
     for stage, days, done in visits:
-        records.append(VisitRecord(case_id, stage, at, days * DAY, done))
+        records.append(VisitRecord(case_id, stage, at, days * DAY, done, handled_by if done else None))
         at += timedelta(days=days)
     return CaseHistory(case_id, tuple(records), finished)
 
@@ -270,6 +278,59 @@ def test_jobs_that_have_waited_long_are_expected_to_wait_longer_when_their_age_i
     assert fresh.p50_s == pytest.approx(DAY, rel=0.05)
     assert aged.p50_s == pytest.approx(10 * DAY, rel=0.05)
     assert fresh.p50_s <= unknown.p50_s <= aged.p50_s
+
+
+def test_who_finished_the_last_stage_tells_how_long_the_job_has_left(tmp_path: Path) -> None:
+    # Painting after Ann's intake takes a day, after Bob's ten: the stages alone cannot tell.
+    rng = np.random.default_rng(6)
+    cases = [
+        _case(
+            f"{who}{i}",
+            [("intake", 1.0, True), ("paint", days * rng.lognormal(0, 0.2), True)],
+            finished=True,
+            handled_by=f"staff:{who}",
+        )
+        for i in range(200)
+        for who, days in (("Ann", 1.0), ("Bob", 10.0))
+    ]
+    model = fit_history(cases, [], now=NOW)
+
+    def p50(who: str | None, loaded: HistoryModel = model) -> float:
+        return loaded.remaining(JobProgress("paint", 0.0, None, 1, handled_by=who)).p50_s
+
+    assert model.selection.estimator == "direct_by_resource"
+    assert p50("staff:Ann") == pytest.approx(DAY, rel=0.2)
+    assert p50("staff:Bob") == pytest.approx(10 * DAY, rel=0.2)
+    assert p50("staff:Ann") < p50(None) < p50("staff:Bob")
+    assert p50("staff:Carol") == p50(None)  # nobody's history: the position's
+    path = tmp_path / "model.npz"
+    with path.open("wb") as written:
+        model.save(written)
+    with path.open("rb") as read:
+        loaded, _ = HistoryModel.load(read)
+    assert p50("staff:Bob", loaded) == p50("staff:Bob")
+
+
+def test_a_model_saved_before_handlers_were_learnt_still_loads() -> None:
+    cases = _two_stage_cases("strip", "paint", np.random.default_rng(2).lognormal(0.0, 1.0, (100, 2)))
+    model = fit_history(cases, [], now=NOW)
+    saved = io.BytesIO()
+    model.save(saved)
+    saved.seek(0)
+    with np.load(saved, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files if not name.startswith("handler_")}
+    meta = json.loads(str(arrays["meta"]))
+    del meta["handler_names"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    older = io.BytesIO()
+    np.savez_compressed(older, **arrays)
+    older.seek(0)
+
+    loaded, _ = HistoryModel.load(older)
+
+    jobs = [_fresh("strip"), _fresh("paint", 0.5, completed=1)]
+    for got, want in zip(loaded.remaining_many(jobs), model.remaining_many(jobs), strict=True):
+        assert np.array_equal(got, want)
 
 
 def test_saved_model_loads_with_the_same_estimates_and_extra(tmp_path: Path) -> None:

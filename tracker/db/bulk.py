@@ -71,6 +71,12 @@ def _job_columns(postgres: bool) -> str:
             else f"coalesce({announced('at_risk')}, 0)"
         ),
         "announced_stuck": announced("stuck_visit_id"),
+        # Who moved the job into its current stage, i.e. finished its last one (one probe of the
+        # stage_visit (job_id, entered_at) index per job).
+        "handled_by": (
+            "(SELECT v.entered_by FROM stage_visit AS v WHERE v.job_id = job.id AND job.stages_completed > 0"
+            " ORDER BY v.entered_at DESC, v.id DESC LIMIT 1)"
+        ),
         "first_eta_p90_s": epoch(f"({announced('first_eta_p90')}){timestamp}"),
     }
     return ", ".join(f"{expression} AS {name}" for name, expression in columns.items())
@@ -112,6 +118,8 @@ class OpenJobs:
     announced_at_risk: BoolArray
     announced_stuck: list[str | None]
     first_eta_p90_s: FloatArray
+    handled_by: list[str | None]
+    """Who finished the job's last completed stage (None before the first)."""
 
     def __len__(self) -> int:
         return len(self.id)
@@ -161,6 +169,7 @@ class OpenJobs:
             announced_at_risk=np.array(columns["announced_at_risk"] or [], dtype=np.bool_),
             announced_stuck=texts("announced_stuck"),
             first_eta_p90_s=floats("first_eta_p90_s"),
+            handled_by=texts("handled_by"),
         )
 
 

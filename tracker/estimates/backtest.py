@@ -505,7 +505,8 @@ def _direct(ev: _Events, known: _Known, block: IntArray) -> tuple[FloatArray, Fl
     <- the whole sequence of activities so far; each finer level shrunk towards the coarser by its
     number of closed samples. Returns the P50 and P90, and, when the log names resources, the P50
     of the same with the resource of the last event right under the last activity (who has a case
-    says much about how long it has left, on logs where the activities alone say little)."""
+    says much about how long it has left, on logs where the activities alone say little) and
+    without the whole sequence, too thin a group once split by resource."""
     s = len(ev.activity_names)
     estimate, _ = residual_quantiles(known.case_duration, known.case_closed, ev.age[block])
     moment = known.events
@@ -534,7 +535,7 @@ def _direct(ev: _Events, known: _Known, block: IntArray) -> tuple[FloatArray, Fl
     *_, estimate = refined(by_activity, *finer)
     by_resource = None
     if ev.resource is not None:
-        by_resource = refined(by_activity, (ev.resource, int(ev.resource.max(initial=0)) + 1), *finer)[2][
+        by_resource = refined(by_activity, (ev.resource, int(ev.resource.max(initial=0)) + 1), *finer[:2])[2][
             :, 0
         ]
     return estimate[:, 0], np.maximum(estimate[:, 1], estimate[:, 0]), by_resource
@@ -622,7 +623,11 @@ class _ServiceModel:
         """The P50 the service's model answers for ``block``."""
         s = len(ev.activity_names)
         p50, _, _ = self.model.remaining_arrays(
-            s + ev.activity[block], ev.prefix[block], np.zeros(block.size), ev.age[block]
+            s + ev.activity[block],
+            ev.prefix[block],
+            np.zeros(block.size),
+            ev.age[block],
+            None if ev.resource is None else ev.resource[block],
         )
         return p50
 
@@ -651,6 +656,7 @@ class _Events:
     remaining_work: FloatArray  # working seconds from this event to the case's last event
     activity_names: tuple[str, ...]
     resource: IntArray | None  # who handled the event, when the log says
+    resource_names: tuple[str, ...]
     cost_so_far: FloatArray | None
     case_cost: FloatArray | None
 
@@ -693,6 +699,7 @@ class _Events:
             remaining_work=cal.working_seconds_between_many(times, case_end[case]),
             activity_names=log.activity_names,
             resource=None if log.resource is None else log.resource[perm],
+            resource_names=log.resource_names,
             cost_so_far=cost_so_far,
             case_cost=case_cost,
         )
@@ -725,6 +732,8 @@ class _Events:
             informative=self.prefix[idx] > 1,
             case_finished=finished,
             case_open_s=np.where(finished, 0.0, open_s),
+            handler=None if self.resource is None else self.resource[idx],
+            handler_names=self.resource_names,
         )
 
 

@@ -33,6 +33,8 @@ class JobClocks:
     """When each job was opened: its age in working time sharpens the estimate."""
     queue_wait_p50_s: FloatArray
     queue_wait_p90_s: FloatArray
+    handlers: IntArray | None = None
+    """Who finished each job's last stage, as the model's codes (:meth:`HistoryModel.handler_codes`)."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ def eta_ranges(model: HistoryModel, calendar: BusinessCalendar, jobs: JobClocks,
     positions = model.positions(jobs.stage_codes, np.full_like(jobs.stage_codes, -1))
     positions = np.where(jobs.stage_codes == -2, 2 * model.n_stages, positions)
     age = calendar.working_seconds_between_many(jobs.created, np.maximum(clock_stop, jobs.created))
-    p50, p90, _ = model.remaining_arrays(positions, jobs.stages_completed, elapsed, age)
+    p50, p90, _ = model.remaining_arrays(positions, jobs.stages_completed, elapsed, age, jobs.handlers)
     p50 = p50 + jobs.queue_wait_p50_s
     p90 = np.maximum(p90 + jobs.queue_wait_p90_s, p50)
     start = np.full(p50.shape, now)

@@ -43,13 +43,15 @@ class PlannedStage:
 
 @dataclass(frozen=True)
 class VisitRecord:
-    """One visit of a job to a stage; ``duration_s`` is working time so far when not finished."""
+    """One visit of a job to a stage; ``duration_s`` is working time so far when not finished.
+    ``handled_by`` is who finished the visit (moved the job on), when known."""
 
     case_id: str
     stage_key: str
     entered_at: datetime
     duration_s: float
     finished: bool
+    handled_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class JobProgress:
     completion when between stages. ``completed_stages`` counts finished visits, repeats included.
     ``job_age_s``, when known, is the working time since the job's first stage began: jobs that
     have been waiting long tend to wait longer, and the model conditions on it where history allows.
+    ``handled_by`` is who finished the job's last completed stage, when known.
     """
 
     current_stage: str | None
@@ -84,6 +87,7 @@ class JobProgress:
     last_completed_stage: str | None
     completed_stages: int
     job_age_s: float | None = None
+    handled_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,8 @@ class VisitTable:
 
     ``case_start[c]:case_start[c + 1]`` indexes the visits of case ``c``. ``informative`` is False
     for visits whose duration carries no information (the first event of a case in an event log
-    has no known start). ``entered`` is POSIX seconds and only orders visits in time.
+    has no known start). ``entered`` is POSIX seconds and only orders visits in time. ``handler``
+    codes who finished each visit (names in ``handler_names``; -1 unknown), None when no visit says.
     """
 
     stage_keys: tuple[str, ...]
@@ -104,6 +109,8 @@ class VisitTable:
     informative: BoolArray
     case_finished: BoolArray
     case_open_s: FloatArray
+    handler: IntArray | None = None
+    handler_names: tuple[str, ...] = ()
 
     @property
     def n_cases(self) -> int:
@@ -124,9 +131,13 @@ class VisitTable:
         finished: list[bool] = []
         case_finished: list[bool] = []
         case_open: list[float] = []
+        handlers: dict[str, int] = {}
+        handler: list[int] = []
         for case in cases:
             for visit in case.visits:
                 stage.append(codes.setdefault(visit.stage_key, len(codes)))
+                who = visit.handled_by
+                handler.append(-1 if who is None else handlers.setdefault(who, len(handlers)))
                 entered.append(visit.entered_at.timestamp())
                 duration.append(max(float(visit.duration_s), 0.0))
                 finished.append(visit.finished)
@@ -143,4 +154,6 @@ class VisitTable:
             informative=np.ones(len(stage), dtype=np.bool_),
             case_finished=np.asarray(case_finished, dtype=np.bool_),
             case_open_s=np.asarray(case_open, dtype=np.float64),
+            handler=np.asarray(handler, dtype=np.int64) if handlers else None,
+            handler_names=tuple(handlers),
         )

@@ -16,6 +16,9 @@ How an estimate is made (all the heavy work happens once, at fit time):
    remaining times (KM, open jobs censored) replace the simulation, refined by the job's age
    and number of completed stages where those groups are large enough; this keeps the
    dependencies a first-order chain misses (long-waiting jobs keep waiting, late rework).
+   A second table groups the same moments by position and by who finished the job's last stage
+   (when visits name two people or more), for the candidate that scales the direct estimate by
+   who has the job.
 5. Past the last elapsed time that history covers, the residual grows in proportion to the
    elapsed time (a heavy-tail, "Lindy" extrapolation), so an overrunning job keeps a widening,
    non-zero range.
@@ -48,6 +51,7 @@ from tracker.estimates.history import (
 )
 from tracker.estimates.model_direct import (
     GRID,
+    DirectLevel,
     Moments,
     RankedMoments,
     add_level,
@@ -73,6 +77,7 @@ CALIBRATION_PRIOR = 10.0  # outcomes that weigh as much as the model's own P90
 _FACTORS = np.exp(np.linspace(np.log(0.5), np.log(4.0), 64))  # the P90 factors tried, 1/2 to 4
 _UNSCALED = int(np.argmin(np.abs(_FACTORS - 1.0)))
 _FORMAT = "tracker.history-model/1"
+_IN_META = ("stage_keys", "laws", "handler_names")  # the _Fitted fields saved apart from the arrays
 
 
 def age_bucket(age_s: FloatArray) -> IntArray:
@@ -197,15 +202,21 @@ class _Fitted:
     position_basis: IntArray
     position_samples: IntArray
     stage_p90: FloatArray  # P90 of one visit's working duration, per stage
+    handler_keys: IntArray  # sorted keys position * (handlers + 1) + handler + 1 with a row of their own
+    handler_rows: IntArray  # the row of each of those keys
+    handler_names: tuple[str, ...] = ()
 
 
-EstimatorName = Literal["direct", "simulation", "median", "direct_simulation_blend", "direct_median_blend"]
+EstimatorName = Literal[
+    "direct", "simulation", "median", "direct_simulation_blend", "direct_median_blend", "direct_by_resource"
+]
 ESTIMATORS: tuple[EstimatorName, ...] = (
     "direct",
     "simulation",
     "median",
     "direct_simulation_blend",
     "direct_median_blend",
+    "direct_by_resource",
 )
 _BLENDED: dict[str, tuple[EstimatorName, EstimatorName]] = {
     "direct_simulation_blend": ("direct", "simulation"),
@@ -223,7 +234,9 @@ class Selection:
     ``direct``: what remained for past jobs in the same position (finest group with enough
     history, backed by the simulation); ``simulation``: the stage simulation alone; ``median``:
     the plain median remaining time per position, whatever the time already spent; the blends:
-    geometric means of ``direct`` and one of the others.
+    geometric means of ``direct`` and one of the others; ``direct_by_resource``: ``direct`` scaled
+    by how much longer (or shorter) past jobs in the same position had left when the same person had
+    finished their last stage (unscaled where that group is too small, or nobody is named).
 
     The choice is the P50's. The P90 is always ``direct``'s, calibrated: a quantile of the
     remaining time of jobs that stood where the job stands and had run as long (open ones
@@ -242,6 +255,7 @@ class HistoryModel:
     def __init__(self, fitted: _Fitted, calibration: Calibration, selection: Selection | None = None) -> None:
         self._fit = fitted
         self._codes = {key: i for i, key in enumerate(fitted.stage_keys)}
+        self._handlers = {name: i for i, name in enumerate(fitted.handler_names)}
         self.calibration = calibration
         self.selection = selection or Selection()
 
@@ -278,12 +292,11 @@ class HistoryModel:
         """Write the model (and JSON-able ``extra``) as a compressed ``.npz``, without pickle."""
         fit = self._fit
         arrays = {f"laws.{f.name}": getattr(fit.laws, f.name) for f in fields(_StageLaws)}
-        arrays |= {
-            f.name: getattr(fit, f.name) for f in fields(_Fitted) if f.name not in ("stage_keys", "laws")
-        }
+        arrays |= {f.name: getattr(fit, f.name) for f in fields(_Fitted) if f.name not in _IN_META}
         meta = {
             "format": _FORMAT,
             "stage_keys": list(fit.stage_keys),
+            "handler_names": list(fit.handler_names),
             "calibration": asdict(self.calibration),
             "selection": {
                 "estimator": self.selection.estimator,
@@ -302,8 +315,18 @@ class HistoryModel:
             if meta.get("format") != _FORMAT:
                 raise ValueError(f"unsupported history model format {meta.get('format')!r}")
             laws = _StageLaws(**{f.name: data[f"laws.{f.name}"] for f in fields(_StageLaws)})
-            arrays = {f.name: data[f.name] for f in fields(_Fitted) if f.name not in ("stage_keys", "laws")}
-        fitted = _Fitted(stage_keys=tuple(meta["stage_keys"]), laws=laws, **arrays)
+            # Models saved before handlers were learnt have no handler table: an empty one.
+            arrays: dict[str, Any] = {
+                f.name: data[f.name] if f.name in data.files else np.zeros(0, np.int64)
+                for f in fields(_Fitted)
+                if f.name not in _IN_META
+            }
+        fitted = _Fitted(
+            stage_keys=tuple(meta["stage_keys"]),
+            laws=laws,
+            handler_names=tuple(meta.get("handler_names", ())),
+            **arrays,
+        )
         chosen = meta.get("selection") or {}
         stored = chosen.get("estimator")
         selection = Selection(
@@ -320,18 +343,30 @@ class HistoryModel:
         s = self.n_stages
         return np.where(current >= 0, current, np.where(last_completed >= 0, s + last_completed, 2 * s))
 
+    def handler_codes(self, names: Sequence[str | None]) -> IntArray:
+        """Codes of who finished each job's last stage, as the model knows them (-1: nobody, or
+        someone without history)."""
+        known = self._handlers
+        return np.fromiter(
+            (-1 if name is None else known.get(name, -1) for name in names), np.int64, len(names)
+        )
+
     def remaining_arrays(
         self,
         positions: IntArray,
         completed: IntArray,
         elapsed_s: FloatArray,
         job_age_s: FloatArray | None = None,
+        handlers: IntArray | None = None,
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Vectorised core: (P50, calibrated P90, raw P90) of remaining working seconds.
 
-        ``job_age_s`` is each job's working time since it started (NaN or None: unknown).
+        ``job_age_s`` is each job's working time since it started (NaN or None: unknown);
+        ``handlers``, who finished its last stage (:meth:`handler_codes`; None: unknown).
         """
-        return self._candidate_arrays(self.selection.estimator, positions, completed, elapsed_s, job_age_s)
+        return self._candidate_arrays(
+            self.selection.estimator, positions, completed, elapsed_s, job_age_s, handlers
+        )
 
     def _candidate_arrays(
         self,
@@ -340,15 +375,18 @@ class HistoryModel:
         completed: IntArray,
         elapsed_s: FloatArray,
         job_age_s: FloatArray | None,
+        handlers: IntArray | None = None,
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """P50 of ``estimator``; P90 of the direct history whatever the estimator (see
         :class:`Selection`)."""
         located = self._locate(positions, completed, elapsed_s, job_age_s)
         p50, direct90 = self._quantiles("direct", positions, located)
+        if estimator == "direct_by_resource":
+            p50 = p50 * self._handler_ratio(positions, handlers, located)
         if estimator in _BLENDED:
             first, second = (self._quantiles(name, positions, located)[0] for name in _BLENDED[estimator])
             p50 = geometric_blend(first, second)
-        elif estimator != "direct":
+        elif estimator not in ("direct", "direct_by_resource"):
             p50 = self._quantiles(estimator, positions, located)[0]
         raw90 = np.maximum(direct90, p50)
         p90 = np.maximum(raw90 * self.calibration.p90_factor, p50)
@@ -371,6 +409,29 @@ class HistoryModel:
         p50 = _interpolate(self._fit.q50, rows, g, frac, scale)
         return p50, np.maximum(_interpolate(self._fit.q90, rows, g, frac, scale), p50)
 
+    def _handler_ratio(
+        self,
+        positions: IntArray,
+        handlers: IntArray | None,
+        located: tuple[IntArray, IntArray, FloatArray, FloatArray],
+    ) -> FloatArray:
+        """How much longer (or shorter) past jobs in each job's position had left when the same
+        person had finished their last stage, against all of them, at the job's elapsed time; 1
+        where that group is too small. It scales the direct estimate, so what the finer groups know
+        (the job's age, the stages it has done) is kept."""
+        fit = self._fit
+        ratio = np.ones(positions.size)
+        if handlers is None or fit.handler_keys.size == 0:
+            return ratio
+        wanted = positions * (len(fit.handler_names) + 1) + handlers + 1
+        at = np.minimum(np.searchsorted(fit.handler_keys, wanted), fit.handler_keys.size - 1)
+        found = fit.handler_keys[at] == wanted
+        _, g, frac, scale = located
+        own = _interpolate(fit.q50, fit.handler_rows[at], g, frac, scale)
+        everyone = _interpolate(fit.q50, fit.rows_by_position[positions], g, frac, scale)
+        ratio[found] = np.maximum(own[found], 60.0) / np.maximum(everyone[found], 60.0)
+        return ratio
+
     def remaining_many(self, jobs: Sequence[JobProgress]) -> tuple[FloatArray, FloatArray]:
         """P50 and P90 remaining working seconds of many jobs (a table lookup, no simulation)."""
         codes, n = self._codes, len(jobs)
@@ -385,7 +446,10 @@ class HistoryModel:
         completed = np.fromiter((j.completed_stages for j in jobs), np.int64, n)
         elapsed = np.fromiter((j.elapsed_in_stage_s for j in jobs), np.float64, n)
         age = np.fromiter((np.nan if j.job_age_s is None else j.job_age_s for j in jobs), np.float64, n)
-        p50, p90, _ = self.remaining_arrays(self._positions_known(current, last), completed, elapsed, age)
+        handlers = self.handler_codes([j.handled_by for j in jobs])
+        p50, p90, _ = self.remaining_arrays(
+            self._positions_known(current, last), completed, elapsed, age, handlers
+        )
         return p50, p90
 
     def remaining(self, job: JobProgress) -> RemainingWork:
@@ -396,7 +460,8 @@ class HistoryModel:
         completed = np.array([job.completed_stages])
         elapsed = np.array([job.elapsed_in_stage_s], dtype=np.float64)
         age = np.array([np.nan if job.job_age_s is None else job.job_age_s])
-        p50, p90, raw90 = self.remaining_arrays(position, completed, elapsed, age)
+        handler = self.handler_codes([job.handled_by])
+        p50, p90, raw90 = self.remaining_arrays(position, completed, elapsed, age, handler)
         pos = int(position[0])
         rows, g, _, _ = self._locate(position, completed, elapsed, age)
         direct = int(self._fit.direct_samples[rows[0], g[0]])
@@ -573,7 +638,16 @@ def fit_visit_table(
     tables, rows_by_position = level(markov, np.arange(n_pos), 1, moments.position)
     tables, rows_by_stages = level(tables, rows_by_position, N_BUCKETS, moments.position * N_BUCKETS + stages)
     tables, rows = level(tables, rows_by_position, N_AGES, by_age)
-    (q50, q90, direct_samples), rows_by_age = level(tables, rows, N_BUCKETS, by_age * N_BUCKETS + stages)
+    tables, rows_by_age = level(tables, rows, N_BUCKETS, by_age * N_BUCKETS + stages)
+    # By who finished the job's last stage (slot 0: nobody named), backed by the position's row.
+    fan_out = len(table.handler_names) + 1
+    by_handler = DirectLevel.empty()
+    if len(table.handler_names) > 1:  # one person's jobs are everyone's
+        keys = moments.position * fan_out + moments.handler + 1
+        by_handler = direct_level(keys, ranked, window=window, min_samples=min_samples, timeless=timeless)
+    (q50, q90, direct_samples), handler_rows = add_level(
+        tables, np.repeat(rows_by_position, fan_out), by_handler
+    )
     q90 = np.maximum(q90, q50)
 
     position_basis, position_samples = _position_bases(laws, transitions, s)
@@ -591,6 +665,9 @@ def fit_visit_table(
         position_basis=position_basis,
         position_samples=position_samples,
         stage_p90=np.quantile(visit_draws, 0.9, axis=1) if s else np.zeros(0),
+        handler_keys=by_handler.keys,
+        handler_rows=handler_rows[by_handler.keys],
+        handler_names=table.handler_names,
     )
     model = HistoryModel(fitted, Calibration(1.0, float("nan"), float("nan"), 0, "none"))
     model = model.with_selection(_select(model, moments, table, _longest(table, planned)))
@@ -960,6 +1037,8 @@ def _select(model: HistoryModel, moments: Moments, table: VisitTable, longest: f
     """Score every candidate on the newest closed jobs, replayed from each of their moments."""
     pick = _recent_moments(model, moments, table)
     bounded = model.with_selection(Selection(longest_s=longest))
+    # Without a handler table, by resource would be direct itself: not a candidate.
+    names = ESTIMATORS if model._fit.handler_keys.size else ESTIMATORS[:-1]
     p50 = np.vstack(
         [
             bounded._candidate_arrays(
@@ -968,11 +1047,12 @@ def _select(model: HistoryModel, moments: Moments, table: VisitTable, longest: f
                 moments.completed[pick],
                 np.zeros(int(pick.sum())),
                 moments.age[pick],
+                moments.handler[pick],
             )[0]
-            for name in ESTIMATORS
+            for name in names
         ]
     )
-    choice = choose(ESTIMATORS, p50, moments.remaining[pick], moments.closed[pick], default=ESTIMATORS[0])
+    choice = choose(names, p50, moments.remaining[pick], moments.closed[pick], default=ESTIMATORS[0])
     chosen = next(name for name in ESTIMATORS if name == choice.name)
     return Selection(chosen, choice.reason, longest)
 
@@ -981,7 +1061,11 @@ def _in_sample_evidence(model: HistoryModel, moments: Moments, table: VisitTable
     """Recently closed jobs, replayed from each of their moments at zero elapsed time."""
     pick = _recent_moments(model, moments, table)
     _, _, raw90 = model.remaining_arrays(
-        moments.position[pick], moments.completed[pick], np.zeros(int(pick.sum())), moments.age[pick]
+        moments.position[pick],
+        moments.completed[pick],
+        np.zeros(int(pick.sum())),
+        moments.age[pick],
+        moments.handler[pick],
     )
     return CalibrationEvidence(raw90, moments.remaining[pick], np.ones(raw90.size, dtype=np.bool_))
 

@@ -34,6 +34,7 @@ class Moments:
     closed: BoolArray  # remaining is exact (the job closed)
     case: IntArray
     age: FloatArray  # working time since the job began
+    handler: IntArray  # who finished the job's last completed visit (-1: unknown or none)
 
 
 def moments_of(
@@ -60,6 +61,8 @@ def moments_of(
     after_time = np.where(is_last[after], table.entered[after], table.entered[nxt])
     starts = table.case_start[:-1][np.diff(table.case_start) > 0]
     index_in_case = np.arange(table.stage.size) - table.case_start[case]
+    handler = np.full(table.stage.size, -1, np.int64) if table.handler is None else table.handler
+    handler_before = np.where(index_in_case > 0, np.roll(handler, 1), -1)
     return Moments(
         position=np.concatenate([table.stage[inside], s + table.stage[after], np.full(starts.size, 2 * s)]),
         completed=np.concatenate(
@@ -73,6 +76,7 @@ def moments_of(
         closed=np.concatenate([closed[inside], closed[after], closed[starts]]),
         case=np.concatenate([case[inside], case[after], case[starts]]),
         age=np.concatenate([before[inside], before[after] + duration[after], np.zeros(starts.size)]),
+        handler=np.concatenate([handler_before[inside], handler[after], np.full(starts.size, -1, np.int64)]),
     )
 
 
@@ -85,6 +89,11 @@ class DirectLevel:
     q50: FloatArray
     q90: FloatArray
     samples: IntArray
+
+    @classmethod
+    def empty(cls) -> DirectLevel:
+        rows = np.zeros((0, GRID.size))
+        return cls(np.zeros(0, np.int64), rows, rows, np.zeros(0, np.int64))
 
 
 @dataclass(frozen=True)
@@ -129,8 +138,7 @@ def direct_level(
     use &= np.bincount(keys, weights=use, minlength=int(keys.max(initial=0)) + 1)[keys] >= min_samples
     sel = np.flatnonzero(use)
     if sel.size == 0:
-        empty = np.zeros((0, GRID.size))
-        return DirectLevel(np.zeros(0, np.int64), empty, empty, np.zeros(0, np.int64))
+        return DirectLevel.empty()
     # Sorted by group, then remaining time; dense group ids.
     sel = sel[ranked.order(keys[sel], ranked.by_remaining[sel])]
     group_start = run_starts(keys[sel])

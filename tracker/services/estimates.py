@@ -260,8 +260,9 @@ class EstimateService:
             calendar.working_seconds_between(job.stage_entered_at, until) - job.stage_held_seconds, 0.0
         )
         age = calendar.working_seconds_between(job.created_at, max(until, job.created_at))
+        handled_by = jobs.handled_by[0] if len(jobs) else None
         remaining = fitted.model.remaining(
-            JobProgress(job.stage_key, elapsed, None, job.stages_completed, age)
+            JobProgress(job.stage_key, elapsed, None, job.stages_completed, age, handled_by)
         )
         # Queue wait and work add up as in `eta_ranges`, so the hours explain the completion range.
         wait_p50, wait_p90 = float(waits[0][0]), float(waits[1][0])
@@ -391,6 +392,7 @@ class EstimateService:
             created=jobs.created_s,
             queue_wait_p50_s=waits[0],
             queue_wait_p90_s=waits[1],
+            handlers=model.handler_codes(jobs.handled_by),
         )
         now_s = now.timestamp()
         eta = eta_ranges(model, calendar, clocks, now_s)

@@ -89,6 +89,7 @@ async def gather_history(
                     visit.entered_at,
                     max(worked, 0.0),
                     visit.left_at is not None,
+                    visit.left_by,
                 )
             )
         finished = job["status"] == JobStatus.COMPLETED.value

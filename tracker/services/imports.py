@@ -1,7 +1,8 @@
 """Import finished cases of an event log as a workflow's history, so estimates are good from day one.
 
 Each case becomes a completed job whose stage visits end at the case's events (a visit starts at the event
-before). Importing the same log again adds nothing: a case keeps its reference (`IMP-<case id>`).
+before), each left by the event's resource when the log names one. Importing the same log again adds
+nothing: a case keeps its reference (`IMP-<case id>`).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ async def import_history(
             kind="institutional", name=ACCOUNT_NAME, created_at=now, updated_at=now
         )
     starts = log.case_start
+    handled_by = _handlers(log)
     imported = visits_written = skipped = 0
     for first in range(0, log.n_cases, CHUNK):
         cases = range(first, min(first + CHUNK, log.n_cases))
@@ -115,8 +117,8 @@ async def import_history(
                             stage_key=stage,
                             entered_at=entered,
                             left_at=_at(log.time[i]),
-                            entered_by=ACTOR,
-                            left_by=ACTOR,
+                            entered_by=handled_by[i - 1] if i > lo else ACTOR,
+                            left_by=handled_by[i],
                         )
                     )
                     if log.cost is not None and log.cost[i]:
@@ -140,6 +142,14 @@ async def import_history(
         imported += len(fresh)
         visits_written += len(visits)
     return ImportReport(imported, visits_written, skipped)
+
+
+def _handlers(log: EventLog) -> list[str]:
+    """Who finished each event: its resource, or the import itself where the log names nobody."""
+    if log.resource is None:
+        return [ACTOR] * log.n_events
+    names = [name[:100] or ACTOR for name in log.resource_names]  # the column holds 100 characters
+    return [names[r] for r in log.resource.tolist()]
 
 
 def _at(epoch: float) -> datetime:

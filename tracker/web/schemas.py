@@ -550,8 +550,10 @@ class CalibrationOut(Output, kw_only=True):
 class EstimatorOut(Output, kw_only=True):
     chosen: EstimatorName
     """The predictor the P50 comes from: direct (what remained for past jobs in the same position),
-    simulation (stage by stage), median (plain median per stage), or a blend (the geometric mean of
-    direct and simulation, or of direct and median). The P90 is always direct's, calibrated."""
+    simulation (stage by stage), median (plain median per stage), a blend (the geometric mean of
+    direct and simulation, or of direct and median), or direct_by_resource (direct, scaled by how long
+    jobs had left after the same person finished their last stage). The P90 is always direct's,
+    calibrated."""
     reason: str
     """Why: how each candidate's P50 scored on the newest closed jobs when the workflow was last fitted."""
 
