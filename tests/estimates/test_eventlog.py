@@ -285,6 +285,12 @@ def test_xes_keeps_who_handled_each_event_and_says_so(tmp_path: Path) -> None:
     assert log.reading.resources == 2
     assert any("2 distinct in 'org:resource'" in line for line in log.reading.describe())
 
+    # A log that names teams only: the team is who has the case.
+    teams = read_log(_write(tmp_path, "teams.xes", text.replace("org:resource", "org:group")))
+    assert teams.resource is not None and teams.reading is not None
+    assert [teams.resource_names[r] for r in teams.resource] == ["Ann", "Bob", "", "Ann"]
+    assert teams.reading.resource_column == "org:group"
+
 
 def test_csv_resource_column_is_found_by_its_usual_names_or_named(tmp_path: Path) -> None:
     rows = "J1,intake,2024-03-01T08:00:00Z,Ann\nJ1,repair,2024-03-02T08:00:00Z,Bob\n"

@@ -124,7 +124,7 @@ def log_options(command: F) -> F:
                 "--resource",
                 default=None,
                 help="Column (CSV) or event attribute (XES) of who handled the event (if absent: "
-                "org:resource, Resource; none is needed).",
+                "org:resource, Resource, org:group; none is needed).",
             ),
             click.option(
                 "--lifecycle",

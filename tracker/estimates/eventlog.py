@@ -17,9 +17,9 @@ Real logs come as they are, so reading takes them as they are and says what it d
 - Events out of time order inside a case are sorted by time (file order breaks ties). Events
   repeating one of the same case, activity, timestamp (and cost) are counted, and dropped only on
   request. Events without an activity or a timestamp are skipped; cases of a single event are kept.
-- Resources: who handled each event (XES ``org:resource``; a CSV column ``org:resource`` or
-  ``Resource``, or the one named) are kept when the log has them: how long a case has left often
-  depends on who has it.
+- Resources: who handled each event (XES ``org:resource``, else the team, ``org:group``; a CSV
+  column ``org:resource``, ``Resource`` or ``org:group``; or the one named) are kept when the log
+  has them: how long a case has left often depends on who has it.
 - CSV: the dialect (delimiter, quoting) is sniffed from the start of the file; a UTF-8 byte-order
   mark is skipped. A default column name the header lacks is looked for under the names other
   tools give it (``Case ID``, ``case:concept:name``...). A column named ``lifecycle:transition``
@@ -62,9 +62,12 @@ _WELL_KNOWN_COLUMNS = {
 """Names other tools give the columns a default name stands for, tried in order when the file does
 not have the default (case, punctuation and spaces aside)."""
 _LIFECYCLE_COLUMNS = ("lifecycle:transition", "lifecycle")
-RESOURCE_ATTRIBUTE = "org:resource"
-_RESOURCE_COLUMNS = (RESOURCE_ATTRIBUTE, "Resource")
-"""CSV columns read as the resource when none is named (case, punctuation and spaces aside)."""
+_RESOURCE_ATTRIBUTES = ("org:resource", "org:group")
+"""XES event attributes read as the resource when none is named: the first an event has (a log that
+names no person may still name the team)."""
+_RESOURCE_COLUMNS = ("org:resource", "Resource", "org:group")
+"""CSV columns read as the resource when none is named, the first the header has (case, punctuation
+and spaces aside)."""
 _SNIFF_BYTES = 64 * 1024
 _VALUES_LISTED = 12
 
@@ -670,7 +673,9 @@ def _local(tag: str) -> str:
     return tag.rpartition("}")[2]
 
 
-def _xes_events(handle: IO[bytes], cost: str | None, resource: str) -> Iterator[_Event]:
+def _xes_events(
+    handle: IO[bytes], cost: str | None, resources: tuple[str, ...], used: set[str]
+) -> Iterator[_Event]:
     """Yield (case name, activity, timestamp text, lifecycle, cost text, resource) for every event,
     trace by trace. A trace without a name is named by its position.
 
@@ -714,7 +719,7 @@ def _xes_events(handle: IO[bytes], cost: str | None, resource: str) -> Iterator[
                     attributes.get("time:timestamp"),
                     attributes.get("lifecycle:transition"),
                     attributes.get(cost) if cost else None,
-                    attributes.get(resource),
+                    _first_named(attributes, resources, used),
                 )
             )
         elif level == trace_level:
@@ -736,6 +741,18 @@ def _xes_events(handle: IO[bytes], cost: str | None, resource: str) -> Iterator[
     yield from ready
 
 
+def _first_named(
+    attributes: Mapping[str | None, str | None], keys: tuple[str, ...], used: set[str]
+) -> str | None:
+    """The value of the first of ``keys`` the event has, the key added to ``used``."""
+    for key in keys:
+        value = attributes.get(key)
+        if value is not None:
+            used.add(key)
+            return value
+    return None
+
+
 def read_xes(
     path: str | Path,
     *,
@@ -747,15 +764,17 @@ def read_xes(
 ) -> EventLog:
     """Stream an XES log (IEEE 1849): trace and event ``concept:name``, ``time:timestamp`` and
     ``lifecycle:transition`` (see the module docstring); ``cost`` names an event attribute, and
-    ``resource`` the one of who handled the event (``org:resource`` unless told)."""
+    ``resource`` the one of who handled the event (unless told, ``org:resource`` or ``org:group``)."""
     raw = _RawEvents(None, naive_tz, with_cost=cost is not None)
-    resource = resource or RESOURCE_ATTRIBUTE
+    keys = (resource,) if resource else _RESOURCE_ATTRIBUTES
+    used: set[str] = set()
     with _open_binary(path) as handle:
         try:
-            raw.read(_xes_events(handle, cost, resource))
+            raw.read(_xes_events(handle, cost, keys, used))
         except (expat.ExpatError, ValueError) as exc:
             raise EventLogError(f"{path}: {exc}") from exc
-    return raw.assemble(path, "XES", lifecycle, drop_duplicates, resource_column=resource)
+    read_as = ", ".join(key for key in keys if key in used) or None
+    return raw.assemble(path, "XES", lifecycle, drop_duplicates, resource_column=read_as)
 
 
 def iso_utc(epoch: FloatArray) -> list[str]:
