@@ -220,6 +220,19 @@ def test_when_who_has_a_case_says_how_long_it_has_left_the_backtest_learns_it() 
     assert np.median(remaining[bob]) > 5 * np.median(remaining[~bob])
 
 
+def test_a_log_naming_someone_new_on_every_event_is_estimated_as_without_names(
+    log_synthetic: EventLog,
+) -> None:
+    anyone = np.arange(log_synthetic.n_events)
+    named = replace(log_synthetic, resource=anyone, resource_names=tuple(map(str, anyone)))
+
+    report = run_backtest(named).report
+    without = run_backtest(log_synthetic).report
+
+    assert report.mae_days == pytest.approx(without.mae_days, rel=0.01)
+    assert report.p90_coverage == pytest.approx(without.p90_coverage, abs=0.01)
+
+
 def test_coverage_within_the_log_leaves_out_the_p90s_past_its_last_event(log_synthetic: EventLog) -> None:
     result = run_backtest(log_synthetic)
     p = result.predictions

@@ -641,12 +641,13 @@ def fit_visit_table(
     tables, rows_by_age = level(tables, rows, N_BUCKETS, by_age * N_BUCKETS + stages)
     # By who finished the job's last stage (slot 0: nobody named), backed by the position's row.
     fan_out = len(table.handler_names) + 1
+    # The (position, handler) pairs seen, numbered densely: a log may name thousands of people.
+    pairs, pair = np.unique(moments.position * fan_out + moments.handler + 1, return_inverse=True)
     by_handler = DirectLevel.empty()
     if len(table.handler_names) > 1:  # one person's jobs are everyone's
-        keys = moments.position * fan_out + moments.handler + 1
-        by_handler = direct_level(keys, ranked, window=window, min_samples=min_samples, timeless=timeless)
+        by_handler = direct_level(pair, ranked, window=window, min_samples=min_samples, timeless=timeless)
     (q50, q90, direct_samples), handler_rows = add_level(
-        tables, np.repeat(rows_by_position, fan_out), by_handler
+        tables, rows_by_position[pairs // fan_out], by_handler
     )
     q90 = np.maximum(q90, q50)
 
@@ -665,7 +666,7 @@ def fit_visit_table(
         position_basis=position_basis,
         position_samples=position_samples,
         stage_p90=np.quantile(visit_draws, 0.9, axis=1) if s else np.zeros(0),
-        handler_keys=by_handler.keys,
+        handler_keys=pairs[by_handler.keys],
         handler_rows=handler_rows[by_handler.keys],
         handler_names=table.handler_names,
     )
