@@ -505,8 +505,8 @@ def _direct(ev: _Events, known: _Known, block: IntArray) -> tuple[FloatArray, Fl
     <- the whole sequence of activities so far; each finer level shrunk towards the coarser by its
     number of closed samples. Returns the P50 and P90, and, when the log names resources, the P50
     of the same with the resource of the last event right under the last activity (who has a case
-    says much about how long it has left, on logs where the activities alone say little) and
-    without the whole sequence, too thin a group once split by resource."""
+    says much about how long it has left, on logs where the activities alone say little), refined
+    by the previous activity only: finer groups split by resource are too thin to tell more."""
     s = len(ev.activity_names)
     estimate, _ = residual_quantiles(known.case_duration, known.case_closed, ev.age[block])
     moment = known.events
@@ -535,9 +535,8 @@ def _direct(ev: _Events, known: _Known, block: IntArray) -> tuple[FloatArray, Fl
     *_, estimate = refined(by_activity, *finer)
     by_resource = None
     if ev.resource is not None:
-        by_resource = refined(by_activity, (ev.resource, int(ev.resource.max(initial=0)) + 1), *finer[:2])[2][
-            :, 0
-        ]
+        who = (ev.resource, int(ev.resource.max(initial=0)) + 1)
+        by_resource = refined(by_activity, who, finer[0])[2][:, 0]
     return estimate[:, 0], np.maximum(estimate[:, 1], estimate[:, 0]), by_resource
 
 
