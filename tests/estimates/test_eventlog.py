@@ -294,15 +294,25 @@ def test_xes_keeps_who_handled_each_event_and_says_so(tmp_path: Path) -> None:
 
 def test_csv_resource_column_is_found_by_its_usual_names_or_named(tmp_path: Path) -> None:
     rows = "J1,intake,2024-03-01T08:00:00Z,Ann\nJ1,repair,2024-03-02T08:00:00Z,Bob\n"
-    usual = _write(tmp_path, "usual.csv", "CaseID,ActivityID,CompleteTimestamp,Resource\n" + rows)
-    named = _write(tmp_path, "named.csv", "CaseID,ActivityID,CompleteTimestamp,mechanic\n" + rows)
 
+    def csv_log(name: str, column: str, body: str = rows) -> Path:
+        return _write(tmp_path, name, f"CaseID,ActivityID,CompleteTimestamp,{column}\n{body}")
+
+    usual, named = csv_log("usual.csv", "Resource"), csv_log("named.csv", "mechanic")
     for log in (read_log(usual), read_log(named, resource="mechanic")):
         assert log.resource is not None
         assert [log.resource_names[r] for r in log.resource] == ["Ann", "Bob"]
     assert read_log(named).resource is None  # no usual name: the log does without
     with pytest.raises(EventLogError, match="no column 'fitter'"):
         read_log(named, resource="fitter")
+
+    # An empty cell names nobody.
+    some = read_log(csv_log("some.csv", "Resource", rows.replace("Ann", "")))
+    assert some.resource is not None
+    assert [some.resource_names[r] for r in some.resource] == ["", "Bob"]
+    assert (
+        read_log(csv_log("none.csv", "Resource", rows.replace("Ann", "").replace("Bob", ""))).resource is None
+    )
 
     again = tmp_path / "again.csv"
     write_csv(read_log(usual), again)

@@ -408,7 +408,7 @@ class _RawEvents:
                 if code is None:
                     code = case_code[case] = len(case_code)
                 add_case(code)
-                if resource is None:
+                if not resource:  # an empty cell names nobody
                     add_resource(-1)
                 else:
                     code = resource_code.get(resource)
