@@ -291,6 +291,16 @@ def test_xes_keeps_who_handled_each_event_and_says_so(tmp_path: Path) -> None:
     assert [teams.resource_names[r] for r in teams.resource] == ["Ann", "Bob", "", "Ann"]
     assert teams.reading.resource_column == "org:group"
 
+    # Named on a start event only: no completion names anyone.
+    start = '<string key="lifecycle:transition" value="start"/>'
+    started = read_log(
+        _write(
+            tmp_path, "started.xes", XES.replace(start, start + '<string key="org:resource" value="Ann"/>')
+        )
+    )
+    assert started.resource is None and started.reading is not None
+    assert started.reading.resources == 0
+
 
 def test_csv_resource_column_is_found_by_its_usual_names_or_named(tmp_path: Path) -> None:
     rows = "J1,intake,2024-03-01T08:00:00Z,Ann\nJ1,repair,2024-03-02T08:00:00Z,Bob\n"

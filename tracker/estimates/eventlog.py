@@ -482,6 +482,8 @@ class _RawEvents:
         case, time, activity = every_case[pick], every_time[pick], activity[pick]
         cost = np.frombuffer(self.cost, dtype=np.float64)[pick] if self.with_cost else None
         resource = np.frombuffer(self.resource, dtype=np.int64)[pick] if self.resources.index else None
+        if resource is not None and not (resource >= 0).any():  # named on events not kept only
+            resource = None
         same_case = case[1:] == case[:-1]
         reordered = np.unique(case[1:][same_case & (order[1:] < order[:-1])]).size
         repeats = _repeats(case, activity, time, cost)
@@ -490,6 +492,7 @@ class _RawEvents:
             case, activity, time = case[unique], activity[unique], time[unique]
             cost = None if cost is None else cost[unique]
             resource = None if resource is None else resource[unique]
+        named = 0 if resource is None else int(np.unique(resource[resource >= 0]).size)
         if resource is not None:  # events without a resource share the unnamed one
             resource = np.where(resource < 0, len(self.resources.index), resource)
         names = self.activities.names
@@ -529,7 +532,7 @@ class _RawEvents:
             date_example=self.loose.example,
             recognised_columns=recognised_columns,
             resource_column=resource_column if resource is not None else None,
-            resources=len(self.resources.index),
+            resources=named,
         )
         return replace(log, reading=reading)
 
