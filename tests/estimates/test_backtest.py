@@ -273,7 +273,8 @@ def test_on_the_shipped_real_log_p50_beats_the_baseline_and_p90_holds_through_th
     report = run_backtest(read_log(SHIPPED_LOG), name=SHIPPED_LOG.name).report
 
     assert report.cases == 1199
-    assert report.mae_days < 0.99 * report.baseline_mae_days
+    assert report.mae_days < 0.95 * report.baseline_mae_days  # who handled each step tells much here
+    assert report.estimators.get("direct_by_resource", 0) > report.predictions / 2
     assert 0.85 <= report.p90_coverage <= 0.95
     for tenth in report.by_tenth:
         assert tenth.mae_days <= 1.5 * tenth.baseline_mae_days
