@@ -128,6 +128,20 @@ def test_the_choice_counts_open_jobs_past_their_estimate_as_errors() -> None:
     assert few.name == "short" and "fewer than" in few.reason
 
 
+def test_candidates_that_predict_alike_score_alike_and_the_first_listed_wins() -> None:
+    rng = np.random.default_rng(8)
+    observed = rng.exponential(10 * DAY, 997)
+    resolved = np.ones(997, dtype=np.bool_)
+    default, good = np.full(997, 30.0 * DAY), observed * rng.uniform(0.8, 1.2, 997)
+    names = ("median", "direct", "blend", "simulation", "service", "by_resource")
+    others = [rng.exponential(10 * DAY, 997) for _ in range(3)]
+
+    choice = choose(names, np.vstack([default, good, *others, good]), observed, resolved, default="median")
+
+    assert choice.errors["direct"] == choice.errors["by_resource"]
+    assert choice.name == "direct"
+
+
 def test_a_challenger_ahead_by_noise_does_not_replace_the_default() -> None:
     rng = np.random.default_rng(3)
     observed = rng.exponential(10 * DAY, 200)

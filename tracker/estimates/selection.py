@@ -78,11 +78,13 @@ def choose(
     w = np.ones(observed.size) if weights is None else weights / weights.sum()
     w = w / w.sum()
     each = prediction_errors(p50, observed, resolved)
-    errors = each @ w
+    # Row by row, not as a matrix product: two candidates that predict alike then score exactly
+    # alike, and the first listed wins the tie.
+    errors = (each * w).sum(axis=1)
     fallback = list(names).index(default)
     gain = each[fallback] - each  # per prediction, how much each candidate does better
-    mean_gain = gain @ w
-    spread = np.sqrt(((gain - mean_gain[:, None]) ** 2) @ (w**2))
+    mean_gain = (gain * w).sum(axis=1)
+    spread = np.sqrt((((gain - mean_gain[:, None]) ** 2) * w**2).sum(axis=1))
     clear = (mean_gain > MARGIN * errors[fallback]) & (mean_gain > Z * spread)
     best = int(np.argmin(np.where(clear, errors, np.inf))) if clear.any() else fallback
     scores = {name: float(e) for name, e in zip(names, errors, strict=True)}
