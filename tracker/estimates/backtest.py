@@ -59,7 +59,7 @@ from tracker.estimates.model import (
     fit_visit_table,
     prefix_bucket,
 )
-from tracker.estimates.residual import grouped_quantiles, residual_quantiles, shrink
+from tracker.estimates.residual import SHRINKAGE, grouped_quantiles, residual_quantiles, shrink
 from tracker.estimates.selection import choose, geometric_blend
 
 _DAY = 86_400.0
@@ -506,7 +506,9 @@ def _direct(ev: _Events, known: _Known, block: IntArray) -> tuple[FloatArray, Fl
     number of closed samples. Returns the P50 and P90, and, when the log names resources, the P50
     of the same with the resource of the last event right under the last activity (who has a case
     says much about how long it has left, on logs where the activities alone say little), refined
-    by the previous activity only: finer groups split by resource are too thin to tell more."""
+    by the previous activity only: finer groups split by resource are too thin to tell more. Where
+    the resources seen so far average fewer closed moments each than the shrinkage's ``n0``, their
+    groups could move no estimate even halfway: the direct P50 stands in, and is not computed twice."""
     s = len(ev.activity_names)
     estimate, _ = residual_quantiles(known.case_duration, known.case_closed, ev.age[block])
     moment = known.events
@@ -533,8 +535,11 @@ def _direct(ev: _Events, known: _Known, block: IntArray) -> tuple[FloatArray, Fl
         (ev.sequence, int(ev.sequence.max(initial=0)) + 1),
     )
     *_, estimate = refined(by_activity, *finer)
-    by_resource = None
-    if ev.resource is not None:
+    if ev.resource is None:
+        return estimate[:, 0], np.maximum(estimate[:, 1], estimate[:, 0]), None
+    by_resource = estimate[:, 0]
+    seen = np.unique(ev.resource[moment]).size
+    if known.closed.sum() >= SHRINKAGE * seen:
         who = (ev.resource, int(ev.resource.max(initial=0)) + 1)
         by_resource = refined(by_activity, who, finer[0])[2][:, 0]
     return estimate[:, 0], np.maximum(estimate[:, 1], estimate[:, 0]), by_resource
