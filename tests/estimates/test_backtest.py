@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from tracker.cli.backtest import backtest_command
-from tracker.estimates.backtest import ESTIMATORS, PREDICTION_HEADER, run_backtest
+from tracker.estimates.backtest import CANDIDATES, ESTIMATORS, PREDICTION_HEADER, run_backtest
 from tracker.estimates.calendar import BusinessCalendar
 from tracker.estimates.eventlog import EventLog, read_log, write_csv
 from tracker.estimates.synthetic import generate_workload
@@ -124,6 +124,10 @@ def test_the_report_scores_each_tenth_of_the_log_and_names_the_estimators_chosen
     assert sum(t.predictions for t in report.by_tenth) == report.predictions
     assert sum(report.estimators.values()) == report.predictions
     assert set(report.estimators) <= set(ESTIMATORS)
+    # Each candidate alone: the plain median is the bar itself; no resources, no candidate by resource.
+    assert set(report.candidates_mae_days) == set(CANDIDATES) - {"direct_by_resource"}
+    assert report.candidates_mae_days["median"] == pytest.approx(report.baseline_mae_days)
+    assert "each alone, MAE   direct " in report.render()
     for tenth in report.by_tenth[1:]:
         assert 0.75 <= tenth.p90_coverage <= 1.0
         assert tenth.mae_days <= 1.5 * tenth.baseline_mae_days

@@ -173,6 +173,9 @@ class BacktestReport:
     runtime_s: float
     events_per_s: float
     options: BacktestOptions = field(default_factory=BacktestOptions)
+    candidates_mae_days: dict[str, float] = field(default_factory=dict)
+    """The P50 MAE each candidate would have had answering every prediction alone (within the same
+    bound): ``service`` is what the service's own history model gives on this log."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -202,6 +205,8 @@ class BacktestReport:
             for t in self.by_tenth
         ]
         lines.append("estimator chosen  " + ", ".join(f"{k} {v}" for k, v in self.estimators.items()))
+        alone = ", ".join(f"{k} {v:.3f}" for k, v in self.candidates_mae_days.items())
+        lines.append(f"each alone, MAE   {alone}")
         if self.cost is not None:
             lines.append(
                 f"cost MAE          {self.cost.mae:.2f}   (no further cost {self.cost.baseline_mae:.2f}), "
@@ -254,7 +259,7 @@ def run_backtest(
     names = CANDIDATES if ev.resource is not None else CANDIDATES[:-1]  # the last needs resources
     p50_all = np.zeros((len(names), n_pred))
     direct90, median90 = np.zeros(n_pred), np.zeros(n_pred)
-    p50_s, p90_s = np.zeros(n_pred), np.zeros(n_pred)
+    p50_s, p90_s, caps = np.zeros(n_pred), np.zeros(n_pred), np.zeros(n_pred)
     chosen = np.zeros(n_pred, dtype=np.int64)
     cost_p50, cost_p90 = np.zeros(n_pred), np.zeros(n_pred)
     finished = _FinishedPrefixes.build(ev)
@@ -295,7 +300,7 @@ def run_backtest(
         if cold:  # nothing known yet: the long-running open cases are all there is
             raw90 = np.maximum(raw90, median90[lo:hi])
         # Never absurd: the service's bound, on the longest case seen (or this one's age).
-        cap = BOUND * np.maximum(known.case_duration.max(initial=0.0), ev.age[block])
+        cap = caps[lo:hi] = BOUND * np.maximum(known.case_duration.max(initial=0.0), ev.age[block])
         p50 = _cold_start(known, p50_all[k, lo:hi]) if cold else p50_all[k, lo:hi]
         p50_s[lo:hi] = np.minimum(p50, cap)
         p90_s[lo:hi] = np.minimum(np.maximum(raw90 * factor, p50_s[lo:hi]), cap)
@@ -317,8 +322,16 @@ def run_backtest(
         cost_p90=None if ev.cost_so_far is None else cost_p90,
         actual_cost=None if ev.case_cost is None else ev.case_cost[ev.case[pred]],
     )
+    alone = {
+        candidate: float(
+            np.abs(cal.add_working_seconds_many(at, np.minimum(row, caps)) - predictions.actual_end).mean()
+        )
+        / _DAY
+        for candidate, row in zip(names, p50_all, strict=True)
+        if n_pred
+    }
     runtime = time.perf_counter() - started
-    report = _score(predictions, log, name, calendar_name, len(refits), runtime, options)
+    report = _score(predictions, log, name, calendar_name, len(refits), runtime, options, alone)
     return Backtest(report, predictions)
 
 
@@ -890,6 +903,7 @@ def _score(
     refits: int,
     runtime: float,
     options: BacktestOptions,
+    alone: dict[str, float],
 ) -> BacktestReport:
     err = np.abs(p.p50_end - p.actual_end) / _DAY
     base = np.abs(p.baseline_end - p.actual_end) / _DAY
@@ -964,6 +978,7 @@ def _score(
         runtime_s=runtime,
         events_per_s=log.n_events / runtime if runtime > 0 else float("inf"),
         options=options,
+        candidates_mae_days=alone,
     )
 
 
