@@ -322,13 +322,10 @@ def run_backtest(
         cost_p90=None if ev.cost_so_far is None else cost_p90,
         actual_cost=None if ev.case_cost is None else ev.case_cost[ev.case[pred]],
     )
+    ends = [cal.add_working_seconds_many(at, np.minimum(row, caps)) for row in p50_all] if n_pred else []
     alone = {
-        candidate: float(
-            np.abs(cal.add_working_seconds_many(at, np.minimum(row, caps)) - predictions.actual_end).mean()
-        )
-        / _DAY
-        for candidate, row in zip(names, p50_all, strict=True)
-        if n_pred
+        candidate: float(np.abs(end - predictions.actual_end).mean() / _DAY)
+        for candidate, end in zip(names, ends, strict=False)
     }
     runtime = time.perf_counter() - started
     report = _score(predictions, log, name, calendar_name, len(refits), runtime, options, alone)

@@ -51,7 +51,6 @@ from tracker.estimates.history import (
 )
 from tracker.estimates.model_direct import (
     GRID,
-    DirectLevel,
     Moments,
     RankedMoments,
     add_level,
@@ -639,16 +638,17 @@ def fit_visit_table(
     tables, rows_by_stages = level(tables, rows_by_position, N_BUCKETS, moments.position * N_BUCKETS + stages)
     tables, rows = level(tables, rows_by_position, N_AGES, by_age)
     tables, rows_by_age = level(tables, rows, N_BUCKETS, by_age * N_BUCKETS + stages)
-    # By who finished the job's last stage (slot 0: nobody named), backed by the position's row.
-    fan_out = len(table.handler_names) + 1
-    # The (position, handler) pairs seen, numbered densely: a log may name thousands of people.
-    pairs, pair = np.unique(moments.position * fan_out + moments.handler + 1, return_inverse=True)
-    by_handler = DirectLevel.empty()
-    if len(table.handler_names) > 1:  # one person's jobs are everyone's
-        by_handler = direct_level(pair, ranked, window=window, min_samples=min_samples, timeless=timeless)
-    (q50, q90, direct_samples), handler_rows = add_level(
-        tables, rows_by_position[pairs // fan_out], by_handler
-    )
+    # By who finished the job's last stage (slot 0: nobody named), backed by the position's row; only
+    # when two people or more are named (one person's jobs are everyone's).
+    handler_keys = handler_rows = np.zeros(0, np.int64)
+    if len(table.handler_names) > 1:
+        fan_out = len(table.handler_names) + 1
+        # The (position, handler) pairs seen, numbered densely: a log may name thousands of people.
+        pairs, pair = np.unique(moments.position * fan_out + moments.handler + 1, return_inverse=True)
+        found = direct_level(pair, ranked, window=window, min_samples=min_samples, timeless=timeless)
+        tables, rows_by_pair = add_level(tables, rows_by_position[pairs // fan_out], found)
+        handler_keys, handler_rows = pairs[found.keys], rows_by_pair[found.keys]
+    q50, q90, direct_samples = tables
     q90 = np.maximum(q90, q50)
 
     position_basis, position_samples = _position_bases(laws, transitions, s)
@@ -666,8 +666,8 @@ def fit_visit_table(
         position_basis=position_basis,
         position_samples=position_samples,
         stage_p90=np.quantile(visit_draws, 0.9, axis=1) if s else np.zeros(0),
-        handler_keys=pairs[by_handler.keys],
-        handler_rows=handler_rows[by_handler.keys],
+        handler_keys=handler_keys,
+        handler_rows=handler_rows,
         handler_names=table.handler_names,
     )
     model = HistoryModel(fitted, Calibration(1.0, float("nan"), float("nan"), 0, "none"))

@@ -90,11 +90,6 @@ class DirectLevel:
     q90: FloatArray
     samples: IntArray
 
-    @classmethod
-    def empty(cls) -> DirectLevel:
-        rows = np.zeros((0, GRID.size))
-        return cls(np.zeros(0, np.int64), rows, rows, np.zeros(0, np.int64))
-
 
 @dataclass(frozen=True)
 class RankedMoments:
@@ -138,7 +133,8 @@ def direct_level(
     use &= np.bincount(keys, weights=use, minlength=int(keys.max(initial=0)) + 1)[keys] >= min_samples
     sel = np.flatnonzero(use)
     if sel.size == 0:
-        return DirectLevel.empty()
+        empty = np.zeros((0, GRID.size))
+        return DirectLevel(np.zeros(0, np.int64), empty, empty, np.zeros(0, np.int64))
     # Sorted by group, then remaining time; dense group ids.
     sel = sel[ranked.order(keys[sel], ranked.by_remaining[sel])]
     group_start = run_starts(keys[sel])
