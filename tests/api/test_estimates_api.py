@@ -216,24 +216,27 @@ async def test_a_job_moved_on_by_someone_whose_jobs_linger_is_expected_to_take_l
         tuple(f"c{c}" for c in range(n)),
         ("intake", "repair", "ready"),
         resource=np.column_stack([bob, bob, bob]).ravel().astype(np.int64),
-        resource_names=("staff:Ann", "staff:Bob"),
+        resource_names=("Ann", "Bob"),  # as a log names them; their keys act as staff:Ann, staff:Bob
     )
     await import_history(log, "car-repair", mapping={}, now=clock.now)
     estimates: EstimateService = client._transport.app.state.services.estimates
     await estimates.refit("car-repair", now=clock.now)
 
-    explained = {}
+    explained, completion = {}, {}
     for name in ("Ann", "Bob"):
         issued = await keys.create_key(name, "staff", now=clock.now)
         job = await create_job(client, auth.staff, garage["account"]["id"])
         moved_on = await act(client, {"Authorization": f"Bearer {issued.secret}"}, job, "advance")
         assert moved_on.status_code == 200, moved_on.text
+        completion[name] = datetime.fromisoformat(moved_on.json()["estimate"]["completion"]["p50"])
         response = await client.get(f"/jobs/{job['id']}/estimate", headers=auth.staff)
         explained[name] = response.json()
 
     assert {e["estimator"]["chosen"] for e in explained.values()} == {"direct_by_resource"}
     ann, bob_hours = (explained[name]["remaining_working_hours"]["p50"] for name in ("Ann", "Bob"))
     assert bob_hours > 5 * ann
+    # The job's own snapshot, recomputed when it moved on, says the same.
+    assert completion["Bob"] - completion["Ann"] > timedelta(days=1)
 
 
 async def test_a_promise_before_the_p90_puts_the_job_at_risk_once(client, auth, garage, clock: FakeClock):

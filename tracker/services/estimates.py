@@ -55,6 +55,7 @@ from tracker.estimates.queueing import ServiceTimes, WaitingJob, simulate_queue_
 from tracker.services.events import Listeners, record_events
 from tracker.services.history import gather_history, planned_stages
 from tracker.services.jobs import get_job
+from tracker.services.keys import person_of
 from tracker.services.signals import DeliveriesQueued
 from tracker.services.workflows import WorkflowVersion, WorkflowVersions
 
@@ -260,7 +261,7 @@ class EstimateService:
             calendar.working_seconds_between(job.stage_entered_at, until) - job.stage_held_seconds, 0.0
         )
         age = calendar.working_seconds_between(job.created_at, max(until, job.created_at))
-        handled_by = jobs.handled_by[0] if len(jobs) else None
+        handled_by = _people(jobs.handled_by)[0] if len(jobs) else None
         remaining = fitted.model.remaining(
             JobProgress(job.stage_key, elapsed, None, job.stages_completed, age, handled_by)
         )
@@ -392,7 +393,7 @@ class EstimateService:
             created=jobs.created_s,
             queue_wait_p50_s=waits[0],
             queue_wait_p90_s=waits[1],
-            handlers=model.handler_codes(jobs.handled_by),
+            handlers=model.handler_codes(_people(jobs.handled_by)),
         )
         now_s = now.timestamp()
         eta = eta_ranges(model, calendar, clocks, now_s)
@@ -634,6 +635,11 @@ def _promised_epochs(days: FloatArray, version: WorkflowVersion) -> FloatArray:
 def _finite(value: float) -> float | None:
     """JSON has no NaN: a figure that could not be measured is null."""
     return float(value) if np.isfinite(value) else None
+
+
+def _people(actors: Sequence[str | None]) -> list[str | None]:
+    """Who moved each job into its current stage, as the model names people (:func:`person_of`)."""
+    return [None if actor is None else person_of(actor) for actor in actors]
 
 
 def _codes(keys: list[str], codes: dict[str, int], *, missing: int) -> npt.NDArray[np.int64]:

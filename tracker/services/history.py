@@ -16,6 +16,7 @@ from tracker.db.models import CostEntry, Job, StageVisit
 from tracker.domain.workflow import JobStatus
 from tracker.estimates.cost import CostHistory, stage_shares
 from tracker.estimates.history import CaseHistory, PlannedStage, VisitRecord
+from tracker.services.keys import person_of
 from tracker.services.workflows import WorkflowVersion, WorkflowVersions
 
 HOUR = 3600.0
@@ -89,7 +90,7 @@ async def gather_history(
                     visit.entered_at,
                     max(worked, 0.0),
                     visit.left_at is not None,
-                    visit.left_by,
+                    None if visit.left_by is None else person_of(visit.left_by),
                 )
             )
         finished = job["status"] == JobStatus.COMPLETED.value

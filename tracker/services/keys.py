@@ -42,6 +42,17 @@ class Principal:
         return f"{self.role.value}:{self.name}"
 
 
+def person_of(actor: str) -> str:
+    """The person an actor name stands for: a key's actor (``staff:Ann``) is the key's name (``Ann``),
+    as an event log names the same person, so history imported from a log carries over to the jobs
+    that person moves on through the API. Other actors (``import:history``) stay whole."""
+    role, colon, name = actor.partition(":")
+    return name if colon and role in _ROLES else actor
+
+
+_ROLES = frozenset(role.value for role in Role)
+
+
 class KeyRefused(Exception):
     """The request's key does not authenticate it; `code` says why, for the caller."""
 
