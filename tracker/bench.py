@@ -4,6 +4,8 @@ Prints one JSON object a line: {"name", "value", "unit", "baseline", "ratio"}.
 
 - recompute_jobs_per_s: recomputing 100,000 open jobs on PostgreSQL (claim, estimate, write back), against
   the rows/s of a bare bulk UPDATE of the same estimate columns with precomputed values.
+- board_ms: building the staff dashboard's board over those 100,000 open jobs, against a bare count of
+  the open jobs per stage (tracker.services.dashboard).
 - backtest_events_per_s and backtest_peak_rss_mb: `tracker backtest` on a generated log of 1,000,000
   events, against reading the same log alone.
 - email_deliveries_per_s: the dispatcher delivering 1,000 emails of a fan-out (claim, compose, send,
@@ -43,6 +45,7 @@ import numpy as np
 import uvicorn
 from tortoise import Tortoise
 from tortoise.connection import get_connection
+from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from notifications import DispatcherSettings, WebhookMessage, generate_secret, signature_headers
@@ -52,20 +55,22 @@ from tracker.bench_pages import status_page_load
 from tracker.clock import utc_now
 from tracker.db import bulk
 from tracker.db.config import tortoise_config
-from tracker.db.models import Contact, Delivery, WebhookEndpoint, WebhookSubscription
+from tracker.db.models import Contact, Delivery, Job, WebhookEndpoint, WebhookSubscription
 from tracker.db.session import apply_migrations
 from tracker.demo import CAR_REPAIR
 from tracker.dispatcher import HoldEmails, dispatching
 from tracker.domain.events import EventType, NewEvent
 from tracker.domain.money import Money
+from tracker.domain.workflow import OPEN_STATUSES
 from tracker.estimates.eventlog import read_log, write_csv
 from tracker.estimates.synthetic import generate_log
-from tracker.services import accounts, keys, workflows
+from tracker.services import accounts, dashboard, keys, workflows
 from tracker.services.accounts import ContactFields
 from tracker.services.bootstrap import build_services
 from tracker.services.events import Listeners, record_events
 from tracker.services.jobs import NewJob, new_job_row
 from tracker.services.outbox import DatabaseDeliveryStore
+from tracker.services.snapshots import JobSnapshots
 from tracker.settings import Settings
 
 JOBS = 100_000
@@ -200,6 +205,30 @@ async def _bare_update_rows_per_s() -> float:
     return len(ids) / (time.perf_counter() - started)
 
 
+async def _board_and_bare_count(snapshots: JobSnapshots, now: datetime) -> tuple[float, float]:
+    """Seconds to build the staff board over every open job (median of three), against a bare count
+    of the open jobs per stage, the least any board of them must read."""
+
+    async def board_once() -> float:
+        started = time.perf_counter()
+        await dashboard.board(snapshots, now=now, locale="en")
+        return time.perf_counter() - started
+
+    async def count_once() -> float:
+        started = time.perf_counter()
+        await (
+            Job.filter(status__in=[status.value for status in OPEN_STATUSES])
+            .annotate(count=Count("id"))
+            .group_by("workflow_id", "stage_key")
+            .values_list("workflow_id", "stage_key", "count")
+        )
+        return time.perf_counter() - started
+
+    boards = [await board_once() for _ in range(3)]
+    counts = [await count_once() for _ in range(3)]
+    return float(np.median(boards)), float(np.median(counts))
+
+
 async def bench_recompute(base_url: str) -> None:
     name = f"tracker_bench_{secrets.token_hex(4)}"
     await _admin(base_url, f'CREATE DATABASE "{name}"')
@@ -243,6 +272,8 @@ async def bench_recompute(base_url: str) -> None:
         assert done == again == JOBS, (done, again)
         emit("recompute_jobs_per_s", steady, "jobs/s", bare)
         emit("recompute_first_pass_jobs_per_s", first, "jobs/s", bare)
+        board_s, count_s = await _board_and_bare_count(build_services(settings).snapshots, later)
+        emit("board_ms", board_s * 1000, "ms", count_s * 1000)
     finally:
         await Tortoise.close_connections()
         await _admin(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
