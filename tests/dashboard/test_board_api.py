@@ -12,6 +12,7 @@ from tests.conftest import CURRENT_TIME, FakeClock, Keys
 from tests.dashboard.conftest import record_delivery
 from tests.factories import act, create_job
 from tracker.db.models import Question, Suppression, SurveyResponse
+from tracker.services.dashboard import SHOWN
 
 
 def section(html: str, heading_id: str) -> str:
@@ -130,6 +131,25 @@ async def test_forecast_accuracy_charts_draw_completed_jobs_first_and_last_estim
     assert '<circle class="first"' in accuracy and '<rect class="last"' in accuracy
     assert '<rect class="bar"' in accuracy
     assert "2026-03" in accuracy
+
+
+async def test_a_crowded_stage_shows_its_count_and_the_jobs_longest_in_it(
+    staff: httpx.AsyncClient, auth: Keys, clock: FakeClock, shop: dict[str, Any]
+) -> None:
+    account = shop["account"]["id"]
+    jobs = []
+    for n in range(SHOWN + 3):
+        jobs.append(
+            await create_job(staff, auth.staff, account, title=f"Queued {n}", promised_on="2026-03-02")
+        )
+        clock.advance(minutes=5)
+    board = (await staff.get("/dashboard")).text
+    assert wip(board, "Intake") == SHOWN + 3
+    for listed in (section(board, "column-1"), section(board, "at-risk")):
+        shown = [job["reference"] for job in jobs if f">{job['reference']}</a>" in listed]
+        assert shown == [job["reference"] for job in jobs[:SHOWN]]  # the longest in the stage first
+        assert "and 3 more" in listed
+    assert f">{SHOWN + 3}</span>" in section(board, "at-risk")
 
 
 async def test_the_board_speaks_the_language_asked_for(staff: httpx.AsyncClient) -> None:

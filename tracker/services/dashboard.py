@@ -5,11 +5,12 @@ in one transaction."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tortoise.functions import Count, Max, Min
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from tracker.db.models import (
@@ -26,10 +27,12 @@ from tracker.domain.errors import Conflict, NotFound
 from tracker.domain.workflow import OPEN_STATUSES, JobStatus
 from tracker.estimates.accuracy import ForecastOutcome, MonthShare, monthly_p90_shares
 from tracker.services.jobs import ExpectedVersion, JobService, NoteItem, NoteVisibility
-from tracker.services.snapshots import JobSnapshot, JobSnapshots
+from tracker.services.snapshots import FLAG_COLUMNS, FlagFields, JobSnapshot, JobSnapshots
 from tracker.services.workflows import WorkflowVersion
 
 FAILED_DELIVERIES = ("dead", "bounced")
+SHOWN = 10
+"""How many jobs each stage column and each flag list shows (the count says how many there are)."""
 RECENT = 20
 """How many recent failures, suppressions, survey comments the board lists."""
 ACCURACY_JOBS = 30
@@ -42,7 +45,18 @@ class StageColumn:
     workflow: str
     key: str
     label: str
+    count: int
+    """Open jobs in the stage (its work in progress)."""
     jobs: tuple[JobSnapshot, ...]
+    """The first `SHOWN` of them, longest in the stage first."""
+
+
+@dataclass(frozen=True)
+class FlaggedJobs:
+    count: int
+    """Open jobs with the flag."""
+    jobs: tuple[JobSnapshot, ...]
+    """The first `SHOWN` of them, longest in their stage first."""
 
 
 @dataclass(frozen=True)
@@ -83,10 +97,10 @@ class Satisfaction:
 @dataclass(frozen=True)
 class Board:
     columns: tuple[StageColumn, ...]
-    at_risk: tuple[JobSnapshot, ...]
-    over_budget: tuple[JobSnapshot, ...]
-    stuck: tuple[JobSnapshot, ...]
-    overdue: tuple[JobSnapshot, ...]
+    at_risk: FlaggedJobs
+    over_budget: FlaggedJobs
+    stuck: FlaggedJobs
+    overdue: FlaggedJobs
     questions: tuple[WaitingQuestion, ...]
     failures: tuple[Delivery, ...]
     suppressions: tuple[Suppression, ...]
@@ -97,22 +111,29 @@ class Board:
 
 
 async def board(snapshots: JobSnapshots, *, now: datetime, locale: str, staff_time_zone: str = "") -> Board:
-    open_jobs = await Job.filter(status__in=[s.value for s in OPEN_STATUSES]).order_by(
-        "stage_entered_at", "id"
-    )
-    jobs = await snapshots.of_many(open_jobs, locale=locale)
-    estimated = [(job, job.estimate) for job in jobs if job.estimate is not None]
+    """The board reads a few columns of every open job (counts and flags) and builds snapshots only of
+    the jobs it shows, so its cost stays in the database's hands however many jobs are open."""
     workflows = [
         (workflow, await snapshots.versions.get(workflow.id))
         for workflow in await Workflow.filter(is_current=True, archived=False).order_by("key")
     ]
+    flagged = await _flagged(snapshots)
+    counts, first = await _stages()
+    shown = {job_id for ids in (*first.values(), *flagged.values()) for job_id in ids[:SHOWN]}
+    jobs = await snapshots.of_many(list(await Job.filter(id__in=list(shown))), locale=locale)
+    snapshot_of = {job.id: job for job in jobs}
+
+    def listed(ids: Sequence[int]) -> FlaggedJobs:
+        return FlaggedJobs(len(ids), tuple(snapshot_of[job_id] for job_id in ids[:SHOWN]))
+
     zones = {version.calendar.timezone.key for _, version in workflows}
+    columns = _columns(workflows, counts, {where: listed(ids).jobs for where, ids in first.items()}, locale)
     return Board(
-        columns=_columns(workflows, jobs, locale),
-        at_risk=tuple(job for job, estimate in estimated if estimate.at_risk),
-        over_budget=tuple(job for job, estimate in estimated if estimate.over_budget),
-        stuck=tuple(job for job, estimate in estimated if estimate.stuck),
-        overdue=tuple(job for job, estimate in estimated if estimate.overdue),
+        columns=columns,
+        at_risk=listed(flagged["at_risk"]),
+        over_budget=listed(flagged["over_budget"]),
+        stuck=listed(flagged["stuck"]),
+        overdue=listed(flagged["overdue"]),
         questions=await waiting_questions(),
         failures=tuple(
             await Delivery.filter(status__in=FAILED_DELIVERIES).order_by("-created_at", "-id").limit(RECENT)
@@ -124,21 +145,81 @@ async def board(snapshots: JobSnapshots, *, now: datetime, locale: str, staff_ti
     )
 
 
+def _open_jobs() -> QuerySet[Job]:
+    return Job.filter(status__in=[status.value for status in OPEN_STATUSES])
+
+
+async def _flagged(snapshots: JobSnapshots) -> dict[str, list[int]]:
+    """The ids of the estimated open jobs with each flag, longest in their stage first, each flag read
+    by the snapshot's own rule from the job's stored columns."""
+    flagged: dict[str, list[int]] = {name: [] for name in ("at_risk", "over_budget", "stuck", "overdue")}
+    rows = (
+        await _open_jobs()
+        .filter(eta_p90__not_isnull=True, cost_p50__not_isnull=True, estimated_at__not_isnull=True)
+        .order_by("stage_entered_at", "id")
+        .values_list("workflow_id", *FLAG_COLUMNS)
+    )
+    calendars = {
+        workflow_id: (await snapshots.versions.get(workflow_id)).calendar
+        for workflow_id in {row[0] for row in rows}
+    }
+    for workflow_id, *columns in rows:
+        job = FlagFields(*columns)
+        flags = snapshots.flags(job, calendars[workflow_id])
+        for name, ids in flagged.items():
+            if getattr(flags, name):
+                ids.append(job.id)
+    return flagged
+
+
+async def _stages() -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], list[int]]]:
+    """Open jobs per (workflow key, stage), every version of a workflow together: how many, and the ids
+    of the first `SHOWN`, longest in the stage first."""
+    key_of: dict[int, str] = dict(await Workflow.all().values_list("id", "key"))
+    versions: dict[str, list[int]] = defaultdict(list)
+    for workflow_id, key in key_of.items():
+        versions[key].append(workflow_id)
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    grouped = (
+        await _open_jobs()
+        .annotate(count=Count("id"))
+        .group_by("workflow_id", "stage_key")
+        .values_list("workflow_id", "stage_key", "count")
+    )
+    for workflow_id, stage_key, count in grouped:
+        counts[(key_of[workflow_id], stage_key)] += count
+    first: dict[tuple[str, str], list[int]] = {}
+    for key, stage_key in counts:
+        longest = (
+            _open_jobs()
+            .filter(workflow_id__in=versions[key], stage_key=stage_key)
+            .order_by("stage_entered_at", "id")
+            .limit(SHOWN)
+        )
+        first[(key, stage_key)] = [job_id for (job_id,) in await longest.values_list("id")]
+    return dict(counts), first
+
+
 def _columns(
-    workflows: Sequence[tuple[Workflow, WorkflowVersion]], jobs: Sequence[JobSnapshot], locale: str
+    workflows: Sequence[tuple[Workflow, WorkflowVersion]],
+    counts: Mapping[tuple[str, str], int],
+    jobs: Mapping[tuple[str, str], tuple[JobSnapshot, ...]],
+    locale: str,
 ) -> tuple[StageColumn, ...]:
     """A column per stage of every current workflow, in its order, even when empty (a WIP of 0)."""
-    by_stage: dict[tuple[str, str], list[JobSnapshot]] = defaultdict(list)
-    for job in jobs:
-        by_stage[(job.workflow_key, job.stage.key)].append(job)
+    left = dict(counts)
     columns: list[StageColumn] = []
     for workflow, version in workflows:
         for stage in version.definition.stages:
-            waiting = by_stage.pop((workflow.key, stage.key), [])
-            columns.append(StageColumn(workflow.name, stage.key, stage.label(locale), tuple(waiting)))
+            where = (workflow.key, stage.key)
+            label = stage.label(locale)
+            columns.append(
+                StageColumn(workflow.name, stage.key, label, left.pop(where, 0), jobs.get(where, ()))
+            )
     # Jobs on a stage the current version dropped (or of an archived workflow) still show.
-    for (workflow_key, stage_key), waiting in by_stage.items():
-        columns.append(StageColumn(workflow_key, stage_key, waiting[0].stage.label, tuple(waiting)))
+    for (workflow_key, stage_key), count in left.items():
+        shown = jobs[(workflow_key, stage_key)]
+        columns.append(StageColumn(workflow_key, stage_key, shown[0].stage.label, count, shown))
     return tuple(columns)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any, NamedTuple
 
 from tracker.db.models import Job
 from tracker.domain.money import Money
@@ -48,6 +49,30 @@ class EstimateSnapshot:
     over_budget: bool
     stuck: bool
     computed_at: datetime
+
+
+class FlagFields(NamedTuple):
+    """The columns of an estimated job that its flags are read from, in :data:`FLAG_COLUMNS` order."""
+
+    id: int
+    promised_on: date | None
+    eta_p90: datetime
+    announced: dict[str, Any] | None
+    estimated_at: datetime
+    cost_p50: Decimal
+    quote_amount: Decimal
+    stages_completed: int
+
+
+FLAG_COLUMNS = FlagFields._fields
+
+
+@dataclass(frozen=True)
+class Flags:
+    overdue: bool
+    at_risk: bool
+    over_budget: bool
+    stuck: bool
 
 
 @dataclass(frozen=True)
@@ -118,21 +143,51 @@ class JobSnapshots:
     async def of_many(self, jobs: list[Job], *, locale: str = "en") -> list[JobSnapshot]:
         return [await self.of(job, locale=locale) for job in jobs]
 
+    def flags(self, job: FlagFields, calendar: BusinessCalendar) -> Flags:
+        """The flags of an estimated job, from its stored columns alone (so the board can read them for
+        every open job without building their snapshots)."""
+        return Flags(
+            overdue=is_overdue(job.announced, job.estimated_at),
+            at_risk=self._at_risk(job.promised_on, job.eta_p90, calendar),
+            over_budget=is_over_budget(job.cost_p50, job.quote_amount, self.over_budget_tolerance),
+            stuck=was_found_stuck(job.announced, stage_visit_id(job.id, job.stages_completed)),
+        )
+
+    def _at_risk(self, promised_on: date | None, eta_p90: datetime, calendar: BusinessCalendar) -> bool:
+        if promised_on is None:
+            return False
+        deadline = promise_deadline(promised_on, calendar)
+        if eta_p90 <= deadline and self.thresholds.at_risk_enter_days >= 0:
+            return False  # not late at all, so not later than a threshold of zero or more: no calendar walk
+        late_s = late_by_working_s(deadline, eta_p90, calendar)
+        return is_at_risk(late_s, calendar=calendar, thresholds=self.thresholds)
+
     def _estimate(self, job: Job, calendar: BusinessCalendar) -> EstimateSnapshot | None:
         if job.eta_p50 is None or job.eta_p90 is None or job.cost_p50 is None or job.cost_p90 is None:
             return None
         assert job.estimated_at is not None
-        deadline = None if job.promised_on is None else promise_deadline(job.promised_on, calendar)
-        late_s = late_by_working_s(deadline, job.eta_p90, calendar)
+        flags = self.flags(
+            FlagFields(
+                job.id,
+                job.promised_on,
+                job.eta_p90,
+                job.announced,
+                job.estimated_at,
+                job.cost_p50,
+                job.quote_amount,
+                job.stages_completed,
+            ),
+            calendar,
+        )
         return EstimateSnapshot(
             completion_p50=job.eta_p50,
             completion_p90=job.eta_p90,
             cost_p50=Money.in_minor_units(job.cost_p50, job.currency),
             cost_p90=Money.in_minor_units(job.cost_p90, job.currency),
             basis=job.estimate_basis or "planned",
-            overdue=is_overdue(job.announced, job.estimated_at),
-            at_risk=is_at_risk(late_s, calendar=calendar, thresholds=self.thresholds),
-            over_budget=is_over_budget(job.cost_p50, job.quote_amount, self.over_budget_tolerance),
-            stuck=was_found_stuck(job.announced, stage_visit_id(job.id, job.stages_completed)),
+            overdue=flags.overdue,
+            at_risk=flags.at_risk,
+            over_budget=flags.over_budget,
+            stuck=flags.stuck,
             computed_at=job.estimated_at,
         )
