@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
 from tortoise.functions import Count, Max, Min
@@ -27,7 +27,7 @@ from tracker.domain.errors import Conflict, NotFound
 from tracker.domain.workflow import OPEN_STATUSES, JobStatus
 from tracker.estimates.accuracy import ForecastOutcome, MonthShare, monthly_p90_shares
 from tracker.services.jobs import ExpectedVersion, JobService, NoteItem, NoteVisibility
-from tracker.services.snapshots import FLAG_COLUMNS, FlagFields, JobSnapshot, JobSnapshots
+from tracker.services.snapshots import FLAG_COLUMNS, FlagFields, Flags, JobSnapshot, JobSnapshots
 from tracker.services.workflows import WorkflowVersion
 
 FAILED_DELIVERIES = ("dead", "bounced")
@@ -152,7 +152,7 @@ def _open_jobs() -> QuerySet[Job]:
 async def _flagged(snapshots: JobSnapshots) -> dict[str, list[int]]:
     """The ids of the estimated open jobs with each flag, longest in their stage first, each flag read
     by the snapshot's own rule from the job's stored columns."""
-    flagged: dict[str, list[int]] = {name: [] for name in ("at_risk", "over_budget", "stuck", "overdue")}
+    flagged: dict[str, list[int]] = {flag.name: [] for flag in fields(Flags)}
     rows = (
         await _open_jobs()
         .filter(eta_p90__not_isnull=True, cost_p50__not_isnull=True, estimated_at__not_isnull=True)
