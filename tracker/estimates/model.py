@@ -71,6 +71,7 @@ _MAX_STEPS = 500
 _LEVELS = 256  # resolution of the inverse CDFs used to draw stage durations
 _TAIL = 1.0 - np.log(1.0 - (np.arange(5) + 0.5) / 5)  # 1 + Exp(1) quintile midpoints
 _PATH_BUDGET = 200_000
+_GUIDE_CELLS = 1_000_000  # entries of a transition table's guide (see _Draws), however many stages
 _CALIBRATION_CASES = 500
 CALIBRATION_PRIOR = 10.0  # outcomes that weigh as much as the model's own P90
 _FACTORS = np.exp(np.linspace(np.log(0.5), np.log(4.0), 64))  # the P90 factors tried, 1/2 to 4
@@ -888,12 +889,15 @@ def _visits(transitions: FloatArray, start: FloatArray) -> tuple[FloatArray, Flo
 
 @dataclass(frozen=True)
 class _Draws:
-    """The nonzero cells of a row-stochastic table (column s = END), flattened so that one binary
-    search draws a column for every row asked: the search runs over the cells that can be drawn
-    only, a few per row in a real process, not over every stage of every row."""
+    """The nonzero cells of a row-stochastic table (column s = END), flattened, with a guide table:
+    for each of ``width`` equal slices of a row's [0, 1), the first cell that a draw in that slice
+    can land on. A draw reads the guide and steps forward past the cells it lies beyond, about
+    cells / ``width`` steps, where a binary search over every cell took about log2(cells) random
+    reads (dense tables, where anything follows anything, spent most of a fit there)."""
 
-    bounds: FloatArray  # row index + cumulative probability of each cell, row by row
+    within: FloatArray  # cumulative probability of each cell within its row; the row's last is 1
     columns: IntArray
+    guide: IntArray  # (rows, width): the first cell of the row whose cumulative exceeds slice / width
 
     @classmethod
     def of(cls, table: FloatArray) -> _Draws:
@@ -904,12 +908,25 @@ class _Draws:
         cumulative = np.cumsum(table[rows, columns])
         first = np.searchsorted(rows, np.arange(table.shape[0]), side="left")
         within = cumulative - np.r_[0.0, cumulative][first][rows]
-        within[np.r_[first[1:], rows.size] - 1] = 1.0  # the last cell of a row closes it exactly
-        return cls(rows + within, columns.astype(np.int64))
+        last = np.r_[first[1:], rows.size] - 1
+        within[last] = 1.0  # the last cell of a row closes it exactly
+        n_rows = table.shape[0]
+        cells = int(np.diff(np.r_[first, rows.size]).max(initial=1))
+        width = max(min(cells, _GUIDE_CELLS // max(n_rows, 1)), 1)
+        slices = np.arange(width) / width
+        guide = np.searchsorted(rows + within, np.arange(n_rows)[:, None] + slices[None, :], side="right")
+        return cls(within, columns.astype(np.int64), np.minimum(guide, last[:, None]))
 
     def draw(self, rows: IntArray, rng: np.random.Generator) -> IntArray:
-        """One column per row index."""
-        cell = np.searchsorted(self.bounds, rows + rng.random(rows.size), side="right")
+        """One column per row index: the first cell of the row whose cumulative exceeds a uniform
+        draw (the row's last cell closes at 1, so the steps never leave the row)."""
+        u = rng.random(rows.size)
+        width = self.guide.shape[1]
+        cell: IntArray = self.guide[rows, (u * width).astype(np.int64)]
+        behind = np.flatnonzero(self.within[cell] <= u)
+        while behind.size:
+            cell[behind] += 1
+            behind = behind[self.within[cell[behind]] <= u[behind]]
         return self.columns[cell]
 
 
