@@ -143,10 +143,11 @@ ROUTES = [
     Route("GET", "/webhooks/{webhook_id:int}/attempts", 200, HOOKS),
     Route("POST", "/webhooks/{webhook_id:int}/replay", 202, HOOKS, body="replay"),
     # The staff dashboard takes no bearer key: a key signs in through its form, then a session cookie
-    # stands for it. Without one, the sign-in page, 401 for the forms and a redirect for a job's page.
+    # stands for it. Without one, the sign-in page, 401 for the forms and a redirect for the other pages.
     Route("GET", "/dashboard", 200, PUBLIC),
     Route("POST", "/dashboard/sign-in", 401, PUBLIC),
     Route("POST", "/dashboard/sign-out", 401, PUBLIC),
+    Route("GET", "/dashboard/jobs", 303, PUBLIC),
     Route("GET", "/dashboard/jobs/{job_id:int}", 303, PUBLIC),
     Route(
         "POST",

@@ -11,6 +11,7 @@ from playwright.async_api import Browser, Page, expect
 from tests.browser.conftest import Axe, Live, Screenshots
 from tests.conftest import Keys
 from tests.factories import create_account, create_job, create_workflow
+from tracker.services.dashboard import SHOWN
 
 pytestmark = pytest.mark.browser
 
@@ -92,3 +93,22 @@ async def test_a_question_from_the_status_page_is_answered_on_the_dashboard(
         await expect(customer.get_by_text("Yes, we are open until noon on Saturday.")).to_be_visible()
     finally:
         await customer_context.close()
+
+
+async def test_a_crowded_column_opens_in_full_from_the_board(
+    page: Page, live: Live, auth: Keys, job: dict[str, Any], axe: Axe, screenshots: Screenshots
+) -> None:
+    for n in range(SHOWN):
+        live.clock.advance(minutes=5)
+        await create_job(live.api, auth.staff, job["account_id"], title=f"Queued {n}")
+    await sign_in(page, live, auth)
+    intake = page.locator("section.column").filter(has=page.get_by_role("heading", name="Intake"))
+    await expect(intake.locator(".count")).to_have_text(str(SHOWN + 1))
+    await intake.get_by_role("link", name="and 1 more").click()
+
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("Intake")
+    await expect(page.locator("tbody tr")).to_have_count(SHOWN + 1)
+    await axe(page)
+    await screenshots(page, "dashboard-list")
+    await page.get_by_role("link", name=job["reference"]).click()
+    await expect(page.get_by_role("heading", level=1)).to_contain_text(job["reference"])

@@ -7,11 +7,13 @@ import re
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import CURRENT_TIME, FakeClock, Keys
 from tests.dashboard.conftest import record_delivery
 from tests.factories import act, create_job
 from tracker.db.models import Question, Suppression, SurveyResponse
+from tracker.services import dashboard
 from tracker.services.dashboard import SHOWN
 
 
@@ -150,6 +152,65 @@ async def test_a_crowded_stage_shows_its_count_and_the_jobs_longest_in_it(
         assert shown == [job["reference"] for job in jobs[:SHOWN]]  # the longest in the stage first
         assert "and 3 more" in listed
     assert f">{SHOWN + 3}</span>" in section(board, "at-risk")
+
+
+def _listed_references(html: str) -> list[str]:
+    return re.findall(r'<a href="/dashboard/jobs/\d+">([^<]+)</a>', html)
+
+
+def _more_link(html: str) -> str:
+    found = re.search(r'<a href="(/dashboard/jobs\?[^"]+)">and \d+ more</a>', html)
+    assert found is not None, "no link to the whole list"
+    return found.group(1).replace("&amp;", "&")
+
+
+async def test_the_whole_column_and_flag_list_are_a_link_away_a_page_at_a_time(
+    staff: httpx.AsyncClient,
+    auth: Keys,
+    clock: FakeClock,
+    shop: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dashboard, "LISTED", 5)
+    account = shop["account"]["id"]
+    references = []
+    for n in range(SHOWN + 2):
+        job = await create_job(staff, auth.staff, account, title=f"Queued {n}", promised_on="2026-03-02")
+        references.append(job["reference"])
+        clock.advance(minutes=5)
+    board = (await staff.get("/dashboard")).text
+    for heading in ("column-1", "at-risk"):
+        address = _more_link(section(board, heading))
+        seen: list[str] = []
+        for page in (1, 2, 3):
+            listed = (await staff.get(address if page == 1 else f"{address}&page={page}")).text
+            assert f'<span class="count">{SHOWN + 2}</span>' in listed
+            assert f"Page {page} of 3" in listed
+            seen += _listed_references(listed)
+        assert seen == references  # every one, longest in the stage first
+        beyond = await staff.get(f"{address}&page=4")
+        assert beyond.status_code == 404
+
+
+async def test_a_list_page_needs_one_known_stage_or_flag_and_a_page_number(
+    client: httpx.AsyncClient, staff: httpx.AsyncClient, shop: dict[str, Any]
+) -> None:
+    workflow = shop["workflow"]["key"]
+    assert (await staff.get(f"/dashboard/jobs?stage={workflow}:intake")).status_code == 200
+    assert (await staff.get("/dashboard/jobs?flag=stuck")).status_code == 200
+    for query in (
+        "",
+        "flag=late",
+        f"flag=stuck&stage={workflow}:intake",
+        "stage=no-such-workflow:intake",
+        "flag=stuck&page=0",
+        "flag=stuck&page=two",
+    ):
+        response = await staff.get(f"/dashboard/jobs?{query}")
+        assert response.status_code == 404, query
+    client.cookies.clear()
+    signed_out = await client.get("/dashboard/jobs?flag=stuck")
+    assert signed_out.status_code == 303 and signed_out.headers["location"] == "/dashboard"
 
 
 async def test_the_board_speaks_the_language_asked_for(staff: httpx.AsyncClient) -> None:

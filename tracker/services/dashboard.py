@@ -5,7 +5,7 @@ in one transaction."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
@@ -33,6 +33,9 @@ from tracker.services.workflows import WorkflowVersion
 FAILED_DELIVERIES = ("dead", "bounced")
 SHOWN = 10
 """How many jobs each stage column and each flag list shows (the count says how many there are)."""
+LISTED = 50
+"""How many jobs a page of a whole column or flag list shows."""
+FLAG_NAMES = tuple(flag.name for flag in fields(Flags))
 RECENT = 20
 """How many recent failures, suppressions, survey comments the board lists."""
 ACCURACY_JOBS = 30
@@ -43,6 +46,7 @@ ACCURACY_MONTHS = 12
 @dataclass(frozen=True)
 class StageColumn:
     workflow: str
+    workflow_key: str
     key: str
     label: str
     count: int
@@ -126,7 +130,6 @@ async def board(snapshots: JobSnapshots, *, now: datetime, locale: str, staff_ti
     def listed(ids: Sequence[int]) -> FlaggedJobs:
         return FlaggedJobs(len(ids), tuple(snapshot_of[job_id] for job_id in ids[:SHOWN]))
 
-    zones = {version.calendar.timezone.key for _, version in workflows}
     columns = _columns(workflows, counts, {where: listed(ids).jobs for where, ids in first.items()}, locale)
     return Board(
         columns=columns,
@@ -141,8 +144,22 @@ async def board(snapshots: JobSnapshots, *, now: datetime, locale: str, staff_ti
         suppressions=tuple(await Suppression.all().order_by("-created_at", "-id").limit(RECENT)),
         satisfaction=await _satisfaction(),
         accuracy=await forecast_accuracy(now),
-        time_zone=staff_time_zone or (zones.pop() if len(zones) == 1 else "UTC"),
+        time_zone=staff_time_zone or _shared_zone(version for _, version in workflows),
     )
+
+
+async def board_time_zone(snapshots: JobSnapshots, staff_time_zone: str = "") -> str:
+    """The zone the board's times are shown in: `Settings.staff_time_zone`, else the one the current
+    workflows' calendars share, else UTC."""
+    if staff_time_zone:
+        return staff_time_zone
+    current = await Workflow.filter(is_current=True, archived=False)
+    return _shared_zone([await snapshots.versions.get(workflow.id) for workflow in current])
+
+
+def _shared_zone(versions: Iterable[WorkflowVersion]) -> str:
+    zones = {version.calendar.timezone.key for version in versions}
+    return zones.pop() if len(zones) == 1 else "UTC"
 
 
 def _open_jobs() -> QuerySet[Job]:
@@ -152,7 +169,7 @@ def _open_jobs() -> QuerySet[Job]:
 async def _flagged(snapshots: JobSnapshots) -> dict[str, list[int]]:
     """The ids of the estimated open jobs with each flag, longest in their stage first, each flag read
     by the snapshot's own rule from the job's stored columns."""
-    flagged: dict[str, list[int]] = {flag.name: [] for flag in fields(Flags)}
+    flagged: dict[str, list[int]] = {name: [] for name in FLAG_NAMES}
     rows = (
         await _open_jobs()
         .filter(eta_p90__not_isnull=True, cost_p50__not_isnull=True, estimated_at__not_isnull=True)
@@ -214,13 +231,63 @@ def _columns(
             where = (workflow.key, stage.key)
             label = stage.label(locale)
             columns.append(
-                StageColumn(workflow.name, stage.key, label, left.pop(where, 0), jobs.get(where, ()))
+                StageColumn(
+                    workflow.name, workflow.key, stage.key, label, left.pop(where, 0), jobs.get(where, ())
+                )
             )
     # Jobs on a stage the current version dropped (or of an archived workflow) still show.
     for (workflow_key, stage_key), count in left.items():
         shown = jobs[(workflow_key, stage_key)]
-        columns.append(StageColumn(workflow_key, stage_key, shown[0].stage.label, count, shown))
+        columns.append(StageColumn(workflow_key, workflow_key, stage_key, shown[0].stage.label, count, shown))
     return tuple(columns)
+
+
+@dataclass(frozen=True)
+class JobList:
+    """One page of the open jobs in a stage, or with a flag, longest in their stage first."""
+
+    count: int
+    jobs: tuple[JobSnapshot, ...]
+    page: int
+    pages: int
+
+
+async def stage_jobs(
+    snapshots: JobSnapshots, workflow_key: str, stage_key: str, *, page: int, locale: str
+) -> JobList:
+    """The board's column `stage_key` of the workflow `workflow_key` (every version), in full."""
+    versions = [workflow_id for (workflow_id,) in await Workflow.filter(key=workflow_key).values_list("id")]
+    in_stage = _open_jobs().filter(workflow_id__in=versions, stage_key=stage_key)
+    count = await in_stage.count()
+    rows = await in_stage.order_by("stage_entered_at", "id").offset((page - 1) * LISTED).limit(LISTED)
+    return JobList(count, tuple(await snapshots.of_many(list(rows), locale=locale)), page, _pages(count))
+
+
+async def stage_heading(
+    snapshots: JobSnapshots, workflow_key: str, stage_key: str, *, locale: str
+) -> tuple[str, str] | None:
+    """The workflow's name and the stage's label for a column's page (the key when the current version
+    dropped the stage); None for a workflow that never existed."""
+    workflow = await Workflow.filter(key=workflow_key).order_by("-is_current", "-version").first()
+    if workflow is None:
+        return None
+    definition = (await snapshots.versions.get(workflow.id)).definition
+    known = {stage.key: stage for stage in definition.stages}
+    return workflow.name, known[stage_key].label(locale) if stage_key in known else stage_key
+
+
+async def flagged_jobs(snapshots: JobSnapshots, flag: str, *, page: int, locale: str) -> JobList:
+    """The board's list of the jobs with `flag` (a field of `Flags`), in full."""
+    ids = (await _flagged(snapshots))[flag]
+    shown = ids[(page - 1) * LISTED : page * LISTED]
+    snapshot_of = {
+        job.id: job for job in await snapshots.of_many(list(await Job.filter(id__in=shown)), locale=locale)
+    }
+    return JobList(len(ids), tuple(snapshot_of[job_id] for job_id in shown), page, _pages(len(ids)))
+
+
+def _pages(count: int) -> int:
+    return max(-(-count // LISTED), 1)
 
 
 async def waiting_questions() -> tuple[WaitingQuestion, ...]:

@@ -288,6 +288,48 @@ async def _job_page(
     )
 
 
+@get(f"{PATH}/jobs", opt={PUBLIC: True}, include_in_schema=False)
+async def jobs_page(request: AnyRequest) -> Response[str]:
+    """A whole board column (`?stage=workflow:stage`) or flag list (`?flag=at_risk`), a page at a time."""
+    visit = await _visit(request)
+    if visit.principal is None:
+        return visit.redirect(PATH)
+    query, services = request.query_params, visit.services
+    stage, flag, page = query.get("stage"), query.get("flag"), query.get("page", "1")
+    if not page.isdigit() or int(page) < 1 or (stage is None) == (flag is None):
+        return visit.render("message.html", 404, kind="not_found")
+    number, language = int(page), visit.language
+    if flag is not None:
+        if flag not in queries.FLAG_NAMES:
+            return visit.render("message.html", 404, kind="not_found")
+        listing = await queries.flagged_jobs(services.snapshots, flag, page=number, locale=language)
+        heading, workflow = None, None
+    else:
+        workflow_key, _, stage_key = (stage or "").partition(":")
+        found = await queries.stage_heading(services.snapshots, workflow_key, stage_key, locale=language)
+        if found is None:
+            return visit.render("message.html", 404, kind="not_found")
+        workflow, heading = found
+        listing = await queries.stage_jobs(
+            services.snapshots, workflow_key, stage_key, page=number, locale=language
+        )
+    if number > listing.pages:
+        return visit.render("message.html", 404, kind="not_found")
+    selected = {"flag": flag} if flag is not None else {"stage": stage or ""}
+    return visit.render(
+        "jobs.html",
+        listing=listing,
+        flag=flag,
+        heading=heading,
+        workflow=workflow,
+        time_zone=await queries.board_time_zone(services.snapshots, services.settings.staff_time_zone),
+        previous=visit.link(f"{PATH}/jobs", **selected, page=str(number - 1)) if number > 1 else None,
+        following=(
+            visit.link(f"{PATH}/jobs", **selected, page=str(number + 1)) if number < listing.pages else None
+        ),
+    )
+
+
 @get(f"{PATH}/jobs/{{job_id:int}}", opt={PUBLIC: True}, include_in_schema=False)
 async def job_page(request: AnyRequest, job_id: FromPath[int]) -> Response[str]:
     visit = await _visit(request)
@@ -375,4 +417,4 @@ def _question(raw: str) -> int:
     return int(raw)
 
 
-DASHBOARD_HANDLERS = [board_page, sign_in, sign_out, job_page, job_action]
+DASHBOARD_HANDLERS = [board_page, sign_in, sign_out, jobs_page, job_page, job_action]
