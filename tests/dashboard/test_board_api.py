@@ -203,6 +203,7 @@ async def test_a_list_page_needs_one_known_stage_or_flag_and_a_page_number(
         "flag=late",
         f"flag=stuck&stage={workflow}:intake",
         "stage=no-such-workflow:intake",
+        f"stage={workflow}:no-such-stage",
         "flag=stuck&page=0",
         "flag=stuck&page=two",
     ):

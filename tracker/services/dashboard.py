@@ -266,14 +266,15 @@ async def stage_jobs(
 async def stage_heading(
     snapshots: JobSnapshots, workflow_key: str, stage_key: str, *, locale: str
 ) -> tuple[str, str] | None:
-    """The workflow's name and the stage's label for a column's page (the key when the current version
-    dropped the stage); None for a workflow that never existed."""
-    workflow = await Workflow.filter(key=workflow_key).order_by("-is_current", "-version").first()
-    if workflow is None:
-        return None
-    definition = (await snapshots.versions.get(workflow.id)).definition
-    known = {stage.key: stage for stage in definition.stages}
-    return workflow.name, known[stage_key].label(locale) if stage_key in known else stage_key
+    """The workflow's name and the stage's label for a column's page; None for a stage that no version
+    of the workflow has (or a workflow that never existed). A stage the current version dropped keeps
+    the label of the newest version that had it."""
+    newest_first = await Workflow.filter(key=workflow_key).order_by("-is_current", "-version")
+    for workflow in newest_first:
+        stages = {stage.key: stage for stage in (await snapshots.versions.get(workflow.id)).definition.stages}
+        if stage_key in stages:
+            return newest_first[0].name, stages[stage_key].label(locale)
+    return None
 
 
 async def flagged_jobs(snapshots: JobSnapshots, flag: str, *, page: int, locale: str) -> JobList:
