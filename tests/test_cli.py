@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 
+import tracker
 from tests.conftest import new_postgres_database
 from tracker.cli import main
 from tracker.domain.events import EVENT_PAYLOADS, EventType
@@ -262,7 +263,9 @@ def test_serving_an_unmigrated_database_fails_with_a_message_before_starting(
     result = run(env, command)
 
     assert result.exit_code == 1, result.output
-    assert result.output.startswith("Error: the database lacks 7 migration(s) (0001_initial, "), result.output
+    migrations = len(list((Path(tracker.__file__).parent / "db" / "migrations").glob("0*.py")))
+    lacking = f"Error: the database lacks {migrations} migration(s) (0001_initial, "
+    assert result.output.startswith(lacking), result.output
     assert result.output.rstrip().endswith("run `tracker migrate`")
 
 

@@ -38,9 +38,10 @@ from tracker.domain.money import Money
 from tracker.services import workflows
 from tracker.services.bootstrap import build_services
 from tracker.services.email_composer import DatabaseEmailComposer
-from tracker.services.jobs import ExpectedVersion, NewJob
+from tracker.services.jobs import NewJob
 from tracker.services.outbox import ComposedEmail, QueuedEmail
 from tracker.services.preferences import new_page_token
+from tracker.services.versions import ExpectedVersion
 from tracker.settings import Settings
 
 EMAILS = 1_000

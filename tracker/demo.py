@@ -30,12 +30,12 @@ from tracker.services.bootstrap import Services
 from tracker.services.calendars import check_calendar
 from tracker.services.events import HISTORY_ONLY, record_events
 from tracker.services.jobs import (
-    ExpectedVersion,
     NewJob,
     created_event,
     new_job_row,
     transition_payload,
 )
+from tracker.services.versions import ExpectedVersion
 
 ACTOR = "staff:demo"
 

@@ -52,6 +52,7 @@ async def test_an_individual_account_is_created_with_its_one_contact(
         "name": "Marie Dubois",
         "created_at": NOW,
         "updated_at": NOW,
+        "version": 1,
     }
     [only] = account["contacts"]
     assert isinstance(only["id"], int)
@@ -63,6 +64,7 @@ async def test_an_individual_account_is_created_with_its_one_contact(
         "time_zone": "Europe/Paris",
         "created_at": NOW,
         "updated_at": NOW,
+        "version": 1,
     }
     fetched = await client.get(f"/accounts/{account['id']}", headers=auth.staff)
     assert fetched.status_code == 200, fetched.text
@@ -270,10 +272,52 @@ async def test_patching_a_contact_changes_only_the_given_fields(
         "email": "marie.dubois@example.fr",
         "time_zone": "America/Montreal",
         "updated_at": later.isoformat().replace("+00:00", "Z"),
+        "version": original["version"] + 1,
     }
     fetched = await client.get(f"/contacts/{original['id']}", headers=auth.staff)
     assert fetched.status_code == 200, fetched.text
     assert fetched.json() == response.json()
+
+
+async def test_account_and_contact_changes_may_name_the_version_they_read(
+    client: httpx.AsyncClient, auth: Keys
+) -> None:
+    account = await create_account(client, auth.staff)
+    contact = account["contacts"][0]
+    read = await client.get(f"/accounts/{account['id']}", headers=auth.staff)
+    assert (read.headers["etag"], read.json()["version"]) == ('"1"', 1)
+
+    renamed = await client.patch(
+        f"/accounts/{account['id']}", json={"name": "Marie D."}, headers={**auth.staff, "If-Match": '"1"'}
+    )
+    assert (renamed.status_code, renamed.headers["etag"]) == (200, '"2"')
+    stale = await client.patch(
+        f"/accounts/{account['id']}", json={"name": "Marie Dupont"}, headers={**auth.staff, "If-Match": '"1"'}
+    )
+    assert stale.status_code == 412, stale.text
+    assert (stale.json()["code"], stale.json()["current_version"]) == ("stale_version", 2)
+    assert (await client.get(f"/accounts/{account['id']}", headers=auth.staff)).json()["name"] == "Marie D."
+
+    # A contact's change is the account's too: the account shows its contacts.
+    moved = await client.patch(
+        f"/contacts/{contact['id']}",
+        json={"time_zone": "Europe/Brussels"},
+        headers={**auth.staff, "If-Match": '"1"'},
+    )
+    assert (moved.status_code, moved.headers["etag"]) == (200, '"2"')
+    again = await client.patch(
+        f"/contacts/{contact['id']}",
+        json={"time_zone": "Europe/Paris"},
+        headers={**auth.staff, "If-Match": '"1"'},
+    )
+    assert again.status_code == 412, again.text
+    account_now = await client.get(f"/accounts/{account['id']}", headers=auth.staff)
+    assert account_now.json()["version"] == 3
+    assert account_now.json()["contacts"][0]["time_zone"] == "Europe/Brussels"
+    unconditional = await client.patch(
+        f"/accounts/{account['id']}", json={"name": "M. D."}, headers=auth.staff
+    )
+    assert (unconditional.status_code, unconditional.json()["version"]) == (200, 4)
 
 
 async def test_a_deleted_contact_is_gone_and_its_account_stays(client: httpx.AsyncClient, auth: Keys) -> None:

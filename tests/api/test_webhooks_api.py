@@ -134,6 +134,7 @@ async def test_a_registered_endpoint_shows_its_secret_once(client: httpx.AsyncCl
         "previous_secret_expires_at": None,
         "created_at": _z(CURRENT_TIME),
         "updated_at": _z(CURRENT_TIME),
+        "version": 1,
     }
     read = await client.get(f"/webhooks/{created['id']}", headers=auth.integrator)
     listed = await client.get("/webhooks", headers=auth.integrator)
@@ -326,6 +327,40 @@ async def test_patching_changes_only_the_given_fields(
     assert (body["url"], body["description"]) == (URL, "ERP")
     assert body["updated_at"] == _z(clock.now)
     assert (await client.get(f"/webhooks/{created['id']}", headers=auth.integrator)).json() == body
+
+
+async def test_a_change_naming_a_version_read_before_another_change_is_refused(
+    client: httpx.AsyncClient, auth: Keys
+) -> None:
+    created = await register(client, auth.integrator)
+    read = await client.get(f"/webhooks/{created['id']}", headers=auth.integrator)
+    assert (read.headers["etag"], read.json()["version"]) == ('"1"', 1)
+
+    paused = await client.patch(
+        f"/webhooks/{created['id']}",
+        json={"status": "paused"},
+        headers={**auth.integrator, "If-Match": '"1"'},
+    )
+    assert paused.status_code == 200, paused.text
+    assert (paused.headers["etag"], paused.json()["version"]) == ('"2"', 2)
+
+    stale = await client.patch(
+        f"/webhooks/{created['id']}",
+        json={"description": "from a form opened before the pause"},
+        headers={**auth.integrator, "If-Match": '"1"'},
+    )
+    assert stale.status_code == 412, stale.text
+    problem = stale.json()
+    assert (problem["code"], problem["current_version"], stale.headers["etag"]) == ("stale_version", 2, '"2"')
+    after = (await client.get(f"/webhooks/{created['id']}", headers=auth.integrator)).json()
+    assert after == paused.json()  # nothing of the refused change was written
+
+    rotated = await client.post(f"/webhooks/{created['id']}/rotate-secret", headers=auth.integrator)
+    assert rotated.json()["version"] == 3
+    unconditional = await client.patch(
+        f"/webhooks/{created['id']}", json={"description": "no If-Match"}, headers=auth.integrator
+    )
+    assert (unconditional.status_code, unconditional.json()["version"]) == (200, 4)
 
 
 async def test_an_endpoint_may_limit_its_request_rate(client: httpx.AsyncClient, auth: Keys) -> None:

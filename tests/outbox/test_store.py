@@ -275,11 +275,12 @@ async def test_a_failing_endpoint_warns_staff_then_is_disabled(
     )
     warned = await WebhookEndpoint.get(id=hook.id)
     assert (warned.status, warned.failing_since, warned.warned_at) == ("active", since, CURRENT_TIME)
+    assert warned.version == hook.version + 1  # what the API shows changed: a change read before is stale
 
     later = CURRENT_TIME + timedelta(days=2)
     await store.update_target(target, TargetVerdict(TargetHealth(since, True), TargetAction.DISABLE), later)
     disabled = await WebhookEndpoint.get(id=hook.id)
-    assert disabled.status == "disabled"
+    assert (disabled.status, disabled.version) == ("disabled", hook.version + 2)
     assert disabled.warned_at == CURRENT_TIME
     assert disabled.disabled_reason is not None and "failing since" in disabled.disabled_reason
     told = await DeliveryRow.filter(endpoint_id=hook.id, channel="email").order_by("kind")

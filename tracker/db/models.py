@@ -75,6 +75,8 @@ class Account(Model):
     name = fields.CharField(max_length=200)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
+    version = fields.IntField(default=1, db_default=1)
+    """Bumped by every change: the ETag that `If-Match` names."""
 
     contacts: fields.ReverseRelation[Contact]
 
@@ -94,6 +96,8 @@ class Contact(Model):
     time_zone = fields.CharField(max_length=64)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
+    version = fields.IntField(default=1, db_default=1)
+    """Bumped by every change: the ETag that `If-Match` names."""
     page_token = fields.CharField(max_length=64, unique=True, null=True)
     """Unguessable: the contact's account page (`/a/{token}`), preferences page and unsubscribe links."""
     progress_emails = fields.CharField(max_length=8, default="each", db_default="each")
@@ -332,6 +336,9 @@ class WebhookEndpoint(Model):
     seconds); None until the first rated send."""
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
+    version = fields.IntField(default=1, db_default=1)
+    """Bumped by every change of what the API shows of it (not the rate's bucket): the ETag that
+    `If-Match` names."""
 
     class Meta:
         table = "webhook_endpoint"

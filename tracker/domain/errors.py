@@ -42,8 +42,8 @@ class IllegalTransition(Conflict):
 
 
 class StaleVersion(DomainError):
-    def __init__(self, current: int, *, from_header: bool) -> None:
-        super().__init__(f"the job changed since it was read: its version is now {current}")
+    def __init__(self, current: int, *, from_header: bool, subject: str = "job") -> None:
+        super().__init__(f"the {subject} changed since it was read: its version is now {current}")
         self.current = current
         self.from_header = from_header
 

@@ -9,7 +9,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
-from tortoise.expressions import Q
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from tracker.db.models import Account, Contact, Job
@@ -17,6 +17,7 @@ from tracker.domain.errors import Conflict, InvalidInput, NotFound
 from tracker.domain.workflow import JobStatus
 from tracker.services.pages import Page, Sort, paginate
 from tracker.services.preferences import new_page_token
+from tracker.services.versions import UNNAMED, ExpectedVersion
 
 EMAIL = re.compile(
     r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
@@ -84,6 +85,12 @@ async def _locked_account(account_id: int) -> Account:
     return account
 
 
+async def _changed(account_id: int) -> None:
+    """A change to one of the account's contacts changes the account as the API shows it (with its
+    contacts): a new version, so a change based on what was read before is refused."""
+    await Account.filter(id=account_id).update(version=F("version") + 1)
+
+
 async def create_account(kind: str, name: str, contacts: list[ContactFields], *, now: datetime) -> Account:
     account_kind = _kind(kind)
     checked = [check_contact(c) for c in contacts]
@@ -107,9 +114,17 @@ async def create_account(kind: str, name: str, contacts: list[ContactFields], *,
     return account
 
 
-async def update_account(account_id: int, *, name: str | None, kind: str | None, now: datetime) -> Account:
+async def update_account(
+    account_id: int,
+    *,
+    name: str | None,
+    kind: str | None,
+    now: datetime,
+    expected: ExpectedVersion = UNNAMED,
+) -> Account:
     async with in_transaction():
         account = await _locked_account(account_id)
+        expected.check_if_named(account.version, "account")
         if name is not None:
             account.name = _name(name, "name")
         if kind is not None:
@@ -121,7 +136,8 @@ async def update_account(account_id: int, *, name: str | None, kind: str | None,
                 )
             account.kind = new_kind.value
         account.updated_at = now
-        await account.save(update_fields=["name", "kind", "updated_at"])
+        account.version += 1
+        await account.save(update_fields=["name", "kind", "updated_at", "version"])
     return account
 
 
@@ -178,6 +194,7 @@ async def add_contact(account_id: int, fields: ContactFields, *, now: datetime) 
         account = await _locked_account(account_id)
         if account.kind == AccountKind.INDIVIDUAL and await Contact.exists(account_id=account_id):
             raise Conflict("an individual account has one contact", code="individual_has_contact")
+        await _changed(account_id)
         return await Contact.create(
             account=account,
             name=checked.name,
@@ -197,9 +214,14 @@ async def get_contact(contact_id: int) -> Contact:
     return contact
 
 
-async def update_contact(contact_id: int, changes: dict[str, str], *, now: datetime) -> Contact:
+async def update_contact(
+    contact_id: int, changes: dict[str, str], *, now: datetime, expected: ExpectedVersion = UNNAMED
+) -> Contact:
     async with in_transaction():
-        contact = await get_contact(contact_id)
+        contact = await Contact.select_for_update().get_or_none(id=contact_id)
+        if contact is None:
+            raise NotFound("contact", contact_id)
+        expected.check_if_named(contact.version, "contact")
         merged = ContactFields(
             name=changes.get("name", contact.name),
             email=changes.get("email", contact.email),
@@ -210,7 +232,9 @@ async def update_contact(contact_id: int, changes: dict[str, str], *, now: datet
         contact.name, contact.email = checked.name, checked.email
         contact.locale, contact.time_zone = checked.locale, checked.time_zone
         contact.updated_at = now
+        contact.version += 1
         await contact.save()
+        await _changed(contact.account_id)
     return contact
 
 
@@ -228,3 +252,4 @@ async def delete_contact(contact_id: int) -> None:
                 code="last_contact",
             )
         await contact.delete()
+        await _changed(contact.account_id)

@@ -26,8 +26,9 @@ from tracker.db.models import (
 from tracker.domain.errors import Conflict, NotFound
 from tracker.domain.workflow import OPEN_STATUSES, JobStatus
 from tracker.estimates.accuracy import ForecastOutcome, MonthShare, monthly_p90_shares
-from tracker.services.jobs import ExpectedVersion, JobService, NoteItem, NoteVisibility
+from tracker.services.jobs import JobService, NoteItem, NoteVisibility
 from tracker.services.snapshots import FLAG_COLUMNS, FlagFields, Flags, JobSnapshot, JobSnapshots
+from tracker.services.versions import ExpectedVersion
 from tracker.services.workflows import WorkflowVersion
 
 FAILED_DELIVERIES = ("dead", "bounced")

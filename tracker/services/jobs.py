@@ -32,7 +32,7 @@ from tracker.db.models import (
     fits_column,
 )
 from tracker.domain import workflow as rules
-from tracker.domain.errors import Conflict, InvalidInput, NotFound, PreconditionRequired, StaleVersion
+from tracker.domain.errors import Conflict, InvalidInput, NotFound, StaleVersion
 from tracker.domain.events import (
     CostAddedPayload,
     CreatedPayload,
@@ -50,6 +50,7 @@ from tracker.services.events import Listeners, record_events
 from tracker.services.pages import Page, Sort, paginate
 from tracker.services.signals import DeliveriesQueued
 from tracker.services.snapshots import JobSnapshot, JobSnapshots
+from tracker.services.versions import ExpectedVersion
 from tracker.services.workflows import WorkflowVersions
 
 REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
@@ -69,22 +70,6 @@ class CostKind(StrEnum):
 class NoteVisibility(StrEnum):
     PUBLIC = "public"
     INTERNAL = "internal"
-
-
-@dataclass(frozen=True)
-class ExpectedVersion:
-    """The job version the caller read, from `If-Match` or a `version` field (None: not sent)."""
-
-    version: int | None
-    from_header: bool = False
-
-    def check(self, current: int) -> None:
-        if self.version is None:
-            raise PreconditionRequired(
-                "changes to a job must name the version read: send If-Match with its ETag or a version field"
-            )
-        if self.version != current:
-            raise StaleVersion(current, from_header=self.from_header)
 
 
 @dataclass(frozen=True)

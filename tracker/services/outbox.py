@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol, cast
 import msgspec
 from prometheus_client import Counter, Gauge, Histogram
 from tortoise.connection import get_connection
+from tortoise.expressions import F
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
@@ -673,6 +674,7 @@ class DatabaseDeliveryStore:
             "failing_since": health.failing_since,
             "warned_at": None if not health.warned else now,
             "updated_at": now,
+            "version": F("version") + 1,
         }
         endpoint = await WebhookEndpoint.get_or_none(id=endpoint_id)
         if endpoint is None:

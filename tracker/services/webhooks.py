@@ -27,6 +27,7 @@ from tracker.domain.events import WEBHOOK_TYPES, EventType
 from tracker.services.keys import Principal, Role
 from tracker.services.pages import Page, Sort, paginate
 from tracker.services.signals import DeliveriesQueued
+from tracker.services.versions import UNNAMED, ExpectedVersion
 
 SUBSCRIBABLE: tuple[str, ...] = tuple(sorted(set(WEBHOOK_TYPES.values())))
 """The webhook types an endpoint subscribes to; `webhook.test` needs no subscription."""
@@ -130,6 +131,7 @@ class EndpointItem:
     """While a rotation lasts, the old secret signs beside the new one until then."""
     created_at: datetime
     updated_at: datetime
+    version: int
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,7 @@ def _item_with(endpoint: WebhookEndpoint, event_types: Sequence[str]) -> Endpoin
         previous_secret_expires_at=endpoint.previous_secret_until,
         created_at=endpoint.created_at,
         updated_at=endpoint.updated_at,
+        version=endpoint.version,
     )
 
 
@@ -288,7 +291,13 @@ class WebhookEndpoints:
         return await _item(await self._owned(principal, endpoint_id))
 
     async def update(
-        self, principal: Principal, endpoint_id: int, changes: EndpointChanges, *, now: datetime
+        self,
+        principal: Principal,
+        endpoint_id: int,
+        changes: EndpointChanges,
+        *,
+        now: datetime,
+        expected: ExpectedVersion = UNNAMED,
     ) -> EndpointItem:
         await self._owned(principal, endpoint_id)  # a stranger learns nothing, not even that a URL is bad
         event_types = (
@@ -297,6 +306,7 @@ class WebhookEndpoints:
         url = None if isinstance(changes.url, Unchanged) else await self._checked_url(changes.url)
         async with in_transaction():
             endpoint = await self._owned(principal, endpoint_id, lock=True)
+            expected.check_if_named(endpoint.version, "webhook endpoint")
             if url is not None:
                 endpoint.url = url
             if not isinstance(changes.description, Unchanged):
@@ -311,6 +321,7 @@ class WebhookEndpoints:
                     endpoint.disabled_reason = endpoint.failing_since = endpoint.warned_at = None
                 endpoint.status = changes.status.value
             endpoint.updated_at = now
+            endpoint.version += 1
             await endpoint.save()
             if event_types is not None:
                 await WebhookSubscription.filter(endpoint_id=endpoint.id).delete()
@@ -344,6 +355,7 @@ class WebhookEndpoints:
             endpoint.previous_secret_until = now + timedelta(seconds=window) if keep_old else None
             endpoint.secret = secret
             endpoint.updated_at = now
+            endpoint.version += 1
             await endpoint.save()
             return IssuedSecret(await _item(endpoint), secret)
 

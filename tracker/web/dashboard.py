@@ -31,6 +31,7 @@ from tracker.domain.workflow import TransitionKind
 from tracker.services import dashboard as queries, jobs as job_queries
 from tracker.services.bootstrap import Services
 from tracker.services.keys import KeyRefused, Principal, Role, authenticate, key_principal
+from tracker.services.versions import ExpectedVersion
 from tracker.settings import Settings
 from tracker.web import views
 from tracker.web.auth import PUBLIC
@@ -357,7 +358,7 @@ async def job_action(request: AnyRequest, job_id: FromPath[int], action: FromPat
 
 async def _act(visit: Visit, job_id: int, action: str, fields: Mapping[str, str], actor: str) -> None:
     jobs = visit.services.jobs
-    expected = job_queries.ExpectedVersion(_version(fields.get("version", "")))
+    expected = ExpectedVersion(_version(fields.get("version", "")))
     reason = fields.get("reason", "").strip() or None
     now = visit.now
     match action:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from litestar import Request
+from litestar import Request, Response
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.spec import Example
@@ -14,9 +14,11 @@ from litestar.params import HeaderParameter, QueryParameter, SkipValidation
 from tracker.clock import Clock
 from tracker.services.bootstrap import Services
 from tracker.services.estimates import EstimateService
-from tracker.services.jobs import ExpectedVersion, JobService
+from tracker.services.jobs import JobService
 from tracker.services.keys import Principal
+from tracker.services.versions import ExpectedVersion
 from tracker.services.webhooks import WebhookEndpoints
+from tracker.web import schemas as s
 from tracker.web.idempotency import MAX_KEY_LENGTH
 from tracker.web.problems import BadRequest
 from tracker.web.schemas import CURSOR
@@ -28,6 +30,15 @@ IfMatch = Annotated[
     HeaderParameter(
         name="If-Match",
         description='The job\'s ETag, as read, such as "3"; or send the version in the body',
+        examples=[Example(value='"3"')],
+    ),
+]
+IfMatchOptional = Annotated[
+    str | None,
+    HeaderParameter(
+        name="If-Match",
+        description='The ETag read, such as "3": the change applies only to that version (412 if it '
+        "changed meanwhile); without it, to whatever is there",
         examples=[Example(value='"3"')],
     ),
 ]
@@ -110,3 +121,11 @@ def expected_version(if_match: str | None, body_version: int | None) -> Expected
 
 def etag(version: int) -> dict[str, str]:
     return {"ETag": f'"{version}"'}
+
+
+Versioned = TypeVar("Versioned", s.AccountOut, s.ContactOut, s.WebhookOut)
+
+
+def tagged(resource: Versioned, *, status: int = 200) -> Response[Versioned]:
+    """A resource with its version as its ETag, for the If-Match of a later change."""
+    return Response(resource, status_code=status, headers=etag(resource.version))

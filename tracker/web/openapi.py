@@ -29,6 +29,9 @@ from tracker.web.problems import PROBLEM_JSON
 from tracker.web.schemas import INT32_MAX
 
 MAY_CONFLICT = "may_conflict"
+VERSION_OPTIONAL = "version_optional"
+"""Route option: the change may name the version it read (If-Match), as accounts, contacts and webhook
+endpoints do; a job's changes must (428 without)."""
 """Route `opt` key, when a route differs from the rule that writes may answer 409 and reads may not:
 True for a read that can (an estimate of a closed job), False for a write that cannot (a restore)."""
 PUBLIC_PATH = "public_path"
@@ -62,7 +65,10 @@ PROBLEM_SCHEMA: dict[str, Any] = {
                 },
             },
         },
-        "current_version": {"type": "integer", "description": "With stale_version: the job's version now"},
+        "current_version": {
+            "type": "integer",
+            "description": "With stale_version: the resource's version now",
+        },
     },
 }
 
@@ -73,7 +79,7 @@ DESCRIPTIONS = {
     403: "The key's role may not do this (code forbidden)",
     404: "No such resource",
     409: "The request clashes with the current state (code names the rule, such as stale_version)",
-    412: "If-Match names a version the job no longer has (code stale_version)",
+    412: "If-Match names a version the resource no longer has (code stale_version)",
     413: "The body is larger than the server accepts",
     415: "The body is not application/json",
     422: "A value the rules refuse; `errors` names each field by its full path",
@@ -97,7 +103,9 @@ def _error_statuses(
     if any(p.get("in") in {"query", "header"} for p in operation.get("parameters", [])):
         statuses.add(422)
     headers = {p.get("name") for p in operation.get("parameters", []) if p.get("in") == "header"}
-    if "If-Match" in headers:  # from the handler or a dependency it uses (the job actions' JobAction)
+    if "If-Match" in headers and handler.opt.get(VERSION_OPTIONAL):
+        statuses.add(412)
+    elif "If-Match" in headers:  # from the handler or a dependency it uses (the job actions' JobAction)
         statuses |= {400, 409, 412, 428}
     if handler.opt.get(MAY_CONFLICT, method != "GET"):
         statuses.add(409)

@@ -235,6 +235,9 @@ class ContactOut(Output, kw_only=True):
     time_zone: str
     created_at: datetime
     updated_at: datetime
+    version: int
+    """Bumped by every change: send it back as `If-Match: "3"` to change only what you read (412 if it
+    changed meanwhile)."""
 
 
 class AccountIn(Input, kw_only=True):
@@ -255,6 +258,9 @@ class AccountOut(Output, kw_only=True):
     contacts: list[ContactOut]
     created_at: datetime
     updated_at: datetime
+    version: int
+    """Bumped by every change: send it back as `If-Match: "3"` to change only what you read (412 if it
+    changed meanwhile)."""
 
 
 class AccountList(Output, kw_only=True):
@@ -708,6 +714,9 @@ class WebhookOut(Output, kw_only=True):
     """During a rotation the old secret signs beside the new one until then."""
     created_at: datetime
     updated_at: datetime
+    version: int
+    """Bumped by every change: send it back as `If-Match: "3"` to change only what you read (412 if it
+    changed meanwhile)."""
 
 
 class WebhookWithSecret(WebhookOut, kw_only=True):

@@ -82,6 +82,7 @@ def contact_out(contact: Contact) -> s.ContactOut:
         time_zone=contact.time_zone,
         created_at=contact.created_at,
         updated_at=contact.updated_at,
+        version=contact.version,
     )
 
 
@@ -93,6 +94,7 @@ def account_out(account: Account, contacts: list[Contact]) -> s.AccountOut:
         contacts=[contact_out(c) for c in sorted(contacts, key=lambda c: c.id)],
         created_at=account.created_at,
         updated_at=account.updated_at,
+        version=account.version,
     )
 
 

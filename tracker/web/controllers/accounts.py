@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, delete, get, patch, post, put
+from litestar import Controller, Response, delete, get, patch, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
@@ -19,7 +19,8 @@ from tracker.services.keys import Role
 from tracker.services.pages import Sort
 from tracker.web import schemas as s, views
 from tracker.web.auth import requires
-from tracker.web.deps import Now, PageCursor, PageLimit
+from tracker.web.deps import IfMatchOptional, Now, PageCursor, PageLimit, expected_version, tagged
+from tracker.web.openapi import VERSION_OPTIONAL
 
 
 def _fields(contact: s.ContactIn) -> ContactFields:
@@ -65,20 +66,25 @@ class AccountController(Controller):
         )
 
     @get("/{account_id:int}", operation_id="GetAccount")
-    async def get_account(self, account_id: FromPath[int]) -> s.AccountOut:
-        return await _account_out(account_id)
+    async def get_account(self, account_id: FromPath[int]) -> Response[s.AccountOut]:
+        return tagged(await _account_out(account_id))
 
-    @patch("/{account_id:int}", operation_id="UpdateAccount")
+    @patch("/{account_id:int}", operation_id="UpdateAccount", opt={VERSION_OPTIONAL: True})
     async def update_account(
-        self, account_id: FromPath[int], data: JSONBody[s.AccountUpdate], now: Now
-    ) -> s.AccountOut:
+        self,
+        account_id: FromPath[int],
+        data: JSONBody[s.AccountUpdate],
+        now: Now,
+        if_match: IfMatchOptional = None,
+    ) -> Response[s.AccountOut]:
         await accounts.update_account(
             account_id,
             name=None if isinstance(data.name, msgspec.UnsetType) else data.name,
             kind=None if isinstance(data.kind, msgspec.UnsetType) else data.kind,
             now=now,
+            expected=expected_version(if_match, None),
         )
-        return await _account_out(account_id)
+        return tagged(await _account_out(account_id))
 
     @delete("/{account_id:int}", operation_id="DeleteAccount", status_code=HTTP_204_NO_CONTENT)
     async def delete_account(self, account_id: FromPath[int]) -> None:
@@ -113,19 +119,26 @@ class ContactController(Controller):
     guards = [requires(Role.STAFF)]
 
     @get("/{contact_id:int}", operation_id="GetContact")
-    async def get_contact(self, contact_id: FromPath[int]) -> s.ContactOut:
-        return views.contact_out(await accounts.get_contact(contact_id))
+    async def get_contact(self, contact_id: FromPath[int]) -> Response[s.ContactOut]:
+        return tagged(views.contact_out(await accounts.get_contact(contact_id)))
 
-    @patch("/{contact_id:int}", operation_id="UpdateContact")
+    @patch("/{contact_id:int}", operation_id="UpdateContact", opt={VERSION_OPTIONAL: True})
     async def update_contact(
-        self, contact_id: FromPath[int], data: JSONBody[s.ContactUpdate], now: Now
-    ) -> s.ContactOut:
+        self,
+        contact_id: FromPath[int],
+        data: JSONBody[s.ContactUpdate],
+        now: Now,
+        if_match: IfMatchOptional = None,
+    ) -> Response[s.ContactOut]:
         changes = {
             name: value
             for name, value in msgspec.structs.asdict(data).items()
             if not isinstance(value, msgspec.UnsetType)
         }
-        return views.contact_out(await accounts.update_contact(contact_id, changes, now=now))
+        expected = expected_version(if_match, None)
+        return tagged(
+            views.contact_out(await accounts.update_contact(contact_id, changes, now=now, expected=expected))
+        )
 
     @delete("/{contact_id:int}", operation_id="DeleteContact", status_code=HTTP_204_NO_CONTENT)
     async def delete_contact(self, contact_id: FromPath[int]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, TypeVar
 
 import msgspec
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
@@ -22,9 +22,9 @@ from tracker.services.webhooks import (
 )
 from tracker.web import schemas as s, views
 from tracker.web.auth import requires
-from tracker.web.deps import Now, PageCursor, PageLimit, Webhooks
+from tracker.web.deps import IfMatchOptional, Now, PageCursor, PageLimit, Webhooks, expected_version, tagged
 from tracker.web.event_types import catalogue
-from tracker.web.openapi import MAY_CONFLICT
+from tracker.web.openapi import MAY_CONFLICT, VERSION_OPTIONAL
 
 T = TypeVar("T")
 Caller = NamedDependency[Principal]
@@ -82,10 +82,10 @@ class WebhookController(Controller):
     @get("/{webhook_id:int}", operation_id="GetWebhook")
     async def get_webhook(
         self, webhook_id: FromPath[int], webhooks: Webhooks, principal: Caller
-    ) -> s.WebhookOut:
-        return views.webhook_out(await webhooks.get(principal, webhook_id))
+    ) -> Response[s.WebhookOut]:
+        return tagged(views.webhook_out(await webhooks.get(principal, webhook_id)))
 
-    @patch("/{webhook_id:int}", operation_id="UpdateWebhook")
+    @patch("/{webhook_id:int}", operation_id="UpdateWebhook", opt={VERSION_OPTIONAL: True})
     async def update_webhook(
         self,
         webhook_id: FromPath[int],
@@ -93,10 +93,13 @@ class WebhookController(Controller):
         webhooks: Webhooks,
         principal: Caller,
         now: Now,
-    ) -> s.WebhookOut:
+        if_match: IfMatchOptional = None,
+    ) -> Response[s.WebhookOut]:
         """Change what you send: a new URL is judged again. `status` pauses or resumes; `active` also
         re-activates a disabled endpoint and forgets its failures. 409 `unknown_account` as on creation."""
-        return views.webhook_out(await webhooks.update(principal, webhook_id, _changes(data), now=now))
+        expected = expected_version(if_match, None)
+        updated = await webhooks.update(principal, webhook_id, _changes(data), now=now, expected=expected)
+        return tagged(views.webhook_out(updated))
 
     @delete(
         "/{webhook_id:int}", operation_id="DeleteWebhook", status_code=HTTP_204_NO_CONTENT, opt=NO_CONFLICT
