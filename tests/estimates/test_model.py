@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -309,6 +310,31 @@ def test_who_finished_the_last_stage_tells_how_long_the_job_has_left(tmp_path: P
     with path.open("rb") as read:
         loaded, _ = HistoryModel.load(read)
     assert p50("staff:Bob", loaded) == p50("staff:Bob")
+
+
+def test_a_job_moved_on_by_nobody_named_or_someone_new_is_not_scaled_by_who_has_it() -> None:
+    # Ann's paint jobs take a day and Bob's ten; jobs whose intake names nobody (visits recorded
+    # before people were) took thirty. Someone with no history yet, or nobody, says nothing of the job.
+    cases = [
+        _case(
+            f"{who}{i}",
+            [("intake", 1.0, True), ("paint", days, True)],
+            finished=True,
+            handled_by=None if who == "nobody" else f"staff:{who}",
+        )
+        for i in range(100)
+        for who, days in (("Ann", 1.0), ("Bob", 10.0), ("nobody", 30.0))
+    ]
+    fitted = fit_history(cases, [], now=NOW)
+    by_resource = fitted.with_selection(replace(fitted.selection, estimator="direct_by_resource"))
+    direct = fitted.with_selection(replace(fitted.selection, estimator="direct"))
+
+    def p50(model: HistoryModel, who: str | None) -> float:
+        return model.remaining(JobProgress("paint", 0.0, None, 1, handled_by=who)).p50_s
+
+    assert p50(by_resource, "staff:Ann") < p50(direct, None) < p50(by_resource, "staff:Bob") * 2
+    assert p50(by_resource, "staff:Carol") == p50(direct, "staff:Carol")
+    assert p50(by_resource, None) == p50(direct, None)
 
 
 def test_a_model_saved_before_handlers_were_learnt_still_loads() -> None:

@@ -51,6 +51,7 @@ from tracker.estimates.history import (
 )
 from tracker.estimates.model_direct import (
     GRID,
+    DirectLevel,
     Moments,
     RankedMoments,
     add_level,
@@ -417,8 +418,8 @@ class HistoryModel:
     ) -> FloatArray:
         """How much longer (or shorter) past jobs in each job's position had left when the same
         person had finished their last stage, against all of them, at the job's elapsed time; 1
-        where that group is too small. It scales the direct estimate, so what the finer groups know
-        (the job's age, the stages it has done) is kept."""
+        where that group is too small, or nobody the model knows is named. It scales the direct
+        estimate, so what the finer groups know (the job's age, the stages it has done) is kept."""
         fit = self._fit
         ratio = np.ones(positions.size)
         if handlers is None or fit.handler_keys.size == 0:
@@ -639,14 +640,17 @@ def fit_visit_table(
     tables, rows_by_stages = level(tables, rows_by_position, N_BUCKETS, moments.position * N_BUCKETS + stages)
     tables, rows = level(tables, rows_by_position, N_AGES, by_age)
     tables, rows_by_age = level(tables, rows, N_BUCKETS, by_age * N_BUCKETS + stages)
-    # By who finished the job's last stage (slot 0: nobody named), backed by the position's row; only
-    # when two people or more are named (one person's jobs are everyone's).
+    # By who finished the job's last stage, backed by the position's row; only when two people or
+    # more are named (one person's jobs are everyone's). The moments naming nobody form no group: a
+    # job moved on by nobody named, or by someone without history, is nobody's in particular.
     handler_keys = handler_rows = np.zeros(0, np.int64)
     if len(table.handler_names) > 1:
         fan_out = len(table.handler_names) + 1
         # The (position, handler) pairs seen, numbered densely: a log may name thousands of people.
         pairs, pair = np.unique(moments.position * fan_out + moments.handler + 1, return_inverse=True)
         found = direct_level(pair, ranked, window=window, min_samples=min_samples, timeless=timeless)
+        named = pairs[found.keys] % fan_out != 0
+        found = DirectLevel(found.keys[named], found.q50[named], found.q90[named], found.samples[named])
         tables, rows_by_pair = add_level(tables, rows_by_position[pairs // fan_out], found)
         handler_keys, handler_rows = pairs[found.keys], rows_by_pair[found.keys]
     q50, q90, direct_samples = tables
