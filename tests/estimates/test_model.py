@@ -428,23 +428,46 @@ def test_open_jobs_past_their_p90_count_as_misses_and_widen_it() -> None:
     resolved = np.r_[np.ones(30, dtype=bool), np.zeros(30, dtype=bool)]
     observed = np.r_[np.full(30, 5.0 * DAY), since[30:]]  # half closed early, half still open
 
-    calibration = calibrate(CalibrationEvidence(raw, observed, resolved, since))
+    calibration = calibrate(CalibrationEvidence(raw, observed, resolved, since, raw / 2))
 
     assert calibration.coverage_raw == pytest.approx(0.5)
     assert calibration.p90_factor > 2.0
 
 
-def test_jobs_not_yet_past_their_p90_are_undecided_not_hits() -> None:
+def _fresh_open_jobs_and_old_outcomes(old_hits: int) -> CalibrationEvidence:
+    """100 predictions with a P50 of 5 days and a P90 of 10: 20 made 40 days ago (``old_hits`` of
+    them closed after 3 days, the rest still open), 80 made 2 days ago and still open."""
     raw = np.full(100, 10.0 * DAY)
-    # 20 old predictions: 10 closed within P90, 10 missed it; 80 recent ones still open, within it.
     since = np.r_[np.full(20, 40.0), np.full(80, 2.0)] * DAY
-    resolved = np.r_[np.ones(10, dtype=bool), np.zeros(90, dtype=bool)]
-    observed = np.r_[np.full(10, 3.0 * DAY), since[10:]]
+    resolved = np.r_[np.ones(old_hits, dtype=bool), np.zeros(100 - old_hits, dtype=bool)]
+    observed = np.where(resolved, 3.0 * DAY, since)
+    return CalibrationEvidence(raw, observed, resolved, since, raw / 2)
 
-    calibration = calibrate(CalibrationEvidence(raw, observed, resolved, since))
 
-    assert calibration.coverage_raw == pytest.approx(0.5)  # 10 hits of 20 decided, not 90 of 100
-    assert calibration.p90_factor > 1.5
+def test_jobs_still_within_their_p90_count_as_their_chance_of_making_it() -> None:
+    # A log-logistic law through P50 5 days and P90 10: S(2 days) = 1 / (1 + 0.4 ** (ln 9 / ln 2)).
+    survival_at_2_days = 1.0 / (1.0 + 0.4 ** (np.log(9.0) / np.log(2.0)))
+    chance = 1.0 - 0.1 / survival_at_2_days
+
+    half_missed = calibrate(_fresh_open_jobs_and_old_outcomes(old_hits=10))
+
+    # 10 hits and 10 misses decided, and 80 chances of about 0.89: not 90 hits of 100.
+    assert half_missed.coverage_raw == pytest.approx((10 + 80 * chance) / 100)
+    assert half_missed.p90_factor > 1.5
+
+
+def test_fresh_open_jobs_never_vouch_for_more_than_the_closed_ones_show() -> None:
+    none_missed = calibrate(_fresh_open_jobs_and_old_outcomes(old_hits=20))
+    half_missed = calibrate(_fresh_open_jobs_and_old_outcomes(old_hits=10))
+
+    assert none_missed.coverage_raw >= 0.9
+    assert none_missed.p90_factor <= 1.0 < half_missed.p90_factor
+
+
+def test_since_and_p50_come_together() -> None:
+    raw = np.full(3, DAY)
+    with pytest.raises(ValueError, match="together"):
+        CalibrationEvidence(raw, raw, np.ones(3, dtype=bool), since_s=raw)
 
 
 def test_a_few_outcomes_move_the_factor_less_than_many() -> None:
@@ -457,7 +480,7 @@ def test_a_few_outcomes_move_the_factor_less_than_many() -> None:
     assert factor(500) == pytest.approx(2.0, rel=0.05)
 
 
-def test_long_p90s_count_as_often_as_they_occur_not_as_soon_as_they_are_decided() -> None:
+def test_long_p90s_missed_count_though_few_have_passed_yet() -> None:
     # Half the predictions have a 1-day P90 that covers 95 %, half a 20-day P90 that covers 60 %;
     # all were made 0 to 30 days ago, so only a third of the long ones have had their P90 pass.
     n = 600
@@ -469,11 +492,10 @@ def test_long_p90s_count_as_often_as_they_occur_not_as_soon_as_they_are_decided(
     resolved = outcome <= since
     observed = np.where(resolved, outcome, since)
 
-    calibration = calibrate(CalibrationEvidence(raw, observed, resolved, since))
+    calibration = calibrate(CalibrationEvidence(raw, observed, resolved, since, raw / 2))
 
-    true_coverage = covered.mean()
-    assert calibration.coverage_raw == pytest.approx(true_coverage, abs=0.04)
-    assert calibration.p90_factor > 1.0
+    assert calibration.coverage_raw < 0.9
+    assert np.mean(outcome <= calibration.p90_factor * raw) >= 0.9  # the long P90s' misses heeded
 
 
 def test_calibration_looks_at_the_newest_predictions_old_enough_for_their_jobs_to_have_closed() -> None:

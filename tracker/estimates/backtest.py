@@ -25,9 +25,10 @@ survivors says nothing of the time they have left.
 The P90 is always the direct estimate's: a censoring-aware quantile of what remained for past
 cases in the same position and at the same age (a geometric blend of two P90s is no quantile, and
 the plain median's comes from the closed cases alone, the short ones). It is calibrated
-split-conformally on the first set (its predictions made after the cold start), each prediction
-decided once its P90 has passed (the jobs still open then counted as misses), so the calibration
-follows drift.
+split-conformally on the first set (its predictions made after the cold start by a model fitted
+on at least half as many closed cases as the current one), a job still open counted as a miss
+once past its P90 and before that as its chance of still making it, so the calibration follows
+drift.
 
 The bar is the replay baseline: at each prediction's instant, the median remaining time after the
 same activity of the cases closed before it (all activities pooled when that one has none). It is
@@ -67,6 +68,7 @@ _PREFIXES = 10
 _TENTHS = 10
 _AGE_BUCKETS = 5
 _SIMULATED_PATHS = 250  # per position: enough for a P50 and P90 to compete with, four times cheaper
+_MATURITY = 0.5  # P90 calibration heeds models fitted on at least this share of the current one's cases
 
 
 class WorkingCalendar(WorkingTime, Protocol):
@@ -261,6 +263,7 @@ def run_backtest(
     direct90, median90 = np.zeros(n_pred), np.zeros(n_pred)
     p50_s, p90_s, caps = np.zeros(n_pred), np.zeros(n_pred), np.zeros(n_pred)
     chosen = np.zeros(n_pred, dtype=np.int64)
+    fitted_on = np.zeros(n_pred, dtype=np.int64)  # closed cases behind the model that answered
     cost_p50, cost_p90 = np.zeros(n_pred), np.zeros(n_pred)
     finished = _FinishedPrefixes.build(ev)
     refits = _refit_instants(ev, options)
@@ -294,8 +297,11 @@ def run_backtest(
         k = names.index(choice.name)
         cold = cold and not choice.errors
         chosen[lo:hi] = ESTIMATORS.index(COLD_START if cold else choice.name)
-        warm = chosen[evidence.rows] != ESTIMATORS.index(COLD_START)
-        factor = calibrate(_scalable(direct90[evidence.rows], evidence, warm)).p90_factor
+        fitted_on[lo:hi] = closed = int(known.case_closed.sum())
+        mature = fitted_on[evidence.rows] >= _MATURITY * closed
+        warm = (chosen[evidence.rows] != ESTIMATORS.index(COLD_START)) & mature
+        direct = p50_all[CANDIDATES.index("direct")]
+        factor = calibrate(_scalable(direct90, direct, evidence, warm)).p90_factor
         raw90 = direct90[lo:hi]
         if cold:  # nothing known yet: the long-running open cases are all there is
             raw90 = np.maximum(raw90, median90[lo:hi])
@@ -467,16 +473,28 @@ class _Moments:
         return _Evidence(rows, observed, resolved, now - self.clock[rows])
 
 
-def _scalable(raw_p90: FloatArray, evidence: _Evidence, warm: BoolArray) -> CalibrationEvidence:
-    """The calibration evidence of the predictions made after the cold start (``warm``) that had a
-    P90 to scale. Before enough cases have closed, a P90 rests on the open cases alone (or is zero,
-    with nothing to go on): outcomes miss it at any factor, and a factor learnt on those (the
-    largest) would widen the P90s of a model that has outcomes since (a year of backlog, then P90s
-    three times the longest case; BPIC 2013: years of open cases, then P90s four times the closed
-    cases' own)."""
-    kept = warm & (raw_p90 > 0)
+def _scalable(
+    raw_p90: FloatArray, raw_p50: FloatArray, evidence: _Evidence, warm: BoolArray
+) -> CalibrationEvidence:
+    """The calibration evidence of the predictions made after the cold start by a model about as
+    mature as the current one (``warm``) that had a P90 to scale, with the P50 it came with.
+
+    Before enough cases have closed, a P90 rests on the open cases alone (or is zero, with nothing
+    to go on): outcomes miss it at any factor, and a factor learnt on those (the largest) would
+    widen the P90s of a model that has outcomes since (a year of backlog, then P90s three times the
+    longest case; BPIC 2013: years of open cases, then P90s four times the closed cases' own). A
+    model fitted on fewer than half the closed cases the current one has erred in its own way:
+    early in a log it knew only the short cases closed by then, and its misses say little of the
+    current model's.
+    """
+    rows = evidence.rows
+    kept = warm & (raw_p90[rows] > 0)
     return CalibrationEvidence(
-        raw_p90[kept], evidence.observed[kept], evidence.resolved[kept], evidence.since[kept]
+        raw_p90[rows][kept],
+        evidence.observed[kept],
+        evidence.resolved[kept],
+        evidence.since[kept],
+        raw_p50[rows][kept],
     )
 
 

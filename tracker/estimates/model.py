@@ -140,14 +140,20 @@ class CalibrationEvidence:
 
     ``observed_s`` is the actual remaining time where ``resolved``; otherwise the job is still
     open and ``observed_s`` is the time elapsed since the prediction (a lower bound). ``since_s``
-    is the time elapsed since the prediction for every job; without it every outcome counts as
-    known in full (the jobs a model was fitted on).
+    is the time elapsed since the prediction for every job, and ``raw_p50_s`` the P50 each P90
+    came with (together they say how likely an open job still is to make its P90); without them
+    every outcome counts as known in full (the jobs a model was fitted on).
     """
 
     raw_p90_s: FloatArray
     observed_s: FloatArray
     resolved: BoolArray
     since_s: FloatArray | None = None
+    raw_p50_s: FloatArray | None = None
+
+    def __post_init__(self) -> None:
+        if (self.since_s is None) != (self.raw_p50_s is None):
+            raise ValueError("since_s and raw_p50_s come together")
 
 
 @dataclass(frozen=True)
@@ -705,16 +711,15 @@ def calibrate(
     evidence: CalibrationEvidence, target: float = 0.9, source: CalibrationSource = "evidence"
 ) -> Calibration:
     """Split-conformal factor for P90: the smallest factor ``f`` whose scaled P90 covers
-    ``target`` of the outcomes decided at ``f``.
+    ``target`` of the outcomes.
 
-    A prediction is decided at ``f`` once its scaled P90 has passed (``since_s >= f * raw``): a
-    job still open then is a miss, one closed by then a hit or a miss by its outcome. A job not yet
-    past its scaled P90 is undecided, never a hit: counting the jobs that closed early would
-    reward short P90s, and spreading the open ones' chances over the longer ones (Kaplan-Meier)
-    assumes that jobs with long P90s miss as often as the rest. A long P90 is decided later than a
-    short one, so each decided prediction is weighed by the inverse share of the predictions that
-    have run as long (inverse probability of censoring weighting). No factor reaching the target
-    gives the largest. The factor is pulled towards 1 in log scale by ``d / (d + CALIBRATION_PRIOR)``,
+    A closed job is a hit or a miss by its outcome, and a job still open past its scaled P90 a
+    miss. A job still open within its scaled P90 counts as its chance of making it
+    (:func:`_open_chance`): at most ``target``, less the longer it has run, so open jobs never
+    vouch for a factor the closed ones do not support. Leaving them out instead would let the jobs
+    that closed early speak for the long P90s, and only the short P90s pass soon enough to be seen
+    missed: the factor would swing with the share of each. No factor reaching the target gives
+    the largest. The factor is pulled towards 1 in log scale by ``d / (d + CALIBRATION_PRIOR)``,
     ``d`` the outcomes decided at the raw P90, so a few outcomes move it a little and many all the
     way; it stays within [1/2, 4]: calibration corrects a model, it does not replace it.
     ``source`` names the evidence; without any, the calibration's source is ``none``.
@@ -724,31 +729,43 @@ def calibrate(
         return Calibration(1.0, float("nan"), float("nan"), 0, "none")
     raw = np.maximum(evidence.raw_p90_s, 60.0)
     scaled = _FACTORS * raw[:, None]
-    hit = evidence.resolved[:, None] & (evidence.observed_s[:, None] <= scaled)
-    if evidence.since_s is None:
-        decided = np.ones(hit.shape, dtype=np.bool_)
-        weight = np.ones(hit.shape)
-    else:
-        decided = evidence.since_s[:, None] >= scaled
-        since = np.sort(evidence.since_s)
-        share = (n - np.searchsorted(since, scaled, side="left")) / n
-        weight = np.where(decided, 1.0 / np.maximum(share, 1.0 / n), 0.0)
-    n_decided = decided.sum(axis=0)
-    covered = (weight * hit).sum(axis=0) / np.maximum(weight.sum(axis=0), 1e-12)
-    reached = np.flatnonzero((covered >= target) & (n_decided > 0))
-    if n_decided.max(initial=0) == 0:
-        return Calibration(1.0, float("nan"), float("nan"), n, source)
+    covered = (evidence.resolved[:, None] & (evidence.observed_s[:, None] <= scaled)).astype(np.float64)
+    decided = evidence.resolved.copy()
+    if evidence.since_s is not None and evidence.raw_p50_s is not None:
+        still_open = ~evidence.resolved
+        covered[still_open] = _open_chance(
+            evidence.raw_p50_s[still_open], raw[still_open], evidence.since_s[still_open], target
+        )
+        decided |= evidence.since_s >= raw
+    coverage = covered.mean(axis=0)
+    reached = np.flatnonzero(coverage >= target)
     at = int(reached[0]) if reached.size else _FACTORS.size - 1
-    weight = n_decided[_UNSCALED] / (n_decided[_UNSCALED] + CALIBRATION_PRIOR)
-    factor = float(np.exp(weight * np.log(_FACTORS[at])))
-    at_factor = int(np.searchsorted(_FACTORS, factor - 1e-12))
+    d = int(decided.sum())
+    factor = float(np.exp(d / (d + CALIBRATION_PRIOR) * np.log(_FACTORS[at])))
+    at_factor = min(int(np.searchsorted(_FACTORS, factor - 1e-12)), _FACTORS.size - 1)
     return Calibration(
         p90_factor=factor,
-        coverage_raw=float(covered[_UNSCALED]),
-        coverage=float(covered[min(at_factor, _FACTORS.size - 1)]),
+        coverage_raw=float(coverage[_UNSCALED]),
+        coverage=float(coverage[at_factor]),
         samples=n,
         source=source,
     )
+
+
+def _open_chance(raw_p50: FloatArray, raw_p90: FloatArray, since: FloatArray, target: float) -> FloatArray:
+    """The chance, for each open job (rows) and each factor ``f`` (columns), that it ends within
+    ``f`` times its P90 given it has run ``since``, with its estimate scaled by ``f`` too.
+
+    The estimate is read as a log-logistic law through its P50 and P90 (the usual law of a
+    duration with a long right tail): the chance is ``1 - (1 - target) / S(since / f)``, at most
+    ``target`` at the start and zero once the scaled P90 has passed.
+    """
+    median = np.clip(raw_p50, 1.0, raw_p90)
+    shape = np.log(target / (1.0 - target)) / np.maximum(np.log(raw_p90 / median), 0.05)
+    ran = np.maximum(since, 1.0)[:, None] / _FACTORS
+    log_odds = np.clip(shape[:, None] * np.log(ran / median[:, None]), -50.0, 50.0)
+    survival = 1.0 / (1.0 + np.exp(log_odds))
+    return np.asarray(np.clip(1.0 - (1.0 - target) / np.maximum(survival, 1e-12), 0.0, 1.0))
 
 
 # ---------------------------------------------------------------------- stage laws and transitions
