@@ -508,3 +508,21 @@ def test_calibration_looks_at_the_newest_predictions_old_enough_for_their_jobs_t
     # Too few that old (4 made over 96 days ago, of 30 wanted): the newest 30, whatever their age.
     assert evidence_window(since, closed_remaining * 2.4, size=30) == slice(70, 100)
     assert evidence_window(since, np.zeros(0), size=30) == slice(70, 100)
+
+
+def test_a_thin_group_of_past_jobs_moves_the_direct_estimate_only_part_of_the_way() -> None:
+    # 200 jobs: strip for a day, then paint for two. 12 jobs stripped twice, then painted for 20 days.
+    usual = [_case(f"u{i}", [("strip", 1.0, True), ("paint", 2.0, True)], finished=True) for i in range(200)]
+    redone = [
+        _case(f"r{i}", [("strip", 1.0, True), ("strip", 1.0, True), ("paint", 20.0, True)], finished=True)
+        for i in range(12)
+    ]
+    model = fit_history(usual + redone, [], now=NOW).with_selection(Selection("direct", "test"))
+
+    once, twice = model.remaining_many(
+        [JobProgress(None, 0.0, "strip", 1), JobProgress(None, 0.0, "strip", 2)]
+    )[0]
+
+    assert once == pytest.approx(2 * DAY, rel=0.1)
+    # Twelve jobs say 20 days; they pull the estimate from the position's 2 days, not all the way.
+    assert 3 * DAY < twice < 15 * DAY

@@ -52,6 +52,7 @@ from tracker.estimates.eventlog import EventLog, WorkingTime, iso_utc
 from tracker.estimates.history import BoolArray, FloatArray, IntArray, VisitTable
 from tracker.estimates.model import (
     BOUND,
+    MIN_SAMPLES,
     N_BUCKETS,
     CalibrationEvidence,
     HistoryModel,
@@ -112,7 +113,7 @@ class BacktestOptions:
     evidence: int = 1000
     min_closed_growth: float = 0.02
     half_life_s: float | None = None
-    min_samples: int = 30
+    min_samples: int = MIN_SAMPLES
     seed: int = 0
     cost_prior: float = 30.0
 

@@ -13,9 +13,10 @@ How an estimate is made (all the heavy work happens once, at fit time):
    *a* in its stage is read off the futures whose first stage lasted longer than *a*
    (S(a + x) / S(a)), so P50/P90 are quantiles of the total, not sums of quantiles.
 4. **Direct history**: where a position has at least ``min_samples`` past jobs, their actual
-   remaining times (KM, open jobs censored) replace the simulation, refined by the job's age
-   and number of completed stages where those groups are large enough; this keeps the
-   dependencies a first-order chain misses (long-waiting jobs keep waiting, late rework).
+   remaining times (KM, open jobs censored) take over from the simulation, refined by the job's
+   age and number of completed stages; each finer group is pulled towards the coarser one by
+   n / (n + n0), so a thin group moves the estimate only as far as its evidence allows. This
+   keeps the dependencies a first-order chain misses (long-waiting jobs keep waiting, late rework).
    A second table groups the same moments by position and by who finished the job's last stage
    (when visits name two people or more), for the candidate that scales the direct estimate by
    who has the job.
@@ -75,6 +76,7 @@ _PATH_BUDGET = 200_000
 _GUIDE_CELLS = 1_000_000  # entries of a transition table's guide (see _Draws), however many stages
 _CALIBRATION_CASES = 500
 CALIBRATION_PRIOR = 10.0  # outcomes that weigh as much as the model's own P90
+MIN_SAMPLES = 10  # past jobs a direct-history group needs; shrinkage weighs the thin ones
 _FACTORS = np.exp(np.linspace(np.log(0.5), np.log(4.0), 64))  # the P90 factors tried, 1/2 to 4
 _UNSCALED = int(np.argmin(np.abs(_FACTORS - 1.0)))
 _FORMAT = "tracker.history-model/1"
@@ -550,7 +552,7 @@ def fit_history(
     seed: int = 0,
     half_life_s: float | None = None,
     prior_strength: float = 5.0,
-    min_samples: int = 30,
+    min_samples: int = MIN_SAMPLES,
     evidence: CalibrationEvidence | None = None,
     current_stage_known: bool = True,
 ) -> HistoryModel:
@@ -586,7 +588,7 @@ def fit_visit_table(
     seed: int = 0,
     half_life_s: float | None = None,
     prior_strength: float = 5.0,
-    min_samples: int = 30,
+    min_samples: int = MIN_SAMPLES,
     evidence: CalibrationEvidence | None = None,
     current_stage_known: bool = True,
     paths_per_position: int = 1000,

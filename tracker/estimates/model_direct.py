@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tracker.estimates.history import BoolArray, FloatArray, IntArray, VisitTable
+from tracker.estimates.residual import shrink
 
 # Elapsed-time grid: 0, then 1 min growing by 25 % per step up to ~9 years.
 GRID: FloatArray = np.concatenate(([0.0], 60.0 * 1.25 ** np.arange(72)))
@@ -275,20 +276,28 @@ def _on_grid(at: FloatArray, values: FloatArray, timeless: BoolArray) -> FloatAr
 def add_level(
     tables: tuple[FloatArray, FloatArray, IntArray], parent_rows: IntArray, level: DirectLevel
 ) -> tuple[tuple[FloatArray, FloatArray, IntArray], IntArray]:
-    """Append a row per group of ``level``; elsewhere (and wherever the group's history runs out
-    along the elapsed grid) the coarser parent row stands. Returns the tables and the row of
-    every key of this level (``parent_rows`` is indexed by key)."""
+    """Append a row per group of ``level``, pulled towards the coarser parent row by the group's
+    size (:func:`~tracker.estimates.residual.shrink`), so a thin group moves the estimate only as
+    far as its evidence allows; elsewhere (and wherever the group's history runs out along the
+    elapsed grid) the parent row stands. Returns the tables and the row of every key of this level
+    (``parent_rows`` is indexed by key)."""
     q50, q90, samples = tables
     rows = parent_rows.copy()
     if level.keys.size == 0:
         return tables, rows
     parent = parent_rows[level.keys]
+    size = np.broadcast_to(level.samples[:, None], level.q50.shape).astype(np.float64)
+
+    def pulled(fine: FloatArray, coarse: FloatArray) -> FloatArray:
+        blended = shrink(fine[..., None], size, coarse[..., None])[..., 0]
+        return np.asarray(np.where(np.isnan(fine), coarse, blended))
+
     covered = ~np.isnan(level.q50)
     rows[level.keys] = q50.shape[0] + np.arange(level.keys.size)
     return (
         (
-            np.vstack([q50, np.where(covered, level.q50, q50[parent])]),
-            np.vstack([q90, np.where(np.isnan(level.q90), q90[parent], level.q90)]),
+            np.vstack([q50, pulled(level.q50, q50[parent])]),
+            np.vstack([q90, pulled(level.q90, q90[parent])]),
             np.vstack([samples, np.where(covered, level.samples[:, None], samples[parent])]),
         ),
         rows,
