@@ -121,7 +121,8 @@ def test_the_choice_counts_open_jobs_past_their_estimate_as_errors() -> None:
     choice = choose(("short", "honest"), np.vstack([short, honest]), observed, resolved, default="short")
 
     assert choice.name == "honest"
-    assert "honest" in choice.reason and choice.errors["short"] > choice.errors["honest"]
+    assert choice.reason.startswith("lowest mean error on the 100 newest predictions (50 closed)")
+    assert "clearly below short's" in choice.reason and choice.errors["short"] > choice.errors["honest"]
     few = choose(
         ("short", "honest"), np.vstack([short, honest])[:, :10], observed[:10], resolved[:10], default="short"
     )
@@ -154,6 +155,7 @@ def test_a_challenger_ahead_by_noise_does_not_replace_the_default() -> None:
 
     assert choice.errors["lucky"] < choice.errors["median"]
     assert choice.name == "median"
+    assert choice.reason.startswith("median, the default: no candidate beats it clearly (by 1% and 2 ")
 
 
 def test_outcomes_are_counted_by_job_not_by_prediction() -> None:

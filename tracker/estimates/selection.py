@@ -89,7 +89,14 @@ def choose(
     best = int(np.argmin(np.where(clear, errors, np.inf))) if clear.any() else fallback
     scores = {name: float(e) for name, e in zip(names, errors, strict=True)}
     listed = ", ".join(
-        f"{name} {scores[name] / _DAY:.2f} d" for name in sorted(scores, key=scores.__getitem__)
+        f"{name} {scores[name] / _DAY:.3f} d" for name in sorted(scores, key=scores.__getitem__)
     )
-    reason = f"lowest mean error on the {observed.size} newest predictions ({n_resolved} closed): {listed}"
+    seen = f"on the {observed.size} newest predictions ({n_resolved} closed)"
+    if clear.any():
+        reason = f"lowest mean error {seen}, clearly below {default}'s: {listed}"
+    else:
+        reason = (
+            f"{default}, the default: no candidate beats it clearly (by {MARGIN:.0%} and"
+            f" {Z:g} standard errors) {seen}: {listed}"
+        )
     return Choice(names[best], reason, scores, int(observed.size))
