@@ -200,6 +200,69 @@ async def test_the_explanation_says_what_the_p90_factor_was_learned_on(
     assert calibration["factor"] >= 1.0  # jobs the model has seen may only widen it
 
 
+async def _import_same_day_jobs(clock: FakeClock, n: int = 60) -> None:
+    """``n`` past jobs on weekday mornings, each through its four stages in six working hours."""
+    days = [d for d in range(1, 3 * n) if (clock.now - timedelta(days=d)).weekday() < 5][:n]
+    start = np.array([(clock.now - timedelta(days=d)).timestamp() for d in days])
+    log = EventLog.from_arrays(
+        np.repeat(np.arange(n), 4),
+        np.tile([0, 1, 2, 3], n),
+        (start[:, None] + np.array([0.0, 2.0, 4.0, 6.0]) * 3600.0).ravel(),
+        None,
+        tuple(f"c{c}" for c in range(n)),
+        ("intake", "repair", "check", "ready"),
+    )
+    await import_history(log, "car-repair", mapping={}, now=clock.now)
+
+
+async def _calibration(client, auth, garage) -> dict[str, Any]:
+    running = await create_job(client, auth.staff, garage["account"]["id"])
+    explained = await client.get(f"/jobs/{running['id']}/estimate", headers=auth.staff)
+    return dict(explained.json()["p90_calibration"])
+
+
+async def test_jobs_that_ran_past_their_p90_widen_the_next_refits_p90(client, auth, garage, clock: FakeClock):
+    await _import_same_day_jobs(clock)
+    estimates: EstimateService = client._transport.app.state.services.estimates
+    await estimates.refit("car-repair", now=clock.now)
+    in_sample = await _calibration(client, auth, garage)
+    jobs = [await create_job(client, auth.staff, garage["account"]["id"]) for _ in range(20)]
+    assert all(job["estimate"]["basis"].startswith("history") for job in jobs)
+
+    clock.advance(days=14)  # twelve are done two weeks later, eight still open: all past their P90
+    for job in jobs[:12]:
+        for action in ("advance", "advance", "advance", "complete"):
+            job = (await act(client, auth.staff, job, action)).json()
+    await estimates.refit("car-repair", now=clock.now)
+
+    learned = await _calibration(client, auth, garage)
+    assert in_sample["source"] == "in-sample"
+    assert learned["source"] == "evidence"
+    assert learned["samples"] == 20 + 1  # the jobs' first estimates, and the one made to read it
+    assert learned["factor"] > 1.5 * in_sample["factor"]
+
+
+async def test_jobs_done_well_within_their_p90_narrow_the_next_refits_p90(
+    client, auth, garage, clock: FakeClock
+):
+    await _import_same_day_jobs(clock)
+    estimates: EstimateService = client._transport.app.state.services.estimates
+    await estimates.refit("car-repair", now=clock.now)
+    in_sample = await _calibration(client, auth, garage)
+    for _ in range(20):  # each done within ten minutes
+        job = await create_job(client, auth.staff, garage["account"]["id"])
+        for action in ("advance", "advance", "advance", "complete"):
+            clock.advance(minutes=2)
+            job = (await act(client, auth.staff, job, action)).json()
+
+    clock.advance(days=3)
+    await estimates.refit("car-repair", now=clock.now)
+
+    learned = await _calibration(client, auth, garage)
+    assert learned["source"] == "evidence"
+    assert learned["factor"] < in_sample["factor"]  # out of sample, the evidence may narrow it too
+
+
 async def test_a_job_moved_on_by_someone_whose_jobs_linger_is_expected_to_take_longer(
     client, auth, garage, clock: FakeClock
 ):

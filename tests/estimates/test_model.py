@@ -526,3 +526,14 @@ def test_a_thin_group_of_past_jobs_moves_the_direct_estimate_only_part_of_the_wa
     assert once == pytest.approx(2 * DAY, rel=0.1)
     # Twelve jobs say 20 days; they pull the estimate from the position's 2 days, not all the way.
     assert 3 * DAY < twice < 15 * DAY
+
+
+def test_a_few_outcomes_move_the_factor_a_little_from_the_prior_and_many_all_the_way() -> None:
+    def factor(n: int) -> float:
+        raw = np.full(n, 10.0 * DAY)
+        observed = np.full(n, 4.0 * DAY)  # every job done well within its P90: half of it would do
+        evidence = CalibrationEvidence(raw, observed, np.ones(n, dtype=bool))
+        return calibrate(evidence, prior_factor=2.0).p90_factor
+
+    assert 1.0 < factor(5) < 2.0
+    assert factor(500) < 0.55

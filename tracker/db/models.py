@@ -261,7 +261,7 @@ class JobEstimate(Model):
 
     class Meta:
         table = "job_estimate"
-        indexes = (Index(fields=("job_id", "id")),)
+        indexes = (Index(fields=("job_id", "id")), Index(fields=("computed_at",)))
 
 
 class HistoryFit(Model):

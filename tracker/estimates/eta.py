@@ -43,6 +43,8 @@ class EtaRanges:
     """Working seconds spent in the current stage (hold excluded)."""
     remaining_p50_s: FloatArray
     remaining_p90_s: FloatArray
+    raw_p90_s: FloatArray
+    """The remaining P90 before calibration: what later calibrations learn from."""
     eta_p50: FloatArray
     eta_p90: FloatArray
 
@@ -57,7 +59,7 @@ def eta_ranges(model: HistoryModel, calendar: BusinessCalendar, jobs: JobClocks,
     positions = model.positions(jobs.stage_codes, np.full_like(jobs.stage_codes, -1))
     positions = np.where(jobs.stage_codes == -2, 2 * model.n_stages, positions)
     age = calendar.working_seconds_between_many(jobs.created, np.maximum(clock_stop, jobs.created))
-    p50, p90, _ = model.remaining_arrays(positions, jobs.stages_completed, elapsed, age, jobs.handlers)
+    p50, p90, raw90 = model.remaining_arrays(positions, jobs.stages_completed, elapsed, age, jobs.handlers)
     p50 = p50 + jobs.queue_wait_p50_s
     p90 = np.maximum(p90 + jobs.queue_wait_p90_s, p50)
     start = np.full(p50.shape, now)
@@ -65,6 +67,7 @@ def eta_ranges(model: HistoryModel, calendar: BusinessCalendar, jobs: JobClocks,
         elapsed_s=elapsed,
         remaining_p50_s=p50,
         remaining_p90_s=p90,
+        raw_p90_s=raw90 + jobs.queue_wait_p90_s,
         eta_p50=calendar.add_working_seconds_many(start, p50),
         eta_p90=calendar.add_working_seconds_many(start, p90),
     )

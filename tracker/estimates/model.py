@@ -24,8 +24,10 @@ How an estimate is made (all the heavy work happens once, at fit time):
    elapsed time (a heavy-tail, "Lindy" extrapolation), so an overrunning job keeps a widening,
    non-zero range.
 6. **Calibration**: P90 is scaled so that ~90 % of recent outcomes fall before it:
-   split-conformal on earlier predictions when the caller keeps them, else on the newest
-   finished jobs (which the model has seen, so they may widen P90 but never narrow it).
+   split-conformal on the newest finished jobs (which the model has seen, so they may widen P90
+   but never narrow it), then, when the caller keeps earlier predictions, on what became of
+   those (jobs still open counted by what is already certain), moving from the first factor to
+   the second as their outcomes accumulate.
 
 Everything lands in a table indexed by (position row, elapsed on a log grid); prediction is a
 vectorised lookup with linear interpolation.
@@ -685,13 +687,15 @@ def fit_visit_table(
     )
     model = HistoryModel(fitted, Calibration(1.0, float("nan"), float("nan"), 0, "none"))
     model = model.with_selection(_select(model, moments, table, _longest(table, planned)))
-    if evidence is not None:
-        return model.with_calibration(calibrate(evidence))
     # Jobs the model was fitted on flatter it: their evidence may widen P90, never narrow it.
     in_sample = calibrate(_in_sample_evidence(model, moments, table), source="in-sample")
     if in_sample.p90_factor < 1.0:
         in_sample = replace(in_sample, p90_factor=1.0, coverage=in_sample.coverage_raw)
-    return model.with_calibration(in_sample)
+    if evidence is None or evidence.raw_p90_s.size == 0:
+        return model.with_calibration(in_sample)
+    # Earlier estimates and what became of them: out of sample, so they may narrow P90 too; a few
+    # outcomes move the factor a little from the in-sample one.
+    return model.with_calibration(calibrate(evidence, prior_factor=in_sample.p90_factor))
 
 
 def evidence_window(since_s: FloatArray, closed_remaining_s: FloatArray, size: int) -> slice:
@@ -710,7 +714,10 @@ def evidence_window(since_s: FloatArray, closed_remaining_s: FloatArray, size: i
 
 
 def calibrate(
-    evidence: CalibrationEvidence, target: float = 0.9, source: CalibrationSource = "evidence"
+    evidence: CalibrationEvidence,
+    target: float = 0.9,
+    source: CalibrationSource = "evidence",
+    prior_factor: float = 1.0,
 ) -> Calibration:
     """Split-conformal factor for P90: the smallest factor ``f`` whose scaled P90 covers
     ``target`` of the outcomes.
@@ -721,9 +728,10 @@ def calibrate(
     vouch for a factor the closed ones do not support. Leaving them out instead would let the jobs
     that closed early speak for the long P90s, and only the short P90s pass soon enough to be seen
     missed: the factor would swing with the share of each. No factor reaching the target gives
-    the largest. The factor is pulled towards 1 in log scale by ``d / (d + CALIBRATION_PRIOR)``,
-    ``d`` the outcomes decided at the raw P90, so a few outcomes move it a little and many all the
-    way; it stays within [1/2, 4]: calibration corrects a model, it does not replace it.
+    the largest. The factor is pulled towards ``prior_factor`` (1: the model as it is) in log scale
+    by ``d / (d + CALIBRATION_PRIOR)``, ``d`` the outcomes decided at the raw P90, so a few outcomes
+    move it a little and many all the way; it stays within [1/2, 4]: calibration corrects a model,
+    it does not replace it.
     ``source`` names the evidence; without any, the calibration's source is ``none``.
     """
     n = int(evidence.raw_p90_s.size)
@@ -743,7 +751,8 @@ def calibrate(
     reached = np.flatnonzero(coverage >= target)
     at = int(reached[0]) if reached.size else _FACTORS.size - 1
     d = int(decided.sum())
-    factor = float(np.exp(d / (d + CALIBRATION_PRIOR) * np.log(_FACTORS[at])))
+    weight = d / (d + CALIBRATION_PRIOR)
+    factor = float(np.exp(weight * np.log(_FACTORS[at]) + (1.0 - weight) * np.log(prior_factor)))
     at_factor = min(int(np.searchsorted(_FACTORS, factor - 1e-12)), _FACTORS.size - 1)
     return Calibration(
         p90_factor=factor,

@@ -53,7 +53,7 @@ from tracker.estimates.history import JobProgress
 from tracker.estimates.model import Basis, Calibration, HistoryModel, RemainingWork, Selection, fit_history
 from tracker.estimates.queueing import ServiceTimes, WaitingJob, simulate_queue_waits
 from tracker.services.events import Listeners, record_events
-from tracker.services.history import gather_history, planned_stages
+from tracker.services.history import estimate_outcomes, gather_history, planned_stages
 from tracker.services.jobs import get_job
 from tracker.services.keys import person_of
 from tracker.services.signals import DeliveriesQueued
@@ -164,7 +164,10 @@ class EstimateService:
         current = await Workflow.get(key=workflow_key, is_current=True)
         version = await self.versions.get(current.id)
         history = await gather_history(workflow_key, self.versions, now=now)
-        model = await asyncio.to_thread(fit_history, history.cases, planned_stages(version), now=now)
+        evidence = await estimate_outcomes(workflow_key, self.versions, now=now)
+        model = await asyncio.to_thread(
+            fit_history, history.cases, planned_stages(version), now=now, evidence=evidence
+        )
         costs = {
             key: (*ratio_quantiles(h), *overrun_quantiles(h)) for key, h in history.cost_by_stage.items()
         }
@@ -508,6 +511,7 @@ class EstimateService:
                         {
                             "remaining_p50_s": round(float(eta.remaining_p50_s[i])),
                             "remaining_p90_s": round(float(eta.remaining_p90_s[i])),
+                            "raw_p90_s": round(float(eta.raw_p90_s[i])),
                             "stage_elapsed_s": round(float(eta.elapsed_s[i])),
                         }
                     )

@@ -9,17 +9,22 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from tracker.db.models import CostEntry, Job, StageVisit
+import numpy as np
+
+from tracker.db.models import CostEntry, Job, JobEstimate, StageVisit
 from tracker.domain.workflow import JobStatus
 from tracker.estimates.cost import CostHistory, stage_shares
 from tracker.estimates.history import CaseHistory, PlannedStage, VisitRecord
+from tracker.estimates.model import CalibrationEvidence
 from tracker.services.keys import person_of
 from tracker.services.workflows import WorkflowVersion, WorkflowVersions
 
 HOUR = 3600.0
+EVIDENCE = 1000
+"""Earlier estimates a refit calibrates P90 on (and completed jobs that say how old is old enough)."""
 
 
 @dataclass(frozen=True)
@@ -128,3 +133,65 @@ def _share_from(version: WorkflowVersion) -> dict[str, Decimal]:
     stages = version.definition.stages
     share, after = stage_shares([stage.planned_cost for stage in stages])
     return {stage.key: Decimal(repr(float(share[i] + after[i]))) for i, stage in enumerate(stages)}
+
+
+async def estimate_outcomes(
+    workflow_key: str, versions: WorkflowVersions, *, now: datetime, size: int = EVIDENCE
+) -> CalibrationEvidence | None:
+    """What became of a workflow's earlier estimates, to calibrate its P90 on.
+
+    The newest ``size`` estimates made long enough ago for most jobs to have closed since (longer ago
+    than four in five of the newest completed jobs took from creation to completion): each with the
+    P50 and the P90 before calibration it gave, the working time from it to now and, for a completed
+    job, to its completion. Newer ones would be decided mostly by the jobs that closed early.
+    Estimates made from the plan alone (before any fit) and those of cancelled jobs are left out, as
+    are those kept before estimates recorded their P90 before calibration. None when none is left.
+    """
+    spans = await (
+        Job.filter(workflow__key=workflow_key, status=JobStatus.COMPLETED.value, closed_at__isnull=False)
+        .order_by("-closed_at")
+        .limit(size)
+        .values_list("created_at", "closed_at")
+    )
+    if not spans:
+        return None
+    took = np.array([(closed - created).total_seconds() for created, closed in spans])
+    cutoff = now - timedelta(seconds=float(np.quantile(took, 0.8)))
+    rows = [
+        row
+        for row in await JobEstimate.filter(
+            job__workflow__key=workflow_key,
+            job__status__in=[status.value for status in LEARNED_FROM],
+            computed_at__lte=cutoff,
+        )
+        .exclude(basis__startswith="planned")
+        .order_by("-computed_at", "-id")
+        .limit(size)
+        .values("computed_at", "detail", "job__status", "job__closed_at", "job__workflow_id")
+        if "raw_p90_s" in row["detail"]
+    ]
+    if not rows:
+        return None
+    at = np.array([row["computed_at"].timestamp() for row in rows])
+    over = JobStatus.COMPLETED.value
+    completed = np.array([row["job__status"] == over and row["job__closed_at"] is not None for row in rows])
+    end = np.array(
+        [
+            row["job__closed_at"].timestamp() if done else now.timestamp()
+            for row, done in zip(rows, completed, strict=True)
+        ]
+    )
+    since, observed = np.zeros(at.size), np.zeros(at.size)
+    workflow_ids = np.array([row["job__workflow_id"] for row in rows])
+    for workflow_id in np.unique(workflow_ids).tolist():
+        calendar = (await versions.get(workflow_id)).calendar
+        mine = workflow_ids == workflow_id
+        since[mine] = calendar.working_seconds_between_many(at[mine], now.timestamp())
+        observed[mine] = calendar.working_seconds_between_many(at[mine], np.maximum(end[mine], at[mine]))
+    return CalibrationEvidence(
+        raw_p90_s=np.array([float(row["detail"]["raw_p90_s"]) for row in rows]),
+        observed_s=observed,
+        resolved=completed,
+        since_s=since,
+        raw_p50_s=np.array([float(row["detail"]["remaining_p50_s"]) for row in rows]),
+    )
