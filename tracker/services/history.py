@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,9 @@ from tracker.services.workflows import WorkflowVersion, WorkflowVersions
 
 HOUR = 3600.0
 EVIDENCE = 1000
-"""Earlier estimates a refit calibrates P90 on (and completed jobs that say how old is old enough)."""
+"""Jobs whose earlier estimates a refit calibrates P90 on (and completed jobs that say how old is old
+enough)."""
+ROWS_PER_JOB = 5  # kept estimates read per job wanted, to find that many distinct jobs
 
 
 @dataclass(frozen=True)
@@ -140,10 +143,12 @@ async def estimate_outcomes(
 ) -> CalibrationEvidence | None:
     """What became of a workflow's earlier estimates, to calibrate its P90 on.
 
-    The newest ``size`` estimates made long enough ago for most jobs to have closed since (longer ago
-    than four in five of the newest completed jobs took from creation to completion): each with the
-    P50 and the P90 before calibration it gave, the working time from it to now and, for a completed
-    job, to its completion. Newer ones would be decided mostly by the jobs that closed early.
+    The newest estimate of each of ``size`` jobs made long enough ago for most jobs to have closed
+    since (longer ago than four in five of the newest completed jobs took from creation to
+    completion): each with the P50 and the P90 before calibration it gave, the working time from it
+    to now and, for a completed job, to its completion. Newer ones would be decided mostly by the
+    jobs that closed early. One estimate per job: a job running late has its estimate kept at every
+    recompute that moves it, and would otherwise outweigh the jobs on time.
     Estimates made from the plan alone (before any fit) and those of cancelled jobs are left out, as
     are those kept before estimates recorded their P90 before calibration. None when none is left.
     """
@@ -157,19 +162,21 @@ async def estimate_outcomes(
         return None
     took = np.array([(closed - created).total_seconds() for created, closed in spans])
     cutoff = now - timedelta(seconds=float(np.quantile(took, 0.8)))
-    rows = [
-        row
-        for row in await JobEstimate.filter(
+    newest: dict[int, dict[str, Any]] = {}
+    for row in (
+        await JobEstimate.filter(
             job__workflow__key=workflow_key,
             job__status__in=[status.value for status in LEARNED_FROM],
             computed_at__lte=cutoff,
         )
         .exclude(basis__startswith="planned")
         .order_by("-computed_at", "-id")
-        .limit(size)
-        .values("computed_at", "detail", "job__status", "job__closed_at", "job__workflow_id")
-        if "raw_p90_s" in row["detail"]
-    ]
+        .limit(size * ROWS_PER_JOB)
+        .values("job_id", "computed_at", "detail", "job__status", "job__closed_at", "job__workflow_id")
+    ):
+        if "raw_p90_s" in row["detail"]:
+            newest.setdefault(row["job_id"], row)
+    rows = list(newest.values())[:size]
     if not rows:
         return None
     at = np.array([row["computed_at"].timestamp() for row in rows])
