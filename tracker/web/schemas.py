@@ -544,13 +544,15 @@ class CalibrationOut(Output, kw_only=True):
 
     factor: float
     coverage: float | None
-    """The share of the jobs scored that were done by their scaled P90, or null before any was decided."""
+    """The share of the jobs scored that were done by their scaled P90 (a job still open within it counted
+    as its chance of making it), or null before any was decided."""
     samples: int
     source: CalibrationSource
     """What the factor was learned on: `in-sample`, the newest finished jobs the model was fitted on, which
     may widen the P90 but never narrow it; `none`, nothing yet (no job has finished: the P90 is unscaled);
-    `evidence`, earlier predictions and what became of them (a job still open past its P90 counting as a
-    miss), which the backtest calibrates on but the service does not keep yet."""
+    `evidence`, the estimates given earlier and what became of them (each job's newest made long enough
+    ago; a job still open past its P90 counting as a miss), which move the factor from the in-sample one
+    as their outcomes accumulate and may narrow the P90 too."""
 
 
 class EstimatorOut(Output, kw_only=True):
