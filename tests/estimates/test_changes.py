@@ -17,7 +17,10 @@ from tracker.estimates.changes import (
     ChangeThresholds,
     FreshEstimate,
     detect_changes,
+    is_at_risk,
+    late_by_working_s,
     may_have_changed,
+    p90_at_risk,
 )
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -364,3 +367,18 @@ def test_the_pre_filter_in_one_batch_matches_the_examples_above() -> None:
     assert mask.tolist() == [False, True, True, True, False, True]
     expected = [bool(types(ANNOUNCED, e)) for e in estimates]
     assert expected == [False, True, False, True, False, True]
+
+
+@pytest.mark.parametrize("enter_days", [-1.0, 0.0, 0.5, 2.0])
+@pytest.mark.parametrize("hours_after_promise", [-50.0, -20.0, -1.0, 0.0, 1.0, 6.0, 30.0, 80.0])
+def test_the_flag_of_a_p90_against_its_promise_is_the_at_risk_rule(
+    enter_days: float, hours_after_promise: float
+) -> None:
+    thresholds = ChangeThresholds(at_risk_enter_days=enter_days)
+    eta_p90 = PROMISED + timedelta(hours=hours_after_promise)
+    late_s = late_by_working_s(PROMISED, eta_p90, CALENDAR)
+
+    flagged = p90_at_risk(PROMISED, eta_p90, calendar=CALENDAR, thresholds=thresholds)
+
+    assert flagged == is_at_risk(late_s, calendar=CALENDAR, thresholds=thresholds)
+    assert not p90_at_risk(None, eta_p90, calendar=CALENDAR, thresholds=thresholds)

@@ -197,6 +197,22 @@ def is_at_risk(
     return late_s is not None and late_s > limits.at_risk_enter_days * calendar.working_day_seconds
 
 
+def p90_at_risk(
+    promised_at: datetime | None,
+    eta_p90: datetime,
+    *,
+    calendar: BusinessCalendar,
+    thresholds: ChangeThresholds | None = None,
+) -> bool:
+    """:func:`is_at_risk` of a P90 against the promise. A P90 not after the promise is never at risk
+    under an enter threshold of zero or more, which spares the walk through the calendar (the board
+    judges every open job)."""
+    limits = thresholds or ChangeThresholds()
+    if promised_at is None or (eta_p90 <= promised_at and limits.at_risk_enter_days >= 0):
+        return False
+    return is_at_risk(late_by_working_s(promised_at, eta_p90, calendar), calendar=calendar, thresholds=limits)
+
+
 def is_stuck(
     stage_elapsed_s: float, stage_p90_s: float | None, *, thresholds: ChangeThresholds | None = None
 ) -> bool:

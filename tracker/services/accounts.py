@@ -207,8 +207,9 @@ async def add_contact(account_id: int, fields: ContactFields, *, now: datetime) 
         )
 
 
-async def get_contact(contact_id: int) -> Contact:
-    contact = await Contact.get_or_none(id=contact_id)
+async def get_contact(contact_id: int, *, lock: bool = False) -> Contact:
+    """The contact; with ``lock``, its row locked until the transaction ends."""
+    contact = await (Contact.select_for_update() if lock else Contact.all()).get_or_none(id=contact_id)
     if contact is None:
         raise NotFound("contact", contact_id)
     return contact
@@ -218,9 +219,7 @@ async def update_contact(
     contact_id: int, changes: dict[str, str], *, now: datetime, expected: ExpectedVersion = UNNAMED
 ) -> Contact:
     async with in_transaction():
-        contact = await Contact.select_for_update().get_or_none(id=contact_id)
-        if contact is None:
-            raise NotFound("contact", contact_id)
+        contact = await get_contact(contact_id, lock=True)
         expected.check_if_named(contact.version, "contact")
         merged = ContactFields(
             name=changes.get("name", contact.name),

@@ -18,9 +18,8 @@ from tracker.domain.workflow import JobStatus
 from tracker.estimates.calendar import BusinessCalendar
 from tracker.estimates.changes import (
     ChangeThresholds,
-    is_at_risk,
     is_overdue,
-    late_by_working_s,
+    p90_at_risk,
     promise_deadline,
     stage_visit_id,
     was_found_stuck,
@@ -148,19 +147,15 @@ class JobSnapshots:
         every open job without building their snapshots)."""
         return Flags(
             overdue=is_overdue(job.announced, job.estimated_at),
-            at_risk=self._at_risk(job.promised_on, job.eta_p90, calendar),
+            at_risk=p90_at_risk(
+                None if job.promised_on is None else promise_deadline(job.promised_on, calendar),
+                job.eta_p90,
+                calendar=calendar,
+                thresholds=self.thresholds,
+            ),
             over_budget=is_over_budget(job.cost_p50, job.quote_amount, self.over_budget_tolerance),
             stuck=was_found_stuck(job.announced, stage_visit_id(job.id, job.stages_completed)),
         )
-
-    def _at_risk(self, promised_on: date | None, eta_p90: datetime, calendar: BusinessCalendar) -> bool:
-        if promised_on is None:
-            return False
-        deadline = promise_deadline(promised_on, calendar)
-        if eta_p90 <= deadline and self.thresholds.at_risk_enter_days >= 0:
-            return False  # not late at all, so not later than a threshold of zero or more: no calendar walk
-        late_s = late_by_working_s(deadline, eta_p90, calendar)
-        return is_at_risk(late_s, calendar=calendar, thresholds=self.thresholds)
 
     def _estimate(self, job: Job, calendar: BusinessCalendar) -> EstimateSnapshot | None:
         if job.eta_p50 is None or job.eta_p90 is None or job.cost_p50 is None or job.cost_p90 is None:

@@ -126,6 +126,6 @@ def etag(version: int) -> dict[str, str]:
 Versioned = TypeVar("Versioned", s.AccountOut, s.ContactOut, s.WebhookOut)
 
 
-def tagged(resource: Versioned, *, status: int = 200) -> Response[Versioned]:
+def tagged(resource: Versioned) -> Response[Versioned]:
     """A resource with its version as its ETag, for the If-Match of a later change."""
-    return Response(resource, status_code=status, headers=etag(resource.version))
+    return Response(resource, headers=etag(resource.version))

@@ -29,11 +29,11 @@ from tracker.web.problems import PROBLEM_JSON
 from tracker.web.schemas import INT32_MAX
 
 MAY_CONFLICT = "may_conflict"
+"""Route `opt` key, when a route differs from the rule that writes may answer 409 and reads may not:
+True for a read that can (an estimate of a closed job), False for a write that cannot (a restore)."""
 VERSION_OPTIONAL = "version_optional"
 """Route option: the change may name the version it read (If-Match), as accounts, contacts and webhook
 endpoints do; a job's changes must (428 without)."""
-"""Route `opt` key, when a route differs from the rule that writes may answer 409 and reads may not:
-True for a read that can (an estimate of a closed job), False for a write that cannot (a restore)."""
 PUBLIC_PATH = "public_path"
 """Route `opt` key: the address the route is reached at when an ASGI layer rewrites it (a route cannot end
 a path parameter with a suffix such as `.json`); the document shows that address."""
