@@ -4,7 +4,12 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY tracker ./tracker
 COPY notifications ./notifications
-RUN pip install --no-cache-dir --prefix=/install .
+COPY templates ./templates
+# The translation catalogs are compiled here: only their sources are in the repository, and the
+# service refuses to start without them.
+RUN pip install --no-cache-dir --prefix=/install . \
+    && PYTHONPATH=/install/lib/python3.11/site-packages \
+       python -m babel.messages.frontend compile --statistics -D messages -d templates/locale
 
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -17,7 +22,7 @@ RUN useradd --system --uid 10001 --home-dir /app tracker \
     && mkdir -p /var/lib/tracker /app \
     && chown tracker /var/lib/tracker
 COPY --from=build /install /usr/local
-COPY templates /app/templates
+COPY --from=build /src/templates /app/templates
 USER tracker
 WORKDIR /app
 EXPOSE 8000
