@@ -332,6 +332,20 @@ def test_demo_if_empty_seeds_once_and_prints_a_fresh_staff_key(
     ]
 
 
+def test_demo_revokes_only_the_staff_key_it_printed_before(env: dict[str, str], sqlite_file: Path) -> None:
+    ok(env, "migrate")
+    ok(env, "keys", "create", "--role", "admin", "--name", "demo")  # an operator's own, however named
+    ok(env, "demo", "--if-empty")
+
+    ok(env, "demo", "--if-empty")
+
+    assert query(sqlite_file, "SELECT name, role, revoked_at IS NOT NULL FROM api_key ORDER BY id") == [
+        ("demo", "admin", 0),
+        ("demo", "staff", 1),
+        ("demo", "staff", 0),
+    ]
+
+
 # --- PostgreSQL ------------------------------------------------------------------------------------
 
 
@@ -439,6 +453,7 @@ def test_import_history_loads_cases_as_finished_jobs_once(
 ) -> None:
     output = ok(demo_env, "import-history", str(log_file), "--workflow", "car-repair", *COLUMNS, *MAPPING)
     assert "imported 2 cases (7 stage visits)" in output
+    assert "refitted car-repair" in output
     rows = query(
         sqlite_file,
         "SELECT reference, status, stages_completed, actual_cost FROM job "

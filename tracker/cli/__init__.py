@@ -54,7 +54,7 @@ def main() -> None:
 @click.option("--host", default=None, help="Interface to listen on (default: TRACKER_HOST).")
 @click.option("--port", type=int, default=None, help="Port (default: TRACKER_PORT).")
 def serve(host: str | None, port: int | None) -> None:
-    """Serve the API (and, later, the customer pages) until stopped; SIGTERM drains requests first."""
+    """Serve the API, the customer pages and the dashboard until stopped; SIGTERM drains requests first."""
     import uvicorn
 
     from tracker.app import create_app
@@ -171,10 +171,17 @@ def demo(if_empty: bool) -> None:
                 click.echo(
                     f"demo seeded: {statuses.total()} jobs ({counts}), with finished past jobs to learn from"
                 )
+            issued = await keys.create_key("demo", "staff", now=now)
+            # The key printed at the previous start is revoked: only its digest was kept, so nobody can
+            # read it again. A key of another role that someone named "demo" is theirs, not the demo's.
             for old in await keys.list_keys():
-                if old.name == "demo" and old.revoked_at is None:
+                if (
+                    (old.name, old.role) == ("demo", "staff")
+                    and old.revoked_at is None
+                    and old.id != issued.record.id
+                ):
                     await keys.revoke_key(old.id, now=now)
-            secret = (await keys.create_key("demo", "staff", now=now)).secret
+            secret = issued.secret
             showcase = await demo_data.showcase_job()
             page = None
             if showcase is not None:
@@ -352,10 +359,10 @@ def import_history(
     async def run() -> str:
         async with open_database(settings):
             report = await run_import(events, workflow_key, mapping=mapping, now=utc_now())
-            await build_services(settings).estimates.refit(workflow_key, now=utc_now())
+            fitted = await build_services(settings).estimates.refit(workflow_key, now=utc_now())
             return (
                 f"imported {report.cases} cases ({report.visits} stage visits); "
-                f"{report.skipped} imported before were left as they were"
+                f"{report.skipped} imported before were left as they were\nrefitted {fitted.key}"
             )
 
     try:
