@@ -13,7 +13,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import REGISTRY, generate_latest
 from tortoise import Tortoise
 
 import tracker
@@ -57,6 +57,8 @@ from tracker.web.openapi import CompletedJson, CompletedScalar
 from tracker.web.problems import problem_details
 
 DOCS_PATH = "/schema"
+METRICS_MEDIA_TYPE = "text/plain; version=1.0.0"
+"""Prometheus's text format, without the charset Litestar appends to every text type."""
 
 
 @asynccontextmanager
@@ -84,11 +86,11 @@ def create_app(
 
         @get(
             operation_id="Metrics",
-            media_type=CONTENT_TYPE_LATEST,
+            media_type=METRICS_MEDIA_TYPE,
             responses={200: ResponseSpec(str, media_type="text/plain", description="Prometheus text format")},
         )
         async def get(self) -> Response[bytes]:
-            return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+            return Response(generate_latest(REGISTRY), media_type=METRICS_MEDIA_TYPE)
 
     auth = DefineMiddleware(
         ApiKeyMiddleware,

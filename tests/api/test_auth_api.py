@@ -248,7 +248,7 @@ async def test_metrics_are_public_by_default(client: httpx.AsyncClient, auth: Ke
     response = await client.get("/metrics")
 
     assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain")
+    assert response.headers["content-type"] == "text/plain; version=1.0.0; charset=utf-8"  # Prometheus's own
     assert re.search(r'^\w+_requests_total\{app_name="tracker",.*path="/health/live"', response.text, re.M)
 
 
