@@ -372,3 +372,6 @@ async def test_an_overdue_job_says_so_and_shows_its_new_range(
     assert "Promised for" not in html  # the promise is not repeated as if it still held
     earlier = datetime.fromisoformat(first["p90"]).astimezone(paris)
     assert f"Before, we expected {format_date(earlier, 'EEE d MMMM', locale='en')}." in html
+    # The estimate moved today, though the job itself last changed 30 days ago.
+    assert "New estimate of the completion date." in html
+    assert f"Last updated: {format_date(clock.now.astimezone(paris), 'medium', locale='en')}," in html

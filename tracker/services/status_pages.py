@@ -117,6 +117,13 @@ class StatusView:
         return shown_stage(self.steps)
 
     @property
+    def last_updated(self) -> datetime:
+        """When what the page shows last changed: the job itself, or the newest update or public note
+        listed (a moved estimate leaves the job's own record as it was)."""
+        listed = [entry.occurred_at for entry in self.timeline] + [note.created_at for note in self.notes]
+        return max([self.snapshot.updated_at, *listed])
+
+    @property
     def survey_open(self) -> bool:
         return self.snapshot.status is JobStatus.COMPLETED and self.survey_score is None
 
