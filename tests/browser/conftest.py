@@ -146,6 +146,12 @@ def axe() -> Axe:
 
 
 Screenshots = Callable[[Page, str], Awaitable[list[Path]]]
+SPILLED = """() => [...document.querySelectorAll('body *')]
+    .filter(e => getComputedStyle(e).overflowX === 'visible' && e.clientWidth > 0
+        && e.scrollWidth > e.clientWidth + 1)
+    .map(e => `${e.tagName.toLowerCase()}.${e.classList} by ${e.scrollWidth - e.clientWidth} px`)"""
+"""Elements whose content runs past their own box sideways (into the next one, or off the page), where
+nothing lets it scroll: the page need not scroll sideways for a label to be cut or overlap."""
 
 
 @pytest.fixture
@@ -161,6 +167,8 @@ def screenshots() -> Screenshots:
             await page.set_viewport_size({"width": width, "height": original["height"]})
             overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 0, f"{name} scrolls sideways by {overflow} px at {width} px wide"
+            spilled = await page.evaluate(SPILLED)
+            assert not spilled, f"{name} at {width} px: content wider than its box in {spilled}"
             path = folder / f"{name}-{width}.png"
             await page.screenshot(path=str(path), full_page=True)
             written.append(path)

@@ -11,7 +11,7 @@ from playwright.async_api import Page, expect
 
 from tests.browser.conftest import Axe, Live, Screenshots
 from tests.conftest import Keys
-from tests.factories import act, create_account, create_job, create_workflow
+from tests.factories import act, create_account, create_job, create_workflow, stage, workflow_body
 from tracker.db.models import Question
 
 pytestmark = pytest.mark.browser
@@ -103,3 +103,29 @@ async def test_customer_answers_the_survey_once_after_completion(
 
     await expect(page.get_by_text("you gave us 4 out of 5")).to_be_visible()
     await expect(page.get_by_role("button", name="Send my rating")).to_have_count(0)
+
+
+async def test_long_stage_names_stay_within_their_steps(
+    page: Page, live: Live, auth: Keys, screenshots: Screenshots
+) -> None:
+    names = (
+        "Voertuig ontvangen",
+        "Diagnose",
+        "Wachten op onderdelen",
+        "Reparatie",
+        "Kwaliteitscontrole",
+        "Klaar om op te halen",
+        "Opgehaald",
+    )
+    body = workflow_body()
+    body["stages"] = [
+        stage(f"step-{i}", labels={"en": f"Step {i}", "nl": name}) for i, name in enumerate(names, 1)
+    ]
+    assert (await live.api.post("/workflows", json=body, headers=auth.admin)).status_code == 201
+    account = await create_account(live.api, auth.staff)
+    job = await create_job(live.api, auth.staff, account["id"])
+
+    await page.goto(live.url(f"{status_path(job)}?lang=nl"))
+    await expect(page.locator("[aria-current=step]")).to_contain_text("Voertuig ontvangen")
+
+    await screenshots(page, "status-long-stages")  # fails on any label running out of its step
