@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from notifications.i18n import LANGUAGES
 from tracker import demo
 from tracker.db.models import Account, CostEntry, Job, JobEstimate, JobEvent, StageVisit, Workflow
 from tracker.domain.workflow import JobStatus
@@ -59,3 +60,16 @@ async def test_demo_jobs_are_estimated_from_the_learned_history_from_their_first
         first = await JobEstimate.filter(job_id=job.id).order_by("id").first()
         assert first is not None, job.reference
         assert first.basis != "planned", job.reference
+
+
+async def test_customers_see_their_own_jobs_and_every_stage_in_their_language(db: str) -> None:
+    await demo.seed(build_services(Settings(database_url=db)), now=datetime(2026, 3, 4, 15, 0, tzinfo=UTC))
+
+    for account in await Account.all():
+        references = [job.reference for job in await Job.filter(account_id=account.id)]
+        past = [reference for reference in references if reference.startswith("H-")]
+        # The past jobs the estimates learn from belong to no customer of the demo.
+        assert not past or set(past) == set(references), account.name
+    for definition in (demo.CAR_REPAIR, demo.KITCHEN_RENOVATION):
+        for stage in definition.stages:
+            assert set(stage.labels) == set(LANGUAGES), stage.key

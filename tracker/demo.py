@@ -29,6 +29,7 @@ from tracker.services.accounts import ContactFields
 from tracker.services.bootstrap import Services
 from tracker.services.calendars import check_calendar
 from tracker.services.events import HISTORY_ONLY, record_events
+from tracker.services.imports import history_account
 from tracker.services.jobs import (
     NewJob,
     created_event,
@@ -45,6 +46,7 @@ def _stage(
     en: str,
     fr: str,
     nl: str,
+    de: str,
     hours: tuple[int, int, int],
     cost: int,
     capacity: int | None = None,
@@ -52,7 +54,7 @@ def _stage(
 ) -> StageDefinition:
     return StageDefinition(
         key=key,
-        labels={"en": en, "fr": fr, "nl": nl},
+        labels={"en": en, "fr": fr, "nl": nl, "de": de},
         duration=ThreePointEstimate(*(Decimal(h) for h in hours)),
         planned_cost=Decimal(cost),
         capacity=capacity,
@@ -63,34 +65,82 @@ def _stage(
 CAR_REPAIR = WorkflowDefinition(
     "Car repair",
     (
-        _stage("intake", "Car received", "Véhicule réceptionné", "Auto ontvangen", (1, 2, 4), 0),
-        _stage("diagnosis", "Diagnosis", "Diagnostic", "Diagnose", (2, 4, 10), 90),
         _stage(
-            "parts", "Waiting for parts", "En attente des pièces", "Wachten op onderdelen", (8, 24, 80), 350
+            "intake",
+            "Car received",
+            "Véhicule réceptionné",
+            "Auto ontvangen",
+            "Fahrzeug angenommen",
+            (1, 2, 4),
+            0,
         ),
-        _stage("repair", "Repair", "Réparation", "Reparatie", (4, 10, 24), 480, capacity=3),
-        _stage("quality-check", "Quality check", "Contrôle qualité", "Kwaliteitscontrole", (1, 2, 4), 40),
-        _stage("ready", "Ready for pick-up", "Prêt à être récupéré", "Klaar om op te halen", (1, 8, 24), 0),
+        _stage("diagnosis", "Diagnosis", "Diagnostic", "Diagnose", "Diagnose", (2, 4, 10), 90),
+        _stage(
+            "parts",
+            "Waiting for parts",
+            "En attente des pièces",
+            "Wachten op onderdelen",
+            "Warten auf Teile",
+            (8, 24, 80),
+            350,
+        ),
+        _stage("repair", "Repair", "Réparation", "Reparatie", "Reparatur", (4, 10, 24), 480, capacity=3),
+        _stage(
+            "quality-check",
+            "Quality check",
+            "Contrôle qualité",
+            "Kwaliteitscontrole",
+            "Qualitätskontrolle",
+            (1, 2, 4),
+            40,
+        ),
+        _stage(
+            "ready",
+            "Ready for pick-up",
+            "Prêt à être récupéré",
+            "Klaar om op te halen",
+            "Abholbereit",
+            (1, 8, 24),
+            0,
+        ),
     ),
 )
 
 KITCHEN_RENOVATION = WorkflowDefinition(
     "Kitchen renovation",
     (
-        _stage("survey", "Site survey", "Visite technique", "Opname ter plaatse", (2, 4, 8), 150),
-        _stage("design", "Design", "Conception", "Ontwerp", (8, 16, 40), 600),
+        _stage(
+            "survey",
+            "Site survey",
+            "Visite technique",
+            "Opname ter plaatse",
+            "Besichtigung vor Ort",
+            (2, 4, 8),
+            150,
+        ),
+        _stage("design", "Design", "Conception", "Ontwerp", "Planung", (8, 16, 40), 600),
         _stage(
             "materials",
             "Ordering materials",
             "Commande des matériaux",
             "Materialen bestellen",
+            "Materialbestellung",
             (16, 40, 120),
             5200,
         ),
-        _stage("demolition", "Demolition", "Démolition", "Sloop", (8, 16, 24), 900),
-        _stage("installation", "Installation", "Installation", "Installatie", (24, 40, 80), 3800, capacity=2),
-        _stage("finishing", "Finishing", "Finitions", "Afwerking", (8, 16, 32), 1100),
-        _stage("handover", "Handover", "Réception des travaux", "Oplevering", (1, 2, 4), 0),
+        _stage("demolition", "Demolition", "Démolition", "Sloop", "Abbruch", (8, 16, 24), 900),
+        _stage(
+            "installation",
+            "Installation",
+            "Installation",
+            "Installatie",
+            "Montage",
+            (24, 40, 80),
+            3800,
+            capacity=2,
+        ),
+        _stage("finishing", "Finishing", "Finitions", "Afwerking", "Feinarbeiten", (8, 16, 32), 1100),
+        _stage("handover", "Handover", "Réception des travaux", "Oplevering", "Übergabe", (1, 2, 4), 0),
     ),
 )
 
@@ -296,8 +346,9 @@ async def seed(services: Services, *, now: datetime, seed_value: int = 2026) -> 
         ],
         now=now - timedelta(days=HISTORY_DAYS + 10),
     )
-    await seed_history("car-repair", facilities.id, count=400, rng=rng, now=now)
-    await seed_history("kitchen-renovation", marie.id, count=250, rng=rng, now=now)
+    past = await history_account(now=now - timedelta(days=HISTORY_DAYS + 10))
+    await seed_history("car-repair", past.id, count=400, rng=rng, now=now)
+    await seed_history("kitchen-renovation", past.id, count=250, rng=rng, now=now)
     await services.estimates.refit_all(now=now)
     for index, demo in enumerate(DEMO_JOBS):
         account = marie if index % 3 == 0 else facilities

@@ -45,6 +45,17 @@ async def test_the_page_lists_the_accounts_jobs_with_stage_eta_and_cost(
     assert "Someone else" not in html and other["reference"] not in html
     assert "Intake" in html and "€640.00" in html
     assert html.count('href="/status/') == 3
+    assert '<p class="reference">Fleet BV · Ann</p>' in html
+
+
+async def test_a_persons_own_account_is_named_once(
+    client: httpx.AsyncClient, auth: Keys, shop: dict[str, Any]
+) -> None:
+    token = await page_token(shop["account"]["contacts"][0]["id"])  # Marie Dubois, for herself
+
+    html = (await client.get(f"/a/{token}?lang=en")).text
+
+    assert '<p class="reference">Marie Dubois</p>' in html
 
 
 async def test_the_jobs_filter_by_state_and_text_without_javascript(

@@ -37,6 +37,17 @@ class ImportReport:
     """Cases imported before (same reference), left as they were."""
 
 
+async def history_account(*, now: datetime) -> Account:
+    """The account that holds past jobs brought in to learn from (it has no contact: nobody is told
+    about them), created the first time."""
+    account = await Account.get_or_none(name=ACCOUNT_NAME, kind="institutional")
+    if account is None:
+        account = await Account.create(
+            kind="institutional", name=ACCOUNT_NAME, created_at=now, updated_at=now
+        )
+    return account
+
+
 async def import_history(
     log: EventLog, workflow_key: str, *, mapping: Mapping[str, str], now: datetime
 ) -> ImportReport:
@@ -59,11 +70,7 @@ async def import_history(
             f"activities with no stage in {workflow_key!r}: {', '.join(unknown[:20])}; "
             "map them with --map ACTIVITY=STAGE",
         )
-    account = await Account.get_or_none(name=ACCOUNT_NAME, kind="institutional")
-    if account is None:
-        account = await Account.create(
-            kind="institutional", name=ACCOUNT_NAME, created_at=now, updated_at=now
-        )
+    account = await history_account(now=now)
     starts = log.case_start
     handled_by = _handlers(log)
     imported = visits_written = skipped = 0
