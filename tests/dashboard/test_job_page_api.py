@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -85,6 +86,8 @@ async def test_move_hold_and_resume(staff: httpx.AsyncClient, auth: Keys, shop: 
     assert (await api_job(staff, auth, job["id"]))["status"] == "on_hold"
     page = (await staff.get(f"/dashboard/jobs/{job['id']}")).text
     assert "Resume the work" in page and "Advance to the next stage" not in page
+    history = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page[page.index('id="history"') :]))
+    assert "Put on hold → Check: waiting for parts" in history  # the reason right after what it explains
     assert (await post(staff, job["id"], "resume", reason="parts came")).status_code == 303
     assert (await api_job(staff, auth, job["id"]))["status"] == "open"
     assert (await history_types(staff, auth, job["id"]))[-3:] == ["move", "hold", "resume"]
