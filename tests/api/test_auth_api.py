@@ -296,6 +296,19 @@ async def test_the_openapi_document_is_served_without_a_key(client: httpx.AsyncC
     assert document["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
 
 
+async def test_the_api_reference_page_pins_its_script_and_links_the_document(
+    client: httpx.AsyncClient, auth: Keys
+) -> None:
+    response = await client.get("/schema")
+
+    assert response.status_code == 200, response.text
+    page = response.text
+    assert '<a href="/schema/openapi.json">' in page  # all there is where the CDN cannot be reached
+    script = re.search(r'<script src="([^"]+)" integrity="(sha384-[A-Za-z0-9+/=]{64})"', page)
+    assert script is not None, page
+    assert re.search(r"@\d+\.\d+\.\d+/", script.group(1)), script.group(1)  # one version, never "latest"
+
+
 async def test_a_body_over_the_size_limit_is_refused(client: httpx.AsyncClient, auth: Keys) -> None:
     body = workflow_body()
     body["name"] = "x" * (65 * 1024)

@@ -15,6 +15,7 @@ Operations added later get the same for free.
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import msgspec
@@ -193,6 +194,30 @@ class CompletedJson(JsonRenderPlugin):
         return super().render(request, complete(request.app, openapi_schema))
 
 
+SCALAR_JS = "https://cdn.jsdelivr.net/npm/@scalar/api-reference@1.76.0/dist/browser/standalone.js"
+SCALAR_JS_INTEGRITY = "sha384-oH1C0RwqcwbVXkC+r8A+4qRoyEUQdtxAzOwumkxZtQBBcsy61FOoPt7B50OVJYYQ"
+"""The digest of that file as npm publishes it (`npm pack @scalar/api-reference@1.76.0`)."""
+
+
 class CompletedScalar(ScalarRenderPlugin):
+    """The interactive reference at `/schema`. Scalar's script runs on the staff dashboard's origin, so it is
+    one pinned version that the browser checks against its digest, never whatever a CDN serves as latest;
+    the page links the document itself, which is all there is where the CDN cannot be reached."""
+
     def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
-        return super().render(request, complete(request.app, openapi_schema))
+        title = html.escape(str(openapi_schema["info"]["title"]))
+        document = html.escape(self.get_openapi_json_route(request))
+        return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} API</title>
+</head>
+<body>
+<p>The OpenAPI document: <a href="{document}">{document}</a></p>
+<script id="api-reference" data-url="{document}"></script>
+<script src="{SCALAR_JS}" integrity="{SCALAR_JS_INTEGRITY}" crossorigin="anonymous"></script>
+</body>
+</html>
+""".encode()
