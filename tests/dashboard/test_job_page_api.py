@@ -198,5 +198,13 @@ async def test_the_job_page_lists_the_notifications_of_the_job(
         status="sent",
         attempts=1,
     )
+    await record_delivery(
+        job["id"], channel="email", kind="hold", target="marie@example.com", status="dead", attempts=8
+    )
     page = (await staff.get(f"/dashboard/jobs/{job['id']}")).text
     assert "stage_changed" in page and "marie@example.com" in page
+    in_french = re.sub(
+        r"\s+", " ", re.sub(r"<[^>]+>", " ", (await staff.get(f"/dashboard/jobs/{job['id']}?lang=fr")).text)
+    )
+    assert "e-mail Mis en attente marie@example.com abandonné 8" in in_french  # names, not codes
+    assert "e-mail stage_changed marie@example.com envoyé 1" in in_french  # a kind it has no name for
