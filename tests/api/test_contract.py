@@ -18,6 +18,7 @@ import os
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -102,7 +103,7 @@ def map_case(context: HookContext, case: Case[Any]) -> Case[Any]:
     a stage's three durations in order, an English label, unique stage keys, an amount with no more
     decimals than its currency, one contact for an individual, a reason for a forced completion, a
     cursor the API gave out, an If-Match that agrees with the body's version, a key expiry in the future,
-    a webhook URL whose host resolves.
+    a webhook URL whose host resolves, a promised day within ten years.
     Invalid requests are left as generated."""
     if case.meta is None or not case.meta.generation.mode.is_positive:
         return case
@@ -133,6 +134,8 @@ def map_case(context: HookContext, case: Case[Any]) -> Case[Any]:
         # A host that resolves to public addresses (the tests' resolver knows this one): a rule of DNS.
         # Generated URLs are judged, and refused with 422, in the negative phases.
         body["url"] = "https://hooks.example.com/tracker"
+    if isinstance(body.get("promised_on"), str):
+        body["promised_on"] = date.today().isoformat()  # within ten years of today: a rule of the clock
     if operation == "POST /keys" and body.get("expires_at") is not None:
         body["expires_at"] = "2030-01-01T00:00:00Z"  # after the request: a rule of the clock, not the schema
     return case

@@ -154,6 +154,11 @@ async def test_a_body_that_is_not_json_is_415(client: httpx.AsyncClient, auth: K
         ({"title": "x" * 301}, "title"),
         ({"reference": "has space"}, "reference"),
         ({"colour": "red"}, "colour"),
+        (
+            {"quote": {"amount": "\u0663\u0660\u0660.50", "currency": "EUR"}},
+            "quote.amount",
+        ),  # Arabic-Indic digits
+        ({"quote": {"amount": "\uff16\uff14\uff10", "currency": "EUR"}}, "quote.amount"),  # full-width digits
     ],
 )
 async def test_types_are_strict_as_the_schema_says(
@@ -164,6 +169,24 @@ async def test_types_are_strict_as_the_schema_says(
     )
     assert response.status_code == 422, response.text
     assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"kind": "institutional", "name": "x", "\\ud800": 1}', "\\ud800"),
+        (b'{"kind": "institutional", "name": "Acme \\udfff"}', "name"),
+    ],
+)
+async def test_half_a_surrogate_pair_is_no_character_and_is_refused_naming_it(
+    client: httpx.AsyncClient, auth: Keys, body: bytes, field: str
+) -> None:
+    response = await client.post(
+        "/accounts", content=body, headers={**auth.staff, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+    assert (await client.get("/accounts", headers=auth.staff)).json()["items"] == []
 
 
 async def test_text_keeps_newlines_and_tabs(

@@ -66,6 +66,8 @@ async def test_creation_refuses_bad_input_naming_the_field(client, auth, shop):
         (job_body(account_id, reference="has space"), "reference"),
         (job_body(account_id, colour="red"), "colour"),
         (job_body(account_id, promised_on="next week"), "promised_on"),
+        (job_body(account_id, promised_on="9990-01-01"), "promised_on"),  # today is 2026-03-02
+        (job_body(account_id, promised_on="2016-02-01"), "promised_on"),
         ({"workflow": "car-repair"}, "account_id"),
     ]
     for body, field in cases:
@@ -137,12 +139,26 @@ async def test_updating_a_job_needs_the_version_it_read(client, auth, shop):
 
 
 async def test_an_update_that_changes_nothing_leaves_the_job_as_it_was(client, auth, shop):
-    job = await create_job(client, auth.staff, shop["account"]["id"])
+    job = await create_job(client, auth.staff, shop["account"]["id"], promised_on="2036-03-01")
     response = await client.patch(f"/jobs/{job['id']}", json={"version": 1}, headers=auth.staff)
+    assert response.status_code == 200
+    assert response.json() == job
+    same = {"version": 1, "title": job["title"], "quote": job["quote"], "promised_on": job["promised_on"]}
+    response = await client.patch(f"/jobs/{job['id']}", json=same, headers=auth.staff)
     assert response.status_code == 200
     assert response.json() == job
     history = await client.get(f"/jobs/{job['id']}/history", headers=auth.staff)
     assert [event["type"] for event in history.json()["items"]] == ["created"]
+
+
+async def test_a_promise_moved_beyond_ten_years_is_refused_naming_it(client, auth, shop):
+    job = await create_job(client, auth.staff, shop["account"]["id"])
+    response = await client.patch(
+        f"/jobs/{job['id']}", json={"version": 1, "promised_on": "2036-03-04"}, headers=auth.staff
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "promised_on"
+    assert (await client.get(f"/jobs/{job['id']}", headers=auth.staff)).json() == job
 
 
 async def test_the_quote_changes_in_the_jobs_currency_only(client, auth, shop):

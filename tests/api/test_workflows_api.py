@@ -276,6 +276,13 @@ def _with_stage_change(index: int, **changes: Any) -> dict[str, Any]:
         ),
         pytest.param(
             _with_stage_change(
+                1, duration_hours={"optimistic": "1", "most_likely": "2", "pessimistic": "100000"}
+            ),
+            "stages[1].duration_hours.pessimistic",
+            id="over-99999-hours",
+        ),
+        pytest.param(
+            _with_stage_change(
                 1, duration_hours={"optimistic": "1", "most_likely": "2.125", "pessimistic": "3"}
             ),
             "stages[1].duration_hours.most_likely",
@@ -316,6 +323,21 @@ async def test_a_bad_workflow_body_is_refused_naming_the_field(
     assert response.json()["detail"].startswith(field)
     listed = await client.get("/workflows", headers=auth.admin)
     assert listed.json() == []
+
+
+async def test_the_longest_stages_a_workflow_may_plan_still_give_jobs_an_estimate(
+    client: httpx.AsyncClient, auth: Keys
+) -> None:
+    longest = {"optimistic": "99999.99", "most_likely": "99999.99", "pessimistic": "99999.99"}
+    body = workflow_body(calendar={"country": "FR"})
+    for planned in body["stages"]:
+        planned["duration_hours"] = longest
+    assert (await client.post("/workflows", json=body, headers=auth.admin)).status_code == 201
+    account = await create_account(client, auth.staff)
+
+    job = await create_job(client, auth.staff, account["id"])  # four stages of 48 working years each
+
+    assert job["estimate"]["completion"]["p90"] > "2100"
 
 
 async def test_a_new_version_is_validated_like_a_new_workflow(client: httpx.AsyncClient, auth: Keys) -> None:

@@ -12,7 +12,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -286,7 +286,7 @@ class JobService:
                 workflow_id=workflow.id,
                 title=title,
                 quote=new.quote,
-                promised_on=new.promised_on,
+                promised_on=None if new.promised_on is None else _promise(new.promised_on, now),
                 status=position.status,
                 stage_key=position.stage_key,
                 created_at=now,
@@ -318,11 +318,12 @@ class JobService:
             if changes.clear_promised_on:
                 updates["promised_on"] = None
             elif changes.promised_on is not None:
-                updates["promised_on"] = changes.promised_on
+                updates["promised_on"] = _promise(changes.promised_on, now)
             if changes.account_id is not None:
                 if not await Account.exists(id=changes.account_id):
                     raise Conflict(f"account {changes.account_id} does not exist", code="unknown_account")
                 updates["account_id"] = changes.account_id
+            updates = {name: value for name, value in updates.items() if getattr(job, name) != value}
             if not updates:
                 return await self.snapshots.of(job)  # nothing to change: no new version, no event
             data = {name: _jsonable(value) for name, value in updates.items() if name != "title_search"}
@@ -596,6 +597,18 @@ async def get_job_by_token(token: str) -> Job:
     if job is None:
         raise NotFound("job", "for that link")
     return job
+
+
+PROMISE_HORIZON = timedelta(days=3653)
+"""A promised day lies within ten years of today, either way: further off it is no promise, and the
+working calendars would have to walk every day in between."""
+
+
+def _promise(day: date, now: datetime) -> date:
+    today = now.date()
+    if not today - PROMISE_HORIZON <= day <= today + PROMISE_HORIZON:
+        raise InvalidInput("promised_on", "must lie within ten years of today")
+    return day
 
 
 def _title(raw: str) -> str:

@@ -33,6 +33,7 @@ JSON_MEDIA_TYPE = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
 STRING_LITERAL = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 BRACKET = re.compile(rb"[\[\]{}]")
 CONTROL_CHARACTER = re.compile(f"[{CONTROL}]")
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _check_path(request: Request[Any, Any, Any]) -> None:
@@ -122,15 +123,31 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _integral(value: Any) -> Any:
-    """JSON has one number type: 2.0 is the integer 2 (no input field is a float)."""
+def _integral(value: Any, path: str = "") -> Any:
+    """JSON has one number type: 2.0 is the integer 2 (no input field is a float). A string, or a key,
+    holding half of a UTF-16 surrogate pair (`"\\ud800"` alone) is no text at all: 422 naming it."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
+    if isinstance(value, str):
+        _no_lone_surrogate(value, path)
     if isinstance(value, list):
-        return [_integral(item) for item in value]
+        return [_integral(item, f"{path}[{index}]") for index, item in enumerate(value)]
     if isinstance(value, dict):
-        return {key: _integral(item) for key, item in value.items()}
+        result = {}
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else key
+            _no_lone_surrogate(key, where)
+            result[key] = _integral(item, where)
+        return result
     return value
+
+
+def _no_lone_surrogate(text: str, path: str) -> None:
+    if LONE_SURROGATE.search(text):
+        raise InvalidInput(
+            path.encode("utf-8", "backslashreplace").decode() or "body",
+            "holds half of a UTF-16 surrogate pair (\\ud800 to \\udfff alone), which is no character",
+        )
 
 
 def _path(message: str) -> tuple[str, str]:

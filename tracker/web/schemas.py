@@ -62,14 +62,18 @@ Reference = Annotated[str, Meta(pattern=f"^{REFERENCE.pattern}$", examples=["J-2
 Amount = Annotated[
     str,
     Meta(
-        pattern=r"^\d{1,13}(\.\d{1,2})?$",
+        pattern=r"^[0-9]{1,13}(\.[0-9]{1,2})?$",
         description="A decimal string, never a JSON number, with no more decimals than the currency has",
         examples=["640.00"],
     ),
 ]
 Hours = Annotated[
     str,
-    Meta(pattern=r"^\d{1,8}(\.\d{1,2})?$", description="Working hours, a decimal string", examples=["4.5"]),
+    Meta(
+        pattern=r"^[0-9]{1,5}(\.[0-9]{1,2})?$",
+        description="Working hours, a decimal string (at most 99999.99)",
+        examples=["4.5"],
+    ),
 ]
 Email = Annotated[
     str,
@@ -144,7 +148,7 @@ class StageIn(Input, kw_only=True):
     customer_visible: bool = True
 
 
-Clock = Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")]
+Clock = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
@@ -273,13 +277,16 @@ class ContactList(Output, kw_only=True):
     next_cursor: str | None
 
 
+PromisedOn = Annotated[date, Meta(description="The day promised to the customer, within ten years of today")]
+
+
 class JobIn(Input, kw_only=True):
     account_id: Id
     workflow: Key
     title: Title
     quote: MoneyIn
     reference: Reference | None = None
-    promised_on: date | None = None
+    promised_on: PromisedOn | None = None
     start_stage: StageKey | None = None
 
 
@@ -287,7 +294,7 @@ class JobUpdate(Input, kw_only=True):
     version: Version | None = None
     title: Title | UnsetType = UNSET
     quote: MoneyIn | UnsetType = UNSET
-    promised_on: date | UnsetType | None = UNSET
+    promised_on: PromisedOn | UnsetType | None = UNSET
     account_id: Id | UnsetType = UNSET
 
 
