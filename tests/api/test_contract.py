@@ -34,8 +34,8 @@ from tests.conftest import FakeClock, Keys, offline_resolver
 from tests.serving import served
 from tracker.app import create_app
 from tracker.domain.money import MAX_DIGITS
+from tracker.services.pages import INT32_MAX
 from tracker.settings import Settings
-from tracker.web.schemas import INT32_MAX
 
 SEED = 20260302
 EXAMPLES = int(os.environ.get("TRACKER_CONTRACT_EXAMPLES", "4"))

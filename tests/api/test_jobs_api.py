@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from typing import Any
 
 import httpx
@@ -432,11 +434,23 @@ async def test_listing_filters(client, auth, shop, clock: FakeClock):
     assert await ids(workflow="car-repair") == [j["id"] for j in jobs] + [fleet_job["id"]]
 
 
+def forged(**fields: Any) -> str:
+    """A cursor as the API encodes one, holding what the API never gives out."""
+    return base64.urlsafe_b64encode(json.dumps(fields).encode()).decode().rstrip("=")
+
+
 async def test_listing_refuses_bad_parameters(client, auth, shop):
     for params, field in (
         ({"status": "lost"}, "query.status"),
         ({"limit": 0}, "query.limit"),
-        ({"cursor": "garbage"}, "cursor"),
+        ({"cursor": "garbage"}, "query.cursor"),
+        ({"cursor": forged(s="-created", v=1, i=2**63)}, "query.cursor"),  # beyond any id column
+        ({"cursor": forged(s="-created", v=1, i=True)}, "query.cursor"),
+        (
+            {"sort": "updated", "cursor": forged(s="updated", v="9999-12-31T23:59:59-05:00", i=1)},
+            "query.cursor",
+        ),
+        ({"sort": "updated", "cursor": forged(s="updated", v="2026-03-01T10:00:00", i=1)}, "query.cursor"),
         ({"sort": "colour"}, "query.sort"),
         ({"updated_since": "2026-03-01T10:00:00"}, "query.updated_since"),
     ):
@@ -452,4 +466,4 @@ async def test_a_cursor_from_another_sort_order_is_refused(client, auth, shop, c
         "/jobs", params={"sort": "-updated", "cursor": page["next_cursor"]}, headers=auth.staff
     )
     assert response.status_code == 422
-    assert response.json()["errors"][0]["field"] == "cursor"
+    assert response.json()["errors"][0]["field"] == "query.cursor"

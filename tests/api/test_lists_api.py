@@ -122,7 +122,7 @@ async def test_accounts_are_filtered_by_kind_name_and_update_time(
         ({"limit": 201}, "query.limit"),
         ({"kind": "company"}, "query.kind"),
         ({"sort": "name"}, "query.sort"),
-        ({"cursor": "garbage"}, "cursor"),
+        ({"cursor": "garbage"}, "query.cursor"),
         ({"updated_since": "2026-03-01T10:00:00"}, "query.updated_since"),
     ],
 )
@@ -146,7 +146,7 @@ async def test_a_cursor_for_another_order_is_refused(
     )
 
     assert response.status_code == 422, response.text
-    assert [e["field"] for e in response.json()["errors"]] == ["cursor"]
+    assert [e["field"] for e in response.json()["errors"]] == ["query.cursor"]
 
 
 async def test_an_account_lists_its_contacts_oldest_first_in_pages(

@@ -485,6 +485,10 @@ class SurveyResponse(Model):
         unique_together = (("job_id",),)
 
 
+INT32_MAX = 2**31 - 1
+"""Ids, versions and counts are 32-bit integer columns on PostgreSQL."""
+
+
 def fits_column(model: type[Model], field: str, value: str) -> bool:
     """Whether `value` fits the model's text column. A longer value names no row, but Tortoise refuses
     to compare it at all (a ValidationError), so a lookup by a caller's value asks this first."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
@@ -17,7 +17,11 @@ from tortoise.expressions import Q
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
+from tracker.db.models import INT32_MAX as INT32_MAX  # for the web layer, which reads no model
 from tracker.domain.errors import InvalidInput
+
+CURSOR = "query.cursor"
+"""How problems name the cursor: a query parameter, as the edge names the others."""
 
 M = TypeVar("M", bound=Model)
 T = TypeVar("T")
@@ -52,17 +56,25 @@ def encode_cursor(sort: Sort, row: Model) -> str:
 
 
 def decode_cursor(cursor: str, sort: Sort) -> tuple[object, int]:
-    """The last row's sort value and id; a cursor for another order or a forged one is a 422."""
+    """The last row's sort value and id; a cursor for another order or a forged one is a 422 (a forged
+    one may hold an id beyond the id column or a time with no UTC instant: neither reaches a query)."""
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if raw["s"] != sort.value:
-            raise InvalidInput("cursor", "was made for another sort order")
-        row_id = int(raw["i"])
-        value = row_id if sort.column == "id" else datetime.fromisoformat(raw["v"])
+            raise InvalidInput(CURSOR, "was made for another sort order")
+        row_id = raw["i"]
+        if type(row_id) is not int or not 0 <= row_id <= INT32_MAX:
+            raise ValueError(row_id)
+        value: object = row_id
+        if sort.column != "id":
+            moment = datetime.fromisoformat(raw["v"])
+            if moment.tzinfo is None:
+                raise ValueError(raw["v"])
+            value = moment.astimezone(UTC)
     except InvalidInput:
         raise
-    except (ValueError, KeyError, TypeError):
-        raise InvalidInput("cursor", "is not a cursor this API gave out") from None
+    except (ValueError, KeyError, TypeError, OverflowError):
+        raise InvalidInput(CURSOR, "is not a cursor this API gave out") from None
     return value, row_id
 
 

@@ -25,8 +25,9 @@ from litestar.exceptions import HTTPException
 from litestar.routes import HTTPRoute
 
 from tracker.domain.errors import InvalidInput, NotFound
+from tracker.services.pages import INT32_MAX
 from tracker.web.problems import BadRequest
-from tracker.web.schemas import CONTROL, INT32_MAX
+from tracker.web.schemas import CONTROL
 
 MAX_DEPTH = 32
 JSON_MEDIA_TYPE = re.compile(r"^application/(?:[\w.+-]+\+)?json$")

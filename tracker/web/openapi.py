@@ -24,10 +24,10 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin
 from litestar.routes import HTTPRoute
 
+from tracker.services.pages import INT32_MAX
 from tracker.web import schemas as wire
 from tracker.web.auth import PUBLIC
 from tracker.web.problems import PROBLEM_JSON
-from tracker.web.schemas import INT32_MAX
 
 MAY_CONFLICT = "may_conflict"
 """Route `opt` key, when a route differs from the rule that writes may answer 409 and reads may not:

@@ -23,11 +23,10 @@ from tracker.services.estimates import BASIS_LABELS
 from tracker.services.jobs import REFERENCE, CostKind, NoteVisibility
 from tracker.services.keys import Role
 from tracker.services.outbox import DeliveryChannel, DeliveryStatus
+from tracker.services.pages import INT32_MAX
 from tracker.services.webhooks import MAX_ROTATION_WINDOW_S, SUBSCRIBABLE, EndpointStatus, ReplayScope
 from tracker.services.workflows import WORKFLOW_KEY
 
-INT32_MAX = 2**31 - 1
-"""Ids, versions and counts are 32-bit integer columns on PostgreSQL."""
 BIGINT_MAX = 2**63 - 1
 """Event ids are 64-bit."""
 CONTROL = r"\x00-\x08\x0b-\x1f\x7f-\x9f"
