@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import CURRENT_TIME, FakeClock, Keys
-from tests.factories import job_body, workflow_body
+from tests.factories import create_job, job_body, workflow_body
 from tracker.app import create_app
 from tracker.db.models import ApiKey
 from tracker.settings import Settings
@@ -127,7 +127,7 @@ async def test_an_admin_creates_a_key_whose_secret_is_shown_only_once(
     [
         ({"name": "x", "role": "superuser"}, "role"),
         ({"name": "   ", "role": "staff"}, "name"),
-        ({"name": "x" * 101, "role": "staff"}, "name"),
+        ({"name": "x" * 90, "role": "staff"}, "name"),  # "integrator:" and it must fit who-did-what columns
         ({"role": "staff"}, "name"),
         ({"name": "x", "role": "staff", "secret": "trk_mine"}, "secret"),
     ],
@@ -140,6 +140,22 @@ async def test_a_bad_key_request_is_refused_naming_the_field(
     problem = assert_problem(response, 422)
     assert [e["field"] for e in problem["errors"]] == [field]
     assert len((await client.get("/keys", headers=auth.admin)).json()) == 3
+
+
+@pytest.mark.parametrize("role", ["staff", "admin"])
+async def test_a_key_with_the_longest_name_records_what_it_does(
+    client: httpx.AsyncClient, auth: Keys, shop: dict[str, Any], role: str
+) -> None:
+    issued = await _issue(client, auth.admin, role, "n" * 89)
+
+    job = await create_job(client, _bearer(issued["secret"]), shop["account"]["id"])
+    advanced = await client.post(
+        f"/jobs/{job['id']}/advance", json={"version": 1}, headers=_bearer(issued["secret"])
+    )
+
+    assert advanced.status_code == 200, advanced.text
+    history = (await client.get(f"/jobs/{job['id']}/history", headers=auth.staff)).json()["items"]
+    assert {event["actor"] for event in history} == {f"{role}:{'n' * 89}"}
 
 
 async def test_a_revoked_key_is_refused(client: httpx.AsyncClient, auth: Keys, clock: FakeClock) -> None:
@@ -216,7 +232,7 @@ async def test_an_integrator_may_read_jobs_but_not_write_them(client: httpx.Asyn
         ("DELETE", "/keys/1", None),
     ],
 )
-@pytest.mark.parametrize("role", ["staff", "integrator"])
+@pytest.mark.parametrize("role", ["staff", "admin"])
 async def test_only_an_admin_manages_keys(
     client: httpx.AsyncClient, auth: Keys, role: str, method: str, path: str, body: dict[str, str] | None
 ) -> None:

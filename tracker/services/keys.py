@@ -29,6 +29,12 @@ class Role(StrEnum):
     INTEGRATOR = "integrator"
 
 
+ACTOR_MAX = 100
+"""The length of the columns that record who did what (`entered_by`, `created_by`, `actor`...)."""
+NAME_MAX = ACTOR_MAX - max(len(role.value) for role in Role) - 1
+"""A key's name: its actor, `role:name`, must fit those columns."""
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: the API key behind a request."""
@@ -86,8 +92,8 @@ def _is_active(key: ApiKey, now: datetime) -> bool:
 
 async def create_key(name: str, role: str, *, now: datetime, expires_at: datetime | None = None) -> IssuedKey:
     clean_name = name.strip()
-    if not clean_name or len(clean_name) > 100:
-        raise InvalidInput("name", "must be 1 to 100 characters")
+    if not clean_name or len(clean_name) > NAME_MAX:
+        raise InvalidInput("name", f"must be 1 to {NAME_MAX} characters")
     try:
         key_role = Role(role)
     except ValueError:

@@ -21,7 +21,7 @@ from tracker.estimates.model import CalibrationSource, EstimatorName
 from tracker.services.accounts import EMAIL, AccountKind
 from tracker.services.estimates import BASIS_LABELS
 from tracker.services.jobs import REFERENCE, CostKind, NoteVisibility
-from tracker.services.keys import Role
+from tracker.services.keys import NAME_MAX as KEY_NAME_MAX, Role
 from tracker.services.outbox import DeliveryChannel, DeliveryStatus
 from tracker.services.pages import INT32_MAX
 from tracker.services.webhooks import MAX_ROTATION_WINDOW_S, SUBSCRIBABLE, EndpointStatus, ReplayScope
@@ -480,7 +480,9 @@ class VisitOut(Output, kw_only=True):
 
 
 class KeyIn(Input, kw_only=True):
-    name: Annotated[str, Meta(min_length=1, max_length=100, pattern=TEXT, examples=["Workshop tablet"])]
+    name: Annotated[
+        str, Meta(min_length=1, max_length=KEY_NAME_MAX, pattern=TEXT, examples=["Workshop tablet"])
+    ]
     role: Role
     expires_at: datetime | None = None
     """From this moment the key is refused (with a time zone offset); none: it never expires."""
