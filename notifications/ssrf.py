@@ -45,6 +45,8 @@ FORBIDDEN_NETWORKS: tuple[tuple[str, IPNetwork], ...] = (
     ("reserved", _net("240.0.0.0/4")),  # and the broadcast address
     ("unspecified", _net("::/128")),
     ("loopback", _net("::1/128")),
+    ("IPv4-compatible", _net("::/96")),  # deprecated; Python calls ::127.0.0.1 global
+    ("IPv4-translated", _net("::ffff:0:0:0/96")),  # SIIT; likewise
     ("NAT64 local use", _net("64:ff9b:1::/48")),
     ("discard", _net("100::/64")),
     ("IETF protocol assignments", _net("2001::/23")),  # Teredo, ORCHID, benchmarking
@@ -109,6 +111,8 @@ def forbidden_reason(address: IPAddress, policy: URLPolicy) -> str | None:
     for reason, network in FORBIDDEN_NETWORKS:
         if judged in network:
             return reason
+    if judged.is_reserved:
+        return "reserved"
     if not judged.is_global:
         return "not globally reachable"
     return None

@@ -51,6 +51,11 @@ REFUSED = [
     ("2002:7f00:1::", "6to4"),
     ("5f00::1", "SRv6"),
     ("64:ff9b:1::a00:1", "NAT64 local use"),
+    ("::127.0.0.1", "IPv4-compatible"),
+    ("::169.254.169.254", "IPv4-compatible"),
+    ("::ffff:0:127.0.0.1", "IPv4-translated"),
+    ("::ffff:0:8.8.8.8", "IPv4-translated"),
+    ("4000::1", "reserved"),  # outside 2000::/3, where every global unicast address lies
     # IPv4-mapped and NAT64 forms are judged by the IPv4 address inside.
     ("::ffff:127.0.0.1", "loopback"),
     ("::ffff:10.0.0.1", "private"),
