@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MIN_PER_SECOND = 1 / 3600
+"""The slowest rate an endpoint may ask for, one request an hour: slower, a send would wait longer than a
+delivery lives (and a wait of 1e300 seconds is no time at all to a clock)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Rate:
@@ -18,8 +22,8 @@ class Rate:
     burst: int = 1
 
     def __post_init__(self) -> None:
-        if self.per_second <= 0 or self.burst < 1:
-            raise ValueError("a rate is positive and lets at least one request through at once")
+        if self.per_second < MIN_PER_SECOND or self.burst < 1:
+            raise ValueError("a rate is at least one request an hour and lets one through at once")
 
 
 @dataclass(frozen=True, slots=True)

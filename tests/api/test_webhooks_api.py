@@ -369,11 +369,17 @@ async def test_an_endpoint_may_limit_its_request_rate(client: httpx.AsyncClient,
 
     lifted = await client.patch(path, json={"rate_per_second": None}, headers=auth.integrator)
     refused = await client.patch(path, json={"rate_per_second": 0}, headers=auth.integrator)
+    too_slow = await client.patch(path, json={"rate_per_second": 1e-300}, headers=auth.integrator)
 
     assert created["rate_per_second"] == 2.5
     assert lifted.json()["rate_per_second"] is None
     assert _error(refused)[0] == "rate_per_second"
+    assert (
+        _error(too_slow)[0] == "rate_per_second"
+    )  # slower than one an hour: a send would outwait its delivery
     assert (await client.get(path, headers=auth.integrator)).json()["rate_per_second"] is None
+    hourly = await client.patch(path, json={"rate_per_second": 1 / 3600}, headers=auth.integrator)
+    assert hourly.json()["rate_per_second"] == 1 / 3600
 
 
 async def test_an_endpoint_is_paused_and_resumed(client: httpx.AsyncClient, auth: Keys) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from notifications.ratelimit import Rate, TokenBucket
+from notifications.ratelimit import MIN_PER_SECOND, Rate, TokenBucket
 
 
 def waits(bucket: TokenBucket, times: list[float], max_wait: float = 60.0) -> list[float | None]:
@@ -47,7 +47,14 @@ def test_a_full_bucket_grants_at_once():
     assert (reservation.granted, reservation.wait) == (True, 0.0)
 
 
-@pytest.mark.parametrize(("per_second", "burst"), [(0, 1), (-1, 1), (1, 0)])
-def test_a_rate_must_let_something_through(per_second, burst):
-    with pytest.raises(ValueError, match="positive"):
+@pytest.mark.parametrize(("per_second", "burst"), [(0, 1), (-1, 1), (1, 0), (1e-300, 1), (0.99 / 3600, 1)])
+def test_a_rate_must_let_something_through_at_least_hourly(per_second, burst):
+    with pytest.raises(ValueError, match="at least one request an hour"):
         Rate(per_second, burst)
+
+
+def test_the_slowest_rate_waits_an_hour_between_sends():
+    bucket = TokenBucket.full(Rate(MIN_PER_SECOND), 0.0)
+    first = bucket.reserve(0.0, 7200.0)
+    second = first.bucket.reserve(0.0, 7200.0)
+    assert (first.wait, second.granted, round(second.wait)) == (0.0, True, 3600)

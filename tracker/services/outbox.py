@@ -38,6 +38,7 @@ from notifications import (
     encode_payload,
 )
 from notifications.attempts import EXCERPT_BYTES
+from notifications.ratelimit import MIN_PER_SECOND
 from notifications.retry import DISABLE_AFTER
 from tracker.db.bulk import is_postgres
 from tracker.db.models import (
@@ -387,7 +388,8 @@ class DatabaseDeliveryStore:
         health, rate = None, None
         if endpoint is not None:
             health = TargetHealth(endpoint.failing_since, warned=endpoint.warned_at is not None)
-            rate = Rate(endpoint.rate_per_second) if endpoint.rate_per_second else None
+            # Stored before rates had a floor, a slower one is held to it.
+            rate = Rate(max(endpoint.rate_per_second, MIN_PER_SECOND)) if endpoint.rate_per_second else None
         return Delivery(
             id=str(row.id),
             target=row.target,

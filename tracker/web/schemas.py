@@ -15,6 +15,7 @@ from babel.localedata import locale_identifiers
 from babel.numbers import list_currencies
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from notifications.ratelimit import MIN_PER_SECOND
 from tracker.domain.progress import Confidence, StepState
 from tracker.domain.workflow import STAGE_KEY, JobStatus
 from tracker.estimates.model import CalibrationSource, EstimatorName
@@ -680,10 +681,11 @@ Description = Annotated[
 RatePerSecond = Annotated[
     float,
     Meta(
-        gt=0,
+        ge=MIN_PER_SECOND,
         le=1000,
         examples=[5],
-        description="At most this many requests a second to the endpoint; none: no limit beyond concurrency",
+        description="At most this many requests a second to the endpoint (at least one an hour); none: no "
+        "limit beyond concurrency",
     ),
 ]
 
