@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -262,6 +263,26 @@ async def test_history_records_every_change_in_order(client, auth, shop, clock: 
         f"/jobs/{job['id']}/history?after={page.json()['next_after']}", headers=auth.staff
     )
     assert [e["type"] for e in rest.json()["items"]] == ["hold"]
+
+
+async def test_costs_add_up_to_the_largest_amount_kept_and_no_further(client, auth, shop):
+    largest = "9999999999999.99"  # the largest amount one cost may carry
+    quote = {"amount": largest, "currency": "EUR"}
+    job = await create_job(client, auth.staff, shop["account"]["id"], quote=quote)
+    for version in range(1, 11):
+        added = await client.post(
+            f"/jobs/{job['id']}/costs",
+            json={"version": version, "kind": "material", "amount": largest},
+            headers=auth.staff,
+        )
+        if version < 10:
+            assert added.status_code == 201, (version, added.text)
+            estimate = added.json()["job"]["estimate"]["cost"]  # projected past the quote, within bounds
+            assert Decimal(estimate["p90"]["amount"]) <= Decimal("99999999999999")
+    assert added.status_code == 422, added.text
+    assert added.json()["errors"][0]["field"] == "amount"
+    kept = (await client.get(f"/jobs/{job['id']}", headers=auth.staff)).json()
+    assert (kept["version"], kept["actual_cost"]["amount"]) == (10, "89999999999999.91")
 
 
 async def test_costs_and_notes_are_recorded_against_the_job(client, auth, shop):

@@ -10,6 +10,9 @@ from babel.numbers import get_currency_precision, is_currency
 from tracker.domain.errors import InvalidInput
 
 MAX_DIGITS = 16
+LARGEST = Decimal(10) ** 14 - 1
+"""No amount tracker keeps, a job's costs added up and its projections included, is larger: the money
+columns hold 18 digits, 4 of them decimals."""
 
 
 def check_currency(code: str, *, field: str = "currency") -> str:

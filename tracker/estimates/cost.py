@@ -43,6 +43,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from tracker.domain.money import LARGEST
+
 CostBasis = Literal["actual", "planned", "history", "blend"]
 # ``CostProjections.basis`` holds indexes into this tuple.
 COST_BASES: tuple[CostBasis, ...] = ("actual", "planned", "history", "blend")
@@ -275,6 +277,7 @@ def project_costs_many(
     floor = np.ceil(ac * scale * (1 - _ROUNDING_SLACK)) / scale  # AC rounded up: never below it
     p50 = np.maximum(np.floor(p50 * scale * (1 + _ROUNDING_SLACK) + 0.5) / scale, floor)
     p90 = np.maximum(np.floor(p90 * scale * (1 + _ROUNDING_SLACK) + 0.5) / scale, p50)
+    p50, p90 = np.minimum(p50, float(LARGEST)), np.minimum(p90, float(LARGEST))
     return CostProjections(
         p50=p50,
         p90=p90,

@@ -41,7 +41,7 @@ from tracker.domain.events import (
     NoteAddedPayload,
     TransitionPayload,
 )
-from tracker.domain.money import Money, parse_amount
+from tracker.domain.money import LARGEST, Money, parse_amount
 from tracker.domain.workflow import JobPosition, JobStatus, Transition, TransitionKind
 from tracker.estimates.calendar import BusinessCalendar
 from tracker.services import audit
@@ -448,6 +448,10 @@ class JobService:
             if job.status in {JobStatus.COMPLETED, JobStatus.CANCELLED}:
                 raise Conflict(f"the job is {job.status}: it takes no more costs", code="job_closed")
             value = parse_amount(amount, job.currency, field="amount")
+            if job.actual_cost + value > LARGEST:
+                raise InvalidInput(
+                    "amount", f"would bring the job's costs past {LARGEST}, the most tracker keeps"
+                )
             stage_key = stage or job.stage_key
             definition = (await self.versions.get(job.workflow_id)).definition
             if stage_key not in {s.key for s in definition.stages}:
