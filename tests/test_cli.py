@@ -221,7 +221,7 @@ def test_a_key_with_a_blank_name_is_refused(env: dict[str, str], sqlite_file: Pa
     result = run(env, "keys", "create", "--role", "staff", "--name", "   ")
 
     assert result.exit_code == 1, result.output
-    assert "name: must be 1 to 100 characters" in result.output
+    assert "name: must be 1 to 89 characters" in result.output
     assert query(sqlite_file, "SELECT count(*) FROM api_key") == [(0,)]
 
 

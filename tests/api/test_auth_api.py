@@ -232,7 +232,7 @@ async def test_an_integrator_may_read_jobs_but_not_write_them(client: httpx.Asyn
         ("DELETE", "/keys/1", None),
     ],
 )
-@pytest.mark.parametrize("role", ["staff", "admin"])
+@pytest.mark.parametrize("role", ["staff", "integrator"])
 async def test_only_an_admin_manages_keys(
     client: httpx.AsyncClient, auth: Keys, role: str, method: str, path: str, body: dict[str, str] | None
 ) -> None:
