@@ -489,9 +489,14 @@ INT32_MAX = 2**31 - 1
 """Ids, versions and counts are 32-bit integer columns on PostgreSQL."""
 
 
+def column_length(model: type[Model], field: str) -> int:
+    """The most characters the model's text column holds."""
+    column = model._meta.fields_map[field]
+    assert isinstance(column, fields.CharField)
+    return column.max_length
+
+
 def fits_column(model: type[Model], field: str, value: str) -> bool:
     """Whether `value` fits the model's text column. A longer value names no row, but Tortoise refuses
     to compare it at all (a ValidationError), so a lookup by a caller's value asks this first."""
-    column = model._meta.fields_map[field]
-    assert isinstance(column, fields.CharField)
-    return len(value) <= column.max_length
+    return len(value) <= column_length(model, field)

@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from tortoise.transactions import in_transaction
 
-from tracker.db.models import ApiKey, fits_column
+from tracker.db.models import ApiKey, JobEvent, column_length, fits_column
 from tracker.domain.errors import Conflict, InvalidInput, NotFound
 
 KEY_PREFIX = "trk"
@@ -29,10 +29,9 @@ class Role(StrEnum):
     INTEGRATOR = "integrator"
 
 
-ACTOR_MAX = 100
-"""The length of the columns that record who did what (`entered_by`, `created_by`, `actor`...)."""
-NAME_MAX = ACTOR_MAX - max(len(role.value) for role in Role) - 1
-"""A key's name: its actor, `role:name`, must fit those columns."""
+NAME_MAX = column_length(JobEvent, "actor") - max(len(role.value) for role in Role) - 1
+"""A key's name: its actor, `role:name`, must fit the columns that record who did what (`actor`,
+`entered_by`, `created_by`..., all as long)."""
 
 
 @dataclass(frozen=True)
