@@ -318,6 +318,14 @@ async def test_account_and_contact_changes_may_name_the_version_they_read(
         f"/accounts/{account['id']}", json={"name": "M. D."}, headers=auth.staff
     )
     assert (unconditional.status_code, unconditional.json()["version"]) == (200, 4)
+    wildcard = await client.patch(
+        f"/accounts/{account['id']}", json={"name": "Any"}, headers={**auth.staff, "If-Match": "*"}
+    )
+    assert (wildcard.status_code, wildcard.json()["version"]) == (200, 5)
+    listed = await client.patch(
+        f"/accounts/{account['id']}", json={"name": "Listed"}, headers={**auth.staff, "If-Match": '"4", "5"'}
+    )
+    assert (listed.status_code, listed.json()["version"]) == (200, 6)
 
 
 async def test_a_deleted_contact_is_gone_and_its_account_stays(client: httpx.AsyncClient, auth: Keys) -> None:

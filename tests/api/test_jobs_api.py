@@ -141,6 +141,22 @@ async def test_updating_a_job_needs_the_version_it_read(client, auth, shop):
     assert current.json()["title"] == "New title"
 
 
+async def test_if_match_may_list_etags_but_a_job_change_may_not_use_the_wildcard(client, auth, shop):
+    job = await create_job(client, auth.staff, shop["account"]["id"])
+    url = f"/jobs/{job['id']}"
+
+    def patch(if_match: str, title: str) -> Any:
+        return client.patch(url, json={"title": title}, headers={**auth.staff, "If-Match": if_match})
+
+    wildcard = await patch("*", "Any version")
+    assert wildcard.status_code == 428, wildcard.text
+    assert "If-Match: *" in wildcard.json()["detail"]
+    assert (await patch('"5", W/"1"', "Listed")).json()["version"] == 2
+    assert (await patch('"1", "3"', "Stale")).status_code == 412
+    assert (await patch('"' + "9" * 5000 + '"', "Huge")).status_code == 412
+    assert (await client.get(url, headers=auth.staff)).json()["title"] == "Listed"
+
+
 async def test_an_update_that_changes_nothing_leaves_the_job_as_it_was(client, auth, shop):
     job = await create_job(client, auth.staff, shop["account"]["id"], promised_on="2036-03-01")
     response = await client.patch(f"/jobs/{job['id']}", json={"version": 1}, headers=auth.staff)

@@ -29,7 +29,8 @@ IfMatch = Annotated[
     str | None,
     HeaderParameter(
         name="If-Match",
-        description='The job\'s ETag, as read, such as "3"; or send the version in the body',
+        description='The job\'s ETag, as read, such as "3" (a list such as "3", "4" accepts any of them); '
+        "or send the version in the body",
         examples=[Example(value='"3"')],
     ),
 ]
@@ -38,7 +39,8 @@ IfMatchOptional = Annotated[
     HeaderParameter(
         name="If-Match",
         description='The ETag read, such as "3": the change applies only to that version (412 if it '
-        "changed meanwhile); without it, to whatever is there",
+        'changed meanwhile; a list such as "3", "4" accepts any of them); without it, or with *, to whatever '
+        "is there",
         examples=[Example(value='"3"')],
     ),
 ]
@@ -101,22 +103,34 @@ DEPENDENCIES = {
 
 
 NO_VERSION = 0
-"""Job versions start at 1."""
+"""Versions start at 1."""
+INT32_DIGITS = 10
+"""No version column holds more digits: a longer tag names no version (and never reaches `int`'s limit)."""
 
 
 def expected_version(if_match: str | None, body_version: int | None) -> ExpectedVersion:
-    """The version a change is based on: `If-Match: "7"` (or W/"7") or a `version` field; both must agree."""
+    """The version a change is based on: a `version` field, or `If-Match` with one or more ETags (`"7"`,
+    `W/"7"`, `"7", "8"`: any of them) or `*` (any version, which a job's change may not use); a version in
+    both must agree."""
     if if_match is None:
         return ExpectedVersion(body_version, from_header=False)
-    tag = if_match.strip().removeprefix("W/").strip('"')
-    # A tag that names no version matches no version of the job: the precondition fails (412).
-    version = int(tag) if tag.isascii() and tag.isdigit() else NO_VERSION
-    if body_version is not None and body_version != version:
+    tags = [tag.strip() for tag in if_match.split(",")]
+    if tags == ["*"]:
+        return ExpectedVersion(body_version, from_header=body_version is None)
+    # A tag that names no version matches no version of the resource: the precondition fails (412).
+    versions = [_tagged_version(tag) for tag in tags]
+    if body_version is not None and body_version not in versions:
         raise BadRequest(
-            f"If-Match names version {tag!r} but the body names version {body_version}",
+            f"If-Match names {if_match.strip()!r} but the body names version {body_version}",
             code="version_mismatch",
         )
-    return ExpectedVersion(version, from_header=True)
+    first = versions[0] if body_version is None else body_version
+    return ExpectedVersion(first, from_header=True, also=frozenset(versions) - {first})
+
+
+def _tagged_version(tag: str) -> int:
+    value = tag.removeprefix("W/").strip('"')
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= INT32_DIGITS else NO_VERSION
 
 
 def etag(version: int) -> dict[str, str]:
