@@ -462,3 +462,43 @@ async def test_concurrent_contacts_for_an_individual_account_leave_it_with_one(
     ]
     fetched = await client.get(f"/accounts/{account['id']}", headers=auth.staff)
     assert len(fetched.json()["contacts"]) == 1
+
+
+async def test_a_retried_account_or_contact_creation_makes_one(client: httpx.AsyncClient, auth: Keys) -> None:
+    body = {
+        "kind": "institutional",
+        "name": "De Vries Bouw",
+        "contacts": [
+            {"name": "Anna", "email": "anna@example.nl", "locale": "nl_NL", "time_zone": "Europe/Amsterdam"}
+        ],
+    }
+    headers = {**auth.staff, "Idempotency-Key": "new-customer-1"}
+    first, again = [await client.post("/accounts", json=body, headers=headers) for _ in range(2)]
+    assert (first.status_code, again.status_code) == (201, 201), first.text
+    account = first.json()
+    assert again.json() == account
+    assert "idempotent-replayed" not in first.headers
+    assert again.headers["idempotent-replayed"] == "true"
+    for response in (first, again):
+        assert (response.headers["location"], response.headers["etag"]) == (
+            f"/accounts/{account['id']}",
+            '"1"',
+        )
+    named = (await client.get("/accounts", params={"q": "De Vries Bouw"}, headers=auth.staff)).json()["items"]
+    assert [a["id"] for a in named] == [account["id"]]
+
+    contact = {
+        "name": "Joost",
+        "email": "joost@example.nl",
+        "locale": "nl_NL",
+        "time_zone": "Europe/Amsterdam",
+    }
+    url = f"/accounts/{account['id']}/contacts"
+    headers = {**auth.staff, "Idempotency-Key": "second-contact"}
+    added, retried = [await client.post(url, json=contact, headers=headers) for _ in range(2)]
+    assert (added.status_code, retried.status_code) == (201, 201), added.text
+    assert retried.json() == added.json()
+    assert retried.headers["location"] == added.headers["location"] == f"/contacts/{added.json()['id']}"
+    assert len((await client.get(url, headers=auth.staff)).json()["items"]) == 2
+    reused = await client.post(url, json={**contact, "name": "Other"}, headers=headers)
+    assert (reused.status_code, reused.json()["code"]) == (409, "idempotency_key_reused")

@@ -367,6 +367,8 @@ async def test_a_retried_post_with_the_same_idempotency_key_applies_once(client,
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json()
     assert again.headers["idempotent-replayed"] == "true"
+    assert first.headers["location"] == f"/jobs/{first.json()['id']}"
+    assert (again.headers["location"], again.headers["etag"]) == (first.headers["location"], '"1"')
     assert len((await client.get("/jobs", headers=auth.staff)).json()["items"]) == 1
     reused = await client.post("/jobs", json={**body, "title": "Other"}, headers=headers)
     assert reused.status_code == 409

@@ -303,6 +303,8 @@ class IdempotencyRecord(Model):
     fingerprint = fields.CharField(max_length=64)
     status_code = fields.IntField()
     body = fields.TextField()
+    headers: fields.JSONField[dict[str, str] | None] = fields.JSONField(null=True)
+    """The response's ETag and Location, replayed with its body (None: stored before they were kept)."""
     created_at = fields.DatetimeField()
 
     class Meta:

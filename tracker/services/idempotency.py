@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
@@ -22,11 +22,15 @@ class StoredResponse:
     """Digest of the request that produced it: another request with the same key must not replay it."""
     status_code: int
     body: str
+    headers: dict[str, str] = field(default_factory=dict)
+    """The headers that say what the response made (ETag, Location), replayed with it."""
 
 
 async def _stored(api_key_id: int, key: str) -> StoredResponse | None:
     record = await IdempotencyRecord.get_or_none(api_key_id=api_key_id, key=key)
-    return None if record is None else StoredResponse(record.fingerprint, record.status_code, record.body)
+    if record is None:
+        return None
+    return StoredResponse(record.fingerprint, record.status_code, record.body, record.headers or {})
 
 
 async def once(
@@ -34,7 +38,7 @@ async def once(
     key: str,
     fingerprint: str,
     produce: Callable[[], Awaitable[R]],
-    stored_as: Callable[[R], tuple[int, str]],
+    stored_as: Callable[[R], tuple[int, str, dict[str, str]]],
     *,
     now: datetime,
 ) -> R | StoredResponse:
@@ -50,13 +54,14 @@ async def once(
     try:
         async with in_transaction():
             response = await produce()
-            status_code, body = stored_as(response)
+            status_code, body, headers = stored_as(response)
             await IdempotencyRecord.create(
                 api_key_id=api_key_id,
                 key=key,
                 fingerprint=fingerprint,
                 status_code=status_code,
                 body=body,
+                headers=headers,
                 created_at=now,
             )
     except IntegrityError:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
+import msgspec
 from litestar import Request, Response
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter, QueryParameter, SkipValidation
+from litestar.serialization import encode_json
 
 from tracker.clock import Clock
 from tracker.services.bootstrap import Services
@@ -131,6 +133,14 @@ def expected_version(if_match: str | None, body_version: int | None) -> Expected
 def _tagged_version(tag: str) -> int:
     value = tag.removeprefix("W/").strip('"')
     return int(value) if value.isascii() and value.isdigit() and len(value) <= INT32_DIGITS else NO_VERSION
+
+
+def json_response(
+    value: msgspec.Struct, *, status: int = 200, headers: dict[str, str] | None = None
+) -> Response[bytes]:
+    """Encoded like Litestar's own responses (its serializer also takes datetime subclasses), as bytes that
+    `idempotent` can store and replay."""
+    return Response(encode_json(value), status_code=status, media_type="application/json", headers=headers)
 
 
 def etag(version: int) -> dict[str, str]:

@@ -20,6 +20,8 @@ from tracker.services.keys import Principal
 
 HEADER = "idempotency-key"
 MAX_KEY_LENGTH = 200
+REPLAYED_HEADERS = ("etag", "location")
+"""What a response says of the resource it made or changed, so a retry learns it too."""
 
 
 async def _fingerprint(request: Request[Any, Any, Any]) -> str:
@@ -38,12 +40,13 @@ def _replay(stored: StoredResponse, fingerprint: str) -> Response[bytes]:
         stored.body.encode(),
         status_code=stored.status_code,
         media_type="application/json",
-        headers={"Idempotent-Replayed": "true"},
+        headers={**stored.headers, "Idempotent-Replayed": "true"},
     )
 
 
-def _as_stored(response: Response[bytes]) -> tuple[int, str]:
-    return int(response.status_code or 200), bytes(response.content).decode()
+def _as_stored(response: Response[bytes]) -> tuple[int, str, dict[str, str]]:
+    headers = {name: value for name, value in response.headers.items() if name.lower() in REPLAYED_HEADERS}
+    return int(response.status_code or 200), bytes(response.content).decode(), headers
 
 
 async def idempotent(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Response, delete, get, patch, post, put
+from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
@@ -19,12 +20,27 @@ from tracker.services.keys import Role
 from tracker.services.pages import Sort
 from tracker.web import schemas as s, views
 from tracker.web.auth import requires
-from tracker.web.deps import IfMatchOptional, Now, PageCursor, PageLimit, expected_version, tagged
+from tracker.web.deps import (
+    IdempotencyKey,
+    IfMatchOptional,
+    Now,
+    PageCursor,
+    PageLimit,
+    etag,
+    expected_version,
+    json_response,
+    tagged,
+)
+from tracker.web.idempotency import idempotent
 from tracker.web.openapi import VERSION_OPTIONAL
 
 
 def _fields(contact: s.ContactIn) -> ContactFields:
     return ContactFields(contact.name, contact.email, contact.locale, contact.time_zone)
+
+
+def _created(resource: s.AccountOut | s.ContactOut, location: str) -> Response[bytes]:
+    return json_response(resource, status=201, headers={**etag(resource.version), "Location": location})
 
 
 async def _account_out(account_id: int) -> s.AccountOut:
@@ -37,12 +53,26 @@ class AccountController(Controller):
     tags = ["Accounts"]
     guards = [requires(Role.STAFF)]
 
-    @post(operation_id="CreateAccount", status_code=HTTP_201_CREATED)
-    async def create_account(self, data: JSONBody[s.AccountIn], now: Now) -> s.AccountOut:
-        account = await accounts.create_account(
-            data.kind, data.name, [_fields(c) for c in data.contacts], now=now
-        )
-        return await _account_out(account.id)
+    @post(
+        operation_id="CreateAccount",
+        status_code=HTTP_201_CREATED,
+        responses={201: ResponseSpec(s.AccountOut)},
+    )
+    async def create_account(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[s.AccountIn],
+        now: Now,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[bytes]:
+        async def produce() -> Response[bytes]:
+            account = await accounts.create_account(
+                data.kind, data.name, [_fields(c) for c in data.contacts], now=now
+            )
+            created = await _account_out(account.id)
+            return _created(created, f"/accounts/{account.id}")
+
+        return await idempotent(request, now, produce)
 
     @get(operation_id="ListAccounts")
     async def list_accounts(
@@ -106,11 +136,25 @@ class AccountController(Controller):
         page = await accounts.list_contacts(account_id, text=q, sort=sort, limit=limit, cursor=cursor)
         return s.ContactList(items=[views.contact_out(c) for c in page.items], next_cursor=page.next_cursor)
 
-    @post("/{account_id:int}/contacts", operation_id="AddContact", status_code=HTTP_201_CREATED)
+    @post(
+        "/{account_id:int}/contacts",
+        operation_id="AddContact",
+        status_code=HTTP_201_CREATED,
+        responses={201: ResponseSpec(s.ContactOut)},
+    )
     async def add_contact(
-        self, account_id: FromPath[int], data: JSONBody[s.ContactIn], now: Now
-    ) -> s.ContactOut:
-        return views.contact_out(await accounts.add_contact(account_id, _fields(data), now=now))
+        self,
+        request: Request[Any, Any, Any],
+        account_id: FromPath[int],
+        data: JSONBody[s.ContactIn],
+        now: Now,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[bytes]:
+        async def produce() -> Response[bytes]:
+            contact = await accounts.add_contact(account_id, _fields(data), now=now)
+            return _created(views.contact_out(contact), f"/contacts/{contact.id}")
+
+        return await idempotent(request, now, produce)
 
 
 class ContactController(Controller):

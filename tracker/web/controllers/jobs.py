@@ -11,7 +11,6 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter, SkipValidation
-from litestar.serialization import encode_json
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from tracker.domain.errors import InvalidInput
@@ -34,19 +33,13 @@ from tracker.web.deps import (
     PageLimit,
     etag,
     expected_version,
+    json_response,
 )
 from tracker.web.idempotency import idempotent
 from tracker.web.openapi import MAY_CONFLICT
 
 STAFF = requires(Role.STAFF)
 READERS = reads(Readable.JOBS)
-
-
-def _json(
-    value: msgspec.Struct, *, status: int = 200, headers: dict[str, str] | None = None
-) -> Response[bytes]:
-    """Encode like Litestar's own responses (its serializer also takes datetime subclasses)."""
-    return Response(encode_json(value), status_code=status, media_type="application/json", headers=headers)
 
 
 @dataclass(frozen=True)
@@ -72,7 +65,7 @@ class JobAction:
                 now=self.now,
                 **params,
             )
-            return _json(views.job_out(job), headers=etag(job.version))
+            return json_response(views.job_out(job), headers=etag(job.version))
 
         return await idempotent(self.request, self.now, produce)
 
@@ -125,7 +118,7 @@ class JobController(Controller):
                 actor=principal.actor,
                 now=now,
             )
-            return _json(
+            return json_response(
                 views.job_out(job),
                 status=201,
                 headers={**etag(job.version), "Location": f"/jobs/{job.id}"},
@@ -168,7 +161,7 @@ class JobController(Controller):
     @get("/{job_id:int}", guards=[READERS], operation_id="GetJob", responses={200: ResponseSpec(s.JobOut)})
     async def get_job(self, job_id: FromPath[int], jobs: Jobs) -> Response[bytes]:
         job = await jobs.get(job_id)
-        return _json(views.job_out(job), headers=etag(job.version))
+        return json_response(views.job_out(job), headers=etag(job.version))
 
     @patch("/{job_id:int}", guards=[STAFF], operation_id="UpdateJob", responses={200: ResponseSpec(s.JobOut)})
     async def update_job(
@@ -194,7 +187,7 @@ class JobController(Controller):
         job = await jobs.update(
             job_id, expected_version(if_match, data.version), changes, actor=principal.actor, now=now
         )
-        return _json(views.job_out(job), headers=etag(job.version))
+        return json_response(views.job_out(job), headers=etag(job.version))
 
     @delete(
         "/{job_id:int}",
@@ -348,7 +341,7 @@ class JobController(Controller):
                 now=now,
             )
             added = s.CostAdded(job=views.job_out(job), cost=views.cost_out(entry))
-            return _json(added, status=201, headers=etag(job.version))
+            return json_response(added, status=201, headers=etag(job.version))
 
         return await idempotent(request, now, produce)
 
@@ -384,7 +377,7 @@ class JobController(Controller):
                 now=now,
             )
             added = s.NoteAdded(job=views.job_out(job), note=views.note_out(note))
-            return _json(added, status=201, headers=etag(job.version))
+            return json_response(added, status=201, headers=etag(job.version))
 
         return await idempotent(request, now, produce)
 
