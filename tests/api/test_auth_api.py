@@ -130,6 +130,7 @@ async def test_an_admin_creates_a_key_whose_secret_is_shown_only_once(
         ({"name": "x" * 90, "role": "staff"}, "name"),  # "integrator:" and it must fit who-did-what columns
         ({"role": "staff"}, "name"),
         ({"name": "x", "role": "staff", "secret": "trk_mine"}, "secret"),
+        ({"name": "x", "role": "staff", "expires_at": "2030-01-01T00:00:00"}, "expires_at"),  # no offset
     ],
 )
 async def test_a_bad_key_request_is_refused_naming_the_field(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -48,6 +49,8 @@ the two (column lengths, integer ranges), and the phase alone would take half of
 
 HOURS = ("optimistic", "most_likely", "pessimistic")
 PRECONDITIONS = ["412", "428"]
+REJECTIONS = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]
+"""Schemathesis's answers to invalid data, and 413: a generated body may be larger than the server takes."""
 """Answers to a schema-valid request that only the job's state decides, like 409: a stale If-Match (412)
 and a change naming no version, neither in If-Match nor in the body (428: the schema cannot say "one of
 the two")."""
@@ -103,10 +106,13 @@ def map_case(context: HookContext, case: Case[Any]) -> Case[Any]:
     a stage's three durations in order, an English label, unique stage keys, an amount with no more
     decimals than its currency, one contact for an individual, a reason for a forced completion, a
     cursor the API gave out, an If-Match that agrees with the body's version, a key expiry in the future,
-    a webhook URL whose host resolves, a promised day within ten years.
+    a webhook URL whose host resolves, a promised day within ten years, an Idempotency-Key of its own
+    (a key used before says "this is a retry": its first answer comes back, whatever became of it since).
     Invalid requests are left as generated."""
     if case.meta is None or not case.meta.generation.mode.is_positive:
         return case
+    if case.headers is not None and "Idempotency-Key" in case.headers:
+        case.headers["Idempotency-Key"] = uuid.uuid4().hex
     operation = case.operation.label
     body: dict[str, Any] | None = case.body if isinstance(case.body, dict) else None
     if isinstance(case.query, dict):
@@ -170,6 +176,7 @@ def _config(admin: dict[str, str], coverage: bool) -> SchemathesisConfig:
                 "positive_data_acceptance": {
                     "expected-statuses": ["2xx", "401", "403", "404", "409", *PRECONDITIONS]
                 },
+                "negative_data_rejection": {"expected-statuses": REJECTIONS},
                 "missing_required_header": {
                     "expected-statuses": ["400", "401", "403", "406", "415", "422", "428"]
                 },

@@ -316,6 +316,8 @@ async def test_the_openapi_document_tells_the_truth(client: httpx.AsyncClient) -
     assert set(schemas["JobStatus"]["enum"]) == {"open", "on_hold", "completed", "cancelled"}
     assert "history/blend" in schemas["EstimateOut"]["properties"]["basis"]["enum"]
     assert schemas["MoneyIn"]["properties"]["amount"]["type"] == "string"
+    assert schemas["JobOut"]["properties"]["created_at"] == {"type": "string", "format": "date-time"}
+    assert {"type": "string", "format": "date-time"} in schemas["KeyIn"]["properties"]["expires_at"]["anyOf"]
     assert schemas["JobIn"]["properties"]["reference"]["anyOf"][0]["examples"] == ["J-2026-7KQ4MZ"]
     job_id = paths["/jobs/{job_id}"]["get"]["parameters"][0]["schema"]
     assert (job_id["minimum"], job_id["maximum"]) == (1, INT32_MAX)

@@ -55,6 +55,8 @@ Reason = Annotated[
 ]
 CostNote = Annotated[str, Meta(max_length=1000, pattern=PLAIN, examples=["Pads, OEM"])]
 Id = Annotated[int, Meta(ge=1, le=INT32_MAX, examples=[42])]
+Instant = Annotated[datetime, Meta(tz=True)]
+"""A moment with its offset (RFC 3339 date-time): what is sent is UTC, what is read must say its zone."""
 Version = Annotated[int, Meta(ge=1, le=INT32_MAX, description="The job version read", examples=[3])]
 Key = Annotated[str, Meta(pattern=KEY, examples=["car-repair"])]
 StageKey = Annotated[str, Meta(pattern=STAGE, examples=["repair"])]
@@ -211,7 +213,7 @@ class WorkflowOut(Output, kw_only=True):
     currency: str
     current: bool
     archived: bool
-    created_at: datetime
+    created_at: Instant
     stages: list[StageOut]
     calendar: CalendarOut | None
 
@@ -237,8 +239,8 @@ class ContactOut(Output, kw_only=True):
     email: str
     locale: str
     time_zone: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: Instant
+    updated_at: Instant
     version: int
     """Bumped by every change: send it back as `If-Match: "3"` to change only what you read (412 if it
     changed meanwhile)."""
@@ -260,8 +262,8 @@ class AccountOut(Output, kw_only=True):
     kind: AccountKind
     name: str
     contacts: list[ContactOut]
-    created_at: datetime
-    updated_at: datetime
+    created_at: Instant
+    updated_at: Instant
     version: int
     """Bumped by every change: send it back as `If-Match: "3"` to change only what you read (412 if it
     changed meanwhile)."""
@@ -342,7 +344,7 @@ class NoteIn(Input, kw_only=True):
 class StageRef(Output, kw_only=True):
     key: str
     label: str
-    entered_at: datetime
+    entered_at: Instant
 
 
 class WorkflowRef(Output, kw_only=True):
@@ -351,9 +353,9 @@ class WorkflowRef(Output, kw_only=True):
 
 
 class RangeOut(Output, kw_only=True):
-    p50: datetime
+    p50: Instant
     """Half of similar jobs were done by then."""
-    p90: datetime
+    p90: Instant
     """Nine in ten similar jobs were done by then."""
 
 
@@ -375,7 +377,7 @@ class EstimateOut(Output, kw_only=True):
     """The P50 projected cost is above the quote by more than TRACKER_OVER_BUDGET_TOLERANCE."""
     stuck: bool
     """The job has been in its current stage longer than that stage's P90 duration."""
-    computed_at: datetime
+    computed_at: Instant
 
 
 class JobOut(Output, kw_only=True):
@@ -390,9 +392,9 @@ class JobOut(Output, kw_only=True):
     stage: StageRef
     version: int
     status_page_url: str
-    created_at: datetime
-    updated_at: datetime
-    closed_at: datetime | None
+    created_at: Instant
+    updated_at: Instant
+    closed_at: Instant | None
     actual_cost: MoneyOut
     estimate: EstimateOut | None
 
@@ -408,7 +410,7 @@ class CostOut(Output, kw_only=True):
     amount: MoneyOut
     stage: str
     note: str
-    created_at: datetime
+    created_at: Instant
     created_by: str
 
 
@@ -421,7 +423,7 @@ class NoteOut(Output, kw_only=True):
     id: int
     visibility: NoteVisibility
     body: str
-    created_at: datetime
+    created_at: Instant
     created_by: str
 
 
@@ -435,7 +437,7 @@ class EventOut(Output, kw_only=True):
     type: str
     job_version: int
     actor: str
-    occurred_at: datetime
+    occurred_at: Instant
     data: dict[str, Any]
 
 
@@ -459,12 +461,12 @@ class NotificationOut(Output, kw_only=True):
     status: DeliveryStatus
     attempts: int
     last_error: str | None
-    created_at: datetime
-    due_at: datetime | None
+    created_at: Instant
+    due_at: Instant | None
     """When a queued delivery is due: the dispatcher moves it on to the end of its fold window, the
     contact's quiet hours or its retry wait once it has looked at it. Null once it is sent or given up,
     and while it is being sent."""
-    sent_at: datetime | None
+    sent_at: Instant | None
 
 
 class NotificationList(Output, kw_only=True):
@@ -474,8 +476,8 @@ class NotificationList(Output, kw_only=True):
 
 class VisitOut(Output, kw_only=True):
     stage: str
-    entered_at: datetime
-    left_at: datetime | None
+    entered_at: Instant
+    left_at: Instant | None
     entered_by: str
     left_by: str | None
 
@@ -485,7 +487,7 @@ class KeyIn(Input, kw_only=True):
         str, Meta(min_length=1, max_length=KEY_NAME_MAX, pattern=TEXT, examples=["Workshop tablet"])
     ]
     role: Role
-    expires_at: datetime | None = None
+    expires_at: Instant | None = None
     """From this moment the key is refused (with a time zone offset); none: it never expires."""
 
 
@@ -494,10 +496,10 @@ class KeyOut(Output, kw_only=True):
     name: str
     role: Role
     prefix: str
-    created_at: datetime
-    revoked_at: datetime | None
-    expires_at: datetime | None
-    last_used_at: datetime | None
+    created_at: Instant
+    revoked_at: Instant | None
+    expires_at: Instant | None
+    last_used_at: Instant | None
     """When the key last authenticated a request, to the minute."""
 
 
@@ -508,7 +510,7 @@ class IssuedKeyOut(KeyOut, kw_only=True):
 
 class AuditEntryOut(Output, kw_only=True):
     id: int
-    occurred_at: datetime
+    occurred_at: Instant
     actor: str
     action: str
     subject: str
@@ -523,7 +525,7 @@ class AuditList(Output, kw_only=True):
 
 
 class EstimateHistoryOut(Output, kw_only=True):
-    computed_at: datetime
+    computed_at: Instant
     completion: RangeOut
     cost: MoneyRangeOut
     basis: EstimateBasis
@@ -609,7 +611,7 @@ class PublicEstimateOut(Output, kw_only=True):
 
 class PublicNoteOut(Output, kw_only=True):
     body: str
-    created_at: datetime
+    created_at: Instant
 
 
 class PublicStatusOut(Output, kw_only=True):
@@ -629,8 +631,8 @@ class PublicStatusOut(Output, kw_only=True):
     on_hold_reason: str | None
     notes: list[PublicNoteOut]
     version: int
-    updated_at: datetime
-    closed_at: datetime | None
+    updated_at: Instant
+    closed_at: Instant | None
 
 
 class StatusTokenOut(Output, kw_only=True):
@@ -653,7 +655,7 @@ class PreferencesIO(Input, kw_only=True):
 class SuppressionOut(Output, kw_only=True):
     address: str
     reason: str
-    created_at: datetime
+    created_at: Instant
 
 
 class SuppressionList(Output, kw_only=True):
@@ -721,11 +723,11 @@ class WebhookOut(Output, kw_only=True):
     status: EndpointStatus
     """active, paused (by its owner) or disabled (the receiver answered 410, or failed for days)."""
     disabled_reason: str | None
-    failing_since: datetime | None
-    previous_secret_expires_at: datetime | None
+    failing_since: Instant | None
+    previous_secret_expires_at: Instant | None
     """During a rotation the old secret signs beside the new one until then."""
-    created_at: datetime
-    updated_at: datetime
+    created_at: Instant
+    updated_at: Instant
     version: int
     """Bumped by every change: send it back as `If-Match: "3"` to change only what you read (412 if it
     changed meanwhile)."""
@@ -749,14 +751,14 @@ class RotateSecretIn(Input, kw_only=True):
 
 class QueuedTestOut(Output, kw_only=True):
     delivery_id: int
-    available_at: datetime
+    available_at: Instant
 
 
 class AttemptOut(Output, kw_only=True):
     id: int
     delivery_id: int
     event_type: str
-    attempted_at: datetime
+    attempted_at: Instant
     outcome: str
     status_code: int | None
     latency_ms: float | None
@@ -777,7 +779,7 @@ class ReplayIn(Input, kw_only=True):
         "oneOf": [{"required": ["delivery_id"]}, {"required": ["since"]}]
     }
     delivery_id: Annotated[int, Meta(ge=1, le=BIGINT_MAX)] | UnsetType = UNSET
-    since: Annotated[datetime, Meta(tz=True)] | UnsetType = UNSET
+    since: Instant | UnsetType = UNSET
     status: ReplayScope = ReplayScope.DEAD
     """dead: only deliveries that gave up; all: also those sent (each keeps its webhook-id)."""
 
