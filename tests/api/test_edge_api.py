@@ -171,6 +171,21 @@ async def test_types_are_strict_as_the_schema_says(
     assert [e["field"] for e in response.json()["errors"]] == [field]
 
 
+@pytest.mark.parametrize("digits", ["9" * 5000, "-" + "9" * 5000, "2147483648"])
+async def test_an_integer_of_any_length_is_json_and_its_field_refuses_it(
+    client: httpx.AsyncClient, auth: Keys, shop: dict[str, Any], digits: str
+) -> None:
+    body = json.dumps(job_body(shop["account"]["id"])).replace(
+        f'"account_id": {shop["account"]["id"]}', f'"account_id": {digits}'
+    )
+    assert digits in body
+    response = await client.post(
+        "/jobs", content=body.encode(), headers={**auth.staff, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["account_id"]
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

@@ -115,9 +115,23 @@ def _parse(body: bytes) -> Any:
     if _depth(body) > MAX_DEPTH:
         raise BadRequest(f"the body nests deeper than {MAX_DEPTH} levels")
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        return json.loads(
+            text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant, parse_int=_bounded_int
+        )
     except ValueError:
         raise BadRequest("the body is not valid JSON") from None
+
+
+LONGEST_INT = 40
+"""Digits beyond any range a field takes (ids are 32-bit, event ids 64-bit)."""
+
+
+def _bounded_int(digits: str) -> int:
+    """A JSON integer, however long, is JSON: one past `LONGEST_INT` digits stands for itself as 10**40 so
+    its field refuses it as out of range (422 naming it), before Python's int() could refuse to read it."""
+    if len(digits.lstrip("-")) <= LONGEST_INT:
+        return int(digits)
+    return -(10**LONGEST_INT) if digits.startswith("-") else 10**LONGEST_INT
 
 
 def _no_constant(name: str) -> Any:
