@@ -124,14 +124,15 @@ def _parse(body: bytes) -> Any:
 
 LONGEST_INT = 40
 """Digits beyond any range a field takes (ids are 32-bit, event ids 64-bit)."""
+BEYOND_ANY_FIELD: int = 10**LONGEST_INT
 
 
 def _bounded_int(digits: str) -> int:
-    """A JSON integer, however long, is JSON: one past `LONGEST_INT` digits stands for itself as 10**40 so
+    """A JSON integer, however long, is JSON: one past `LONGEST_INT` digits stands for itself as ±10**40 so
     its field refuses it as out of range (422 naming it), before Python's int() could refuse to read it."""
     if len(digits.lstrip("-")) <= LONGEST_INT:
         return int(digits)
-    return -(10**LONGEST_INT) if digits.startswith("-") else 10**LONGEST_INT
+    return -BEYOND_ANY_FIELD if digits.startswith("-") else BEYOND_ANY_FIELD
 
 
 def _no_constant(name: str) -> Any:
