@@ -97,6 +97,7 @@ async def test_the_explanation_lists_stages_ahead_and_days_off(client, auth, gar
         "direct_median_blend",
     }
     assert body["estimator"]["reason"]
+    assert (body["estimator"]["why"], body["estimator"]["outcomes"]) == ("few_outcomes", 0)  # no history yet
     # 2026-03-02 is a Monday; four stages of up to 8 working hours each run into the weekend or not,
     # but every listed day off must really be one.
     for day in body["non_working_days"]:
@@ -300,6 +301,8 @@ async def test_a_job_moved_on_by_someone_whose_jobs_linger_is_expected_to_take_l
         explained[name] = response.json()
 
     assert {e["estimator"]["chosen"] for e in explained.values()} == {"direct_by_resource"}
+    assert {e["estimator"]["why"] for e in explained.values()} == {"clearly_best"}
+    assert all(e["estimator"]["outcomes"] > 0 for e in explained.values())
     ann, bob_hours = (explained[name]["remaining_working_hours"]["p50"] for name in ("Ann", "Bob"))
     assert bob_hours > 5 * ann
     # The job's own snapshot, recomputed when it moved on, says the same.

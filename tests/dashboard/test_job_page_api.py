@@ -45,6 +45,12 @@ async def test_the_job_page_shows_the_job_its_estimate_and_history(
     assert job["reference"] in page.text and "Brake discs" in page.text
     assert "repair (fr)" in page.text[page.text.index('id="history"') :]  # the stage's label, not its key
     assert job["status_page_url"] in page.text
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.text))
+    # How the estimate is made, all in French: the basis, the estimator and why it was chosen.
+    assert "D'après le plan (0 travaux passés)." in text.replace("&#39;", "'")
+    assert "Estimateur : ce qu'il restait aux travaux passés au même point (par défaut : seulement 0 " in (
+        text.replace("&#39;", "'")
+    )
     english = (await staff.get(f"/dashboard/jobs/{job['id']}")).text
     assert "How the estimate is made" in english and "Created" in english
 

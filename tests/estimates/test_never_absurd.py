@@ -123,10 +123,12 @@ def test_the_choice_counts_open_jobs_past_their_estimate_as_errors() -> None:
     assert choice.name == "honest"
     assert choice.reason.startswith("lowest mean error on the 100 newest predictions (50 closed)")
     assert "clearly below short's" in choice.reason and choice.errors["short"] > choice.errors["honest"]
+    assert (choice.why, choice.outcomes) == ("clearly_best", 50)
     few = choose(
         ("short", "honest"), np.vstack([short, honest])[:, :10], observed[:10], resolved[:10], default="short"
     )
     assert few.name == "short" and "fewer than" in few.reason
+    assert (few.why, few.outcomes) == ("few_outcomes", 10)
 
 
 def test_candidates_that_predict_alike_score_alike_and_the_first_listed_wins() -> None:
@@ -156,6 +158,7 @@ def test_a_challenger_ahead_by_noise_does_not_replace_the_default() -> None:
     assert choice.errors["lucky"] < choice.errors["median"]
     assert choice.name == "median"
     assert choice.reason.startswith("median, the default: no candidate beats it clearly (by 1% and 2 ")
+    assert (choice.why, choice.outcomes) == ("no_clear_winner", 200)
 
 
 def test_outcomes_are_counted_by_job_not_by_prediction() -> None:

@@ -39,7 +39,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, get_args
 
 import numpy as np
 
@@ -63,7 +63,7 @@ from tracker.estimates.model_direct import (
     run_starts,
 )
 from tracker.estimates.model_survival import km_masses, newest_per_group
-from tracker.estimates.selection import choose, geometric_blend
+from tracker.estimates.selection import Why, choose, geometric_blend
 
 Basis = Literal["planned", "blend", "history"]
 
@@ -258,6 +258,9 @@ class Selection:
     estimator: EstimatorName = "direct"
     reason: str = "not scored"
     longest_s: float = float("inf")
+    why: Why = "not_scored"
+    outcomes: int = 0
+    """How many closed jobs the candidates were scored on."""
 
 
 class HistoryModel:
@@ -312,6 +315,8 @@ class HistoryModel:
             "selection": {
                 "estimator": self.selection.estimator,
                 "reason": self.selection.reason,
+                "why": self.selection.why,
+                "outcomes": self.selection.outcomes,
                 "longest_s": None if np.isinf(self.selection.longest_s) else self.selection.longest_s,
             },
             "extra": dict(extra or {}),
@@ -344,6 +349,8 @@ class HistoryModel:
             estimator=next((name for name in ESTIMATORS if name == stored), "direct"),
             reason=chosen.get("reason", "not scored"),
             longest_s=float("inf") if chosen.get("longest_s") is None else float(chosen["longest_s"]),
+            why=next((why for why in get_args(Why) if why == chosen.get("why")), "not_scored"),
+            outcomes=int(chosen.get("outcomes", 0)),
         )
         return cls(fitted, Calibration(**meta["calibration"]), selection), meta["extra"]
 
@@ -1104,7 +1111,7 @@ def _select(model: HistoryModel, moments: Moments, table: VisitTable, longest: f
     )
     choice = choose(names, p50, moments.remaining[pick], moments.closed[pick], default=ESTIMATORS[0])
     chosen = next(name for name in ESTIMATORS if name == choice.name)
-    return Selection(chosen, choice.reason, longest)
+    return Selection(chosen, choice.reason, longest, choice.why, choice.outcomes)
 
 
 def _in_sample_evidence(model: HistoryModel, moments: Moments, table: VisitTable) -> CalibrationEvidence:

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from tracker.estimates.history import BoolArray, FloatArray, IntArray
+
+Why = Literal["few_outcomes", "clearly_best", "no_clear_winner", "not_scored"]
+"""What decided the choice, for readers in any language: too few known outcomes to score on (the
+default), a candidate clearly better than the default, none clearly better (the default), or no
+scoring yet."""
 
 MIN_RESOLVED = 30
 MARGIN = 0.01
@@ -29,6 +35,9 @@ class Choice:
     reason: str
     errors: dict[str, float]
     samples: int
+    why: Why
+    outcomes: int
+    """How many jobs' outcomes were known (closed) among those scored on."""
 
 
 def geometric_blend(a: FloatArray, b: FloatArray) -> FloatArray:
@@ -74,7 +83,8 @@ def choose(
     outcome."""
     n_resolved = int(resolved.sum() if cases is None else np.unique(cases[resolved]).size)
     if n_resolved < min_resolved:
-        return Choice(default, f"{n_resolved} outcomes known, fewer than {min_resolved}: the default", {}, 0)
+        reason = f"{n_resolved} outcomes known, fewer than {min_resolved}: the default"
+        return Choice(default, reason, {}, 0, "few_outcomes", n_resolved)
     w = np.ones(observed.size) if weights is None else weights / weights.sum()
     w = w / w.sum()
     each = prediction_errors(p50, observed, resolved)
@@ -99,4 +109,5 @@ def choose(
             f"{default}, the default: no candidate beats it clearly (by {MARGIN:.0%} and"
             f" {Z:g} standard errors) {seen}: {listed}"
         )
-    return Choice(names[best], reason, scores, int(observed.size))
+    why: Why = "clearly_best" if clear.any() else "no_clear_winner"
+    return Choice(names[best], reason, scores, int(observed.size), why, n_resolved)

@@ -19,6 +19,7 @@ from notifications.ratelimit import MIN_PER_SECOND
 from tracker.domain.progress import Confidence, StepState
 from tracker.domain.workflow import STAGE_KEY, JobStatus
 from tracker.estimates.model import CalibrationSource, EstimatorName
+from tracker.estimates.selection import Why
 from tracker.services.accounts import EMAIL, AccountKind
 from tracker.services.estimates import BASIS_LABELS
 from tracker.services.jobs import REFERENCE, CostKind, NoteVisibility
@@ -575,6 +576,11 @@ class EstimatorOut(Output, kw_only=True):
     calibrated."""
     reason: str
     """Why: how each candidate's P50 scored on the newest closed jobs when the workflow was last fitted."""
+    why: Why
+    """What decided it: few_outcomes (too few closed jobs to score on: the default), clearly_best (clearly
+    below the default's error), no_clear_winner (none clearly better: the default), not_scored (not yet)."""
+    outcomes: int
+    """How many closed jobs the candidates were scored on."""
 
 
 class EstimateExplanationOut(Output, kw_only=True):

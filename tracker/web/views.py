@@ -249,7 +249,12 @@ def explanation_out(explained: Explanation, job: JobSnapshot) -> s.EstimateExpla
             samples=explained.calibration.samples,
             source=explained.calibration.source,
         ),
-        estimator=s.EstimatorOut(chosen=explained.selection.estimator, reason=explained.selection.reason),
+        estimator=s.EstimatorOut(
+            chosen=explained.selection.estimator,
+            reason=explained.selection.reason,
+            why=explained.selection.why,
+            outcomes=explained.selection.outcomes,
+        ),
     )
 
 
