@@ -164,6 +164,21 @@ def test_p90_of_the_total_is_less_than_the_sum_of_stage_p90s() -> None:
     assert total.p50_s > 2 * model.remaining(_fresh("two")).p50_s  # medians of skewed stages do not add up
 
 
+def test_the_choice_says_how_many_finished_jobs_it_was_scored_on() -> None:
+    rng = np.random.default_rng(6)
+    durations = np.column_stack([rng.lognormal(0, 1, 80), rng.lognormal(1, 0.5, 80)])
+
+    model = fit_history(_two_stage_cases("strip", "paint", durations), [], now=NOW)
+
+    # Each job is replayed from each stage it went through: 160 predictions, 80 jobs.
+    assert model.selection.outcomes == 80
+    assert model.selection.why in {"clearly_best", "no_clear_winner"}
+    saved = io.BytesIO()
+    model.save(saved, extra={})
+    saved.seek(0)
+    assert HistoryModel.load(saved)[0].selection == model.selection
+
+
 def test_a_job_between_stages_whose_next_stage_is_certain_has_the_futures_of_that_stage() -> None:
     rng = np.random.default_rng(5)
     cases = _two_stage_cases(

@@ -1111,7 +1111,8 @@ def _select(model: HistoryModel, moments: Moments, table: VisitTable, longest: f
     )
     choice = choose(names, p50, moments.remaining[pick], moments.closed[pick], default=ESTIMATORS[0])
     chosen = next(name for name in ESTIMATORS if name == choice.name)
-    return Selection(chosen, choice.reason, longest, choice.why, choice.outcomes)
+    scored_jobs = int(np.unique(moments.case[pick]).size)  # each job is replayed from several moments
+    return Selection(chosen, choice.reason, longest, choice.why, scored_jobs)
 
 
 def _in_sample_evidence(model: HistoryModel, moments: Moments, table: VisitTable) -> CalibrationEvidence:
